@@ -1,0 +1,460 @@
+"""The GRADIEND autoencoder over a flat gradient vector.
+
+``encoder: input_dim → latent_dim`` (default tanh) reads a gradient; ``decoder: latent_dim →
+input_dim`` (default identity, with bias) writes a parameter update. The class knows nothing
+about base models: :class:`~gradiend.model.param_mapped.ParamMappedGradiendModel` adds that.
+
+Deviations from the reference, on purpose:
+
+* ``activation_encoder="id"`` is the identity. The reference turns it into ``LayerNorm(latent)``,
+  which for the usual latent size 1 maps every input to the same constant.
+* The decoder init bound is ``max(encoder.weight)`` as in the reference; when that maximum is not
+  positive (only possible for tiny inputs) the largest absolute encoder weight is used instead.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gradiend.util.io import load_safetensors, read_json, save_safetensors, write_json
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TRAINING_FILE = "training.json"
+
+UPDATE_PARTS = ("decoder-weight", "decoder-bias", "decoder-sum", "encoder-weight")
+
+_ACTIVATIONS = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "leakyrelu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+    "sigmoid": nn.Sigmoid,
+    "smht": nn.Hardtanh,
+    "id": nn.Identity,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    """Activation module for a config name; an unknown name lists the known ones."""
+    try:
+        return _ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)}") from None
+
+
+def resolve_dtype(dtype: Any) -> torch.dtype:
+    """``torch.float32`` from a dtype, ``"float32"`` or ``"torch.float32"``; None → float32."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    resolved = getattr(torch, str(dtype).removeprefix("torch."), None)
+    if not isinstance(resolved, torch.dtype):
+        raise ValueError(f"unknown torch_dtype {dtype!r}")
+    return resolved
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def check_part(part: str) -> str:
+    if part not in UPDATE_PARTS:
+        raise ValueError(f"unknown part {part!r}; expected one of {list(UPDATE_PARTS)}")
+    return part
+
+
+def resolve_topk(topk: int | float, available: int) -> int:
+    """Number of entries to keep: an int is a count (clipped), a float in (0, 1] a fraction (ceil)."""
+    if isinstance(topk, bool) or not isinstance(topk, (int, float)):
+        raise ValueError(f"topk must be an int count or a float fraction in (0, 1], got {topk!r}")
+    if isinstance(topk, float):
+        if not 0.0 < topk <= 1.0:
+            raise ValueError(f"a float topk is a fraction in (0, 1], got {topk}")
+        return min(available, math.ceil(topk * available))
+    if topk < 1:
+        raise ValueError(f"an int topk must be at least 1, got {topk}")
+    return min(available, topk)
+
+
+def top_indices(importance: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` largest values, largest first; ties go to the lower index."""
+    order = torch.sort(importance, descending=True, stable=True).indices
+    return order[:k]
+
+
+class GradiendModel(nn.Module):
+    """Encoder/decoder pair over a flat gradient vector of length ``input_dim``."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        latent_dim: int = 1,
+        activation_encoder: str = "tanh",
+        activation_decoder: str = "id",
+        bias_decoder: bool = True,
+        torch_dtype: Any = torch.float32,
+        device: Any = None,
+    ):
+        super().__init__()
+        if int(input_dim) < 1 or int(latent_dim) < 1:
+            raise ValueError(f"input_dim and latent_dim must be positive, got {input_dim}, {latent_dim}")
+        self.input_dim = int(input_dim)
+        self.latent_dim = int(latent_dim)
+        self.activation_encoder = activation_encoder
+        self.activation_decoder = activation_decoder
+        self.bias_decoder = bool(bias_decoder)
+        self.metadata: dict[str, Any] = {}
+        dtype = resolve_dtype(torch_dtype)
+        self.encoder = nn.Linear(self.input_dim, self.latent_dim, bias=True, dtype=dtype, device=device)
+        self.encoder_activation = make_activation(activation_encoder)
+        self.decoder = nn.Linear(
+            self.latent_dim, self.input_dim, bias=self.bias_decoder, dtype=dtype, device=device
+        )
+        self.decoder_activation = make_activation(activation_decoder)
+        if torch.device(device or "cpu").type != "meta":
+            self._init_decoder()
+
+    # ----------------------------------------------------------------- construction helpers
+    @torch.no_grad()
+    def _init_decoder(self) -> None:
+        """Decoder weight and bias ~ U(−x, x), x = max(encoder weight) (see module docstring)."""
+        bound = float(self.encoder.weight.max())
+        if bound <= 0:
+            bound = float(self.encoder.weight.abs().max()) or 1.0
+        self.decoder.weight.uniform_(-bound, bound)
+        if self.decoder.bias is not None:
+            self.decoder.bias.uniform_(-bound, bound)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Fresh weights from the caller's torch RNG, drawn in the same order as the constructor."""
+        self.encoder.reset_parameters()
+        self.decoder.reset_parameters()
+        self._init_decoder()
+
+    def materialize(self, device: Any = "cpu") -> "GradiendModel":
+        """Give a model built on the meta device (e.g. lazily, before pre-pruning) real, fresh weights."""
+        self.to_empty(device=device)
+        self.reset_parameters()
+        return self
+
+    def _init_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this architecture (subclasses add theirs)."""
+        return {
+            "input_dim": self.input_dim,
+            "latent_dim": self.latent_dim,
+            "activation_encoder": self.activation_encoder,
+            "activation_decoder": self.activation_decoder,
+            "bias_decoder": self.bias_decoder,
+            "torch_dtype": self.dtype,
+        }
+
+    def _set_weights(self, enc_w, enc_b, dec_w, dec_b) -> None:
+        """Install new weight tensors (possibly of another input size) without re-initialising."""
+        self.input_dim = int(enc_w.shape[1])
+        self.encoder = nn.Linear(self.input_dim, self.latent_dim, bias=True, device="meta")
+        self.decoder = nn.Linear(self.latent_dim, self.input_dim, bias=dec_b is not None, device="meta")
+        self.encoder.weight = nn.Parameter(enc_w)
+        self.encoder.bias = nn.Parameter(enc_b)
+        self.decoder.weight = nn.Parameter(dec_w)
+        if dec_b is not None:
+            self.decoder.bias = nn.Parameter(dec_b)
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.encoder.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.weight.device
+
+    @property
+    def encoder_weight(self) -> torch.Tensor:
+        """Shape ``(latent_dim, input_dim)``."""
+        return self.encoder.weight
+
+    @property
+    def encoder_bias(self) -> torch.Tensor:
+        return self.encoder.bias
+
+    @property
+    def decoder_weight(self) -> torch.Tensor:
+        """Shape ``(input_dim, latent_dim)``."""
+        return self.decoder.weight
+
+    @property
+    def decoder_bias(self) -> torch.Tensor | None:
+        return self.decoder.bias
+
+    @property
+    def encoder_norm(self) -> float:
+        return float(self.encoder.weight.detach().norm())
+
+    @property
+    def decoder_norm(self) -> float:
+        return float(self.decoder.weight.detach().norm())
+
+    # ----------------------------------------------------------------- forward
+    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.as_tensor(x)
+        if x.dim() == 0 or x.shape[-1] != self.input_dim:
+            got = x.shape[-1] if x.dim() else 1
+            raise ValueError(f"expected {self.input_dim} entries, got {got}")
+        return x.to(device=self.device, dtype=self.dtype)
+
+    def forward_encoder(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoded value(s) of a gradient ``(input_dim,)`` or a batch ``(..., input_dim)``."""
+        return self.encoder_activation(self.encoder(self._check_input(x)))
+
+    def forward_decoder(self, h: torch.Tensor | float) -> torch.Tensor:
+        """Decoded update for latent value(s) ``h`` (a float is accepted when latent_dim is 1)."""
+        h = torch.as_tensor(h, dtype=self.dtype, device=self.device)
+        if h.dim() == 0 and self.latent_dim == 1:
+            h = h.reshape(1)
+        if h.dim() == 0 or h.shape[-1] != self.latent_dim:
+            raise ValueError(f"expected {self.latent_dim} latent entries, got shape {tuple(h.shape)}")
+        return self.decoder_activation(self.decoder(h))
+
+    def forward(self, x: torch.Tensor, return_encoded: bool = False):
+        encoded = self.forward_encoder(x)
+        decoded = self.forward_decoder(encoded)
+        return (decoded, encoded) if return_encoded else decoded
+
+    # ----------------------------------------------------------------- update vectors, importance
+    def _single_latent(self, part: str) -> None:
+        if self.latent_dim != 1:
+            raise ValueError(f"part {part!r} is only defined for latent_dim 1, this model has {self.latent_dim}")
+
+    @torch.no_grad()
+    def get_update_vector(self, part: str = "decoder-weight") -> torch.Tensor:
+        """A raw vector of length ``input_dim`` read off the weights (used by ``rewrite`` parts)."""
+        check_part(part)
+        if part in ("decoder-weight", "encoder-weight"):
+            self._single_latent(part)
+            weight = self.decoder.weight if part == "decoder-weight" else self.encoder.weight
+            return weight.detach().reshape(-1).clone()
+        bias = self.decoder.bias
+        bias = bias.detach() if bias is not None else torch.zeros(self.input_dim, dtype=self.dtype, device=self.device)
+        if part == "decoder-bias":
+            return bias.clone()
+        return self.decoder.weight.detach().sum(dim=1) + bias
+
+    @torch.no_grad()
+    def get_weight_importance(self, part: str = "decoder-weight") -> torch.Tensor:
+        """Per-input-dimension importance (higher = more influential), a float tensor on CPU."""
+        check_part(part)
+        if part == "encoder-weight":
+            value = self.encoder.weight.detach().abs().sum(dim=0)
+        elif part == "decoder-weight":
+            value = self.decoder.weight.detach().abs().sum(dim=1)
+        elif part == "decoder-bias":
+            bias = self.decoder.bias
+            value = bias.detach().abs() if bias is not None else torch.zeros(self.input_dim)
+        else:
+            bias = self.decoder.bias.detach() if self.decoder.bias is not None else 0.0
+            value = (self.decoder.weight.detach().sum(dim=1) + bias).abs()
+        return value.float().cpu()
+
+    def get_topk_weights(self, part: str = "decoder-weight", topk: int | float = 1000) -> torch.Tensor:
+        """Local input indices of the ``topk`` most important dimensions, most important first."""
+        importance = self.get_weight_importance(part)
+        return top_indices(importance, resolve_topk(topk, self.input_dim))
+
+    # ----------------------------------------------------------------- pruning, sign
+    def keep_mask(self, topk=None, threshold=None, mask=None, importance=None, part="decoder-weight") -> torch.Tensor:
+        """Boolean keep-set: ``mask`` ∧ ``importance ≥ threshold``, then the top-k of the survivors."""
+        if topk is None and threshold is None and mask is None:
+            raise ValueError("prune needs at least one of topk, threshold or mask")
+        if importance is None:
+            importance = self.get_weight_importance(part)
+        importance = torch.as_tensor(importance).detach().float().cpu().reshape(-1)
+        if importance.numel() != self.input_dim:
+            raise ValueError(f"importance: expected {self.input_dim} entries, got {importance.numel()}")
+        keep = torch.ones(self.input_dim, dtype=torch.bool)
+        if mask is not None:
+            mask = torch.as_tensor(mask).cpu().reshape(-1)
+            if mask.dtype != torch.bool or mask.numel() != self.input_dim:
+                raise ValueError(f"mask must be a bool tensor with {self.input_dim} entries, got "
+                                 f"{mask.dtype} with {mask.numel()}")
+            keep &= mask
+        if threshold is not None:
+            keep &= importance >= float(threshold)
+        if topk is not None:
+            survivors = keep.nonzero().reshape(-1)
+            k = resolve_topk(topk, int(survivors.numel())) if survivors.numel() else 0
+            chosen = survivors[top_indices(importance[survivors], k)]
+            keep = torch.zeros_like(keep)
+            keep[chosen] = True
+        if not keep.any():
+            raise ValueError("pruning would keep no input dimension")
+        return keep
+
+    def prune(self, topk=None, threshold=None, mask=None, importance=None, part="decoder-weight",
+              inplace=False, return_mask=False):
+        """Keep only selected input dimensions (encoder columns, decoder rows and bias entries).
+
+        Returns the pruned model (``self`` when ``inplace``), plus the boolean keep mask over the
+        input space before pruning when ``return_mask``.
+        """
+        keep = self.keep_mask(topk=topk, threshold=threshold, mask=mask, importance=importance, part=part)
+        index = keep.nonzero().reshape(-1).to(self.device)
+        bias = self.decoder.bias
+        tensors = (
+            self.encoder.weight.detach()[:, index].clone(),
+            self.encoder.bias.detach().clone(),
+            self.decoder.weight.detach()[index].clone(),
+            bias.detach()[index].clone() if bias is not None else None,
+        )
+        if inplace:
+            target = self
+        else:
+            target = type(self)(**{**self._init_kwargs(), "device": "meta"})
+            target.metadata = copy.deepcopy(self.metadata)
+            target.train(self.training)
+        target._after_prune(keep, source=self)
+        target._set_weights(*tensors)
+        return (target, keep) if return_mask else target
+
+    def _after_prune(self, keep: torch.Tensor, source: "GradiendModel") -> None:
+        """Subclass hook: update bookkeeping for the kept input dimensions (``keep`` over ``source``)."""
+
+    @torch.no_grad()
+    def invert_encoding(self) -> None:
+        """Negate encoder and decoder weights and biases: the encoded value flips its sign."""
+        for param in (self.encoder.weight, self.encoder.bias, self.decoder.weight, self.decoder.bias):
+            if param is not None:
+                param.neg_()
+
+    # ----------------------------------------------------------------- save / load
+    def architecture(self) -> dict[str, Any]:
+        return {
+            "input_dim": self.input_dim,
+            "latent_dim": self.latent_dim,
+            "activation_encoder": self.activation_encoder,
+            "activation_decoder": self.activation_decoder,
+            "bias_decoder": self.bias_decoder,
+            "torch_dtype": dtype_name(self.dtype),
+        }
+
+    def _mapping_config(self, directory: Path) -> Any:
+        """Subclass hook: write mapping tensors into ``directory`` and return the JSON mapping."""
+        return None
+
+    def _weight_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {
+            "encoder.weight": self.encoder.weight,
+            "encoder.bias": self.encoder.bias,
+            "decoder.weight": self.decoder.weight,
+        }
+        if self.decoder.bias is not None:
+            tensors["decoder.bias"] = self.decoder.bias
+        return tensors
+
+    def save_pretrained(self, save_directory, metadata: dict | None = None, training: dict | None = None) -> Path:
+        """Write ``model.safetensors``, mapping files, ``config.json`` (last) and ``training.json``.
+
+        Each file is written atomically; ``config.json`` is written after the weights, so a folder
+        with a config always has the weights that belong to it. Other files in the folder are kept.
+        """
+        directory = Path(save_directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if metadata is not None:
+            self.metadata = dict(metadata)
+        save_safetensors(self._weight_tensors(), directory / WEIGHTS_FILE)
+        config = {
+            "format_version": FORMAT_VERSION,
+            "architecture": self.architecture(),
+            "mapping": self._mapping_config(directory),
+            "metadata": self.metadata,
+        }
+        write_json(directory / CONFIG_FILE, config)
+        if training is not None:
+            write_json(directory / TRAINING_FILE, training)
+        return directory
+
+    @staticmethod
+    def read_config(load_directory) -> dict[str, Any]:
+        """``config.json`` of a GRADIEND checkpoint; a missing folder or non-checkpoint is one clear error."""
+        directory = Path(load_directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"GRADIEND checkpoint folder not found: {directory}")
+        config_path = directory / CONFIG_FILE
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{config_path} not found: {directory} is not a GRADIEND checkpoint")
+        try:
+            config = read_json(config_path)
+        except ValueError as err:
+            raise ValueError(f"{config_path} is not valid JSON ({err})") from err
+        if not isinstance(config, dict) or "architecture" not in config:
+            raise ValueError(f"{config_path} has no 'architecture': {directory} is not a GRADIEND checkpoint")
+        version = config.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(f"{config_path}: unsupported format_version {version!r} (expected {FORMAT_VERSION})")
+        return config
+
+    @staticmethod
+    def is_checkpoint(path) -> bool:
+        """Whether ``path`` is a folder with a GRADIEND ``config.json`` (one with an 'architecture')."""
+        config_path = Path(path) / CONFIG_FILE
+        if not config_path.is_file():
+            return False
+        try:
+            return "architecture" in read_json(config_path)
+        except (ValueError, TypeError):
+            return False
+
+    @classmethod
+    def _blank_from_config(cls, config: dict[str, Any], directory: Path) -> "GradiendModel":
+        """An instance on the meta device with the checkpoint's architecture (subclasses read the mapping)."""
+        arch = config["architecture"]
+        return cls(**cls._arch_kwargs(arch, directory), device="meta")
+
+    @staticmethod
+    def _arch_kwargs(arch: dict[str, Any], directory: Path) -> dict[str, Any]:
+        keys = ("input_dim", "latent_dim", "activation_encoder", "activation_decoder", "bias_decoder", "torch_dtype")
+        missing = [k for k in keys if k not in arch]
+        if missing:
+            raise ValueError(f"{Path(directory) / CONFIG_FILE}: architecture lacks {missing}")
+        return {k: arch[k] for k in keys}
+
+    @classmethod
+    def from_pretrained(cls, load_directory, device: Any = None) -> "GradiendModel":
+        """Load a checkpoint written by :meth:`save_pretrained`; every defect names the bad file."""
+        directory = Path(load_directory)
+        config = cls.read_config(directory)
+        model = cls._blank_from_config(config, directory)
+        weights_path = directory / WEIGHTS_FILE
+        if not weights_path.is_file():
+            hint = " (pickled pytorch_model.bin checkpoints are not loaded)" if (directory / "pytorch_model.bin").exists() else ""
+            raise FileNotFoundError(f"GRADIEND weights not found: {weights_path}{hint}")
+        tensors = load_safetensors(weights_path, device=str(device) if device is not None else "cpu")
+        expected = {name: tuple(t.shape) for name, t in model._weight_tensors().items()}
+        missing = sorted(set(expected) - set(tensors))
+        unexpected = sorted(set(tensors) - set(expected))
+        if missing or unexpected:
+            raise ValueError(f"{weights_path}: missing tensors {missing}, unexpected tensors {unexpected}")
+        for name, shape in expected.items():
+            if tuple(tensors[name].shape) != shape:
+                raise ValueError(f"{weights_path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, "
+                                 f"config.json expects {shape}")
+        dtype = model.dtype
+        model._set_weights(*(tensors[n].to(dtype) if n in tensors else None
+                             for n in ("encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias")))
+        model.metadata = dict(config.get("metadata") or {})
+        return model
+
+    def extra_repr(self) -> str:
+        return (f"input_dim={self.input_dim}, latent_dim={self.latent_dim}, "
+                f"activation_encoder={self.activation_encoder!r}, activation_decoder={self.activation_decoder!r}, "
+                f"bias_decoder={self.bias_decoder}")
