@@ -1,0 +1,80 @@
+"""Small input helpers shared by the scorers: padding to the batch, length limits, devices."""
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import torch
+
+_HUGE = 1_000_000
+
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def max_input_length(model, tokenizer) -> int:
+    """The model's own position limit and the tokenizer's limit, whichever is smaller.
+
+    Models with fewer than 256 positions must work (DESIGN.md §6), so nothing here assumes 256.
+    """
+    limits = [getattr(tokenizer, "model_max_length", None)]
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions"):
+        limits.append(getattr(config, name, None))
+    usable = [int(v) for v in limits if isinstance(v, int) and 0 < v < _HUGE]
+    return min(usable) if usable else 512
+
+
+def pad_id(tokenizer) -> int:
+    """Padding id; decoder-only tokenizers without one pad with end-of-sequence (never scored)."""
+    for value in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def pad_right(rows: Sequence[Sequence[int]], padding: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id lists to the longest row: ``(input_ids, attention_mask)``, both ``long``."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), padding, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.as_tensor(list(row), dtype=torch.long)
+        attention[i, : len(row)] = 1
+    return ids, attention
+
+
+def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    if size < 1:
+        raise ValueError(f"batch size must be ≥ 1, got {size}")
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def forward_logits(model, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    """Logits of one padded batch, as float32, on the model's device, without gradients."""
+    device = model_device(model)
+    with torch.no_grad():
+        out = model(input_ids=ids.to(device), attention_mask=attention.to(device))
+    return out.logits.float()
+
+
+class eval_mode:
+    """Put a model in eval mode (dropout off) for a block, then restore its previous mode."""
+
+    def __init__(self, model):
+        self.model = model
+        self.was_training = bool(getattr(model, "training", False))
+
+    def __enter__(self):
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc):
+        self.model.train(self.was_training)
+        return False
+
+
+def length_order(rows: Sequence[Sequence[int]]) -> list[int]:
+    """Row indices sorted by length (stable), so batches of similar rows pad little."""
+    return sorted(range(len(rows)), key=lambda i: len(rows[i]))

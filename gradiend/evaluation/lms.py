@@ -1,0 +1,212 @@
+"""Language modelling score (LMS): how much a rewrite hurts the model on feature-neutral text.
+
+Masked LM: accuracy on 15 % of the *non-special* tokens of each text, masked at positions drawn
+with the scorer's own ``random.Random(seed)``. The reference compares a tensor with a Python list,
+so [CLS] / [SEP] end up masked and counted; here special tokens and padding are never candidates.
+
+Causal LM: ``1 / (1 + mean next-token NLL)``, predicting token t+1 from tokens ≤ t (the
+reference scores unshifted logits, i.e. each token from itself). Padding is never scored.
+
+A scorer tokenizes and plans its masks once, then scores any number of models (one per decoder
+cell), so every cell sees exactly the same inputs.
+"""
+from __future__ import annotations
+
+import math
+import random
+from typing import Iterable, Sequence
+
+import torch
+
+from gradiend.evaluation.batching import (
+    chunks,
+    eval_mode,
+    forward_logits,
+    length_order,
+    max_input_length,
+    pad_id,
+    pad_right,
+)
+from gradiend.evaluation.tokens import mask_id
+
+MASKED = "masked"
+CAUSAL = "causal"
+DEFAULT_MASK_RATIO = 0.15
+DEFAULT_SEED = 42
+
+
+def lm_kind(model, tokenizer) -> str:
+    """``"causal"`` for decoder-only models (or tokenizers without a mask token), else ``"masked"``."""
+    config = getattr(model, "config", None)
+    name = type(model).__name__
+    if getattr(config, "is_decoder", False) or "CausalLM" in name or "LMHead" in name:
+        return CAUSAL
+    if getattr(tokenizer, "mask_token_id", None) is None:
+        return CAUSAL
+    return MASKED
+
+
+def _tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[dict]:
+    encoded = tokenizer(
+        list(texts),
+        add_special_tokens=True,
+        truncation=True,
+        max_length=max_length,
+        return_special_tokens_mask=True,
+    )
+    special_ids = set(tokenizer.all_special_ids)
+    rows = []
+    for ids, special in zip(encoded["input_ids"], encoded["special_tokens_mask"]):
+        rows.append({"ids": list(ids), "special": [bool(s) or t in special_ids for t, s in zip(ids, special)]})
+    return rows
+
+
+def _canonical_forms(tokenizer) -> torch.Tensor:
+    """Vocabulary id → id of its lower-cased form, so "She" predicted for "she" counts as right."""
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    index: dict[str, int] = {}
+    return torch.tensor([index.setdefault(str(t).lower(), len(index)) for t in tokens], dtype=torch.long)
+
+
+class MaskedLMS:
+    """Accuracy of a masked LM on seeded random masks over the non-special tokens of neutral texts."""
+
+    def __init__(
+        self,
+        tokenizer,
+        texts: Iterable[str],
+        *,
+        max_length: int = 512,
+        mask_ratio: float = DEFAULT_MASK_RATIO,
+        seed: int = DEFAULT_SEED,
+        ignore_token_ids: Iterable[int] = (),
+        batch_size: int = 32,
+    ):
+        if not 0 < mask_ratio <= 1:
+            raise ValueError(f"mask_ratio must be in (0, 1], got {mask_ratio}")
+        self.batch_size = batch_size
+        self.mask_id = mask_id(tokenizer)
+        self.pad_id = pad_id(tokenizer)
+        self.canonical = _canonical_forms(tokenizer)
+        ignored = set(int(i) for i in ignore_token_ids)
+        rng = random.Random(seed)
+        self.rows: list[list[int]] = []
+        self.positions: list[list[int]] = []
+        for row in _tokenize(tokenizer, list(texts), max_length):
+            candidates = [
+                i for i, (t, s) in enumerate(zip(row["ids"], row["special"])) if not s and t not in ignored
+            ]
+            if not candidates:
+                continue
+            k = max(1, int(mask_ratio * len(candidates)))
+            self.rows.append(row["ids"])
+            self.positions.append(sorted(rng.sample(candidates, k)))
+        if not self.rows:
+            raise ValueError("no neutral text has a maskable (non-special, non-ignored) token for the LMS")
+
+    @property
+    def n_masked(self) -> int:
+        return sum(len(p) for p in self.positions)
+
+    def masked_inputs(self, index: int) -> list[int]:
+        ids = list(self.rows[index])
+        for position in self.positions[index]:
+            ids[position] = self.mask_id
+        return ids
+
+    def __call__(self, model) -> dict:
+        correct = 0
+        vocab = len(self.canonical)
+        with eval_mode(model):
+            for batch in chunks(length_order(self.rows), self.batch_size):
+                ids, attention = pad_right([self.masked_inputs(i) for i in batch], self.pad_id)
+                logits = forward_logits(model, ids, attention)
+                row_index = torch.tensor([r for r, i in enumerate(batch) for _ in self.positions[i]])
+                col_index = torch.tensor([p for i in batch for p in self.positions[i]])
+                originals = torch.tensor([self.rows[i][p] for i in batch for p in self.positions[i]])
+                scores = logits[row_index.to(logits.device), col_index.to(logits.device)].cpu()
+                if not torch.isfinite(scores).all():
+                    return {"lms": math.nan, "accuracy": math.nan, "n_masked": self.n_masked}
+                predicted = scores.argmax(dim=-1)
+                in_vocab = predicted < vocab
+                same = self.canonical[predicted.clamp(max=vocab - 1)] == self.canonical[originals]
+                correct += int((same & in_vocab).sum())
+        accuracy = correct / self.n_masked
+        return {"lms": accuracy, "accuracy": accuracy, "n_masked": self.n_masked}
+
+
+class CausalLMS:
+    """``1 / (1 + mean NLL)`` of a causal LM's next-token predictions on neutral texts."""
+
+    def __init__(
+        self,
+        tokenizer,
+        texts: Iterable[str],
+        *,
+        max_length: int = 1024,
+        ignore_token_ids: Iterable[int] = (),
+        batch_size: int = 32,
+    ):
+        self.batch_size = batch_size
+        self.pad_id = pad_id(tokenizer)
+        self.ignored = torch.tensor(sorted(set(int(i) for i in ignore_token_ids)), dtype=torch.long)
+        self.rows = [row["ids"] for row in _tokenize(tokenizer, list(texts), max_length) if len(row["ids"]) > 1]
+        if not self.rows:
+            raise ValueError("no neutral text has two or more tokens for the causal LMS")
+
+    def __call__(self, model) -> dict:
+        total_nll = 0.0
+        count = 0
+        with eval_mode(model):
+            for batch in chunks(length_order(self.rows), self.batch_size):
+                ids, attention = pad_right([self.rows[i] for i in batch], self.pad_id)
+                logits = forward_logits(model, ids, attention).cpu()
+                predicted_from = logits[:, :-1]
+                targets = ids[:, 1:]
+                scored = attention[:, 1:].bool()
+                if len(self.ignored):
+                    scored &= ~torch.isin(targets, self.ignored)
+                if not scored.any():
+                    continue
+                nll = torch.nn.functional.cross_entropy(predicted_from[scored], targets[scored], reduction="sum")
+                total_nll += float(nll)
+                count += int(scored.sum())
+        if count == 0:
+            raise ValueError("every neutral token is in the LMS ignore list; nothing to score")
+        mean_nll = total_nll / count
+        lms = 1.0 / (1.0 + mean_nll) if math.isfinite(mean_nll) else math.nan
+        return {"lms": lms, "mean_nll": mean_nll, "n_tokens": count}
+
+
+def lms_scorer(
+    model,
+    tokenizer,
+    texts: Iterable[str],
+    *,
+    kind: str | None = None,
+    ignore_token_ids: Iterable[int] = (),
+    batch_size: int = 32,
+    seed: int = DEFAULT_SEED,
+    mask_ratio: float = DEFAULT_MASK_RATIO,
+):
+    """The LMS scorer for this model family, prepared once for ``texts``."""
+    kind = kind or lm_kind(model, tokenizer)
+    max_length = max_input_length(model, tokenizer)
+    if kind == MASKED:
+        return MaskedLMS(
+            tokenizer, texts, max_length=max_length, mask_ratio=mask_ratio, seed=seed,
+            ignore_token_ids=ignore_token_ids, batch_size=batch_size,
+        )
+    if kind == CAUSAL:
+        return CausalLMS(
+            tokenizer, texts, max_length=max_length, ignore_token_ids=ignore_token_ids, batch_size=batch_size
+        )
+    raise ValueError(f"unknown LM kind {kind!r}; expected {MASKED!r} or {CAUSAL!r}")
+
+
+def language_model_score(model, tokenizer, texts: Iterable[str], **options) -> dict:
+    """One-off LMS of ``model`` on ``texts`` (see :func:`lms_scorer` for the options)."""
+    return lms_scorer(model, tokenizer, texts, **options)(model)
+
+
+__all__ = ["MASKED", "CAUSAL", "MaskedLMS", "CausalLMS", "lm_kind", "lms_scorer", "language_model_score"]
