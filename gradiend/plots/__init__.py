@@ -1,0 +1,1 @@
+"""Matplotlib figures: training convergence, encoder distributions, probability shifts."""

@@ -1,0 +1,272 @@
+"""Training hyper-parameters and pruning settings, validated when they are made.
+
+Every check happens in ``__post_init__`` so that a bad value (a YAML string where a number was
+meant, an unknown ``source``, pruning settings that contradict each other) fails with one message
+naming the field, before any model is loaded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+GRADIENT_KINDS = ("factual", "alternative", "diff")
+PRUNE_PARTS = ("encoder-weight", "decoder-weight", "decoder-bias", "decoder-sum")
+OPTIMIZERS = ("adamw", "adam")
+CONVERGENT_METRICS = ("correlation",)
+TORCH_DTYPES = ("float32", "float64", "float16", "bfloat16")
+_PRE_PRUNE_DEFAULT_TOPK = 0.1
+
+
+def _fail(owner: str, name: str, value: Any, expected: str) -> None:
+    raise ValueError(f"{owner}.{name}={value!r} is invalid: expected {expected}")
+
+
+def _check_int(owner: str, name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        suffix = " or None" if allow_none else ""
+        _fail(owner, name, value, f"an integer >= {minimum}{suffix}")
+
+
+def _check_number(owner: str, name: str, value: Any, *, minimum: float, strict: bool,
+                  maximum: float | None = None, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > minimum if strict else value >= minimum)
+    ok = ok and (maximum is None or value <= maximum)
+    if not ok:
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        upper = f" and <= {maximum}" if maximum is not None else ""
+        hint = " (YAML reads 1e-5 as a string; write 1.0e-5)" if isinstance(value, str) else ""
+        _fail(owner, name, value, f"a number {bound}{upper}{hint}")
+
+
+def _check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        _fail(owner, name, value, f"one of {list(choices)}")
+
+
+def _check_topk(owner: str, name: str, value: Any) -> None:
+    """A top-k is a count (int >= 1) or a fraction (float in (0, 1])."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(owner, name, value, "an int >= 1 (count) or a float in (0, 1] (fraction)")
+    if isinstance(value, int) and value < 1:
+        _fail(owner, name, value, "an int >= 1 (count) or a float in (0, 1] (fraction)")
+    if isinstance(value, float) and not 0.0 < value <= 1.0:
+        _fail(owner, name, value, "an int >= 1 (count) or a float in (0, 1] (fraction)")
+
+
+@dataclass
+class PrePruneConfig:
+    """Keep only the base-model entries whose mean source gradient is large, before training.
+
+    Importance is ``|mean of the per-example source gradients|`` over ``n_samples`` training rows,
+    drawn evenly from the two target transitions. ``topk`` is a count (int) or a fraction (float);
+    ``threshold`` keeps entries with importance >= threshold (both may be set: threshold first,
+    then top-k among the survivors). ``batch_size`` is how many sampled rows share one
+    forward/backward pass (``n_samples <= batch_size`` means a single backward). ``seed=None``
+    uses the training seed. ``keep_top_k`` is accepted as an alias of ``topk`` (the name used in
+    the user documentation).
+    """
+
+    n_samples: int = 8
+    topk: int | float | None = _PRE_PRUNE_DEFAULT_TOPK
+    threshold: float | None = None
+    source: str = "alternative"
+    batch_size: int = 8
+    seed: int | None = None
+    keep_top_k: dataclasses.InitVar[int | float | None] = None
+
+    def __post_init__(self, keep_top_k: int | float | None) -> None:
+        owner = "PrePruneConfig"
+        if keep_top_k is not None:
+            if self.topk is not None and self.topk != _PRE_PRUNE_DEFAULT_TOPK and self.topk != keep_top_k:
+                raise ValueError(
+                    f"PrePruneConfig: keep_top_k={keep_top_k!r} and topk={self.topk!r} conflict; "
+                    "keep_top_k is an alias of topk, set only one")
+            self.topk = keep_top_k
+        _check_int(owner, "n_samples", self.n_samples, 1)
+        _check_int(owner, "batch_size", self.batch_size, 1)
+        _check_int(owner, "seed", self.seed, 0, allow_none=True)
+        _check_choice(owner, "source", self.source, GRADIENT_KINDS)
+        _check_topk(owner, "topk", self.topk)
+        _check_number(owner, "threshold", self.threshold, minimum=0.0, strict=False, allow_none=True)
+        if self.topk is None and self.threshold is None:
+            raise ValueError("PrePruneConfig: set topk (count or fraction) or threshold; both are None")
+
+
+@dataclass
+class PostPruneConfig:
+    """Keep only the GRADIEND input entries with the largest learned weights, after training.
+
+    Importance per input entry comes from ``part`` (``decoder-weight``: |decoder row|,
+    ``encoder-weight``: |encoder column|, ``decoder-bias``: |bias|, ``decoder-sum``:
+    |row sum + bias|); ``topk``/``threshold`` as in :class:`PrePruneConfig`.
+    """
+
+    topk: int | float | None = 0.01
+    threshold: float | None = None
+    part: str = "decoder-weight"
+
+    def __post_init__(self) -> None:
+        owner = "PostPruneConfig"
+        _check_choice(owner, "part", self.part, PRUNE_PARTS)
+        _check_topk(owner, "topk", self.topk)
+        _check_number(owner, "threshold", self.threshold, minimum=0.0, strict=False, allow_none=True)
+        if self.topk is None and self.threshold is None:
+            raise ValueError("PostPruneConfig: set topk (count or fraction) or threshold; both are None")
+
+
+def _as_config(value: Any, cls: type, name: str):
+    """Accept a config object, a plain mapping (from YAML/JSON) or None."""
+    if value is None or isinstance(value, cls):
+        return value
+    if isinstance(value, Mapping):
+        known = {f.name for f in dataclasses.fields(cls)} | ({"keep_top_k"} if cls is PrePruneConfig else set())
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"TrainingArguments.{name}: unknown key(s) {unknown}; known: {sorted(known)}")
+        return cls(**value)
+    raise ValueError(f"TrainingArguments.{name} must be a {cls.__name__}, a mapping or None, "
+                     f"got {type(value).__name__}")
+
+
+@dataclass
+class TrainingArguments:
+    """Everything that shapes one GRADIEND training run (and its multi-seed wrapper).
+
+    Defaults follow the original package. Differences on purpose: ``max_steps > 0`` is honoured
+    regardless of ``num_train_epochs`` (the scheduler cycles through the data as often as needed),
+    and timings are written apart from ``training.json`` so that a run is reproducible file for file.
+    """
+
+    # where things go
+    experiment_dir: str | None = None
+    output_dir: str | None = None
+    # what the GRADIEND sees (encoder input) and reconstructs (decoder output)
+    source: str = "alternative"
+    target: str = "diff"
+    # loop
+    train_batch_size: int = 32
+    train_max_size: int | None = None
+    learning_rate: float = 1e-5
+    num_train_epochs: int = 3
+    max_steps: int = -1
+    weight_decay: float = 1e-2
+    adam_epsilon: float = 1e-8
+    optim: str = "adamw"
+    max_length: int | None = None
+    add_identity_for_other_classes: bool = False
+    # in-training encoder evaluation
+    do_eval: bool = True
+    eval_steps: int = 250
+    eval_batch_size: int = 32
+    encoder_eval_max_size: int | None = None
+    # later evaluation stages read these
+    seed_selection_eval_max_size: int | None = None
+    decoder_eval_max_size_training_like: int | None = None
+    decoder_eval_max_size_neutral: int | None = None
+    decoder_eval_lrs: list[float] | None = None
+    decoder_eval_feature_factors: list[float] | None = None
+    # the GRADIEND and its base model
+    params: list[str] | None = None
+    latent_dim: int = 1
+    activation_encoder: str = "tanh"
+    activation_decoder: str = "id"
+    bias_decoder: bool = True
+    normalize_gradiend: bool = True
+    torch_dtype: Any = None
+    device: str | None = None
+    trust_remote_code: bool = False
+    # seeds and convergence
+    seed: int = 0
+    max_seeds: int = 3
+    min_convergent_seeds: int | None = 1
+    convergent_metric: str = "correlation"
+    convergent_score_threshold: float = 0.5
+    convergent_mean_by_class_threshold: float = 0.5
+    fail_on_non_convergence: bool = False
+    # pruning
+    pre_prune_config: PrePruneConfig | Mapping | None = None
+    post_prune_config: PostPruneConfig | Mapping | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        owner = "TrainingArguments"
+        _check_choice(owner, "source", self.source, GRADIENT_KINDS)
+        _check_choice(owner, "target", self.target, GRADIENT_KINDS)
+        _check_choice(owner, "optim", self.optim, OPTIMIZERS)
+        _check_choice(owner, "convergent_metric", self.convergent_metric, CONVERGENT_METRICS)
+        for name in ("train_batch_size", "eval_batch_size", "eval_steps", "num_train_epochs",
+                     "latent_dim", "max_seeds"):
+            _check_int(owner, name, getattr(self, name), 1)
+        for name in ("train_max_size", "encoder_eval_max_size", "max_length", "seed_selection_eval_max_size",
+                     "decoder_eval_max_size_training_like", "decoder_eval_max_size_neutral"):
+            _check_int(owner, name, getattr(self, name), 1, allow_none=True)
+        _check_int(owner, "seed", self.seed, 0)
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) \
+                or (self.max_steps <= 0 and self.max_steps != -1):
+            _fail(owner, "max_steps", self.max_steps, "a positive integer, or -1 to train by epochs")
+        _check_number(owner, "learning_rate", self.learning_rate, minimum=0.0, strict=True)
+        _check_number(owner, "weight_decay", self.weight_decay, minimum=0.0, strict=False)
+        _check_number(owner, "adam_epsilon", self.adam_epsilon, minimum=0.0, strict=True)
+        for name in ("convergent_score_threshold", "convergent_mean_by_class_threshold"):
+            _check_number(owner, name, getattr(self, name), minimum=0.0, strict=False, maximum=1.0)
+        _check_int(owner, "min_convergent_seeds", self.min_convergent_seeds, 1, allow_none=True)
+        if self.min_convergent_seeds is not None and self.min_convergent_seeds > self.max_seeds:
+            raise ValueError(
+                f"TrainingArguments.min_convergent_seeds={self.min_convergent_seeds} exceeds "
+                f"max_seeds={self.max_seeds}: the run could never succeed")
+        for name in ("decoder_eval_lrs", "decoder_eval_feature_factors"):
+            values = getattr(self, name)
+            if values is not None:
+                for value in values:
+                    _check_number(owner, name, value, minimum=-math.inf, strict=True)
+        if self.params is not None and (isinstance(self.params, str) or not self.params):
+            _fail(owner, "params", self.params, "a non-empty list of parameter-name patterns or None")
+        if self.torch_dtype is not None and dtype_name(self.torch_dtype) not in TORCH_DTYPES:
+            _fail(owner, "torch_dtype", self.torch_dtype, f"None or one of {list(TORCH_DTYPES)}")
+        self.pre_prune_config = _as_config(self.pre_prune_config, PrePruneConfig, "pre_prune_config")
+        self.post_prune_config = _as_config(self.post_prune_config, PostPruneConfig, "post_prune_config")
+
+    @property
+    def uses_max_steps(self) -> bool:
+        return self.max_steps > 0
+
+    def total_steps(self, batches_per_epoch: int) -> int:
+        """Optimiser steps of one run: ``max_steps`` when set (epochs do not cap it), else epochs."""
+        return self.max_steps if self.uses_max_steps else self.num_train_epochs * batches_per_epoch
+
+    def to_dict(self) -> dict:
+        """JSON-ready copy (nested configs as dicts, dtype as its name)."""
+        out = dataclasses.asdict(self)
+        if self.torch_dtype is not None:
+            out["torch_dtype"] = dtype_name(self.torch_dtype)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> "TrainingArguments":
+        """Inverse of :meth:`to_dict`; an unknown key is an error naming it."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"TrainingArguments: unknown key(s) {unknown}")
+        return cls(**dict(values))
+
+
+def dtype_name(dtype: Any) -> str:
+    """'float32' for torch.float32 or 'float32'; the form stored in JSON."""
+    return str(dtype).removeprefix("torch.")
+
+
+def resolve_torch_dtype(dtype: Any):
+    """torch dtype for a name or dtype; None means float32."""
+    import torch
+
+    return getattr(torch, dtype_name(dtype)) if dtype is not None else torch.float32

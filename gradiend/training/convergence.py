@@ -1,0 +1,87 @@
+"""When a run has learned the feature: best checkpoint, sign normalisation, convergence rule.
+
+The encoder is scored by the Pearson correlation of its encoded value with the ±1 class label on
+held-out rows. The best checkpoint is the evaluation with the largest |correlation| after at least
+one update (step 0, the untrained GRADIEND, is recorded but never selectable). A run converged
+when, at its best step, |correlation| and each target class's |mean encoded value| reach their
+thresholds and the two class means have opposite signs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Mapping, Sequence
+
+#: correlation below which the GRADIEND is flipped so that the first target class encodes to +1
+NORMALISE_BELOW = -0.6
+
+
+def should_normalise(correlation: float, enabled: bool = True, latent_dim: int = 1) -> bool:
+    """Invert the encoding when a 1-d GRADIEND has learned the feature with the sign reversed."""
+    return enabled and latent_dim == 1 and math.isfinite(correlation) and correlation < NORMALISE_BELOW
+
+
+class BestCheckpoint:
+    """Tracks the evaluation with the largest |correlation| at a step > 0 (ties keep the earlier)."""
+
+    def __init__(self) -> None:
+        self.step: int | None = None
+        self.correlation: float | None = None
+
+    def update(self, step: int, correlation: float) -> bool:
+        """Record one evaluation; True when it is a new best (the caller then saves the model)."""
+        if step <= 0 or not math.isfinite(correlation):
+            return False
+        if self.correlation is None or abs(correlation) > abs(self.correlation):
+            self.step, self.correlation = step, correlation
+            return True
+        return False
+
+    def negate(self) -> None:
+        """The GRADIEND was inverted: the stored best correlation changes sign with it."""
+        if self.correlation is not None:
+            self.correlation = -self.correlation
+
+
+@dataclass(frozen=True)
+class ConvergenceInfo:
+    converged: bool
+    reason: str
+    best_step: int | None
+    best_correlation: float | None
+    mean_by_class: dict
+    score_threshold: float
+    mean_by_class_threshold: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def assess_convergence(best_step: int | None, best_correlation: float | None,
+                       mean_by_class: Mapping[str, float], target_classes: Sequence[str],
+                       score_threshold: float = 0.5, mean_by_class_threshold: float = 0.5) -> ConvergenceInfo:
+    """Apply the convergence rule to the best evaluation of a run.
+
+    ``mean_by_class`` holds the mean encoded value per class at the best step; only the two
+    ``target_classes`` are judged.
+    """
+    means = {c: mean_by_class.get(c) for c in target_classes}
+
+    def info(converged: bool, reason: str) -> ConvergenceInfo:
+        return ConvergenceInfo(converged, reason, best_step, best_correlation, dict(means),
+                               score_threshold, mean_by_class_threshold)
+
+    if best_step is None or best_step <= 0 or best_correlation is None:
+        return info(False, "no evaluation after step 0")
+    if abs(best_correlation) < score_threshold:
+        return info(False, f"|correlation| {abs(best_correlation):.4f} < {score_threshold}")
+    missing = [c for c, m in means.items() if m is None or not math.isfinite(m)]
+    if missing:
+        return info(False, f"no mean encoded value for class(es) {missing}")
+    weakest = min(means, key=lambda c: abs(means[c]))
+    if abs(means[weakest]) < mean_by_class_threshold:
+        return info(False, f"|mean| of class {weakest!r} {abs(means[weakest]):.4f} < {mean_by_class_threshold}")
+    first, second = (means[c] for c in target_classes[:2])
+    if first * second >= 0:
+        return info(False, "the class means do not have opposite signs")
+    return info(True, "converged")

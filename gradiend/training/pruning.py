@@ -1,0 +1,149 @@
+"""Pre-pruning (before training, from gradients) and post-pruning (after training, from weights).
+
+Pre-pruning keeps the base-model entries whose mean source gradient over a few training rows is
+largest, so the GRADIEND, its optimiser and every step scale with the kept entries instead of the
+whole model. The mean of the per-row gradients equals the gradient of the mean of the per-row
+losses, so the importance costs one forward and one backward over the sampled rows.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from gradiend.util.io import load_safetensors, save_safetensors, write_json
+from gradiend.util.logging import get_logger
+
+logger = get_logger(__name__)
+
+IMPORTANCE_FILE = "importance.safetensors"
+MASK_FILE = "mask.safetensors"
+SUMMARY_FILE = "summary.json"
+
+
+def keep_count(topk: int | float, n: int) -> int:
+    """Entries kept of ``n``: an int is a count (clipped to n), a float a fraction (rounded up)."""
+    if isinstance(topk, float):
+        return min(n, math.ceil(topk * n))
+    return min(n, int(topk))
+
+
+def select_mask(importance: torch.Tensor, topk: int | float | None = None,
+                threshold: float | None = None) -> torch.Tensor:
+    """Bool mask of the kept entries of a 1-D importance vector.
+
+    ``threshold`` first (importance >= threshold), then the ``topk`` largest of the survivors
+    (fraction of the survivors for a float). Ties at the cut go to the lower index, so the
+    selection is deterministic.
+    """
+    if topk is None and threshold is None:
+        raise ValueError("select_mask needs topk or threshold")
+    if importance.ndim != 1:
+        raise ValueError(f"importance must be 1-D, got shape {tuple(importance.shape)}")
+    values = importance.detach().float()
+    keep = torch.isfinite(values)
+    if threshold is not None:
+        keep &= values >= threshold
+    if topk is None:
+        return keep
+    survivors = torch.nonzero(keep).squeeze(1)
+    k = keep_count(topk, survivors.numel())
+    if k == survivors.numel():
+        return keep
+    mask = torch.zeros_like(keep)
+    if k == 0:
+        return mask
+    scores = values[survivors]
+    # k-th largest value = (n-k+1)-th smallest; everything above it is kept, ties by index
+    cut = torch.kthvalue(scores, survivors.numel() - k + 1).values
+    above = survivors[scores > cut]
+    ties = survivors[scores == cut][: k - above.numel()]
+    mask[above] = True
+    mask[ties] = True
+    return mask
+
+
+def stratified_sample(feature_class_ids: Sequence[int], n_samples: int, seed: int,
+                      target_ids: Sequence[int] = (0, 1)) -> list[int]:
+    """Row positions spread evenly over the target transitions (remainder to the first ones).
+
+    A transition with fewer rows than its share is sampled with replacement; a transition with
+    no rows is an error naming it.
+    """
+    ids = np.asarray(feature_class_ids)
+    rng = random.Random(seed)
+    chosen: list[int] = []
+    for i, tid in enumerate(target_ids):
+        share = n_samples // len(target_ids) + (1 if i < n_samples % len(target_ids) else 0)
+        rows = np.flatnonzero(ids == tid).tolist()
+        if not rows:
+            raise ValueError(f"pre-pruning: no training rows for feature_class_id={tid}")
+        chosen.extend(rng.sample(rows, share) if share <= len(rows) else rng.choices(rows, k=share))
+    rng.shuffle(chosen)
+    return chosen
+
+
+@dataclass
+class PrePruneResult:
+    """Importance and kept entries per mapped base parameter (each shaped like the parameter)."""
+
+    importance: dict[str, torch.Tensor]
+    mask: dict[str, torch.Tensor]
+
+    @property
+    def n_total(self) -> int:
+        return sum(m.numel() for m in self.mask.values())
+
+    @property
+    def n_kept(self) -> int:
+        return int(sum(int(m.sum()) for m in self.mask.values()))
+
+    def flat_mask(self) -> torch.Tensor:
+        return torch.cat([m.reshape(-1) for m in self.mask.values()])
+
+    def save(self, folder: str | Path, summary: dict | None = None) -> Path:
+        """``importance.safetensors``, ``mask.safetensors`` and ``summary.json`` in ``folder``."""
+        folder = Path(folder)
+        save_safetensors(self.importance, folder / IMPORTANCE_FILE)
+        save_safetensors(self.mask, folder / MASK_FILE)
+        per_param = {name: int(m.sum()) for name, m in self.mask.items()}
+        write_json(folder / SUMMARY_FILE, {"n_total": self.n_total, "n_kept": self.n_kept,
+                                           "kept_per_parameter": per_param, **(summary or {})})
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "PrePruneResult":
+        folder = Path(folder)
+        importance = load_safetensors(folder / IMPORTANCE_FILE)
+        mask = load_safetensors(folder / MASK_FILE)
+        if list(importance) != list(mask):
+            # safetensors stores keys sorted; both files hold the same names
+            raise ValueError(f"{folder}: importance and mask name different parameters")
+        return cls(importance=importance, mask={k: v.bool() for k, v in mask.items()})
+
+    def ordered_as(self, names: Sequence[str]) -> "PrePruneResult":
+        """Same result with parameters in ``names`` order (the GRADIEND's input order)."""
+        missing = [n for n in names if n not in self.mask]
+        extra = [n for n in self.mask if n not in set(names)]
+        if missing or extra:
+            raise ValueError(f"pre-prune mask does not match the model's parameters: missing {missing[:5]}, "
+                             f"unknown {extra[:5]}")
+        return PrePruneResult({n: self.importance[n] for n in names}, {n: self.mask[n] for n in names})
+
+
+def split_flat(flat: torch.Tensor, shapes: dict[str, torch.Size]) -> dict[str, torch.Tensor]:
+    """Cut a flat vector (map order) back into per-parameter tensors."""
+    total = sum(math.prod(shape) for shape in shapes.values())
+    if total != flat.numel():
+        raise ValueError(f"flat vector has {flat.numel()} entries, the parameters {total}")
+    out, offset = {}, 0
+    for name, shape in shapes.items():
+        n = math.prod(shape)
+        out[name] = flat[offset:offset + n].reshape(shape)
+        offset += n
+    return out

@@ -1,0 +1,92 @@
+"""Which training rows form the batch of each optimiser step.
+
+Rows are grouped by transition (``feature_class_id``: 0 for c0→c1, 1 for c1→c0, 2… for identity
+or other transitions) and, inside a group, by ``label``, so that every batch holds rows of one
+transition and one label only: its gradient then speaks for one class. Each (transition, label)
+subgroup is shuffled with the seed and cut into full batches (the remainder is dropped); the
+batches of a transition are shuffled together. Steps take transitions in turn (round robin), so
+c0→c1 and c1→c0 alternate whatever their sizes.
+
+Unlike the original package, the schedule is one endless sequence over the global step index
+rather than the same epoch repeated: a large transition's later batches are reached in later
+"epochs" instead of never, and ``max_steps`` is never capped by the number of epochs.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class _Group:
+    feature_class_id: int
+    batches: tuple[np.ndarray, ...]
+
+
+class BatchScheduler:
+    """Deterministic round-robin batches of row positions.
+
+    ``feature_class_ids`` and ``labels`` give, per row, its transition id and label (row position
+    = index into these sequences). ``group_names`` optionally maps a transition id to a readable
+    name (e.g. ``"she→he"``) for error messages.
+    """
+
+    def __init__(self, feature_class_ids: Sequence[int], labels: Sequence[float], batch_size: int,
+                 seed: int, group_names: Mapping[int, str] | None = None):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        ids = np.asarray(feature_class_ids)
+        labs = np.asarray(labels)
+        if ids.shape != labs.shape or ids.ndim != 1:
+            raise ValueError("feature_class_ids and labels must be 1-D and of equal length")
+        if ids.size == 0:
+            raise ValueError("no training rows to schedule")
+        self.batch_size = batch_size
+        self.seed = seed
+        names = dict(group_names or {})
+        rng = np.random.default_rng(seed)
+        groups = []
+        for fid in sorted(np.unique(ids).tolist()):
+            batches: list[np.ndarray] = []
+            for label in sorted(np.unique(labs[ids == fid]).tolist()):
+                rows = np.flatnonzero((ids == fid) & (labs == label))
+                if rows.size < batch_size:
+                    name = names.get(fid, f"feature_class_id={fid}")
+                    raise ValueError(
+                        f"transition {name} (label {label:+g}) has {rows.size} training rows, fewer than "
+                        f"train_batch_size={batch_size}: reduce train_batch_size or add data")
+                if batch_size > 1:
+                    rows = rng.permutation(rows)
+                n_full = rows.size // batch_size
+                batches.extend(rows[i * batch_size:(i + 1) * batch_size] for i in range(n_full))
+            if batch_size > 1:
+                random.Random(seed + fid).shuffle(batches)
+            groups.append(_Group(int(fid), tuple(batches)))
+        self._groups = tuple(groups)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self._groups)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Number of full batches over all transitions: one pass's worth of steps."""
+        return sum(len(g.batches) for g in self._groups)
+
+    def batch(self, step: int) -> np.ndarray:
+        """Row positions of the batch used at 0-based ``step`` (any step >= 0 is valid)."""
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        group = self._groups[step % self.n_groups]
+        return group.batches[(step // self.n_groups) % len(group.batches)]
+
+    def feature_class_of(self, step: int) -> int:
+        return self._groups[step % self.n_groups].feature_class_id
+
+    def iter_batches(self, n_steps: int, start: int = 0) -> Iterator[np.ndarray]:
+        """Batches for steps ``start … n_steps-1``."""
+        for step in range(start, n_steps):
+            yield self.batch(step)
