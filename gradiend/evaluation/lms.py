@@ -24,10 +24,12 @@ from gradiend.evaluation.batching import (
     forward_logits,
     length_order,
     max_input_length,
+    model_device,
     pad_id,
     pad_right,
 )
 from gradiend.evaluation.tokens import mask_id
+from gradiend.objectives.heads import scored_hidden_logits
 
 MASKED = "masked"
 CAUSAL = "causal"
@@ -66,6 +68,15 @@ def _canonical_forms(tokenizer) -> torch.Tensor:
     tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     index: dict[str, int] = {}
     return torch.tensor([index.setdefault(str(t).lower(), len(index)) for t in tokens], dtype=torch.long)
+
+
+def masked_position_logits(model, ids, attention, row_index, col_index) -> torch.Tensor:
+    """Float32 CPU logits at the masked positions only (the output head runs only there)."""
+    device = model_device(model)
+    inputs = {"input_ids": ids.to(device), "attention_mask": attention.to(device)}
+    with torch.no_grad():
+        logits = scored_hidden_logits(model, inputs, row_index.to(device), col_index.to(device))
+    return logits.float().cpu()
 
 
 class MaskedLMS:
@@ -120,11 +131,10 @@ class MaskedLMS:
         with eval_mode(model):
             for batch in chunks(length_order(self.rows), self.batch_size):
                 ids, attention = pad_right([self.masked_inputs(i) for i in batch], self.pad_id)
-                logits = forward_logits(model, ids, attention)
                 row_index = torch.tensor([r for r, i in enumerate(batch) for _ in self.positions[i]])
                 col_index = torch.tensor([p for i in batch for p in self.positions[i]])
                 originals = torch.tensor([self.rows[i][p] for i in batch for p in self.positions[i]])
-                scores = logits[row_index.to(logits.device), col_index.to(logits.device)].cpu()
+                scores = masked_position_logits(model, ids, attention, row_index, col_index)
                 if not torch.isfinite(scores).all():
                     return {"lms": math.nan, "accuracy": math.nan, "n_masked": self.n_masked}
                 predicted = scores.argmax(dim=-1)

@@ -1,0 +1,129 @@
+"""Encoder metrics from a table of encoded rows (reference-behaviour.md §5).
+
+Input: one row per encoded example with the columns ``encoded`` (float), ``label`` (+1 / −1 for
+the two target classes after source inversion, 0 for neutral or other rows), ``type``
+(``"training"``, ``"neutral_training_masked"``, ``"neutral_dataset"``), ``source_id`` (the class
+whose gradient was encoded, ``"neutral"`` for neutral rows) and optionally ``source_token``.
+Output: a JSON-ready dict; every key is a string, every value a plain float / int / dict.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+TRAINING = "training"
+NEUTRAL_TRAINING_MASKED = "neutral_training_masked"
+NEUTRAL_DATASET = "neutral_dataset"
+NEUTRAL_TYPES = (NEUTRAL_TRAINING_MASKED, NEUTRAL_DATASET)
+NEG_BOUNDARY, POS_BOUNDARY, NEUTRAL_BOUNDARY = -0.5, 0.5, 0.0
+REQUIRED_COLUMNS = ("encoded", "label", "type", "source_id")
+
+
+def pearson(x, y) -> float:
+    """Pearson correlation; 0.0 with fewer than two rows or without variance in either input."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if len(x) < 2:
+        return 0.0
+    dx, dy = x - x.mean(), y - y.mean()
+    denominator = math.sqrt(float((dx * dx).sum()) * float((dy * dy).sum()))
+    return float((dx * dy).sum() / denominator) if denominator > 0 else 0.0
+
+
+def ternary(values) -> np.ndarray:
+    """−1 at or below −0.5, +1 at or above +0.5, 0 between."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(values <= NEG_BOUNDARY, -1, np.where(values >= POS_BOUNDARY, 1, 0))
+
+
+def _correlation_and_accuracy(frame: pd.DataFrame) -> dict:
+    if frame.empty:
+        return {"correlation": 0.0, "accuracy": 0.0, "n": 0}
+    accuracy = float((ternary(frame["encoded"]) == ternary(frame["label"])).mean())
+    return {"correlation": pearson(frame["encoded"], frame["label"]), "accuracy": accuracy, "n": int(len(frame))}
+
+
+def _label_key(value) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def grouped_statistics(frame: pd.DataFrame, column: str, suffix: str, key=str) -> dict:
+    """``mean_<suffix>``, ``min_…``, ``max_…``, ``q1_…``, ``q3_…``, ``std_…``, ``n_…`` of ``encoded`` by ``column``."""
+    stats = {f"{name}_{suffix}": {} for name in ("mean", "min", "max", "q1", "q3", "std", "n")}
+    for group, values in sorted(frame.groupby(column)["encoded"], key=lambda item: key(item[0])):
+        name = key(group)
+        v = values.to_numpy(dtype=np.float64)
+        stats[f"mean_{suffix}"][name] = float(v.mean())
+        stats[f"min_{suffix}"][name] = float(v.min())
+        stats[f"max_{suffix}"][name] = float(v.max())
+        stats[f"q1_{suffix}"][name] = float(np.quantile(v, 0.25))
+        stats[f"q3_{suffix}"][name] = float(np.quantile(v, 0.75))
+        stats[f"std_{suffix}"][name] = float(v.std(ddof=0))
+        stats[f"n_{suffix}"][name] = int(len(v))
+    return stats
+
+
+def _label_names(training: pd.DataFrame) -> dict:
+    names = {"0": "neutral"}
+    for label, ids in training.groupby("label")["source_id"]:
+        unique = sorted(set(map(str, ids)))
+        names[_label_key(label)] = unique[0] if len(unique) == 1 else "/".join(unique)
+    return names
+
+
+def _mean_by_target(training: pd.DataFrame) -> dict:
+    if "source_token" not in training.columns:
+        return {}
+    result: dict = {}
+    for (cls, token), values in training.groupby(["source_id", "source_token"])["encoded"]:
+        result.setdefault(str(cls), {})[str(token)] = float(values.mean())
+    return result
+
+
+def encoder_metrics(encoded: pd.DataFrame) -> dict:
+    """All encoder metrics of an encoded table; ``correlation`` is Pearson over the training rows."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in encoded.columns]
+    if missing:
+        raise ValueError(f"encoded table lacks column(s) {missing}; has {list(encoded.columns)}")
+    frame = encoded.assign(encoded=encoded["encoded"].astype(float), label=encoded["label"].astype(float))
+    training = frame[frame["type"] == TRAINING]
+    if training.empty:
+        raise ValueError("encoder metrics need training rows; every encoded row is neutral")
+    if training["label"].nunique() < 2:
+        raise ValueError(
+            f"encoder metrics need rows of both target classes; all training rows have label "
+            f"{_label_key(training['label'].iloc[0])}"
+        )
+    target_rows = training[training["label"] != 0]
+    neutral = frame[frame["type"].isin(NEUTRAL_TYPES)]
+    training_only = _correlation_and_accuracy(training)
+    all_data = _correlation_and_accuracy(frame)
+    by_type = frame.groupby("type")["encoded"]
+    metrics = {
+        "correlation": training_only["correlation"],
+        "accuracy": all_data["accuracy"],
+        "all_data": all_data,
+        "training_only": training_only,
+        "target_classes_only": {
+            "correlation": pearson(target_rows["encoded"], target_rows["label"]),
+            "accuracy": float(((target_rows["encoded"] >= 0).map({True: 1, False: -1}) == target_rows["label"]).mean())
+            if len(target_rows) else 0.0,
+            "n": int(len(target_rows)),
+        },
+        "boundaries": {"neg_boundary": NEG_BOUNDARY, "pos_boundary": POS_BOUNDARY, "neutral_boundary": NEUTRAL_BOUNDARY},
+        **grouped_statistics(training, "label", "by_class", key=_label_key),
+        **grouped_statistics(training, "source_id", "by_feature_class"),
+        "mean_by_type": {str(k): float(v.mean()) for k, v in by_type},
+        "abs_mean_by_type": {str(k): float(v.abs().mean()) for k, v in by_type},
+        "neutral_mean_by_type": {str(k): float(v.mean()) for k, v in neutral.groupby("type")["encoded"]},
+        "mean_by_target": _mean_by_target(training),
+        "label_value_to_class_name": _label_names(training),
+        "sample_counts": {
+            "total": int(len(frame)),
+            "by_type": {str(k): int(v) for k, v in frame["type"].value_counts().sort_index().items()},
+            "by_label": {_label_key(k): int(v) for k, v in training["label"].value_counts().sort_index().items()},
+        },
+    }
+    return metrics
