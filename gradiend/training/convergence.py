@@ -37,11 +37,6 @@ class BestCheckpoint:
             return True
         return False
 
-    def negate(self) -> None:
-        """The GRADIEND was inverted: the stored best correlation changes sign with it."""
-        if self.correlation is not None:
-            self.correlation = -self.correlation
-
 
 @dataclass(frozen=True)
 class ConvergenceInfo:

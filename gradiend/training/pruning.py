@@ -147,3 +147,57 @@ def split_flat(flat: torch.Tensor, shapes: dict[str, torch.Size]) -> dict[str, t
         out[name] = flat[offset:offset + n].reshape(shape)
         offset += n
     return out
+
+
+def mean_source_gradient(model, tokenizer, objective, params, rows, kind: str, batch_size: int,
+                         max_length: int | None = None) -> dict[str, torch.Tensor]:
+    """Mean over ``rows`` of the per-row gradients of loss ``kind``, per mapped parameter.
+
+    Computed as the gradient of the mean of the per-row losses (each row's loss is the mean over
+    its own scored positions), one backward per ``batch_size`` rows; with all rows in one chunk
+    that is a single forward and backward.
+    """
+    from gradiend.objectives.gradients import parameter_gradients
+
+    total = len(rows)
+    sums: dict[str, torch.Tensor] = {}
+    for start in range(0, total, batch_size):
+        chunk = rows.iloc[start:start + batch_size]
+        batch = objective.prepare(tokenizer, chunk["masked"].tolist(), chunk["factual"].tolist(),
+                                  chunk["alternative"].tolist(), max_length=max_length)
+        batch = batch.to(next(model.parameters()).device)
+        grads = parameter_gradients(model, params, objective, batch, [kind], reduction="rows")[kind]
+        weight = len(chunk) / total
+        for name, grad in grads.items():
+            scaled = grad * weight
+            sums[name] = scaled if name not in sums else sums[name] + scaled
+    return sums
+
+
+def compute_pre_prune_mask(model, tokenizer, objective, params, rows, config, seed: int,
+                           max_length: int | None = None) -> PrePruneResult:
+    """Importance ``|mean source gradient|`` over a stratified sample of training rows, and the
+    kept entries (``config.topk`` / ``config.threshold`` over all mapped parameters together).
+
+    ``rows`` are training rows (with ``feature_class_id``); ``params`` the mapped base parameters
+    in GRADIEND input order. Every seed of an experiment reuses the result.
+    """
+    sample_seed = config.seed if config.seed is not None else seed
+    picked = stratified_sample(rows["feature_class_id"].tolist(), config.n_samples, sample_seed)
+    sample = rows.iloc[picked]
+    was_training = model.training
+    model.eval()
+    try:
+        mean = mean_source_gradient(model, tokenizer, objective, params, sample, config.source,
+                                    config.batch_size, max_length)
+    finally:
+        model.train(was_training)
+    importance = {name: mean[name].abs().float().cpu() for name in params}
+    flat = torch.cat([t.reshape(-1) for t in importance.values()])
+    keep = select_mask(flat, topk=config.topk, threshold=config.threshold)
+    if not keep.any():
+        raise ValueError(f"pre-pruning keeps no entry (topk={config.topk}, threshold={config.threshold})")
+    mask = {n: m.clone() for n, m in split_flat(keep, {n: t.shape for n, t in importance.items()}).items()}
+    logger.info("pre-pruning kept %d of %d entries (%d rows, source %s)", int(keep.sum()), keep.numel(),
+                len(sample), config.source)
+    return PrePruneResult(importance=importance, mask=mask)
