@@ -1,0 +1,101 @@
+"""How the rewrite moves the model: LMS and class probabilities against the learning rate.
+
+Panels: LMS, then one per dataset (rows of one factual class) with P(class tokens) for every class.
+One line per feature factor; the unmodified model sits at the left as "base"; each chosen cell of
+the summary is starred on the panel its metric reads.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from gradiend.util.io import atomic_path
+
+_LINESTYLES = ["-", "--", "-.", ":"]
+
+
+def _cells(grid: Mapping | Sequence) -> tuple[Mapping | None, list[Mapping]]:
+    cells = list(grid.values()) if isinstance(grid, Mapping) else list(grid)
+    base = next((c for c in cells if c.get("is_base")), None)
+    return base, sorted((c for c in cells if not c.get("is_base")), key=lambda c: (c["feature_factor"], c["learning_rate"]))
+
+
+def _base_x(rates: list[float]) -> float:
+    positive = [r for r in rates if r > 0]
+    return (min(positive) if positive else 1.0) / 4
+
+
+def plot_probability_shifts(grid: Mapping | Sequence, summary: Mapping | None = None,
+                            output_path: str | Path | None = None, title: str | None = None, dpi: int = 150) -> Any:
+    """Plot decoder cells (``{"base": …, key: cell}`` or a list); star the chosen cells of ``summary``."""
+    import matplotlib
+
+    if output_path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    base, cells = _cells(grid)
+    if not cells:
+        raise ValueError("no decoder cells to plot")
+    datasets = sorted({d for c in cells for d in c.get("probs_by_dataset", {})})
+    classes = sorted({k for c in cells for probs in c.get("probs_by_dataset", {}).values() for k in probs})
+    factors = sorted({float(c["feature_factor"]) for c in cells})
+    base_x = _base_x([float(c["learning_rate"]) for c in cells])
+    max_rate = max(float(c["learning_rate"]) for c in cells)
+    fig, axes = plt.subplots(1, 1 + len(datasets), figsize=(4.2 * (1 + len(datasets)), 3.8), squeeze=False)
+    axes = axes[0]
+    colours = {cls: f"C{i}" for i, cls in enumerate(classes)}
+
+    def series(ff, read):
+        chosen = [c for c in cells if float(c["feature_factor"]) == ff and c["learning_rate"] > 0]
+        xs = ([base_x] if base else []) + [c["learning_rate"] for c in chosen]
+        ys = ([read(base)] if base else []) + [read(c) for c in chosen]
+        return xs, [y if y is not None and math.isfinite(y) else math.nan for y in ys]
+
+    for i, ff in enumerate(factors):
+        style = _LINESTYLES[i % len(_LINESTYLES)]
+        axes[0].plot(*series(ff, lambda c: c.get("lms")), style, marker="o", ms=3, color="black", label=f"ff={ff:g}")
+        for ax, dataset in zip(axes[1:], datasets):
+            for cls in classes:
+                xs, ys = series(ff, lambda c, d=dataset, k=cls: c.get("probs_by_dataset", {}).get(d, {}).get(k))
+                ax.plot(xs, ys, style, marker="o", ms=3, color=colours[cls], label=f"P({cls}) ff={ff:g}")
+    if base is not None:
+        axes[0].axhline(0.99 * base["lms"], color="0.6", ls=":", lw=0.8, label="0.99 · base LMS")
+    for key, entry in (summary or {}).items():
+        if not isinstance(entry, Mapping) or "learning_rate" not in entry:
+            continue
+        target = entry["target_class"]
+        dataset = [d for d in datasets if d != target] if entry["strengthen"] else [target]
+        for ax, d in zip(axes[1:], datasets):
+            if d in dataset:
+                cell = next((c for c in cells if c["learning_rate"] == entry["learning_rate"]
+                             and c["feature_factor"] == entry["feature_factor"]), None)
+                if cell is not None:
+                    ax.plot([entry["learning_rate"]], [cell["probs_by_dataset"][d][target]], marker="*", ms=15,
+                            color=colours.get(target, "black"), markeredgecolor="black", zorder=5)
+                    ax.annotate(key, (entry["learning_rate"], cell["probs_by_dataset"][d][target]),
+                                textcoords="offset points", xytext=(5, 5), fontsize="x-small")
+        axes[0].plot([entry["learning_rate"]], [entry["lms"]], marker="*", ms=12, color="gold",
+                     markeredgecolor="black", zorder=5)
+    for ax in axes:
+        ax.set_xscale("log")
+        ticks = [base_x] + [t for t in (1e-3, 1e-2, 1e-1, 1, 10, 100) if base_x < t <= max_rate]
+        ax.set_xticks(ticks, ["base"] + [f"{t:g}" for t in ticks[1:]])
+        ax.set_xlabel("learning rate")
+    axes[0].set_ylabel("LMS")
+    axes[0].set_title("language modelling score")
+    axes[0].legend(fontsize="x-small")
+    for ax, dataset in zip(axes[1:], datasets):
+        ax.set_title(f"rows of class {dataset}")
+        ax.set_ylabel("P(class tokens)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize="xx-small")
+    fig.suptitle(title or "Decoder probability shifts")
+    fig.tight_layout()
+    if output_path is not None:
+        output_path = Path(output_path)
+        with atomic_path(output_path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=output_path.suffix.lstrip(".") or "png")
+        plt.close(fig)
+    return fig

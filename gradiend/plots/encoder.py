@@ -1,0 +1,76 @@
+"""Where the encoder puts each kind of example: one violin per target class and neutral variant."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gradiend.util.io import atomic_path, read_parquet
+
+TRAINING = "training"
+NEUTRAL_LABELS = {"neutral_training_masked": "neutral\n(test templates)", "neutral_dataset": "neutral\n(dataset)"}
+
+
+def _groups(encoded: pd.DataFrame) -> list[tuple[str, list[float]]]:
+    """Training rows by encoded class (+1 class first), then each neutral variant present."""
+    groups = []
+    training = encoded[encoded["type"] == TRAINING]
+    order = training.groupby("source_id")["label"].mean().sort_values(ascending=False).index
+    for source_id in order:
+        values = training.loc[training["source_id"] == source_id, "encoded"].astype(float).tolist()
+        label = training.loc[training["source_id"] == source_id, "label"].iloc[0]
+        groups.append((f"{source_id}\n(label {int(label):+d})", values))
+    for kind, name in NEUTRAL_LABELS.items():
+        values = encoded.loc[encoded["type"] == kind, "encoded"].astype(float).tolist()
+        if values:
+            groups.append((name, values))
+    return groups
+
+
+def plot_encoder_distributions(encoded: pd.DataFrame | str | Path, output_path: str | Path | None = None,
+                               title: str | None = None, correlation: float | None = None, dpi: int = 150) -> Any:
+    """Violin plot of encoded values (table or ``encoded.parquet``); saves to ``output_path`` if given.
+
+    Target classes should sit near ±1 and neutral rows near 0; dotted lines mark the ±0.5
+    boundaries of the ternary accuracy.
+    """
+    import matplotlib
+
+    if output_path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    if not isinstance(encoded, pd.DataFrame):
+        encoded = read_parquet(encoded, required_columns=("encoded", "label", "type", "source_id"))
+    groups = _groups(encoded)
+    if not groups:
+        raise ValueError("the encoded table has no rows to plot")
+    fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2, 4.2))
+    positions = list(range(1, len(groups) + 1))
+    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+    for position, (_, values), colour in zip(positions, groups, colours * len(groups)):
+        if len(set(values)) > 1:  # a kernel density needs spread; single values are drawn as points
+            parts = ax.violinplot([values], positions=[position], showmeans=True, showextrema=True)
+            for body in parts["bodies"]:
+                body.set_facecolor(colour)
+                body.set_alpha(0.55)
+        ax.scatter([position] * len(values), values, s=6, color=colour, alpha=0.6, zorder=3)
+        ax.annotate(f"n={len(values)}", (position, -1.12), ha="center", fontsize="x-small", color="0.35")
+    for level in (-0.5, 0.5):
+        ax.axhline(level, color="0.6", lw=0.8, ls=":")
+    ax.axhline(0.0, color="0.75", lw=0.8)
+    ax.set_xticks(positions, [name for name, _ in groups], fontsize="small")
+    ax.set_ylim(-1.2, 1.1)
+    ax.set_ylabel("encoded value")
+    heading = title or "Encoder distributions"
+    if correlation is not None:
+        heading += f" (r = {correlation:.3f})"
+    ax.set_title(heading)
+    fig.tight_layout()
+    if output_path is not None:
+        output_path = Path(output_path)
+        with atomic_path(output_path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=output_path.suffix.lstrip(".") or "png")
+        plt.close(fig)
+    return fig
