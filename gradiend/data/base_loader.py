@@ -1,0 +1,140 @@
+"""Raw texts from wherever they live: a list, a DataFrame, a text/CSV/Parquet/JSONL file, a local
+dataset folder or a Hugging Face dataset id; stripped, shuffled with a seed, capped.
+
+The file format is chosen by suffix and an unknown one is an error, so a typo never silently reads
+a file as something else. Hub ids only work with network access; everything local works offline.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from gradiend.util.logging import get_logger
+
+logger = get_logger(__name__)
+
+TEXT_FILE_SUFFIXES = (".txt", ".text")
+TABLE_FILE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json")
+SUPPORTED_SUFFIXES = TEXT_FILE_SUFFIXES + TABLE_FILE_SUFFIXES
+
+
+def read_table_file(path: Path):
+    """A DataFrame from a CSV/TSV/Parquet/JSON(L) file, chosen by suffix."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path, keep_default_na=False)
+    if suffix == ".tsv":
+        return pd.read_csv(path, sep="\t", keep_default_na=False)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if suffix == ".jsonl":
+        return pd.read_json(path, lines=True)
+    if suffix == ".json":
+        return pd.read_json(path)
+    raise ValueError(f"{path}: unknown file format {suffix!r}; supported: {', '.join(TABLE_FILE_SUFFIXES)}")
+
+
+def looks_like_path(value: str) -> bool:
+    """True for strings that name a file rather than a hub id (known suffix or explicit path prefix)."""
+    return Path(value).suffix.lower() in SUPPORTED_SUFFIXES or value.startswith(("/", "./", "../", "~"))
+
+
+def is_saved_dataset_dir(path: Path) -> bool:
+    """True for a folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``."""
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def load_hf_dataset(source: str, hf_config: Optional[str] = None, split: Optional[str] = "train"):
+    """A ``datasets`` Dataset (or DatasetDict when ``split`` is None) from a saved folder or an id."""
+    try:
+        import datasets
+    except ImportError as err:
+        raise ImportError(f"loading {source!r} needs the `datasets` package: pip install gradiend[data]") from err
+    path = Path(source).expanduser()
+    if path.is_dir() and is_saved_dataset_dir(path):
+        loaded = datasets.load_from_disk(str(path))
+        if split is not None and isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise ValueError(f"{path}: no split {split!r}; found {sorted(loaded)}")
+            return loaded[split]
+        return loaded
+    try:
+        return datasets.load_dataset(str(source), name=hf_config, split=split)
+    except Exception as err:  # datasets raises many types (ConnectionError, FileNotFoundError, ValueError ...)
+        raise ValueError(
+            f"could not load dataset {source!r} (config={hf_config!r}, split={split!r}): {err}. "
+            f"Hub ids need network access; offline, use a local file or dataset folder."
+        ) from err
+
+
+def _column(frame, text_column: str, source: str) -> list:
+    if text_column not in frame.columns:
+        raise ValueError(f"{source}: no text column {text_column!r}; found {list(frame.columns)}")
+    return frame[text_column].tolist()
+
+
+def _raw_texts(base_data: Any, text_column: str, hf_config: Optional[str], split: str) -> tuple[list, str]:
+    """(texts, description of the source) for every accepted kind of base data."""
+    import pandas as pd
+
+    if isinstance(base_data, pd.DataFrame):
+        return _column(base_data, text_column, "base DataFrame"), "base DataFrame"
+    if isinstance(base_data, (str, os.PathLike)):
+        source = str(base_data)
+        path = Path(source).expanduser()
+        if path.is_file():
+            if path.suffix.lower() in TEXT_FILE_SUFFIXES:
+                return path.read_text(encoding="utf-8").split("\n"), source
+            if path.suffix.lower() not in TABLE_FILE_SUFFIXES:
+                raise ValueError(
+                    f"{path}: unknown file format {path.suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
+                )
+            return _column(read_table_file(path), text_column, source), source
+        if not path.is_dir() and looks_like_path(source):
+            raise FileNotFoundError(f"base data file not found: {path}")
+        dataset = load_hf_dataset(source, hf_config, split)
+        if text_column not in dataset.column_names:
+            raise ValueError(f"{source}: no text column {text_column!r}; found {dataset.column_names}")
+        return list(dataset[text_column]), source
+    if hasattr(base_data, "column_names") and hasattr(base_data, "to_pandas"):  # a datasets.Dataset
+        return _column(base_data.to_pandas(), text_column, "base Dataset"), "base Dataset"
+    if isinstance(base_data, Sequence):
+        return list(base_data), "base text list"
+    raise ValueError(
+        f"base_data must be a list of strings, a DataFrame, a file path or a dataset id, "
+        f"got {type(base_data).__name__}"
+    )
+
+
+def resolve_base_data(
+    base_data: Any,
+    text_column: str = "text",
+    max_size: Optional[int] = None,
+    seed: Optional[int] = 42,
+    hf_config: Optional[str] = None,
+    split: str = "train",
+) -> list[str]:
+    """The base texts: stripped, empties dropped, shuffled with ``random.Random(seed)`` (``seed=None``
+    keeps the input order), then capped at ``max_size``. Empty base data is an error."""
+    raw, source = _raw_texts(base_data, text_column, hf_config, split)
+    texts = []
+    for value in raw:
+        if isinstance(value, str):
+            value = value.strip()
+            if value:
+                texts.append(value)
+        elif not (value is None or (isinstance(value, float) and math.isnan(value))):
+            raise ValueError(f"{source}: texts must be strings, got {type(value).__name__} ({value!r})")
+    if not texts:
+        raise ValueError(f"{source} is empty: it holds no non-empty text")
+    if seed is not None:
+        random.Random(seed).shuffle(texts)
+    if max_size is not None:
+        texts = texts[:max_size]
+    logger.info("base data: %d texts from %s", len(texts), source)
+    return texts

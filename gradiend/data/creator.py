@@ -1,0 +1,309 @@
+"""``TextPredictionDataCreator``: base texts → masked rows per feature class → splits → tables.
+
+A row is one sentence for one class: every occurrence of the class's targets is replaced by the mask,
+``factual`` is the first occurrence (original casing). Problems that would only show up later in
+training (a target that never occurs, a class with too few rows, a class missing from a split) are
+errors here, naming the class and target.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+from gradiend.data.alternatives import per_class_to_unified
+from gradiend.data.base_loader import resolve_base_data
+from gradiend.data.filter_config import SpacyTagSpec, TextFilterConfig, validate_tag_spec
+from gradiend.data.matching import ClassMatcher, find_class_occurrences, find_neutral, mask_spans
+from gradiend.data.preprocess import TextPreprocessConfig, preprocess_texts
+from gradiend.data.spacy_util import load_spacy_model, require_spacy_model
+from gradiend.data.splitting import check_class_splits, required_splits, split_frame, validate_ratios
+from gradiend.data.tables import (
+    FACTUAL,
+    FACTUAL_CLASS,
+    MASKED,
+    SPLIT,
+    TEXT,
+    TOKEN_COUNT,
+    UNIFIED_COLUMNS,
+    assign_labels,
+    data_summary,
+    resolve_target_classes,
+    write_neutral_data,
+    write_training_data,
+)
+from gradiend.util.io import PathLike, write_json
+from gradiend.util.logging import get_logger
+
+logger = get_logger(__name__)
+
+PER_CLASS_COLUMNS = (TEXT, MASKED, FACTUAL, TOKEN_COUNT, SPLIT)
+"""Columns of each frame of ``format="per_class"``."""
+MINIMAL_COLUMNS = (MASKED, FACTUAL, FACTUAL_CLASS, SPLIT)
+"""Columns of ``format="minimal"``."""
+FORMATS = ("per_class", "unified", "minimal")
+BALANCE_MODES = ("try", "strict", False, None)
+
+
+class TextPredictionDataCreator:
+    """Builds masked training data and neutral data from base texts.
+
+    ``base_data``: list of strings, DataFrame (``text_column``), text/CSV/TSV/Parquet/JSONL file,
+    a local dataset folder or a Hugging Face dataset id (``hf_config``, ``split``). Texts are shuffled
+    with ``seed`` and capped at ``base_max_size``; ``preprocess`` turns them into sentences.
+    ``spacy_model`` is needed (and loaded) only for tags, lemmas or spaCy sentence splitting.
+    """
+
+    MIN_ROWS_PER_CLASS_FOR_SPLIT = 10
+
+    def __init__(
+        self,
+        base_data: Any = None,
+        feature_targets: Optional[Sequence[TextFilterConfig]] = None,
+        *,
+        text_column: str = "text",
+        base_max_size: Optional[int] = None,
+        split: str = "train",
+        hf_config: Optional[str] = None,
+        preprocess: Optional[TextPreprocessConfig] = None,
+        spacy_model: Optional[str] = None,
+        min_left_context_words: int = 0,
+        seed: int = 42,
+    ) -> None:
+        if isinstance(feature_targets, TextFilterConfig):
+            feature_targets = [feature_targets]
+        self.feature_targets = list(feature_targets or [])
+        ids = [c.id for c in self.feature_targets if isinstance(c, TextFilterConfig)]
+        if len(ids) != len(self.feature_targets):
+            raise ValueError("feature_targets must be TextFilterConfig instances")
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"feature_targets: class id {duplicates[0]!r} is used by more than one TextFilterConfig")
+        m = min_left_context_words
+        if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+            raise ValueError(f"min_left_context_words must be an int >= 0, got {m!r}")
+        if preprocess is not None and not isinstance(preprocess, TextPreprocessConfig):
+            raise ValueError(f"preprocess must be a TextPreprocessConfig or None, got {type(preprocess).__name__}")
+        for config in self.feature_targets:
+            if config.needs_spacy:
+                require_spacy_model(spacy_model, f"class '{config.id}' uses spacy_tags or use_lemma")
+        self.base_data = base_data
+        self.text_column = text_column
+        self.base_max_size = base_max_size
+        self.split = split
+        self.hf_config = hf_config
+        self.preprocess = preprocess
+        self.spacy_model = spacy_model
+        self.min_left_context_words = m
+        self.seed = seed
+        self.report: dict = {}
+        self._sentences: Optional[list[str]] = None
+
+    # ------------------------------------------------------------------ sentence stream
+    def _sentences_of(self, base_data: Any) -> list[str]:
+        if base_data is None:
+            raise ValueError("no base_data: pass it to TextPredictionDataCreator(...) or to this method")
+        texts = resolve_base_data(
+            base_data, self.text_column, self.base_max_size, self.seed, self.hf_config, self.split
+        )
+        split_with_spacy = self.preprocess is not None and self.preprocess.window > 0
+        sentences = preprocess_texts(texts, self.preprocess, self.spacy_model if split_with_spacy else None)
+        if not sentences:
+            raise ValueError("base data is empty after preprocessing: every segment was filtered out")
+        return sentences
+
+    def sentences(self) -> list[str]:
+        """The preprocessed base sentences (computed once)."""
+        if self._sentences is None:
+            self._sentences = self._sentences_of(self.base_data)
+        return self._sentences
+
+    # ------------------------------------------------------------------ training data
+    def generate_training_data(
+        self,
+        max_size_per_class: Optional[int] = None,
+        format: str = "per_class",
+        balance: Union[str, bool, None] = "try",
+        output: Optional[PathLike] = None,
+        train_ratio: float = 0.8,
+        val_ratio: float = 0.1,
+        test_ratio: float = 0.1,
+        min_rows_per_class_for_split: int = MIN_ROWS_PER_CLASS_FOR_SPLIT,
+        raise_on_incomplete_classes: bool = True,
+        require_all_targets: bool = True,
+        split_group_col: Optional[str] = None,
+        split_group_key: Union[Callable[[str], str], Sequence[Callable[[str], str]], None] = None,
+        target_classes: Optional[Sequence[str]] = None,
+        max_counterfactuals_per_sentence: int = 1,
+    ):
+        """Masked rows per class, split 80/10/10 per class (seeded).
+
+        ``format``: ``"per_class"`` → ``{class_id: DataFrame}`` with :data:`PER_CLASS_COLUMNS`;
+        ``"unified"`` → the unified table (one row per other class and sentence, seeded alternative,
+        ``label`` from ``target_classes`` or the two classes alphabetically); ``"minimal"`` →
+        :data:`MINIMAL_COLUMNS`. ``output`` (a ``.parquet`` path) writes the unified table there and
+        ``summary.json`` beside it. ``balance="strict"`` cuts every class to the smallest class size.
+        A class with fewer than ``min_rows_per_class_for_split`` rows or missing from a split raises
+        (or, with ``raise_on_incomplete_classes=False``, is dropped and listed in ``self.report``).
+        ``split_group_col="factual"`` holds out whole factual tokens per split instead of rows.
+        """
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+        if balance not in BALANCE_MODES:
+            raise ValueError(f"balance must be one of {BALANCE_MODES}, got {balance!r}")
+        if not self.feature_targets:
+            raise ValueError("no feature_targets: give at least one TextFilterConfig")
+        if max_size_per_class is not None and max_size_per_class < 1:
+            raise ValueError(f"max_size_per_class must be >= 1, got {max_size_per_class}")
+        ratios = validate_ratios(train_ratio, val_ratio, test_ratio)
+        if output is not None and Path(output).suffix != ".parquet":
+            raise ValueError(f"output must be a .parquet path, got {output}")
+        if split_group_col == "label":  # the original package's name for the factual token
+            split_group_col = FACTUAL
+
+        sentences = self.sentences()
+        needs_nlp = any(c.needs_spacy for c in self.feature_targets)
+        matchers = find_class_occurrences(
+            sentences,
+            self.feature_targets,
+            self.min_left_context_words,
+            max_size_per_class,
+            load_spacy_model(self.spacy_model) if needs_nlp else None,
+            track_targets=require_all_targets,
+        )
+        self.report = {"sentences": len(sentences), "seed": self.seed, "dropped_classes": {}, "unseen_targets": {}}
+        self._check_targets(matchers, len(sentences), require_all_targets)
+        per_class = {m.id: self._class_frame(m, sentences) for m in matchers}
+        per_class = self._drop_small(per_class, min_rows_per_class_for_split, raise_on_incomplete_classes)
+        if balance == "strict":
+            smallest = min(len(f) for f in per_class.values())
+            per_class = {c: f.sample(n=smallest, random_state=self.seed).sort_index() for c, f in per_class.items()}
+        per_class = {
+            c: split_frame(f, ratios, self.seed, split_group_col, split_group_key).reset_index(drop=True)
+            for c, f in per_class.items()
+        }
+        per_class = self._drop_unsplit(per_class, required_splits(ratios), raise_on_incomplete_classes)
+        self.report["rows_per_class"] = {c: len(f) for c, f in per_class.items()}
+        for cls, frame in per_class.items():
+            logger.info("class %s: %d rows (%s)", cls, len(frame), frame[SPLIT].value_counts().to_dict())
+
+        unified = None
+        if format == "unified" or output is not None:
+            unified = self._unified(per_class, target_classes, max_counterfactuals_per_sentence)
+        if output is not None:
+            write_training_data(unified, output)
+            write_json(Path(output).with_name("summary.json"), {**data_summary(unified), "creator": self.report})
+        if format == "unified":
+            return unified
+        if format == "minimal":
+            import pandas as pd
+
+            frames = [f.assign(**{FACTUAL_CLASS: c})[list(MINIMAL_COLUMNS)] for c, f in per_class.items()]
+            return pd.concat(frames, ignore_index=True)
+        return {c: f[list(PER_CLASS_COLUMNS)] for c, f in per_class.items()}
+
+    def _check_targets(self, matchers: list[ClassMatcher], n_sentences: int, required: bool) -> None:
+        for matcher in matchers:
+            unseen = [t for t in matcher.targets if t not in matcher.seen]
+            if not unseen:
+                continue
+            if required or not matcher.hits:
+                what = "lemma" if matcher.use_lemma else "target"
+                raise ValueError(
+                    f"{what} {unseen[0]!r} of class '{matcher.id}' never occurs in the base data "
+                    f"({n_sentences} sentences scanned, with its spaCy tags and min_left_context_words="
+                    f"{matcher.min_left_context_words}); remove it or add data"
+                    + ("" if not required else ", or pass require_all_targets=False")
+                )
+            logger.warning("class %s: target(s) %s never occur", matcher.id, unseen)
+            self.report["unseen_targets"][matcher.id] = unseen
+
+    @staticmethod
+    def _class_frame(matcher: ClassMatcher, sentences: list[str]):
+        import pandas as pd
+
+        mask = matcher.config.mask
+        texts = [sentences[i] for i, _ in matcher.hits]
+        return pd.DataFrame({
+            TEXT: texts,
+            MASKED: [mask_spans(t, spans, mask) for t, (_, spans) in zip(texts, matcher.hits)],
+            FACTUAL: [spans[0][2] for _, spans in matcher.hits],
+            TOKEN_COUNT: [len(spans) for _, spans in matcher.hits],
+        })
+
+    def _drop_small(self, per_class: dict, minimum: int, strict: bool) -> dict:
+        kept = {}
+        for cls, frame in per_class.items():
+            if len(frame) >= minimum:
+                kept[cls] = frame
+                continue
+            message = (
+                f"class '{cls}' has {len(frame)} rows, fewer than the minimum of {minimum} "
+                f"(min_rows_per_class_for_split)"
+            )
+            if strict:
+                raise ValueError(message + "; add base data, lower the minimum, or pass raise_on_incomplete_classes=False")
+            logger.warning("%s; dropped", message)
+            self.report["dropped_classes"][cls] = {"rows": len(frame), "reason": f"fewer than {minimum} rows"}
+        if not kept:
+            raise ValueError(f"no class has at least {minimum} rows: {self.report['dropped_classes']}")
+        return kept
+
+    def _drop_unsplit(self, per_class: dict, splits: list[str], strict: bool) -> dict:
+        kept = {}
+        for cls, frame in per_class.items():
+            try:
+                check_class_splits(frame.assign(**{FACTUAL_CLASS: cls}), FACTUAL_CLASS, SPLIT, [cls], splits, "training data")
+            except ValueError as err:
+                if strict:
+                    raise
+                logger.warning("%s; dropped", err)
+                self.report["dropped_classes"][cls] = {"rows": len(frame), "reason": str(err)}
+                continue
+            kept[cls] = frame
+        if not kept:
+            raise ValueError(f"no class has rows in every split {splits}: {self.report['dropped_classes']}")
+        return kept
+
+    def _unified(self, per_class: dict, target_classes, max_counterfactuals: int):
+        unified = per_class_to_unified(per_class, self.seed, max_counterfactuals)
+        labelled = assign_labels(unified, resolve_target_classes(per_class, target_classes))
+        extras = [c for c in labelled.columns if c not in UNIFIED_COLUMNS]
+        return labelled[list(UNIFIED_COLUMNS) + extras]
+
+    # ------------------------------------------------------------------ neutral data
+    def generate_neutral_data(
+        self,
+        max_size: Optional[int] = None,
+        additional_excluded_words: Optional[Sequence[str]] = None,
+        excluded_spacy_tags: Union[SpacyTagSpec, Sequence[SpacyTagSpec], None] = None,
+        base_data: Any = None,
+        output: Optional[PathLike] = None,
+    ):
+        """Sentences without any target word of any class (whole word, any case, tags ignored), without
+        ``additional_excluded_words`` and, if given, without a token matching ``excluded_spacy_tags``.
+        Returns a DataFrame with the single column ``text`` (at most ``max_size`` rows)."""
+        import pandas as pd
+
+        extra = list(additional_excluded_words or [])
+        bad = [w for w in extra if not isinstance(w, str) or not w.strip()]
+        if bad:
+            raise ValueError(f"additional_excluded_words must be non-empty strings, got {bad[0]!r}")
+        excluded = list(dict.fromkeys([t for c in self.feature_targets for t in c.target_strings] + extra))
+        specs = [excluded_spacy_tags] if isinstance(excluded_spacy_tags, dict) else list(excluded_spacy_tags or [])
+        for i, spec in enumerate(specs):
+            validate_tag_spec(spec, f"excluded_spacy_tags[{i}]")
+        nlp = None
+        if specs:
+            nlp = load_spacy_model(require_spacy_model(self.spacy_model, "excluded_spacy_tags are given"))
+        sentences = self.sentences() if base_data is None else self._sentences_of(base_data)
+        texts = find_neutral(sentences, excluded, specs, max_size, nlp)
+        if not texts:
+            raise ValueError(
+                f"no neutral sentence: all {len(sentences)} sentences contain an excluded word or tag "
+                f"(excluded words: {excluded[:10]}{' ...' if len(excluded) > 10 else ''})"
+            )
+        logger.info("neutral data: %d of %d sentences", len(texts), len(sentences))
+        frame = pd.DataFrame({TEXT: texts})
+        if output is not None:
+            write_neutral_data(frame, output)
+        return frame

@@ -1,0 +1,226 @@
+"""Finding a class's targets in sentences: whole-word, case-insensitive, optionally spaCy-checked.
+
+String-only classes use one compiled regex each, behind one combined regex that skips sentences
+without any target, so the common case costs a couple of regex calls per sentence. Classes with tags
+or lemmas are parsed by spaCy, once per sentence for all of them, and only sentences that pass a
+regex prefilter (lemma classes cannot be prefiltered: "is" has lemma "be").
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Optional, Sequence
+
+from gradiend.data.filter_config import SpacyTagSpec, TextFilterConfig
+from gradiend.data.spacy_util import token_matches_tags
+
+Span = tuple[int, int, str]
+"""(start, end, matched text in its original casing)."""
+
+_WORD = re.compile(r"\w+")
+_PARSE_BATCH = 256
+
+
+def whole_word_regex(words: Iterable[str]) -> re.Pattern:
+    """One case-insensitive regex matching any of ``words`` as a whole word (longest first).
+
+    Look-arounds instead of ``\\b`` so targets that start or end with punctuation still match.
+    """
+    unique = sorted({w.lower() for w in words}, key=lambda w: (-len(w), w))
+    alternation = "|".join(re.escape(w) for w in unique)
+    return re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
+
+
+def words_before(sentence: str, position: int) -> int:
+    """How many words (``\\w+`` runs) precede ``position``."""
+    return len(_WORD.findall(sentence, 0, position))
+
+
+@dataclass
+class ClassMatcher:
+    """The compiled matching rules of one class, plus what it has collected so far."""
+
+    config: TextFilterConfig
+    min_left_context_words: int
+    cap: Optional[int] = None
+    track_targets: bool = True
+    hits: list = field(default_factory=list)  # (sentence index, spans)
+    seen: set = field(default_factory=set)  # lower-cased targets (lemmas) that matched at least once
+
+    def __post_init__(self) -> None:
+        flat = self.config.flatten_targets_with_tags()
+        self.id = self.config.id
+        self.targets = list(dict.fromkeys(t.lower() for t, _ in flat))
+        self.regex = whole_word_regex(self.targets)
+        self.uses_spacy = self.config.needs_spacy
+        self.use_lemma = self.config.use_lemma
+        self.specs: dict[str, list[SpacyTagSpec]] = {}
+        for target, tags in flat:
+            self.specs.setdefault(target.lower(), []).append(tags)
+        if self.uses_spacy:
+            multi = [t for t in self.targets if len(t.split()) != 1]
+            if multi:
+                raise ValueError(
+                    f"class '{self.id}': spaCy matching compares single tokens, but target(s) {multi} "
+                    f"contain whitespace"
+                )
+
+    @property
+    def full(self) -> bool:
+        return self.cap is not None and len(self.hits) >= self.cap
+
+    @property
+    def done(self) -> bool:
+        """Nothing left to learn: the class is full and (if tracked) every target has been seen."""
+        return self.full and (not self.track_targets or len(self.seen) == len(self.targets))
+
+    def prefilter(self, sentence: str) -> bool:
+        """Cheap test that the sentence can match (always True for lemma classes)."""
+        return self.use_lemma or self.regex.search(sentence) is not None
+
+    def _keep_left_context(self, sentence: str, spans: list[Span]) -> list[Span]:
+        if self.min_left_context_words <= 0:
+            return spans
+        return [s for s in spans if words_before(sentence, s[0]) >= self.min_left_context_words]
+
+    def string_spans(self, sentence: str) -> list[Span]:
+        spans = [(m.start(), m.end(), m.group()) for m in self.regex.finditer(sentence)]
+        return self._keep_left_context(sentence, spans)
+
+    def token_spans(self, sentence: str, doc) -> tuple[list[Span], set]:
+        """Spans of matching tokens and the keys (text or lemma, lower-cased) they matched."""
+        found = []
+        for token in doc:
+            key = (token.lemma_ if self.use_lemma else token.text).lower()
+            tag_specs = self.specs.get(key)
+            if tag_specs is not None and any(token_matches_tags(token, tags) for tags in tag_specs):
+                found.append(((token.idx, token.idx + len(token.text), token.text), key))
+        left = self.min_left_context_words
+        if left > 0:
+            found = [(span, key) for span, key in found if words_before(sentence, span[0]) >= left]
+        return [span for span, _ in found], {key for _, key in found}
+
+    def record(self, index: int, spans: list[Span], keys: Iterable[str]) -> None:
+        if not spans:
+            return
+        self.seen.update(keys)
+        if not self.full:
+            self.hits.append((index, spans))
+
+
+def _match_strings(sentences: Sequence[str], matchers: list[ClassMatcher]) -> None:
+    if not matchers:
+        return
+    any_target = whole_word_regex(t for m in matchers for t in m.targets)
+    active = list(matchers)
+    for index, sentence in enumerate(sentences):
+        if any_target.search(sentence) is None:
+            continue
+        for matcher in active:
+            spans = matcher.string_spans(sentence)
+            if spans:
+                matcher.record(index, spans, (s[2].lower() for s in spans))
+        if any(m.done for m in active):
+            active = [m for m in active if not m.done]
+            if not active:
+                return
+
+
+def _candidates(sentences: Sequence[str], matchers: list[ClassMatcher]) -> Iterator[tuple[str, int]]:
+    for index, sentence in enumerate(sentences):
+        if any(not m.done and m.prefilter(sentence) for m in matchers):
+            yield sentence, index
+
+
+def parse_pipes_to_disable(nlp, need_dep: bool) -> list[str]:
+    """Pipes whose output no tag or lemma check reads (NER always; the parser unless ``dep`` is used)."""
+    unused = {"ner"} if need_dep else {"ner", "parser"}
+    return [name for name in nlp.pipe_names if name in unused]
+
+
+def _match_tokens(sentences: Sequence[str], matchers: list[ClassMatcher], nlp) -> None:
+    if not matchers:
+        return
+    need_dep = any(
+        key.lower() == "dep" for m in matchers for specs in m.specs.values() for tags in specs for key in tags
+    )
+    with nlp.select_pipes(disable=parse_pipes_to_disable(nlp, need_dep)):
+        docs = nlp.pipe(_candidates(sentences, matchers), as_tuples=True, batch_size=_PARSE_BATCH)
+        for doc, index in docs:
+            for matcher in matchers:
+                if not matcher.done:
+                    spans, keys = matcher.token_spans(sentences[index], doc)
+                    matcher.record(index, spans, keys)
+            if all(m.done for m in matchers):
+                return
+
+
+def find_class_occurrences(
+    sentences: Sequence[str],
+    configs: Sequence[TextFilterConfig],
+    default_min_left_context_words: int = 0,
+    max_per_class: Optional[int] = None,
+    nlp=None,
+    track_targets: bool = True,
+) -> list[ClassMatcher]:
+    """Scan ``sentences`` once for every class; each returned matcher holds its ``hits`` (at most
+    ``max_per_class``, in sentence order) and the targets it ``seen``. Scanning stops for a class
+    once it is full and, with ``track_targets``, every one of its targets has been seen."""
+    matchers = []
+    for config in configs:
+        own = config.min_left_context_words
+        left = default_min_left_context_words if own is None else own
+        matchers.append(ClassMatcher(config, left, max_per_class, track_targets))
+    _match_strings(sentences, [m for m in matchers if not m.uses_spacy])
+    spacy_matchers = [m for m in matchers if m.uses_spacy]
+    if spacy_matchers and nlp is None:
+        raise ValueError(f"class '{spacy_matchers[0].id}' uses spaCy tags or lemmas but no spaCy model was given")
+    _match_tokens(sentences, spacy_matchers, nlp)
+    return matchers
+
+
+def mask_spans(sentence: str, spans: Sequence[Span], mask: str) -> str:
+    """``sentence`` with every span replaced by ``mask`` (spans sorted and non-overlapping)."""
+    pieces, last = [], 0
+    for start, end, _ in spans:
+        pieces.append(sentence[last:start])
+        pieces.append(mask)
+        last = end
+    pieces.append(sentence[last:])
+    return "".join(pieces)
+
+
+def find_neutral(
+    sentences: Sequence[str],
+    excluded_words: Sequence[str],
+    excluded_tag_specs: Sequence[SpacyTagSpec] = (),
+    max_size: Optional[int] = None,
+    nlp=None,
+) -> list[str]:
+    """Sentences with none of ``excluded_words`` (whole word, any case) and, when tag specs are given,
+    no token matching any of them; at most ``max_size``, in input order."""
+    if max_size is not None and max_size <= 0:
+        return []
+    excluded = whole_word_regex(excluded_words) if excluded_words else None
+    word_free = (s for s in sentences if excluded is None or excluded.search(s) is None)
+    if excluded_tag_specs:
+        if nlp is None:
+            raise ValueError("excluded_spacy_tags need a spaCy model")
+        need_dep = any(key.lower() == "dep" for tags in excluded_tag_specs for key in tags)
+        with nlp.select_pipes(disable=parse_pipes_to_disable(nlp, need_dep)):
+            word_free = (
+                doc.text
+                for doc in nlp.pipe(word_free, batch_size=_PARSE_BATCH)
+                if not any(token_matches_tags(t, tags) for t in doc for tags in excluded_tag_specs)
+            )
+            return _take(word_free, max_size)
+    return _take(word_free, max_size)
+
+
+def _take(items: Iterable[str], limit: Optional[int]) -> list[str]:
+    out = []
+    for item in items:
+        out.append(item)
+        if limit is not None and len(out) >= limit:
+            break
+    return out

@@ -1,0 +1,111 @@
+"""The sentence stream: raw texts → lines → (optional) sentences or sentence windows → filters.
+
+Every text is split on newlines first and each line stripped, so a file or a list with empty lines
+behaves the same. Sentence splitting uses a regex after ``.!?`` unless a spaCy model is given, in
+which case a rule-based spaCy sentencizer in that model's language is used.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Optional, Union
+
+_SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass
+class TextPreprocessConfig:
+    """How texts become segments before filtering (there is no default instance on purpose).
+
+    ``split_to_sentences``: ``False`` keeps each line whole, ``True`` splits into sentences, an int
+    ``k > 1`` joins non-overlapping windows of ``k`` sentences. Segments shorter than ``min_chars``,
+    longer than ``max_chars``, containing any of ``exclude_chars`` or rejected by ``custom_filter``
+    are dropped.
+    """
+
+    split_to_sentences: Union[bool, int] = False
+    min_chars: Optional[int] = None
+    max_chars: Optional[int] = None
+    exclude_chars: Optional[str] = None
+    custom_filter: Optional[Callable[[str], bool]] = None
+
+    def __post_init__(self) -> None:
+        split = self.split_to_sentences
+        if not isinstance(split, bool) and (not isinstance(split, int) or split < 1):
+            raise ValueError(f"TextPreprocessConfig: split_to_sentences must be a bool or an int >= 1, got {split!r}")
+        for name in ("min_chars", "max_chars"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"TextPreprocessConfig: {name} must be an int >= 0, got {value!r}")
+        if self.min_chars is not None and self.max_chars is not None and self.min_chars > self.max_chars:
+            raise ValueError(
+                f"TextPreprocessConfig: min_chars ({self.min_chars}) is larger than max_chars ({self.max_chars})"
+            )
+        if self.custom_filter is not None and not callable(self.custom_filter):
+            raise ValueError("TextPreprocessConfig: custom_filter must be a callable str -> bool")
+
+    @property
+    def window(self) -> int:
+        """Sentences per segment; 0 means no sentence splitting."""
+        if self.split_to_sentences is False:
+            return 0
+        return 1 if self.split_to_sentences is True else int(self.split_to_sentences)
+
+    def keep(self, segment: str) -> bool:
+        if self.min_chars is not None and len(segment) < self.min_chars:
+            return False
+        if self.max_chars is not None and len(segment) > self.max_chars:
+            return False
+        if self.exclude_chars and any(ch in segment for ch in self.exclude_chars):
+            return False
+        return self.custom_filter is None or bool(self.custom_filter(segment))
+
+
+def iter_lines(texts: Iterable[str]) -> Iterator[str]:
+    """Non-empty stripped lines of every text."""
+    for text in texts:
+        for line in text.split("\n"):
+            line = line.strip()
+            if line:
+                yield line
+
+
+def _iter_sentence_lists(lines: Iterable[str], spacy_model: Optional[str]) -> Iterator[list[str]]:
+    """The sentences of each line, by spaCy's sentencizer (batched) or by the regex."""
+    if spacy_model:
+        from gradiend.data.spacy_util import load_sentence_splitter
+
+        for doc in load_sentence_splitter(spacy_model).pipe(lines, batch_size=256):
+            yield [s.text.strip() for s in doc.sents if s.text.strip()]
+    else:
+        for line in lines:
+            yield [s for s in _SENTENCE_BOUNDARY.split(line) if s]
+
+
+def iter_sentences_from_texts(
+    texts: Iterable[str],
+    config: Optional[TextPreprocessConfig] = None,
+    spacy_model: Optional[str] = None,
+) -> Iterator[str]:
+    """Yield the segments of ``texts`` after ``config`` (``None``: every non-empty line as is)."""
+    if config is None:
+        yield from iter_lines(texts)
+        return
+    window = config.window
+    lines = iter_lines(texts)
+    groups = ([line] for line in lines) if window == 0 else _iter_sentence_lists(lines, spacy_model)
+    for sentences in groups:
+        step = max(window, 1)
+        for i in range(0, len(sentences), step):
+            segment = " ".join(sentences[i:i + step])
+            if config.keep(segment):
+                yield segment
+
+
+def preprocess_texts(
+    texts: Iterable[str],
+    config: Optional[TextPreprocessConfig] = None,
+    spacy_model: Optional[str] = None,
+) -> list[str]:
+    """List version of :func:`iter_sentences_from_texts`."""
+    return list(iter_sentences_from_texts(texts, config, spacy_model))

