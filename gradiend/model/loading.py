@@ -1,0 +1,99 @@
+"""Load a base language model, its tokenizer and its prediction objective, the one way we do it.
+
+Choices (DESIGN §4–5):
+- eager attention by default: PyTorch's fused attention (SDPA) has no forward-mode derivative on
+  the CPU, so the batched JVP encoding (:func:`gradiend.objectives.jvp_directional`) needs eager
+  attention; eager is also the deterministic choice;
+- safetensors weights only, ``trust_remote_code`` off unless asked for;
+- the objective decides the class: masked LM -> ``AutoModelForMaskedLM``, causal LM ->
+  ``AutoModelForCausalLM``; decoder-only tokenizers get ``pad_token = eos_token``;
+- the model is returned in eval mode (dropout off: gradients must not be random);
+- there is no hub here: a missing local folder, or an id that is neither local nor cached, is one
+  :class:`BaseModelNotAvailableError` naming it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from gradiend.objectives.base import resolve_objective
+from gradiend.objectives.tokens import ensure_pad_token
+from gradiend.util.logging import get_logger
+
+logger = get_logger(__name__)
+
+
+class BaseModelNotAvailableError(OSError):
+    """The base model id or path cannot be loaded here (no such folder, not cached, no hub)."""
+
+
+def _looks_like_path(name: str) -> bool:
+    return os.path.isabs(name) or name.startswith((".", "~"))
+
+
+def _resolve_dtype(torch_dtype):
+    if torch_dtype is None or isinstance(torch_dtype, torch.dtype) or torch_dtype == "auto":
+        return torch_dtype
+    value = getattr(torch, str(torch_dtype).replace("torch.", ""), None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"unknown torch_dtype {torch_dtype!r}; use e.g. 'float32', 'bfloat16' or 'auto'")
+    return value
+
+
+def _not_available(name: str, cause: Exception) -> BaseModelNotAvailableError:
+    return BaseModelNotAvailableError(
+        f"base model {name!r} is not available offline: it is neither a local model folder nor in "
+        f"the Hugging Face cache, and this environment has no hub access ({type(cause).__name__}: "
+        f"{str(cause).splitlines()[0] if str(cause) else ''})"
+    )
+
+
+def load_base_model(
+    name_or_path,
+    objective="auto",
+    torch_dtype=None,
+    trust_remote_code: bool = False,
+    attn_implementation: str = "eager",
+    device=None,
+):
+    """Return ``(model, tokenizer, objective)`` for a local folder or a cached Hugging Face id.
+
+    ``objective``: ``"auto"`` (masked LM when the tokenizer has a mask token and the config is a
+    masked LM, else causal LM), ``"masked_lm"``, ``"causal_lm"`` or an :class:`Objective`.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    if _looks_like_path(name) and not path.exists():
+        raise BaseModelNotAvailableError(f"base model path {name!r} does not exist (and is not available offline)")
+    source = str(path) if path.exists() else name
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except OSError as error:
+        raise _not_available(name, error) from error
+    chosen = resolve_objective(objective, model=config, tokenizer=tokenizer)
+    auto_class = AutoModelForMaskedLM if chosen.name == "masked_lm" else AutoModelForCausalLM
+    try:
+        model = auto_class.from_pretrained(
+            source,
+            dtype=_resolve_dtype(torch_dtype),
+            attn_implementation=attn_implementation,
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+        )
+    except OSError as error:
+        raise BaseModelNotAvailableError(
+            f"cannot load the weights of base model {name!r} as safetensors (only safetensors weights "
+            f"are loaded, and nothing is downloaded here): {str(error).splitlines()[0] if str(error) else error!r}"
+        ) from error
+    if chosen.name == "causal_lm":
+        ensure_pad_token(tokenizer)
+    model.eval()
+    if device is not None:
+        model.to(device)
+    logger.info("loaded %s (%s, %s attention) from %s", type(model).__name__, chosen.name, attn_implementation, name)
+    return model, tokenizer, chosen

@@ -1,0 +1,215 @@
+"""What every prediction objective shares: the scored batch, the objective interface, choosing one.
+
+An objective turns masked rows (a text with a ``[MASK]`` placeholder, the factual token, optionally
+the alternative token) into model inputs plus the positions whose logits score the targets. All
+code above this layer (gradients, encoding, training) sees only :class:`TargetBatch` and
+:meth:`Objective.scored_logits`, so it does not care whether the model is a masked or causal LM.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Sequence
+
+import torch
+
+from gradiend.objectives.heads import no_cache_kwargs, scored_hidden_logits
+
+DEFAULT_MASK = "[MASK]"
+
+
+@dataclass
+class TargetBatch:
+    """Padded model inputs of a batch of rows and the positions that score its targets.
+
+    ``inputs`` are padded to the longest row of *this* batch (right padding, with an attention
+    mask). Each of the ``P`` scored positions belongs to one row (``row_index``) and is scored by
+    the logits at ``position`` of that row; a row may own several positions (several masks, or a
+    multi-token target). ``factual_ids`` / ``alternative_ids`` are the token ids expected there.
+    """
+
+    inputs: dict[str, torch.Tensor]
+    row_index: torch.LongTensor
+    position: torch.LongTensor
+    factual_ids: torch.LongTensor
+    alternative_ids: torch.LongTensor | None
+    n_rows: int
+    texts: list[str] | None = field(default=None, compare=False)
+
+    @property
+    def n_positions(self) -> int:
+        return int(self.row_index.numel())
+
+    def positions_per_row(self) -> torch.Tensor:
+        """How many scored positions each row owns, shape ``(n_rows,)``."""
+        return torch.bincount(self.row_index, minlength=self.n_rows)
+
+    def to(self, device) -> "TargetBatch":
+        moved = {
+            f.name: getattr(self, f.name).to(device)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
+        inputs = {key: value.to(device) for key, value in self.inputs.items()}
+        return replace(self, inputs=inputs, **moved)
+
+    def select(self, rows: Sequence[int]) -> "TargetBatch":
+        """The sub-batch of ``rows`` (in that order), re-padded to its own longest row."""
+        rows_t = torch.as_tensor(list(rows), dtype=torch.long, device=self.row_index.device)
+        if rows_t.numel() == 0:
+            raise ValueError("TargetBatch.select needs at least one row")
+        attention = self.inputs["attention_mask"][rows_t]
+        length = int(attention.sum(dim=1).max())
+        inputs = {key: value[rows_t, :length] for key, value in self.inputs.items()}
+        new_of_old = torch.full((self.n_rows,), -1, dtype=torch.long, device=rows_t.device)
+        new_of_old[rows_t] = torch.arange(rows_t.numel(), device=rows_t.device)
+        order = [torch.nonzero(self.row_index == r).flatten() for r in rows_t.tolist()]
+        keep = torch.cat(order)
+        if keep.numel() and int(self.position[keep].max()) >= length:
+            raise ValueError("TargetBatch.select: scored positions lie in padding; was the batch left-padded?")
+        return TargetBatch(
+            inputs=inputs,
+            row_index=new_of_old[self.row_index[keep]],
+            position=self.position[keep],
+            factual_ids=self.factual_ids[keep],
+            alternative_ids=None if self.alternative_ids is None else self.alternative_ids[keep],
+            n_rows=int(rows_t.numel()),
+            texts=None if self.texts is None else [self.texts[r] for r in rows_t.tolist()],
+        )
+
+
+@dataclass
+class Objective:
+    """Base class of the prediction objectives (masked LM, causal LM).
+
+    ``max_positions`` is the model's own positional limit (set by :func:`resolve_objective` from
+    the model config); together with the tokenizer's ``model_max_length`` it bounds truncation
+    when ``prepare`` gets no explicit ``max_length``.
+    """
+
+    max_positions: int | None = None
+    name = "objective"
+
+    def prepare(
+        self,
+        tokenizer,
+        masked: Sequence[str],
+        factual: Sequence[str],
+        alternative: Sequence[str] | None = None,
+        max_length: int | None = None,
+        mask: str = DEFAULT_MASK,
+    ) -> TargetBatch:
+        raise NotImplementedError
+
+    def scored_logits(self, model, batch: TargetBatch) -> torch.Tensor:
+        """Logits at the scored positions, shape ``(P, V)``.
+
+        The output head runs only on the ``P`` scored hidden states when the model's head is known
+        to be a plain function of the backbone's last hidden state (checked once per model, see
+        :mod:`gradiend.objectives.heads`); otherwise the full model runs and the scored rows are
+        picked from its logits. Both give the same numbers.
+        """
+        inputs = {**batch.inputs, **no_cache_kwargs(model)}
+        return scored_hidden_logits(model, inputs, batch.row_index, batch.position)
+
+    def max_length_for(self, tokenizer, max_length: int | None) -> int | None:
+        """The truncation length: explicit, else min(tokenizer limit, model positions), else None."""
+        if max_length is not None:
+            if max_length < 2:
+                raise ValueError(f"max_length must be at least 2, got {max_length}")
+            return int(max_length)
+        limits = [self.max_positions, getattr(tokenizer, "model_max_length", None)]
+        finite = [int(x) for x in limits if x is not None and x < 1e9 and not math.isinf(x)]
+        return min(finite) if finite else None
+
+
+def _check_lengths(masked: Sequence[str], factual: Sequence[str], alternative: Sequence[str] | None) -> None:
+    if len(masked) == 0:
+        raise ValueError("prepare needs at least one row")
+    if len(factual) != len(masked):
+        raise ValueError(f"factual has {len(factual)} entries but masked has {len(masked)}")
+    if alternative is not None and len(alternative) != len(masked):
+        raise ValueError(f"alternative has {len(alternative)} entries but masked has {len(masked)}")
+
+
+def model_max_positions(model_or_config) -> int | None:
+    """The model's positional limit from its config (BERT, GPT-2 and most others), or None."""
+    config = getattr(model_or_config, "config", model_or_config)
+    for key in ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def is_masked_lm(model_or_config) -> bool:
+    """Whether a model (or its config) is a masked LM in the Hugging Face sense."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    if isinstance(model_or_config, torch.nn.Module):
+        cls_name = type(model_or_config).__name__
+        if cls_name.endswith("ForMaskedLM"):
+            return True
+        model_type = getattr(getattr(model_or_config, "config", None), "model_type", None)
+        return MODEL_FOR_MASKED_LM_MAPPING_NAMES.get(model_type) == cls_name
+    config = model_or_config
+    architectures = getattr(config, "architectures", None) or []
+    if any(a.endswith("ForMaskedLM") for a in architectures):
+        return True
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+        return False
+    return getattr(config, "model_type", None) in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(
+        config, "is_decoder", False
+    )
+
+
+def resolve_objective(name_or_auto, model=None, tokenizer=None) -> Objective:
+    """Pick the objective: ``"masked_lm"``, ``"causal_lm"`` or ``"auto"``.
+
+    ``"auto"`` chooses the masked LM when the tokenizer has a mask token and the model (or config)
+    is a masked LM (without a model, the tokenizer decides alone), else the causal LM. Asking for
+    ``"masked_lm"`` with a tokenizer that has no mask token, or with a model that is not a masked
+    LM, is a ValueError. An :class:`Objective` instance is returned as is.
+    """
+    from gradiend.objectives.causal_lm import CausalLMObjective
+    from gradiend.objectives.masked_lm import MaskedLMObjective
+
+    if isinstance(name_or_auto, Objective):
+        return name_or_auto
+    positions = model_max_positions(model) if model is not None else None
+    has_mask = tokenizer is not None and getattr(tokenizer, "mask_token", None) is not None
+    name = str(name_or_auto)
+    if name == "auto":
+        masked = has_mask if model is None else (has_mask and is_masked_lm(model))
+        name = "masked_lm" if masked else "causal_lm"
+    if name == "masked_lm":
+        if tokenizer is not None and not has_mask:
+            raise ValueError(
+                f"objective 'masked_lm' needs a tokenizer with a mask token, but "
+                f"{type(tokenizer).__name__} ({getattr(tokenizer, 'name_or_path', '?')!r}) has none; "
+                "use objective='causal_lm' for decoder-only models"
+            )
+        if model is not None and not is_masked_lm(model):
+            raise ValueError(
+                f"objective 'masked_lm' needs a masked LM, but the model is "
+                f"{type(model).__name__}; use objective='causal_lm' or 'auto'"
+            )
+        return MaskedLMObjective(max_positions=positions)
+    if name == "causal_lm":
+        return CausalLMObjective(max_positions=positions)
+    raise ValueError(f"unknown objective {name_or_auto!r}; expected 'auto', 'masked_lm' or 'causal_lm'")
+
+
+def row_error(index: int, text: str, reason: str, n_more: int = 0) -> ValueError:
+    """A ValueError naming the offending row by index and (shortened) text."""
+    shown = text if len(text) <= 160 else text[:157] + "..."
+    more = f" (and {n_more} more row(s) with the same problem)" if n_more else ""
+    return ValueError(f"row {index} {reason}: {shown!r}{more}")
+
+
+def mask_contexts(masked: Sequence[str], mask: str) -> list[str]:
+    """The text before the first ``mask`` of every row; a row without the mask is a ValueError."""
+    missing = [i for i, text in enumerate(masked) if mask not in text]
+    if missing:
+        raise row_error(missing[0], masked[missing[0]], f"contains no mask placeholder {mask!r}", len(missing) - 1)
+    return [text[: text.index(mask)] for text in masked]

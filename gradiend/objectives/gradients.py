@@ -1,0 +1,188 @@
+"""Gradients of the base model's target losses: the fast paths and the plain ones they must match.
+
+Fast paths (DESIGN §4):
+- :func:`parameter_gradients`: ONE forward; each requested kind from its own backward on that
+  forward (``retain_graph``). ``"diff"`` is one backward of the logit difference ``z_a - z_f``
+  (equal to ``L_f - L_a`` when both tokens are scored at the same positions), not two gradients
+  subtracted.
+- :func:`jvp_directional`: the encoder's ``w · ∇θ L(x)`` for every row of a batch from one
+  forward-mode pass (``torch.func.jvp`` over ``torch.func.functional_call``), instead of one backward
+  per row. PyTorch's fused attention (SDPA) has no forward-mode derivative on the CPU: load models
+  with ``attn_implementation="eager"`` (the default of :func:`gradiend.model.loading.load_base_model`).
+
+Plain paths (:func:`plain_parameter_gradients`, :func:`per_example_gradient_dot`) do the textbook
+computation: separate forwards and backwards, one backward per example. Tests and benchmarks compare
+the two.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Mapping, Sequence
+
+import torch
+
+from gradiend.objectives.base import Objective, TargetBatch
+from gradiend.objectives.heads import scoring_head
+from gradiend.objectives.losses import batch_loss, check_kind, row_losses
+
+Gradients = dict[str, dict[str, torch.Tensor]]
+
+
+def _check_kinds(kinds: Sequence[str]) -> list[str]:
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    if not kinds:
+        raise ValueError("at least one gradient kind is needed ('factual', 'alternative', 'diff')")
+    return [check_kind(k) for k in dict.fromkeys(kinds)]
+
+
+@contextmanager
+def _requiring_grad(tensors: Sequence[torch.Tensor]):
+    """Let autograd reach ``tensors`` even when the caller froze them; restore the flags after."""
+    frozen = [t for t in tensors if not t.requires_grad]
+    for t in frozen:
+        t.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for t in frozen:
+            t.requires_grad_(False)
+
+
+def _grads(loss, names, tensors, dtype, retain_graph: bool) -> dict[str, torch.Tensor]:
+    grads = torch.autograd.grad(loss, tensors, retain_graph=retain_graph, allow_unused=True, materialize_grads=True)
+    return {n: (g if dtype is None else g.to(dtype)) for n, g in zip(names, grads)}
+
+
+def parameter_gradients(
+    model: torch.nn.Module,
+    params: Mapping[str, torch.nn.Parameter],
+    objective: Objective,
+    batch: TargetBatch,
+    kinds: Sequence[str],
+    reduction: str = "positions",
+    dtype: torch.dtype | None = torch.float32,
+) -> Gradients:
+    """``{kind: {param name: gradient}}`` of the batch loss for each requested kind, from one forward.
+
+    ``reduction`` is that of :func:`~gradiend.objectives.losses.batch_loss` (default: mean over all
+    scored positions, the reference's training gradient). Gradients are cast to ``dtype``
+    (float32 by default; None keeps the model's dtype). A parameter the loss does not reach gets
+    zeros. The model's train/eval mode is left as it is (callers keep it in eval mode).
+    """
+    kinds = _check_kinds(kinds)
+    names, tensors = list(params), list(params.values())
+    with torch.enable_grad(), _requiring_grad(tensors):
+        logits = objective.scored_logits(model, batch)
+        result = {}
+        for i, kind in enumerate(kinds):
+            loss = batch_loss(logits, batch, kind, reduction)
+            result[kind] = _grads(loss, names, tensors, dtype, retain_graph=i < len(kinds) - 1)
+    return result
+
+
+def plain_parameter_gradients(
+    model: torch.nn.Module,
+    params: Mapping[str, torch.nn.Parameter],
+    objective: Objective,
+    batch: TargetBatch,
+    kinds: Sequence[str],
+    reduction: str = "positions",
+    dtype: torch.dtype | None = torch.float32,
+) -> Gradients:
+    """Reference path for :func:`parameter_gradients`: one forward and backward per loss,
+    ``diff = g_factual - g_alternative``."""
+    kinds = _check_kinds(kinds)
+    names, tensors = list(params), list(params.values())
+    needed = ["factual", "alternative"] if "diff" in kinds else []
+    separate = {}
+    with torch.enable_grad(), _requiring_grad(tensors):
+        for kind in dict.fromkeys([k for k in kinds if k != "diff"] + needed):
+            loss = batch_loss(objective.scored_logits(model, batch), batch, kind, reduction)
+            separate[kind] = _grads(loss, names, tensors, None, retain_graph=False)
+    if "diff" in kinds:
+        separate["diff"] = {n: separate["factual"][n] - separate["alternative"][n] for n in names}
+    return {k: {n: (g if dtype is None else g.to(dtype)) for n, g in separate[k].items()} for k in kinds}
+
+
+class _Scorer(torch.nn.Module):
+    """Wraps model + objective + batch so ``functional_call`` can run the scored forward."""
+
+    def __init__(self, model: torch.nn.Module, objective: Objective, batch: TargetBatch):
+        super().__init__()
+        self.model = model
+        self._objective = objective
+        self._batch = batch
+
+    def forward(self) -> torch.Tensor:
+        return self._objective.scored_logits(self.model, self._batch)
+
+
+def _tangent_primals(model: torch.nn.Module, tangents: Mapping[str, torch.Tensor]):
+    named = dict(model.named_parameters())
+    unknown = [n for n in tangents if n not in named]
+    if unknown:
+        raise KeyError(f"tangent names no parameter of the model: {unknown[0]!r} (names as in model.named_parameters())")
+    primals, tangent = {}, {}
+    for name, value in tangents.items():
+        param = named[name]
+        if tuple(value.shape) != tuple(param.shape):
+            raise ValueError(f"tangent {name!r} has shape {tuple(value.shape)}, the parameter {tuple(param.shape)}")
+        primals["model." + name] = param.detach()
+        tangent["model." + name] = value.detach().to(device=param.device, dtype=param.dtype)
+    return primals, tangent
+
+
+def jvp_directional(
+    model: torch.nn.Module,
+    tangents: Mapping[str, torch.Tensor],
+    objective: Objective,
+    batch: TargetBatch,
+    kind: str,
+    reduction: str = "rows",
+    return_losses: bool = False,
+):
+    """Per-row directional derivatives ``d/dt L_row(θ + t·v)`` at ``t = 0``, shape ``(B,)``.
+
+    ``tangents`` maps parameter names (as in ``model.named_parameters()``) to the direction ``v``;
+    parameters not named have zero tangent. For ``v = w`` laid out on the mapped parameters this is
+    each row's ``w · ∇θ L_row``, the encoder's pre-activation without its bias. One forward-mode
+    pass for the whole batch, no backward, no autograd graph. ``reduction="rows"``: ``L_row`` is
+    the row's mean over its positions (each row on its own); ``"positions"``: each row's share of
+    the batch mean over all positions (the rows sum to the batch-gradient's directional derivative).
+    With ``return_losses`` also returns the per-row losses ``(losses, derivatives)``.
+    """
+    check_kind(kind)
+    scoring_head(model)  # run the one-time head check outside the transform
+    primals, tangent = _tangent_primals(model, tangents)
+    scorer = _Scorer(model, objective, batch)
+
+    def losses(params):
+        logits = torch.func.functional_call(scorer, params, (), strict=False, tie_weights=True)
+        return row_losses(logits, batch, kind, reduction)
+
+    with torch.no_grad():
+        values, derivatives = torch.func.jvp(losses, (primals,), (tangent,))
+    return (values, derivatives) if return_losses else derivatives
+
+
+def per_example_gradient_dot(
+    model: torch.nn.Module,
+    tangents: Mapping[str, torch.Tensor],
+    objective: Objective,
+    batch: TargetBatch,
+    kind: str,
+    reduction: str = "rows",
+) -> torch.Tensor:
+    """Reference path for :func:`jvp_directional`: one plain gradient per row, dotted with the
+    tangent (the way the original package encodes, one backward per example)."""
+    check_kind(kind)
+    named = dict(model.named_parameters())
+    params = {n: named[n] for n in tangents}
+    counts = batch.positions_per_row()
+    dots = []
+    for row in range(batch.n_rows):
+        single = batch.select([row])
+        grads = plain_parameter_gradients(model, params, objective, single, [kind], "rows", dtype=None)[kind]
+        dot = sum((grads[n] * tangents[n].to(grads[n].dtype)).sum() for n in params)
+        dots.append(dot * (float(counts[row]) / batch.n_positions) if reduction == "positions" else dot)
+    return torch.stack(dots)
