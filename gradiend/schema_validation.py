@@ -1,0 +1,146 @@
+"""JSON Schema validation that fills in defaults and explains each error in one line.
+
+jsonschema's own messages name the schema rule, not the config key, and dump whole sub-documents;
+a user who wrote ``learning_rate: 1e-5`` (which YAML reads as the *string* "1e-5") needs to be told
+which key is wrong and how to write it. This module turns every validation error into
+``config key `a.b.c`: <what is wrong>`` and raises them together as one :class:`ConfigError`.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+_NUMBER_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_NO_DEFAULT = object()
+_TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true/false",
+               "array": "a list", "object": "a mapping", "null": "null"}
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message has one line per problem, each naming its key."""
+
+    def __init__(self, problems: Iterable[str]):
+        self.problems = list(dict.fromkeys(problems))
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
+
+
+def load_yaml(path: str | Path) -> Any:
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def key_path(parts: Iterable[Any]) -> str:
+    """``["experiments", "x", "seeds", 0]`` -> ``experiments.x.seeds[0]``."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _default_filling_validator(schema: dict):
+    """A Draft 2020-12 validator class that inserts (copies of) ``default`` values as it descends."""
+    from jsonschema import Draft202012Validator, validators
+
+    check_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def default_of(sub: dict) -> Any:
+        """The property's own default, else that of the local ``$ref`` it points to."""
+        if "default" in sub or not sub.get("$ref", "").startswith("#/$defs/"):
+            return sub.get("default", _NO_DEFAULT)
+        return schema["$defs"][sub["$ref"].rsplit("/", 1)[1]].get("default", _NO_DEFAULT)
+
+    def properties_with_defaults(validator, properties, instance, subschema):
+        if validator.is_type(instance, "object"):
+            for name, sub in properties.items():
+                default = default_of(sub)
+                if default is not _NO_DEFAULT and name not in instance:
+                    instance[name] = copy.deepcopy(default)
+        yield from check_properties(validator, properties, instance, subschema)
+
+    extended = validators.extend(Draft202012Validator, {"properties": properties_with_defaults})
+    return extended(schema)
+
+
+def validate_with_defaults(instance: dict, schema: dict) -> dict:
+    """Return a copy of ``instance`` with schema defaults filled in; raise :class:`ConfigError`."""
+    filled = copy.deepcopy(instance)
+    validator = _default_filling_validator(schema)
+    errors = sorted(validator.iter_errors(filled), key=lambda e: [str(p) for p in e.absolute_path])
+    problems = [line for error in errors for line in describe_error(error)]
+    if problems:
+        raise ConfigError(problems)
+    return filled
+
+
+def _number_hint(value: Any) -> str:
+    if isinstance(value, str) and _NUMBER_TEXT.match(value.strip()):
+        return " (YAML reads a number such as 1e-5 as text: write it with a dot, e.g. 1.0e-5)"
+    return ""
+
+
+def _suggest(name: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(name, allowed, n=1)
+    return f"did you mean `{close[0]}`?" if close else f"allowed here: {', '.join(allowed)}"
+
+
+def _expected(types: Any) -> str:
+    names = [types] if isinstance(types, str) else list(types)
+    return " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+
+
+def _is_branch_mismatch(error) -> bool:
+    """True for an error that only says 'this anyOf/oneOf branch is of another kind'."""
+    return len(error.relative_path) == 0 and error.validator in ("type", "const", "enum", "required",
+                                                                  "anyOf", "oneOf")
+
+
+def describe_error(error) -> list[str]:
+    """One or more readable lines for a jsonschema ``ValidationError``."""
+    path = list(error.absolute_path)
+    where = key_path(path)
+    value = error.instance
+    kind = error.validator
+    hint = error.schema.get("x-hint") if isinstance(error.schema, dict) else None
+
+    if "propertyNames" in error.schema_path:
+        return [f"config key `{where}`: the name {value!r} is not allowed: {hint or error.message}"]
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        return [f"unknown config key `{key_path(path + [name])}` ({_suggest(name, allowed)})"
+                for name in sorted(set(value) - set(allowed))]
+    if kind in ("anyOf", "oneOf"):
+        deeper = [e for e in error.context if not _is_branch_mismatch(e)]
+        if deeper:
+            return [line for e in deeper for line in describe_error(e)]
+        return [f"config key `{where}` must be {hint or 'of another form'}; got {value!r}{_number_hint(value)}"]
+    if kind == "type":
+        return [f"config key `{where}` must be {_expected(error.validator_value)}, "
+                f"got {type(value).__name__} {value!r}{_number_hint(value)}"]
+    if kind == "minItems" and not value:
+        return [f"config key `{where}` must not be empty"]
+    if kind == "minItems":
+        return [f"config key `{where}` needs at least {error.validator_value} entries, got {len(value)}"]
+    if kind == "maxItems":
+        return [f"config key `{where}` takes at most {error.validator_value} entries, got {len(value)}"]
+    if kind == "uniqueItems":
+        seen, dups = [], []
+        for item in value:
+            (dups if item in seen and item not in dups else seen).append(item)
+        return [f"config key `{where}` has duplicate entries: {dups}"]
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in value]
+        return [f"config key `{key_path(path + [k])}` is required" for k in missing]
+    if kind in ("enum", "const"):
+        allowed = error.validator_value if kind == "enum" else [error.validator_value]
+        return [f"config key `{where}` must be one of {allowed}, got {value!r}"]
+    if kind == "pattern":
+        return [f"config key `{where}`: {value!r} is not allowed: {hint or 'must match ' + error.validator_value}"]
+    if kind == "minProperties":
+        return [f"config key `{where}` must have at least {error.validator_value} entry"]
+    return [f"config key `{where}`: {error.message}{_number_hint(value)}"]

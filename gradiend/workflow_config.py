@@ -1,0 +1,267 @@
+"""The workflow configuration: validation, resolution, and what each stage is allowed to see.
+
+``load_and_validate`` is what ``workflow/rules/common.smk`` calls at start-up; it needs no Snakemake,
+so the same checks run in unit tests and notebooks. It returns a *resolved* copy of the config:
+schema defaults filled in, each experiment given its ``name``, the model to load
+(``base_model_path``), its ``target_classes`` and its decoder ``feature_factors``.
+
+``stage_config`` cuts out of an experiment the keys one stage reads. The workflow passes that cut as
+a rule parameter, so Snakemake reruns a stage exactly when a key it reads changes, and a stage
+cannot silently depend on a key whose change would not rerun it.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from gradiend.schema_validation import ConfigError, load_yaml, validate_with_defaults
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+DEMO_PREFIX = "demo:"
+WEAKEN_SUFFIX = "_weaken"
+BUILTIN_RESOURCES = {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1}
+_PATH_PREFIXES = ("/", "./", "../", "~")
+
+# Dotted keys of an experiment that each stage reads ("*" = the whole experiment except its
+# scheduling ``resources``). ``name`` is always included. Keep in step with the docstrings of gradiend.stages.
+STAGE_KEYS: dict[str, tuple[str, ...]] = {
+    "create_training_data": (
+        "data.source", "data.max_texts", "data.seed", "data.preprocess", "data.spacy_model",
+        "data.feature_targets", "data.target_classes", "data.max_size_per_class",
+        "data.min_left_context_words", "data.balance", "data.split_ratios",
+        "data.max_counterfactuals_per_sentence",
+    ),
+    "create_neutral_data": (
+        "data.source", "data.max_texts", "data.seed", "data.preprocess", "data.spacy_model",
+        "data.feature_targets", "data.neutral",
+    ),
+    "pre_prune": (
+        "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "pre_prune",
+        "seeds", "training.params", "training.torch_dtype", "training.max_length",
+        "training.train_max_size",
+    ),
+    "train_seed": (
+        "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "training",
+        "post_prune",
+    ),
+    "evaluate_encoder": (
+        "base_model", "base_model_path", "trust_remote_code", "data.target_classes",
+        "data.neutral.additional_excluded_words", "training.source", "training.eval_batch_size",
+        "training.encoder_eval_max_size", "training.seed_selection_eval_max_size",
+        "training.torch_dtype", "training.max_length",
+    ),
+    "select_seed": (
+        "seeds", "training.min_convergent_seeds", "training.convergent_score_threshold",
+        "training.convergent_mean_by_class_threshold", "training.fail_on_non_convergence",
+    ),
+    "decoder_cell": (
+        "base_model", "base_model_path", "trust_remote_code", "data.target_classes",
+        "data.neutral.additional_excluded_words", "training.source", "training.eval_batch_size",
+        "training.torch_dtype", "training.max_length", "decoder.max_size_training_like",
+        "decoder.max_size_neutral", "decoder.lms_max_samples",
+    ),
+    "select_cell": ("data.target_classes", "training.source", "decoder.feature_factors", "decoder.selection"),
+    "rewrite_model": (
+        "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "training.source",
+        "training.torch_dtype",
+    ),
+    "report": ("*",),
+    "provenance": ("*",),
+    "summary": ("base_model", "data.target_classes", "seeds"),
+}
+
+
+def load_config_file(path: str | Path, schema_path: str | Path | None = None) -> dict:
+    """Read a YAML config file and return it validated and resolved (see :func:`load_and_validate`)."""
+    return load_and_validate(load_yaml(path) or {}, schema_path)
+
+
+def load_and_validate(config: Mapping[str, Any], schema_path: str | Path | None = None) -> dict:
+    """Validate ``config`` against the schema, check what a schema cannot, return it resolved.
+
+    Raises :class:`~gradiend.schema_validation.ConfigError` (a ``ValueError``) listing every
+    problem, one line each, naming the offending key. ``config`` itself is not modified.
+    """
+    schema = load_yaml(schema_path or SCHEMA_PATH)
+    resolved = validate_with_defaults(dict(config), schema)
+    problems = []
+    for name, experiment in resolved["experiments"].items():
+        problems += _check_experiment(name, experiment, resolved)
+    if problems:
+        raise ConfigError(problems)
+    for name, experiment in resolved["experiments"].items():
+        _resolve_experiment(name, experiment, resolved)
+    return resolved
+
+
+def _check_experiment(name: str, exp: dict, cfg: dict) -> list[str]:
+    key = f"experiments.{name}"
+    if not SAFE_NAME.match(name):
+        return [f"config key `experiments`: the name {name!r} is not a safe folder name"]
+    data = exp["data"]
+    problems = []
+    ids = [target["id"] for target in data["feature_targets"]]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        problems.append(f"config key `{key}.data.feature_targets` repeats the class id(s) {duplicates}")
+    pair = data["target_classes"]
+    if pair is None and len(ids) != 2:
+        problems.append(f"config key `{key}.data.target_classes` is required when there are "
+                        f"{len(ids)} feature classes ({ids}); name the two to learn")
+    for cls in pair or []:
+        if cls not in ids:
+            problems.append(f"config key `{key}.data.target_classes`: {cls!r} is not a feature class id {ids}")
+    classes = pair or sorted(ids)
+    for target in exp["rewrite"]:
+        if target.removesuffix(WEAKEN_SUFFIX) not in classes:
+            problems.append(f"config key `{key}.rewrite`: {target!r} is neither a target class {classes} "
+                            f"nor one of them followed by '{WEAKEN_SUFFIX}'")
+    needs_spacy = any(t["spacy_tags"] or t["use_lemma"] for t in data["feature_targets"])
+    if (needs_spacy or data["neutral"]["excluded_spacy_tags"]) and not data["spacy_model"]:
+        problems.append(f"config key `{key}.data.spacy_model` is required: spaCy tags or lemmas are "
+                        f"used (e.g. de_core_news_sm, en_core_web_sm)")
+    ratios = data["split_ratios"]
+    if abs(sum(ratios.values()) - 1.0) > 1e-6:
+        problems.append(f"config key `{key}.data.split_ratios` must sum to 1, got {sum(ratios.values())}")
+    source = data["source"]
+    if isinstance(source, dict) and "path" in source and not Path(source["path"]).expanduser().is_file():
+        problems.append(f"config key `{key}.data.source.path`: file not found: {source['path']}")
+    problems += _check_base_model(key, exp["base_model"], cfg)
+    if exp["training"]["min_convergent_seeds"] > len(exp["seeds"]):
+        problems.append(f"config key `{key}.training.min_convergent_seeds` "
+                        f"({exp['training']['min_convergent_seeds']}) exceeds the number of seeds "
+                        f"({len(exp['seeds'])})")
+    for section in ("pre_prune", "post_prune"):
+        prune = exp[section]
+        if prune is not None and prune["topk"] is None and prune["threshold"] is None:
+            problems.append(f"config key `{key}.{section}` needs `topk` or `threshold`")
+    return problems
+
+
+def looks_like_local_path(value: str) -> bool:
+    """A base model written as a path (``/x``, ``./x``, ``../x``, ``~/x``) or an existing folder."""
+    return value.startswith(_PATH_PREFIXES) or Path(value).is_dir()
+
+
+def _check_base_model(key: str, value: str, cfg: dict) -> list[str]:
+    if value.startswith(DEMO_PREFIX):
+        demo = value[len(DEMO_PREFIX):]
+        known = sorted(cfg["demo"]["models"])
+        if demo not in known:
+            return [f"config key `{key}.base_model`: unknown demo model {demo!r} (configured: {known})"]
+        return []
+    if value.startswith(_PATH_PREFIXES) and not Path(value).expanduser().is_dir():
+        return [f"config key `{key}.base_model`: local model folder not found: {value} "
+                f"(a Hugging Face id must not start with '/', './', '../' or '~')"]
+    return []
+
+
+def demo_model_dir(cfg: Mapping, name: str) -> str:
+    return os.path.join(cfg["results_dir"], "_demo", "models", name)
+
+
+def demo_corpus_path(cfg: Mapping) -> str:
+    return os.path.join(cfg["results_dir"], "_demo", "corpus.txt")
+
+
+def strengthen_factor(source: str, class_index: int) -> float:
+    """Feature factor that strengthens ``target_classes[class_index]`` (+1 for class 0 with source
+    ``alternative``; the sign flips for ``factual``/``diff`` sources and for class 1)."""
+    sign = 1.0 if source == "alternative" else -1.0
+    return sign if class_index == 0 else -sign
+
+
+def _resolve_experiment(name: str, exp: dict, cfg: dict) -> None:
+    exp["name"] = name
+    data = exp["data"]
+    if data["target_classes"] is None:
+        data["target_classes"] = sorted(t["id"] for t in data["feature_targets"])
+    spec = exp["base_model"]
+    if spec.startswith(DEMO_PREFIX):
+        exp["demo_model"] = spec[len(DEMO_PREFIX):]
+        exp["base_model_path"] = demo_model_dir(cfg, exp["demo_model"])
+    else:
+        exp["demo_model"] = None
+        exp["base_model_path"] = os.path.expanduser(spec) if spec.startswith("~") else spec
+    decoder = exp["decoder"]
+    if decoder["feature_factors"] is None:
+        source = exp["training"]["source"]
+        decoder["feature_factors"] = [strengthen_factor(source, 0), strengthen_factor(source, 1)]
+
+
+def _pick(tree: Mapping, dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _place(tree: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def _sorted_tree(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _sorted_tree(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_tree(v) for v in value]
+    return value
+
+
+def stage_config(experiment: Mapping[str, Any], stage: str) -> dict:
+    """The part of a resolved experiment that ``stage`` reads (same nesting, keys sorted)."""
+    keys = STAGE_KEYS[stage]
+    if keys == ("*",):
+        return _sorted_tree({k: v for k, v in experiment.items() if k != "resources"})
+    cut: dict = {"name": experiment["name"]}
+    for dotted in keys:
+        _place(cut, dotted, _pick(experiment, dotted))
+    return _sorted_tree(cut)
+
+
+def stage_resources(cfg: Mapping, stage: str, experiment: str | None = None) -> dict:
+    """gpu / mem_mb / runtime / threads of ``stage``: built-in < config ``resources`` (default, then
+    stage) < the experiment's ``resources`` (default, then stage)."""
+    merged = dict(BUILTIN_RESOURCES)
+    layers = [cfg["resources"]]
+    if experiment is not None:
+        layers.append(cfg["experiments"][experiment]["resources"])
+    for layer in layers:
+        merged.update(layer.get("default", {}))
+        merged.update(layer.get(stage, {}))
+    return merged
+
+
+def number_label(value: float) -> str:
+    """A float as it appears in a file name: the shortest text that reads back to the same float."""
+    return repr(float(value))
+
+
+def cell_name(learning_rate: float, feature_factor: float) -> str:
+    return f"lr~{number_label(learning_rate)}_ff~{number_label(feature_factor)}"
+
+
+def decoder_cells(experiment: Mapping[str, Any]) -> dict[str, tuple[float | None, float | None]]:
+    """Cell name -> (learning rate, feature factor); ``base`` (the unmodified model) comes first."""
+    decoder = experiment["decoder"]
+    cells: dict[str, tuple[float | None, float | None]] = {"base": (None, None)}
+    for ff in decoder["feature_factors"]:
+        for lr in decoder["learning_rates"]:
+            cells[cell_name(lr, ff)] = (float(lr), float(ff))
+    return cells
+
+
+def raw_texts_path(cfg: Mapping, experiment: Mapping[str, Any]) -> str | None:
+    """The local file an experiment's texts come from (demo corpus or ``data.source.path``), if any."""
+    source = experiment["data"]["source"]
+    if source == "demo":
+        return demo_corpus_path(cfg)
+    if isinstance(source, Mapping) and "path" in source:
+        return os.path.expanduser(source["path"])
+    return None
