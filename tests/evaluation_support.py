@@ -27,7 +27,7 @@ def bert_tokenizer():
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "##s"]
     words = list(dict.fromkeys(WORDS + [w.capitalize() for w in WORDS if w.isalpha()]))
     vocab = {token: i for i, token in enumerate(specials + words)}
     core = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
