@@ -36,9 +36,9 @@ def position_losses(logits: torch.Tensor, batch: TargetBatch, kind: str) -> torc
     """Loss of each scored position, shape ``(P,)``."""
     check_kind(kind)
     if kind == "diff":
-        z_f = logits.gather(1, _ids(batch, "factual").unsqueeze(1)).squeeze(1)
-        z_a = logits.gather(1, _ids(batch, "alternative").unsqueeze(1)).squeeze(1)
-        return z_a - z_f
+        pair = torch.stack([_ids(batch, "alternative"), _ids(batch, "factual")], dim=1)
+        z = logits.gather(1, pair)
+        return z[:, 0] - z[:, 1]
     z = logits.gather(1, _ids(batch, kind).unsqueeze(1)).squeeze(1)
     return torch.logsumexp(logits, dim=1) - z
 
