@@ -1,0 +1,156 @@
+"""Config validation, paths, wildcard constraints and input/param/resource helpers for every rule."""
+import os
+import re
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from gradiend import __version__ as GRADIEND_VERSION
+from gradiend import workflow_config as wfc
+from gradiend.schema_validation import ConfigError
+
+try:
+    CFG = wfc.load_and_validate(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+RESULTS = CFG["results_dir"]
+EXPERIMENTS = CFG["experiments"]
+DEMO_DIR = os.path.join(RESULTS, "_demo")
+CONDA_ENV = "../envs/gradiend.yaml"
+
+# Defence in depth: the names become folder names, so nothing that could leave results_dir.
+for _name in EXPERIMENTS:
+    if not wfc.SAFE_NAME.match(_name):
+        raise WorkflowError(f"config key `experiments`: {_name!r} is not a safe folder name")
+
+
+wildcard_constraints:
+    experiment="|".join(re.escape(name) for name in EXPERIMENTS),
+    seed=r"\d+",
+    cell=r"base|lr~[^_/]+_ff~[^_/]+",
+    target=wfc.SAFE_NAME.pattern.strip("^$"),
+    demo_model=wfc.SAFE_NAME.pattern.strip("^$"),
+
+
+# --- paths -----------------------------------------------------------------------------------------
+
+
+def exp_path(*parts):
+    """A path pattern under results/{experiment}/."""
+    return os.path.join(RESULTS, "{experiment}", *parts)
+
+
+def exp_file(wildcards, *parts):
+    """A concrete path under results/<experiment>/ (for input functions)."""
+    return os.path.join(RESULTS, wildcards.experiment, *parts)
+
+
+def experiment_of(wildcards):
+    return EXPERIMENTS[wildcards.experiment]
+
+
+def all_targets():
+    files = [os.path.join(RESULTS, "summary.csv"), os.path.join(RESULTS, "summary.tex")]
+    for name in EXPERIMENTS:
+        files.append(os.path.join(RESULTS, name, "report.md"))
+        files.append(os.path.join(RESULTS, name, "provenance.json"))
+    return files
+
+
+# --- params and resources --------------------------------------------------------------------------
+
+
+def stage_params(stage):
+    """Rule param: the keys of the experiment that `stage` reads (a change reruns the stage)."""
+
+    def cut(wildcards):
+        return wfc.stage_config(experiment_of(wildcards), stage)
+
+    return cut
+
+
+def resource(stage, key):
+    """Rule threads/resources from the config (`resources`, then the experiment's `resources`)."""
+
+    def get(wildcards):
+        experiment = getattr(wildcards, "experiment", None)
+        return wfc.stage_resources(CFG, stage, experiment)[key]
+
+    return get
+
+
+# --- inputs ----------------------------------------------------------------------------------------
+
+
+def base_model_input(wildcards):
+    """The demo model folder when the experiment uses one (Hub ids and local folders: none)."""
+    exp = experiment_of(wildcards)
+    return {"base_model": exp["base_model_path"]} if exp["demo_model"] else {}
+
+
+def raw_texts_input(wildcards):
+    """The local raw-text file (demo corpus or data.source.path), if the source is a file."""
+    path = wfc.raw_texts_path(CFG, experiment_of(wildcards))
+    return {"texts": path} if path else {}
+
+
+def train_seed_input(wildcards):
+    files = {"training": exp_file(wildcards, "data", "training.parquet")}
+    if experiment_of(wildcards)["pre_prune"] is not None:
+        files["mask"] = exp_file(wildcards, "prune", "mask.safetensors")
+    files.update(base_model_input(wildcards))
+    return files
+
+
+def per_seed(*parts):
+    """Input function: one path per configured seed, in the order of `seeds`."""
+
+    def files(wildcards):
+        seeds = experiment_of(wildcards)["seeds"]
+        return [exp_file(wildcards, "seeds", str(seed), *parts) for seed in seeds]
+
+    return files
+
+
+def cell_setting(wildcards):
+    """(learning rate, feature factor) of a decoder cell; (None, None) for `base`."""
+    cells = wfc.decoder_cells(experiment_of(wildcards))
+    if wildcards.cell not in cells:
+        raise WorkflowError(
+            f"decoder cell {wildcards.cell!r} is not in the grid of experiment "
+            f"{wildcards.experiment!r} (decoder.learning_rates x decoder.feature_factors)"
+        )
+    return cells[wildcards.cell]
+
+
+def decoder_cell_input(wildcards):
+    files = {
+        "training": exp_file(wildcards, "data", "training.parquet"),
+        "neutral": exp_file(wildcards, "data", "neutral.parquet"),
+    }
+    if wildcards.cell != "base":
+        files["model"] = exp_file(wildcards, "best", "model")
+    files.update(base_model_input(wildcards))
+    return files
+
+
+def grid_cells(wildcards):
+    """Every decoder cell file except `base`, in grid order."""
+    names = [n for n in wfc.decoder_cells(experiment_of(wildcards)) if n != "base"]
+    return [exp_file(wildcards, "decoder", "cells", f"{name}.json") for name in names]
+
+
+def rewritten_dirs(wildcards):
+    return [exp_file(wildcards, "rewritten", t) for t in experiment_of(wildcards)["rewrite"]]
+
+
+def prune_summary_input(wildcards):
+    if experiment_of(wildcards)["pre_prune"] is None:
+        return {}
+    return {"prune_summary": exp_file(wildcards, "prune", "summary.json")}
+
+
+def per_experiment(*parts):
+    """Input for the cross-experiment summary: one path per experiment, in config order."""
+    return [os.path.join(RESULTS, name, *parts) for name in EXPERIMENTS]

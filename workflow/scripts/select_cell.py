@@ -1,0 +1,13 @@
+"""Rule select_cell -> gradiend.stages.select_cell."""
+from gradiend import stages
+
+if __name__ == "__main__":
+    sm = snakemake  # noqa: F821 (injected by Snakemake)
+    with stages.rule_context(sm.log[0], sm.threads):
+        stages.select_cell(
+            sm.params.config,
+            base=sm.input.base,
+            cells=list(sm.input.cells),
+            summary=sm.output.summary,
+            plot=sm.output.plot,
+        )
