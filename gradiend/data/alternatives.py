@@ -16,13 +16,14 @@ from gradiend.data.tables import (
     FACTUAL,
     FACTUAL_CLASS,
     MASKED,
+    RAW_FACTUAL_CLASS,
     SPLIT,
     TEXT,
     TOKEN_COUNT,
     UNIFIED_COLUMNS,
 )
 
-CARRIED_COLUMNS = (TEXT, TOKEN_COUNT)
+CARRIED_COLUMNS = (TEXT, TOKEN_COUNT, RAW_FACTUAL_CLASS)
 """Optional per-class columns copied into the unified rows when present."""
 RESERVED_COLUMNS = frozenset({*UNIFIED_COLUMNS, *CARRIED_COLUMNS})
 """Column names that never count as a per-row alternative, even when a class has that id."""

@@ -24,6 +24,8 @@ from gradiend.data.tables import (
     FACTUAL_CLASS,
     LABEL,
     MASKED,
+    RAW_ALTERNATIVE_CLASS,
+    RAW_FACTUAL_CLASS,
     SPLIT,
     TEXT,
     UNIFIED_COLUMNS,
@@ -35,7 +37,6 @@ from gradiend.util.logging import get_logger
 
 logger = get_logger(__name__)
 
-RAW_FACTUAL_CLASS, RAW_ALTERNATIVE_CLASS = "raw_factual_class", "raw_alternative_class"
 LEGACY_COLUMNS = {"label": FACTUAL, "label_class": FACTUAL_CLASS}
 """The original package's merged-table names, used when the configured column is absent."""
 

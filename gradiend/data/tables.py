@@ -14,6 +14,8 @@ from gradiend.util.io import PathLike, read_parquet, write_json, write_parquet
 MASKED, SPLIT, FACTUAL, ALTERNATIVE = "masked", "split", "factual", "alternative"
 FACTUAL_CLASS, ALTERNATIVE_CLASS, LABEL = "factual_class", "alternative_class", "label"
 TEXT, TOKEN_COUNT = "text", "token_count"
+RAW_FACTUAL_CLASS, RAW_ALTERNATIVE_CLASS = "raw_factual_class", "raw_alternative_class"
+"""Base classes of a row when ``class_merge_map`` merged them."""
 
 UNIFIED_COLUMNS = (MASKED, SPLIT, FACTUAL, ALTERNATIVE, FACTUAL_CLASS, ALTERNATIVE_CLASS, LABEL)
 """Required columns of a training table, in the order they are written."""
