@@ -1,0 +1,140 @@
+"""The Snakemake workflow: dry runs (job counts per rule), lint, profiles, config errors.
+
+Snakemake runs as a subprocess at the repository root with ``results_dir`` pointed at a temporary
+folder, so nothing is written into the repository's results/.
+"""
+import ast
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = REPO / "config" / "experiments"
+
+
+def snakemake(*args, results_dir):
+    command = [sys.executable, "-m", "snakemake", *args, "--config", f"results_dir={results_dir}"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stdout + done.stderr
+
+
+def job_counts(output):
+    """Parse Snakemake's 'Job stats' table into {rule: count}."""
+    lines = output.splitlines()
+    start = lines.index("Job stats:") + 3
+    counts = {}
+    for line in lines[start:]:
+        rule, count = line.split()
+        if rule == "total":
+            break
+        counts[rule] = int(count)
+    return counts
+
+
+def dry_run(tmp_path, *args, quiet=True):
+    quietness = ("--quiet", "rules") if quiet else ()
+    code, output = snakemake("-n", *quietness, *args, results_dir=tmp_path / "results")
+    assert code == 0, output
+    return job_counts(output), output
+
+
+def per_experiment(seeds, cells, rewrites, pre_prune=False):
+    counts = {"create_training_data": 1, "create_neutral_data": 1, "train_seed": seeds,
+              "evaluate_encoder": seeds, "select_seed": 1, "decoder_cell": cells, "select_cell": 1,
+              "rewrite_model": rewrites, "report": 1, "provenance": 1}
+    if pre_prune:
+        counts["pre_prune"] = 1
+    return counts
+
+
+def test_default_config_dry_run(tmp_path):
+    counts, output = dry_run(tmp_path)
+    # two experiments: 3 seeds each, 8 learning rates x 2 feature factors + base, 2 rewrites;
+    # the GPT-2 experiment pre-prunes; both demo models and the corpus are built once.
+    bert, gpt2 = per_experiment(3, 17, 2), per_experiment(3, 17, 2, pre_prune=True)
+    expected = {rule: bert.get(rule, 0) + gpt2.get(rule, 0) for rule in {*bert, *gpt2}}
+    expected.update(demo_corpus=1, demo_model=2, summary=1, all=1)
+    assert counts == expected
+    assert "workflow specific profile workflow/profiles/default" in output
+
+
+@pytest.mark.parametrize("name, seeds, rewrites, pre_prune", [
+    ("bert_gender_en", 3, 4, False),
+    ("gpt2_gender_en", 3, 2, False),
+    ("german_articles", 5, 2, True),
+])
+def test_paper_config_dry_run(tmp_path, name, seeds, rewrites, pre_prune):
+    counts, _ = dry_run(tmp_path, "--configfile", str(EXPERIMENTS / f"{name}.yaml"))
+    expected = per_experiment(seeds, 16 * 2 + 1, rewrites, pre_prune)
+    expected.update(summary=1, all=1)
+    assert counts == expected          # no demo jobs, and the default experiments are not merged in
+
+
+def test_every_experiment_config_is_dry_run_tested():
+    tested = {"bert_gender_en", "gpt2_gender_en", "german_articles"}
+    assert {p.stem for p in EXPERIMENTS.glob("*.yaml")} == tested
+
+
+def test_lint_is_clean(tmp_path):
+    code, output = snakemake("--lint", results_dir=tmp_path / "results")
+    assert code == 0 and "Congratulations, your workflow is in a good condition!" in output, output
+
+
+def test_slurm_profile_dry_run(tmp_path):
+    counts, output = dry_run(tmp_path, "--workflow-profile", "workflow/profiles/slurm", quiet=False)
+    assert counts["decoder_cell"] == 34
+    assert "workflow specific profile workflow/profiles/slurm" in output
+    assert "slurm_partition=gpu" in output and "slurm_partition=cpu" in output
+
+
+def test_invalid_config_stops_snakemake_with_the_key(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["experiments"]["gender_tiny_bert"]["seeds"] = [0, 0]
+    config["experiments"]["gender_tiny_bert"]["training"]["learning_rate"] = "1e-3"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    code, output = snakemake("-n", "--configfile", str(bad), results_dir=tmp_path / "results")
+    assert code != 0
+    assert "experiments.gender_tiny_bert.seeds` has duplicate entries" in output
+    assert "experiments.gender_tiny_bert.training.learning_rate` must be a number" in output
+
+
+def test_unsafe_experiment_name_stops_snakemake(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["experiments"] = {"../x": config["experiments"]["gender_tiny_bert"]}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    code, output = snakemake("-n", "--configfile", str(bad), results_dir=tmp_path / "results")
+    assert code != 0 and "the name '../x' is not allowed" in output
+
+
+def test_local_text_file_source_is_a_rule_input(tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("She reads a book.\n")
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    experiment = config["experiments"]["gender_tiny_bert"]
+    experiment["data"]["source"] = {"path": str(texts)}
+    config["experiments"] = {"from_file": experiment}
+    good = tmp_path / "file.yaml"
+    good.write_text(yaml.safe_dump(config))
+    counts, output = dry_run(tmp_path, "--configfile", str(good), quiet=False)
+    assert counts["demo_model"] == 1 and counts["demo_corpus"] == 1   # the model still needs it
+    training_job = output.split("rule create_training_data:")[1].split("output:")[0]
+    assert str(texts) in training_job and "corpus.txt" not in training_job
+
+
+@pytest.mark.parametrize("script", sorted((REPO / "workflow" / "scripts").glob("*.py")), ids=lambda p: p.stem)
+def test_script_calls_its_stage_with_every_keyword(script):
+    from gradiend import stages
+
+    calls = [node for node in ast.walk(ast.parse(script.read_text()))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and getattr(node.func.value, "id", None) == "stages" and node.func.attr != "rule_context"]
+    assert [call.func.attr for call in calls] == [script.stem]
+    parameters = inspect.signature(getattr(stages, script.stem)).parameters
+    assert len(calls[0].args) == 1                       # the config cut, positionally
+    assert {k.arg for k in calls[0].keywords} == set(parameters) - {"config"}
