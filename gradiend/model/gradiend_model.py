@@ -14,13 +14,13 @@ Deviations from the reference, on purpose:
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from gradiend.model.topk import keep_mask, resolve_topk, top_indices
 from gradiend.util.io import load_safetensors, read_json, save_safetensors, write_json
 
 FORMAT_VERSION = 1
@@ -71,25 +71,6 @@ def check_part(part: str) -> str:
     if part not in UPDATE_PARTS:
         raise ValueError(f"unknown part {part!r}; expected one of {list(UPDATE_PARTS)}")
     return part
-
-
-def resolve_topk(topk: int | float, available: int) -> int:
-    """Number of entries to keep: an int is a count (clipped), a float in (0, 1] a fraction (ceil)."""
-    if isinstance(topk, bool) or not isinstance(topk, (int, float)):
-        raise ValueError(f"topk must be an int count or a float fraction in (0, 1], got {topk!r}")
-    if isinstance(topk, float):
-        if not 0.0 < topk <= 1.0:
-            raise ValueError(f"a float topk is a fraction in (0, 1], got {topk}")
-        return min(available, math.ceil(topk * available))
-    if topk < 1:
-        raise ValueError(f"an int topk must be at least 1, got {topk}")
-    return min(available, topk)
-
-
-def top_indices(importance: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the ``k`` largest values, largest first; ties go to the lower index."""
-    order = torch.sort(importance, descending=True, stable=True).indices
-    return order[:k]
 
 
 class GradiendModel(nn.Module):
@@ -273,32 +254,10 @@ class GradiendModel(nn.Module):
 
     # ----------------------------------------------------------------- pruning, sign
     def keep_mask(self, topk=None, threshold=None, mask=None, importance=None, part="decoder-weight") -> torch.Tensor:
-        """Boolean keep-set: ``mask`` ∧ ``importance ≥ threshold``, then the top-k of the survivors."""
-        if topk is None and threshold is None and mask is None:
-            raise ValueError("prune needs at least one of topk, threshold or mask")
+        """Boolean keep-set over the input space (:func:`gradiend.model.topk.keep_mask`)."""
         if importance is None:
             importance = self.get_weight_importance(part)
-        importance = torch.as_tensor(importance).detach().float().cpu().reshape(-1)
-        if importance.numel() != self.input_dim:
-            raise ValueError(f"importance: expected {self.input_dim} entries, got {importance.numel()}")
-        keep = torch.ones(self.input_dim, dtype=torch.bool)
-        if mask is not None:
-            mask = torch.as_tensor(mask).cpu().reshape(-1)
-            if mask.dtype != torch.bool or mask.numel() != self.input_dim:
-                raise ValueError(f"mask must be a bool tensor with {self.input_dim} entries, got "
-                                 f"{mask.dtype} with {mask.numel()}")
-            keep &= mask
-        if threshold is not None:
-            keep &= importance >= float(threshold)
-        if topk is not None:
-            survivors = keep.nonzero().reshape(-1)
-            k = resolve_topk(topk, int(survivors.numel())) if survivors.numel() else 0
-            chosen = survivors[top_indices(importance[survivors], k)]
-            keep = torch.zeros_like(keep)
-            keep[chosen] = True
-        if not keep.any():
-            raise ValueError("pruning would keep no input dimension")
-        return keep
+        return keep_mask(importance, self.input_dim, topk=topk, threshold=threshold, mask=mask)
 
     def prune(self, topk=None, threshold=None, mask=None, importance=None, part="decoder-weight",
               inplace=False, return_mask=False):

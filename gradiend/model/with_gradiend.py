@@ -22,9 +22,7 @@ from gradiend.model import with_gradiend_io as io
 from gradiend.model.param_mapped import ParamMappedGradiendModel
 from gradiend.objectives.base import TargetBatch, resolve_objective
 from gradiend.objectives.gradients import jvp_directional, parameter_gradients
-from gradiend.objectives.losses import KINDS, check_kind
-
-SOURCES = KINDS  # ("factual", "alternative", "diff")
+from gradiend.objectives.losses import check_kind
 
 
 def _as_list(value, name: str) -> list | None:
