@@ -84,3 +84,29 @@ def tiny_gpt2(seed: int = 0):
         attn_implementation="eager", bos_token_id=0, eos_token_id=0,
     )
     return GPT2LMHeadModel(config).eval(), tokenizer
+
+
+def demo_tables(corpus: list[str], per_class: int = 60, neutral: int = 20):
+    """A she-vs-he unified table (with ``label``) and neutral texts, from the demo corpus."""
+    from gradiend.data.creator import TextPredictionDataCreator
+    from gradiend.data.filter_config import TextFilterConfig
+    from gradiend.data.ingest import load_training_table
+
+    creator = TextPredictionDataCreator(
+        base_data=corpus, feature_targets=[TextFilterConfig(targets=["she"], id="she"),
+                                           TextFilterConfig(targets=["he"], id="he")], seed=0)
+    per_class_data = creator.generate_training_data(max_size_per_class=per_class)
+    table = load_training_table(data=per_class_data, target_classes=["she", "he"], random_state=0)
+    neutral_data = creator.generate_neutral_data(max_size=neutral, additional_excluded_words=["her", "his", "him"])
+    return table, neutral_data
+
+
+def gradiend_parts(model_dir, table, neutral, seed: int = 0, **options):
+    """EvaluationParts over a fresh (seeded) she-vs-he GRADIEND on the model in ``model_dir``."""
+    from gradiend.evaluation.context import EvaluationParts
+    from gradiend.model.with_gradiend import ModelWithGradiend
+
+    torch.manual_seed(seed)
+    model = ModelWithGradiend.from_pretrained(str(model_dir), source="alternative",
+                                              feature_class_encoding_direction={"she": 1, "he": -1})
+    return EvaluationParts(model, table, neutral, **options)

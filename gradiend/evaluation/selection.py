@@ -179,10 +179,10 @@ def summarize_cells(
                 candidates += found
                 excluded += dropped
             if not candidates:
-                raise ValueError(
-                    f"no finite decoder cell to {direction} class {target!r}: feature factor(s) {factors} have "
-                    f"{excluded} non-finite cell(s) and no finite one"
-                )
+                problem = (f"its {excluded} cell(s) are all non-finite" if excluded
+                           else "the grid has no cell with that feature factor")
+                raise ValueError(f"no finite decoder cell to {direction} class {target!r} "
+                                 f"(feature factor(s) {factors}): {problem}")
             chosen = selector.select(candidates, base_lms)
             summary[key] = {
                 "value": chosen.candidate.metric,

@@ -1,0 +1,148 @@
+"""Encoder evaluation: encode held-out feature rows and neutral rows, then compute the metrics.
+
+Rows (reference-behaviour.md §5):
+- ``training``: the pair transitions of the split; ``label`` ±1 after source inversion
+  (:func:`gradiend.training.rows.select_rows`), encoded from the model's ``source`` gradient;
+- ``neutral_training_masked`` (split ``test`` only): each test template un-masked with its factual
+  token, then one random non-target word masked (factual gradient of that word, label 0);
+- ``neutral_dataset``: the same masking on the neutral texts (label 0).
+Every row is encoded by the batched JVP path (:meth:`ModelWithGradiend.encode_batch`): the
+directional derivative ``w·∇θL`` of each row in forward mode, no backward pass, and nothing that the
+metrics do not read (the reference computes extra gradients here).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from gradiend.data.tables import ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS, MASKED, SPLIT
+from gradiend.evaluation.context import EvaluationParts, sample_at_most
+from gradiend.evaluation.encoder_metrics import NEUTRAL_DATASET, NEUTRAL_TRAINING_MASKED, TRAINING, encoder_metrics
+from gradiend.evaluation.neutral_rows import neutral_masked_rows, unmask
+from gradiend.training.rows import FEATURE_CLASS_ID, select_rows
+from gradiend.util.io import write_json, write_parquet
+from gradiend.util.logging import get_logger
+
+logger = get_logger(__name__)
+
+NEUTRAL = "neutral"
+METRICS_FILE, ENCODED_FILE, PLOT_FILE = "metrics.json", "encoded.parquet", "distributions"
+COLUMNS = ["type", "split", MASKED, FACTUAL, ALTERNATIVE, FACTUAL_CLASS, ALTERNATIVE_CLASS, "transition",
+           "source_id", "source_token", "label", "encoded"]
+
+
+class EncoderEvaluator:
+    """Encodes the rows of a split and neutral rows, and scores how the encoder separates them."""
+
+    def __init__(self, parts: EvaluationParts):
+        self.parts = parts
+
+    @property
+    def model(self):
+        return self.parts.model_with_gradiend
+
+    @property
+    def causal(self) -> bool:
+        return getattr(self.model.objective, "name", "") == "causal_lm"
+
+    # ------------------------------------------------------------------ rows
+    def training_rows(self, split: str, max_size: int | None) -> pd.DataFrame:
+        source = self.model.source
+        rows = select_rows(self.parts.data, self.parts.target_classes, split, source, max_size=max_size,
+                           seed=self.parts.seed)
+        frame = rows.frame
+        if frame.empty:
+            raise ValueError(f"split {split!r} has no rows of the pair {self.parts.target_classes}")
+        transition = frame[FEATURE_CLASS_ID].map(rows.transition_names)
+        by_source = {"alternative": (frame[ALTERNATIVE_CLASS], frame[ALTERNATIVE]),
+                     "factual": (frame[FACTUAL_CLASS], frame[FACTUAL]),
+                     "diff": (transition, frame[FACTUAL])}
+        source_id, source_token = by_source[source]
+        return pd.DataFrame({
+            "type": TRAINING, "split": split, MASKED: frame[MASKED], FACTUAL: frame[FACTUAL],
+            ALTERNATIVE: frame[ALTERNATIVE], FACTUAL_CLASS: frame[FACTUAL_CLASS],
+            ALTERNATIVE_CLASS: frame[ALTERNATIVE_CLASS], "transition": transition,
+            "source_id": source_id.astype(str), "source_token": source_token.astype(str),
+            "label": frame["label"].astype("int64"),
+        })
+
+    def _neutral_frame(self, kind: str, split: str, texts: list[str], max_size: int | None) -> pd.DataFrame:
+        texts = sample_at_most(texts, max_size, self.parts.seed)
+        rows = neutral_masked_rows(self.model.tokenizer, texts, self.parts.neutral_exclusions(),
+                                   seed=f"{self.parts.seed}-{kind}", causal=self.causal)
+        if len(rows) < len(texts):
+            logger.info("%s: %d of %d texts have no maskable neutral word", kind, len(texts) - len(rows), len(texts))
+        masked = [m for _, m, _ in rows]
+        words = [w for _, _, w in rows]
+        return pd.DataFrame({
+            "type": kind, "split": split, MASKED: masked, FACTUAL: words, ALTERNATIVE: words,
+            FACTUAL_CLASS: NEUTRAL, ALTERNATIVE_CLASS: NEUTRAL, "transition": NEUTRAL, "source_id": NEUTRAL,
+            "source_token": words, "label": pd.Series([0] * len(rows), dtype="int64"),
+        })
+
+    def neutral_training_masked_rows(self, max_size: int | None) -> pd.DataFrame:
+        frame = self.parts.data
+        test = frame[(frame[SPLIT] == "test") & frame[FACTUAL_CLASS].isin(self.parts.target_classes)]
+        test = test.drop_duplicates([MASKED, FACTUAL])
+        texts = list(dict.fromkeys(unmask(list(test[MASKED]), list(test[FACTUAL]))))
+        return self._neutral_frame(NEUTRAL_TRAINING_MASKED, "test", texts, max_size)
+
+    def neutral_dataset_rows(self, max_size: int | None) -> pd.DataFrame:
+        texts = self.parts.neutral_texts
+        return self._neutral_frame(NEUTRAL_DATASET, "neutral", texts or [], max_size)
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, frame: pd.DataFrame, kind: str | None) -> list[float]:
+        """Encoded value per row, in batches (``kind`` None = the model's source gradient)."""
+        model, size = self.model, self.parts.batch_size
+        needs_alternative = (kind or model.source) in ("alternative", "diff")
+        values: list[float] = []
+        starts = range(0, len(frame), size)
+        for start in tqdm(starts, desc=f"encoding {frame['type'].iloc[0] if len(frame) else ''}", leave=False,
+                          disable=len(starts) < 2):
+            chunk = frame.iloc[start:start + size]
+            alternative = list(chunk[ALTERNATIVE]) if needs_alternative else None
+            encoded = model.encode_batch(list(chunk[MASKED]), list(chunk[FACTUAL]), alternative, kind=kind)
+            values.extend(encoded.detach().to("cpu", torch.float64).reshape(len(chunk), -1)[:, 0].tolist())
+        return values
+
+    def encoded_frame(self, split: str = "test", max_size: int | None = None) -> pd.DataFrame:
+        """All encoded rows of the split plus the neutral variants, as one table (:data:`COLUMNS`)."""
+        max_size = self.parts.encoder_max_size if max_size is None else max_size
+        parts = [self.training_rows(split, max_size)]
+        parts[0]["encoded"] = self.encode(parts[0], kind=None)
+        neutral = []
+        if split == "test":
+            neutral.append(self.neutral_training_masked_rows(max_size))
+        if self.parts.neutral_texts:
+            neutral.append(self.neutral_dataset_rows(max_size))
+        for frame in neutral:
+            if len(frame):
+                frame["encoded"] = self.encode(frame, kind="factual")
+                parts.append(frame)
+        return pd.concat(parts, ignore_index=True)[COLUMNS]
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, split: str = "test", max_size: int | None = None, plot: bool = False,
+                 output_dir: str | Path | None = None, return_df: bool = False) -> dict:
+        """Metrics of the split; with ``output_dir`` writes metrics.json, encoded.parquet (+ the plot)."""
+        frame = self.encoded_frame(split, max_size)
+        metrics = encoder_metrics(frame)
+        metrics["split"] = split
+        if output_dir is not None:
+            output_dir = Path(output_dir)
+            write_parquet(frame, output_dir / ENCODED_FILE)
+            write_json(output_dir / METRICS_FILE, metrics)
+        if plot:
+            from gradiend.plots.encoder import plot_encoder_distributions
+
+            path = None if output_dir is None else output_dir / f"{PLOT_FILE}.{self.parts.img_format}"
+            plot_encoder_distributions(frame, path, correlation=metrics["correlation"])
+            if path is not None:
+                metrics["plot_path"] = str(path)
+        if return_df:
+            metrics["encoder_df"] = frame
+        return metrics

@@ -1,0 +1,63 @@
+"""Feature-neutral encoder inputs: a text with one random, non-target word masked.
+
+The encoder should put such rows near 0. A word qualifies when it is not a target / excluded /
+ignored word and is exactly one non-special token where it stands (so the masked row trains the
+same kind of single-token prediction as the feature rows). For a causal LM the word must follow at
+least ``min_prefix_tokens`` tokens of context (fewer only when a text has no such word). Choices
+use a ``random.Random`` seeded per variant, so the same seed gives the same rows.
+"""
+from __future__ import annotations
+
+import random
+import re
+from typing import Iterable, Sequence
+
+from gradiend.evaluation.tokens import MASK_PLACEHOLDER
+from gradiend.objectives.tokens import continuation_ids
+
+WORD = re.compile(r"\w+")
+DEFAULT_MIN_PREFIX_TOKENS = 5
+
+
+def _single_token(tokenizer, prefix: str, word: str, special: set[int]) -> bool:
+    ids = continuation_ids(tokenizer, [prefix], [word])[0]
+    return len(ids) == 1 and ids[0] not in special
+
+
+def mask_random_word(tokenizer, text: str, excluded: set[str], rng: random.Random, causal: bool,
+                     min_prefix_tokens: int = DEFAULT_MIN_PREFIX_TOKENS) -> tuple[str, str] | None:
+    """``(masked text, masked word)`` for one randomly chosen qualifying word, or None."""
+    special = set(tokenizer.all_special_ids)
+    if getattr(tokenizer, "unk_token_id", None) is not None:
+        special.add(tokenizer.unk_token_id)
+    spans = [m for m in WORD.finditer(text) if m.group().lower() not in excluded]
+    rng.shuffle(spans)
+    if causal:
+        def prefix_length(match) -> int:
+            prefix = text[: match.start()].rstrip()
+            return len(tokenizer(prefix, add_special_tokens=False)["input_ids"]) if prefix else 0
+        lengths = {m.start(): prefix_length(m) for m in spans}
+        spans = [m for m in spans if lengths[m.start()] >= min_prefix_tokens] + [
+            m for m in spans if 0 < lengths[m.start()] < min_prefix_tokens]
+    for match in spans:
+        if _single_token(tokenizer, text[: match.start()], match.group(), special):
+            return text[: match.start()] + MASK_PLACEHOLDER + text[match.end():], match.group()
+    return None
+
+
+def neutral_masked_rows(tokenizer, texts: Iterable[str], excluded: Iterable[str], seed: int | str,
+                        causal: bool) -> list[tuple[str, str, str]]:
+    """``(source text, masked text, word)`` for every text that has a qualifying word."""
+    rng = random.Random(seed)
+    excluded = {w.lower() for w in excluded}
+    rows = []
+    for text in texts:
+        found = mask_random_word(tokenizer, text, excluded, rng, causal)
+        if found is not None:
+            rows.append((text, *found))
+    return rows
+
+
+def unmask(masked: Sequence[str], factual: Sequence[str]) -> list[str]:
+    """Fill every mask of each row with its factual token."""
+    return [m.replace(MASK_PLACEHOLDER, str(f)) for m, f in zip(masked, factual)]
