@@ -39,7 +39,7 @@ def cell_key(learning_rate: float, feature_factor: float) -> str:
 
 def _number(value: float) -> str:
     value = float(value)
-    return str(int(value)) if value.is_integer() else repr(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
 def is_finite_cell(cell: Mapping) -> bool:
