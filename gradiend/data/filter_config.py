@@ -64,7 +64,8 @@ class TextFilterConfig:
     parent's ``spacy_tags`` (its own keys win). ``target`` is shorthand for a single string.
     ``id`` defaults to the first target string. ``use_lemma`` applies to the whole class (a nested
     config's own flag is not consulted). ``min_left_context_words`` overrides the creator's
-    default for this class (a target needs at least that many words before it).
+    default for this class (a target needs at least that many words before it). ``weight`` is
+    accepted for compatibility with the original package, where it has no effect on the result either.
     """
 
     targets: Optional[List[Union[str, "TextFilterConfig"]]] = None
