@@ -108,3 +108,14 @@ def test_bad_tangents_are_named(setup):
         jvp_directional(model, {name: torch.zeros(3)}, objective, batch, "factual")
     with pytest.raises(ValueError, match="unknown loss kind"):
         parameter_gradients(model, params, objective, batch, ["source"])
+
+
+def test_fused_attention_without_forward_mode_is_a_clear_error(tiny_masked_lm_dir, demo_corpus):
+    model, tokenizer, objective = load_base_model(tiny_masked_lm_dir, attn_implementation="sdpa")
+    batch = objective.prepare(tokenizer, *masked_rows(demo_corpus, 4))
+    tangent = random_tangent(mapped_parameters(model))
+    try:
+        jvp_directional(model, tangent, objective, batch, "factual")
+    except NotImplementedError as error:
+        assert "attn_implementation='eager'" in str(error)
+    # else: this torch build has the forward-mode formula, and eager is merely the safe default

@@ -6,8 +6,8 @@ Fast paths (DESIGN §4):
   (equal to ``L_f - L_a`` when both tokens are scored at the same positions), not two gradients
   subtracted.
 - :func:`jvp_directional`: the encoder's ``w · ∇θ L(x)`` for every row of a batch from one
-  forward-mode pass (``torch.func.jvp`` over ``torch.func.functional_call``), instead of one backward
-  per row. PyTorch's fused attention (SDPA) has no forward-mode derivative on the CPU: load models
+  forward-mode pass (dual tensors swapped in with ``torch.func.functional_call``), instead of one
+  backward per row. PyTorch's fused attention (SDPA) has no forward-mode derivative on the CPU: load models
   with ``attn_implementation="eager"`` (the default of :func:`gradiend.model.loading.load_base_model`).
 
 Plain paths (:func:`plain_parameter_gradients`, :func:`per_example_gradient_dot`) do the textbook
@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Mapping, Sequence
 
 import torch
+import torch.autograd.forward_ad as forward_ad
 
 from gradiend.objectives.base import Objective, TargetBatch
 from gradiend.objectives.heads import scoring_head
@@ -144,24 +145,35 @@ def jvp_directional(
     """Per-row directional derivatives ``d/dt L_row(θ + t·v)`` at ``t = 0``, shape ``(B,)``.
 
     ``tangents`` maps parameter names (as in ``model.named_parameters()``) to the direction ``v``;
-    parameters not named have zero tangent. For ``v = w`` laid out on the mapped parameters this is
-    each row's ``w · ∇θ L_row``, the encoder's pre-activation without its bias. One forward-mode
-    pass for the whole batch, no backward, no autograd graph. ``reduction="rows"``: ``L_row`` is
-    the row's mean over its positions (each row on its own); ``"positions"``: each row's share of
-    the batch mean over all positions (the rows sum to the batch-gradient's directional derivative).
-    With ``return_losses`` also returns the per-row losses ``(losses, derivatives)``.
+    parameters not named have zero tangent (they are constants). For ``v = w`` laid out on the
+    mapped parameters this is each row's ``w · ∇θ L_row``, the encoder's pre-activation without its
+    bias. One forward-mode pass for the whole batch, no backward, no autograd graph.
+    ``reduction="rows"``: ``L_row`` is the row's mean over its positions (each row on its own);
+    ``"positions"``: each row's share of the batch mean over all positions (the rows sum to the
+    batch gradient's directional derivative). With ``return_losses`` returns ``(losses, derivatives)``.
+
+    Implementation: dual tensors of ``torch.autograd.forward_ad`` swapped in with
+    ``torch.func.functional_call`` (tied weights stay tied). This is the JVP that
+    ``torch.func.jvp`` computes, but without functorch's per-operation wrapping, which measured
+    about twice as slow on BERT here (benchmarks/README.md).
     """
     check_kind(kind)
-    scoring_head(model)  # run the one-time head check outside the transform
+    scoring_head(model)  # run the one-time head check outside forward-mode AD
     primals, tangent = _tangent_primals(model, tangents)
     scorer = _Scorer(model, objective, batch)
-
-    def losses(params):
-        logits = torch.func.functional_call(scorer, params, (), strict=False, tie_weights=True)
-        return row_losses(logits, batch, kind, reduction)
-
-    with torch.no_grad():
-        values, derivatives = torch.func.jvp(losses, (primals,), (tangent,))
+    with torch.no_grad(), forward_ad.dual_level():
+        duals = {name: forward_ad.make_dual(primals[name], tangent[name]) for name in primals}
+        try:
+            logits = torch.func.functional_call(scorer, duals, (), strict=False, tie_weights=True)
+        except NotImplementedError as error:
+            attention = getattr(getattr(model, "config", None), "_attn_implementation", "?")
+            raise NotImplementedError(
+                f"forward-mode derivative unavailable for {type(model).__name__} with attention "
+                f"{attention!r}: load the model with attn_implementation='eager' ({error})"
+            ) from error
+        values, derivatives = forward_ad.unpack_dual(row_losses(logits, batch, kind, reduction))
+    if derivatives is None:  # the loss does not depend on the tangent's parameters
+        derivatives = torch.zeros_like(values)
     return (values, derivatives) if return_losses else derivatives
 
 
