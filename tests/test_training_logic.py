@@ -41,6 +41,15 @@ def test_scheduler_cycles_every_batch_of_large_groups():
     assert sched.batch(0).tolist() == sched.batch(10).tolist()  # period = 2 groups x 5 batches
 
 
+def test_scheduler_keys_used_cover_the_steps():
+    fids, labels = _rows(10, 4, 6)
+    sched = BatchScheduler(fids, labels, batch_size=2, seed=0)
+    assert len(sched.keys_used(1000)) == sched.batches_per_epoch == 10
+    assert sched.keys_used(4) == [sched.key(s) for s in range(4)]
+    for step in range(40):
+        assert sched.rows_of(sched.key(step)).tolist() == sched.batch(step).tolist()
+
+
 def test_scheduler_deterministic_and_seed_dependent():
     fids, labels = _rows(40, 40)
     a = [BatchScheduler(fids, labels, 4, seed=7).batch(s).tolist() for s in range(20)]

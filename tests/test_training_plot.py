@@ -9,7 +9,7 @@ def _stats(converged):
     history = [{"step": s, "correlation": c, "mean_by_class": {"she": m, "he": -m}, "normalised": s == 20}
                for s, c, m in [(0, 0.05, 0.0), (10, 0.4, 0.3), (20, 0.8, 0.7), (30, 0.75, 0.6)]]
     return {"target_classes": ["she", "he"], "history": history, "best_step": 20,
-            "convergence": {"converged": converged, "score_threshold": 0.5}}
+            "convergence_info": {"converged": converged, "score_threshold": 0.5}}
 
 
 def test_plot_from_dict_and_folder(tmp_path):

@@ -40,7 +40,7 @@ def plot_training_convergence(training: Mapping | str | Path, output_path: str |
         raise ValueError("training statistics hold no evaluations to plot")
     steps = [h["step"] for h in history]
     classes = list(stats.get("target_classes") or history[0]["mean_by_class"])
-    converged = bool((stats.get("convergence") or {}).get("converged"))
+    converged = bool((stats.get("convergence_info") or {}).get("converged"))
     best_step = stats.get("best_step")
 
     fig, (ax_mean, ax_corr) = plt.subplots(2, 1, sharex=True, figsize=(7, 5.5))
@@ -52,7 +52,7 @@ def plot_training_convergence(training: Mapping | str | Path, output_path: str |
     ax_mean.legend(title="class", fontsize="small")
     correlations = [float("nan") if h["correlation"] is None else h["correlation"] for h in history]
     ax_corr.plot(steps, correlations, marker="o", ms=3, color="black", label="correlation")
-    threshold = (stats.get("convergence") or {}).get("score_threshold")
+    threshold = (stats.get("convergence_info") or {}).get("score_threshold")
     if threshold is not None:
         for sign in (1, -1):
             ax_corr.axhline(sign * threshold, color="0.7", lw=0.8, ls=":")

@@ -264,9 +264,3 @@ def dtype_name(dtype: Any) -> str:
     """'float32' for torch.float32 or 'float32'; the form stored in JSON."""
     return str(dtype).removeprefix("torch.")
 
-
-def resolve_torch_dtype(dtype: Any):
-    """torch dtype for a name or dtype; None means float32."""
-    import torch
-
-    return getattr(torch, dtype_name(dtype)) if dtype is not None else torch.float32

@@ -89,7 +89,7 @@ class TrainingHistory:
             "losses": [_finite_or_none(x) for x in self.losses],
             "best": best.to_dict() if best is not None else None,
             "best_step": best_step,
-            "convergence": dict(convergence),
+            "convergence_info": dict(convergence),
             "training_args": dict(training_args),
             **dict(extra or {}),
         }

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -76,17 +76,23 @@ class BatchScheduler:
         """Number of full batches over all transitions: one pass's worth of steps."""
         return sum(len(g.batches) for g in self._groups)
 
-    def batch(self, step: int) -> np.ndarray:
-        """Row positions of the batch used at 0-based ``step`` (any step >= 0 is valid)."""
+    def key(self, step: int) -> tuple[int, int]:
+        """``(group, batch)`` index of the batch used at 0-based ``step``: equal keys, equal rows."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
-        group = self._groups[step % self.n_groups]
-        return group.batches[(step // self.n_groups) % len(group.batches)]
+        group = step % self.n_groups
+        return group, (step // self.n_groups) % len(self._groups[group].batches)
 
-    def feature_class_of(self, step: int) -> int:
-        return self._groups[step % self.n_groups].feature_class_id
+    def batch(self, step: int) -> np.ndarray:
+        """Row positions of the batch used at 0-based ``step`` (any step >= 0 is valid)."""
+        group, index = self.key(step)
+        return self._groups[group].batches[index]
 
-    def iter_batches(self, n_steps: int, start: int = 0) -> Iterator[np.ndarray]:
-        """Batches for steps ``start … n_steps-1``."""
-        for step in range(start, n_steps):
-            yield self.batch(step)
+    def keys_used(self, n_steps: int) -> list[tuple[int, int]]:
+        """Distinct batch keys of steps ``0 … n_steps-1``, in first-use order."""
+        period = self.n_groups * max(len(g.batches) for g in self._groups)
+        return list(dict.fromkeys(self.key(s) for s in range(min(n_steps, period))))
+
+    def rows_of(self, key: tuple[int, int]) -> np.ndarray:
+        group, index = key
+        return self._groups[group].batches[index]

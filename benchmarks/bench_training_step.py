@@ -1,0 +1,120 @@
+"""Training-step time against its floor: how much a GRADIEND step costs beyond the base-model gradients.
+
+Floor = one forward plus the backwards that the source and target gradients need (one per kind,
+on the retained graph), on the same batch padded to its longest row
+(:func:`gradiend.objectives.parameter_gradients`). Step = a full :class:`TrainingRun` step: those
+gradients flattened into the GRADIEND input space, finiteness checks, GRADIEND forward/backward and
+the AdamW update. Target: step / floor <= 1.2.
+
+Run: ``python3 benchmarks/bench_training_step.py [--models tiny-masked tiny-causal bert-base]``.
+Floor and step are timed interleaved (median of ``--repeats``), so load from other processes
+affects both alike.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gradiend.data.demo_corpus import generate_demo_corpus  # noqa: E402
+from gradiend.objectives.gradients import parameter_gradients  # noqa: E402
+from gradiend.training.arguments import PrePruneConfig, TrainingArguments  # noqa: E402
+from gradiend.training.rows import FEATURE_CLASS_ID, TRAINING_LABEL  # noqa: E402
+from gradiend.training.scheduler import BatchScheduler  # noqa: E402
+from gradiend.training.trainer import TextPredictionTrainer  # noqa: E402
+from gradiend.training.training_loop import TrainingRun, make_optimizer  # noqa: E402
+
+# name -> (builder, pre-prune fraction or None)
+MODELS = {
+    "tiny-masked": ("build_tiny_masked_lm", None),
+    "tiny-causal": ("build_tiny_causal_lm", None),
+    "bert-base": ("bert-base", None),
+    "bert-base-1%": ("bert-base", 0.01),
+}
+
+
+def _she_he_table(corpus):
+    from tests.training_support import she_he_table
+
+    return she_he_table(corpus)
+
+
+def _build(kind: str, folder: Path, corpus) -> Path:
+    from gradiend.demo import models
+
+    if kind == "bert-base":
+        return models.build_random_like("bert-base", folder, corpus=corpus, seed=0)
+    return getattr(models, kind)(folder, corpus, seed=0)
+
+
+def _time(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench(name: str, batch_size: int, repeats: int, workdir: Path) -> dict:
+    builder, fraction = MODELS[name]
+    corpus = generate_demo_corpus(2000, seed=0)
+    model_dir = _build(builder, workdir / builder, corpus) if not (workdir / builder).exists() else workdir / builder
+    pre = PrePruneConfig(topk=fraction, n_samples=8) if fraction else None
+    args = TrainingArguments(train_batch_size=batch_size, max_steps=repeats, learning_rate=1e-3, max_seeds=1,
+                             pre_prune_config=pre)
+    trainer = TextPredictionTrainer(str(model_dir), data=_she_he_table(corpus), args=args,
+                                    target_classes=["she", "he"], progress=False)
+    rows = trainer.train_rows()
+    scheduler = BatchScheduler(rows.frame[FEATURE_CLASS_ID].tolist(), rows.frame[TRAINING_LABEL].tolist(),
+                               batch_size, seed=0)
+    pre_prune = trainer.compute_pre_prune_mask() if pre else None
+    mwg = trainer.create_model_with_gradiend(0, pre_prune)
+    run = TrainingRun(mwg, scheduler, rows, None, args, trainer.target_classes, progress=False)
+    run.prepare_batches()
+    optimizer = make_optimizer(mwg.gradiend.parameters(), args)
+    params = mwg.mapped_parameters()
+    kinds = list(dict.fromkeys([args.source, args.target]))
+
+    def floor(step):
+        batch = run._batches[scheduler.key(step - 1)]
+        parameter_gradients(mwg.base_model, params, mwg.objective, batch, kinds)
+
+    floor(1)
+    run.train_step(1, optimizer)  # warm-up (allocations, head check)
+    floors, steps = [], []
+    for step in range(1, repeats + 1):
+        floors.append(_time(lambda: floor(step)))
+        steps.append(_time(lambda: run.train_step(step, optimizer)))
+    floor_s, step_s = statistics.median(floors), statistics.median(steps)
+    return {"model": name, "input_dim": mwg.gradiend.input_dim, "batch": batch_size,
+            "floor_ms": 1e3 * floor_s, "step_ms": 1e3 * step_s, "ratio": step_s / floor_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["tiny-masked", "tiny-causal", "bert-base-1%"],
+                        choices=sorted(MODELS))
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1 is stable on a shared machine; OpenMP spinning makes more unstable)")
+    parser.add_argument("--workdir", type=Path, default=None, help="where models are built (default: temp)")
+    options = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(options.threads)
+    with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
+        workdir = options.workdir or Path(tmp)
+        results = [bench(name, options.batch_size, options.repeats, workdir) for name in options.models]
+    print(f"{'model':<14} {'input_dim':>11} {'batch':>5} {'floor ms':>9} {'step ms':>9} {'ratio':>6}")
+    for r in results:
+        print(f"{r['model']:<14} {r['input_dim']:>11,} {r['batch']:>5} {r['floor_ms']:>9.1f} {r['step_ms']:>9.1f} "
+              f"{r['ratio']:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""One training run of one seed: optimiser steps, in-training evaluation, best checkpoint.
+
+A step reads the source and target gradients of one batch from one base-model forward
+(:meth:`ModelWithGradiend.source_and_target_gradients`), fits the GRADIEND to reconstruct the
+target from the source (mean squared error over all input entries) and takes one AdamW step; no
+schedule, no clipping. The encoder is evaluated at step 0, every ``eval_steps`` and at the last
+step; an encoding learned with the reversed sign is flipped (normalisation); the best evaluation
+after step 0 is kept as an in-memory copy of the GRADIEND weights and restored at the end.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from gradiend.training.arguments import TrainingArguments
+from gradiend.training.convergence import BestCheckpoint, ConvergenceInfo, assess_convergence, should_normalise
+from gradiend.training.encoder_probe import EncoderProbe
+from gradiend.training.history import EvalRecord, TrainingHistory
+from gradiend.training.rows import Rows
+from gradiend.training.scheduler import BatchScheduler
+from gradiend.util.logging import get_logger
+
+logger = get_logger(__name__)
+
+
+class NonFiniteGradientError(RuntimeError):
+    """A base-model gradient or the GRADIEND loss became NaN or infinite."""
+
+
+@dataclass
+class RunOutcome:
+    history: TrainingHistory
+    best_step: int | None
+    convergence: ConvergenceInfo
+    total_steps: int
+    batches_per_epoch: int
+    timing: dict = field(default_factory=dict)
+
+
+def make_optimizer(parameters, args: TrainingArguments) -> torch.optim.Optimizer:
+    """AdamW (or Adam); the fused kernel on CPU and CUDA, which is many times faster than the default
+    per-tensor loop over the GRADIEND's large weight vectors."""
+    parameters = list(parameters)
+    cls = torch.optim.AdamW if args.optim == "adamw" else torch.optim.Adam
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in parameters)
+    return cls(parameters, lr=args.learning_rate, weight_decay=args.weight_decay, eps=args.adam_epsilon,
+               fused=fused or None)
+
+
+def _check_finite(vector: torch.Tensor, what: str, step: int, model_with_gradiend) -> None:
+    """The sum of a vector is finite exactly when its entries are (a finite overflow to inf needs
+    entries near 1e38), and costs one pass without a mask; the mask is built only to name the culprit."""
+    if math.isfinite(float(vector.sum())):
+        return
+    finite = torch.isfinite(vector)
+    if bool(finite.all()):
+        return
+    first = int((~finite).nonzero()[0])
+    name = next(n for n, start, stop in model_with_gradiend.gradiend.segments() if start <= first < stop)
+    raise NonFiniteGradientError(
+        f"step {step}: the {what} gradient is not finite (first at parameter {name!r}); lower the learning "
+        "rate, check the data rows of this batch, or load the base model in a wider dtype")
+
+
+def _flip_momentum(optimizer: torch.optim.Optimizer) -> None:
+    """After inverting the GRADIEND the running gradient means point the other way too."""
+    for state in optimizer.state.values():
+        if "exp_avg" in state:
+            state["exp_avg"].neg_()
+
+
+class TrainingRun:
+    """Trains ``model_with_gradiend.gradiend`` in place on ``train_rows`` (see module docstring)."""
+
+    def __init__(self, model_with_gradiend, scheduler: BatchScheduler, train_rows: Rows, probe: EncoderProbe | None,
+                 args: TrainingArguments, target_classes: tuple[str, str], progress: bool = True):
+        self.mwg = model_with_gradiend
+        self.scheduler = scheduler
+        self.rows = train_rows.frame
+        self.probe = probe
+        self.args = args
+        self.target_classes = target_classes
+        self.progress = progress
+        self.total_steps = args.total_steps(scheduler.batches_per_epoch)
+        self.history = TrainingHistory(target_classes)
+        self.best = BestCheckpoint()
+        self._best_state: dict[str, torch.Tensor] | None = None
+        self._batches: dict = {}
+        self.timing = {"prepare_s": 0.0, "train_s": 0.0, "eval_s": 0.0}
+
+    # ------------------------------------------------------------------ batches
+    def prepare_batches(self) -> None:
+        """Tokenise every batch the run will use, before the first step (bad rows fail here)."""
+        start = time.perf_counter()
+        for key in self.scheduler.keys_used(self.total_steps):
+            chunk = self.rows.iloc[self.scheduler.rows_of(key)]
+            self._batches[key] = self.mwg.prepare(chunk["masked"].tolist(), chunk["factual"].tolist(),
+                                                  chunk["alternative"].tolist())
+        self.timing["prepare_s"] += time.perf_counter() - start
+
+    # ------------------------------------------------------------------ steps
+    def train_step(self, step: int, optimizer: torch.optim.Optimizer) -> float:
+        """One optimiser step on the batch of 1-based ``step``; returns the reconstruction loss."""
+        batch = self._batches[self.scheduler.key(step - 1)]
+        source, target = self.mwg.source_and_target_gradients(batch)
+        _check_finite(source, f"source ({self.mwg.source})", step, self.mwg)
+        if target is not source:
+            _check_finite(target, f"target ({self.mwg.target})", step, self.mwg)
+        decoded = self.mwg.gradiend(source)
+        loss = torch.nn.functional.mse_loss(decoded, target.to(decoded.dtype))
+        if not bool(torch.isfinite(loss)):
+            raise NonFiniteGradientError(f"step {step}: the GRADIEND loss is {float(loss)}; lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    def evaluate(self, step: int, optimizer: torch.optim.Optimizer) -> EvalRecord:
+        start = time.perf_counter()
+        result = self.probe.evaluate(self.mwg)
+        gradiend = self.mwg.gradiend
+        record = EvalRecord(step=step, correlation=result.correlation, mean_by_class=result.mean_by_class,
+                            n_by_class=result.n_by_class, train_loss=self.history.mean_loss_since_last_eval(),
+                            encoder_norm=gradiend.encoder_norm, decoder_norm=gradiend.decoder_norm)
+        if should_normalise(record.correlation, self.args.normalize_gradiend, gradiend.latent_dim):
+            self.mwg.invert_encoding(update_direction=False)
+            _flip_momentum(optimizer)
+            record.negate()
+            logger.info("step %d: correlation %.3f < -0.6, encoding inverted", step, -record.correlation)
+        self.history.add_evaluation(record)
+        if self.best.update(step, record.correlation):
+            self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in gradiend.state_dict().items()}
+        self.timing["eval_s"] += time.perf_counter() - start
+        means = ", ".join(f"{c}={m:+.3f}" for c, m in record.mean_by_class.items())
+        logger.info("step %d: correlation %+.4f, mean encoded %s", step, record.correlation, means)
+        return record
+
+    def run(self) -> RunOutcome:
+        if not self._batches:
+            self.prepare_batches()
+        optimizer = make_optimizer(self.mwg.gradiend.parameters(), self.args)
+        self.mwg.base_model.eval()
+        evaluating = self.probe is not None and self.args.do_eval
+        if evaluating:
+            self.evaluate(0, optimizer)
+        bar = tqdm(range(1, self.total_steps + 1), desc="GRADIEND training", disable=not self.progress)
+        start = time.perf_counter()
+        for step in bar:
+            loss = self.train_step(step, optimizer)
+            self.history.add_loss(loss)
+            if evaluating and (step % self.args.eval_steps == 0 or step == self.total_steps):
+                record = self.evaluate(step, optimizer)
+                bar.set_postfix(loss=f"{loss:.3g}", corr=f"{record.correlation:+.3f}")
+        self.timing["train_s"] = time.perf_counter() - start - self.timing["eval_s"]
+        bar.close()
+        if self._best_state is not None:
+            self.mwg.gradiend.load_state_dict(self._best_state)
+        return RunOutcome(self.history, self.best.step, self._convergence(evaluating), self.total_steps,
+                          self.scheduler.batches_per_epoch, dict(self.timing))
+
+    def _convergence(self, evaluated: bool) -> ConvergenceInfo:
+        args = self.args
+        if not evaluated:
+            return ConvergenceInfo(False, "not evaluated (do_eval=False)", None, None, {},
+                                   args.convergent_score_threshold, args.convergent_mean_by_class_threshold)
+        best = self.history.record_at(self.best.step)
+        means = best.mean_by_class if best is not None else {}
+        return assess_convergence(self.best.step, self.best.correlation, means, self.target_classes,
+                                  args.convergent_score_threshold, args.convergent_mean_by_class_threshold)
+
