@@ -79,3 +79,109 @@ def test_custom_shape_and_config_values(tmp_path):
 def test_empty_corpus_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="corpus is empty"):
         build_tiny_masked_lm(tmp_path / "m", [])
+
+
+# --- pre-training ---------------------------------------------------------------------------
+
+from gradiend.data.demo_corpus import generate_demo_corpus  # noqa: E402
+from gradiend.demo.pretrain import (  # noqa: E402
+    build_demo_model,
+    pretrain_causal_lm,
+    pretrain_masked_lm,
+    pronoun_accuracy,
+)
+
+HELD_OUT = generate_demo_corpus(400, seed=12345)
+
+
+@pytest.mark.parametrize("kind", ["masked", "causal"])
+def test_short_pretraining_is_deterministic_and_records_its_run(tmp_path, kind, demo_corpus,
+                                                                 tiny_masked_lm_dir, tiny_causal_lm_dir):
+    base = tiny_masked_lm_dir if kind == "masked" else tiny_causal_lm_dir
+    pretrain = pretrain_masked_lm if kind == "masked" else pretrain_causal_lm
+    corpus = demo_corpus[:300]
+    args = {"max_steps": 12, "batch_size": 16, "warmup": 4, "eval_every": 5, "target_accuracy": 1.01}
+    first = pretrain(base, corpus, tmp_path / "a", seed=3, **args)
+    second = pretrain(base, corpus, tmp_path / "b", seed=3, **args)
+    other = pretrain(base, corpus, tmp_path / "c", seed=4, **args)
+    assert _sha(first / "model.safetensors") == _sha(second / "model.safetensors")
+    assert _sha(first / "model.safetensors") != _sha(other / "model.safetensors")
+    assert _sha(first / "model.safetensors") != _sha(base / "model.safetensors")
+    info = json.loads((first / "pretraining.json").read_text())
+    assert info["steps"] == 12 and info["seed"] == 3 and len(info["loss"]) == 12
+    assert info["recipe"]["lr"] == 2e-3
+    assert info["loss"][-1] < info["loss"][0]
+    assert [check["step"] for check in info["validation_checks"]] == [5, 10]
+    assert 0.0 <= info["test_she_he_accuracy"] <= 1.0
+    assert info["train_sentences"] + info["validation_sentences"] + info["test_sentences"] == 300
+    assert AutoTokenizer.from_pretrained(first).model_max_length == 128
+
+
+def test_pretraining_stops_once_the_target_is_reached(tmp_path, demo_corpus, tiny_masked_lm_dir):
+    out = pretrain_masked_lm(tiny_masked_lm_dir, demo_corpus[:200], tmp_path / "m", max_steps=30,
+                             batch_size=8, eval_every=4, target_accuracy=0.0)
+    info = json.loads((out / "pretraining.json").read_text())
+    assert info["steps"] == 4 and len(info["validation_checks"]) == 1
+
+
+def test_pronoun_accuracy_needs_a_she_or_he(tiny_masked_lm_dir):
+    with pytest.raises(ValueError, match="no scorable she/he"):
+        pronoun_accuracy(tiny_masked_lm_dir, ["The students went home.", "They left."])
+
+
+def test_build_demo_model_reads_a_corpus_file_and_checks_kind(tmp_path):
+    corpus_file = tmp_path / "corpus.txt"
+    corpus_file.write_text("\n".join(generate_demo_corpus(100, seed=1)) + "\n\n", encoding="utf-8")
+    out = build_demo_model("masked", tmp_path / "model", corpus_file, steps=3, seed=0)
+    assert json.loads((out / "pretraining.json").read_text())["train_sentences"] == 90
+    assert AutoModelForMaskedLM.from_pretrained(out).config.model_type == "bert"
+    with pytest.raises(ValueError, match="unknown demo model kind 'seq2seq'"):
+        build_demo_model("seq2seq", tmp_path / "x", corpus_file)
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        build_demo_model("masked", tmp_path / "x", tmp_path / "missing.txt")
+
+
+@pytest.mark.slow
+def test_pretrained_masked_lm_knows_she_from_he(pretrained_masked_lm_dir, tiny_masked_lm_dir):
+    info = json.loads((pretrained_masked_lm_dir / "pretraining.json").read_text())
+    assert info["test_she_he_accuracy"] >= 0.95
+    assert pronoun_accuracy(pretrained_masked_lm_dir, HELD_OUT) >= 0.95
+    assert pronoun_accuracy(tiny_masked_lm_dir, HELD_OUT) < 0.8
+
+
+@pytest.mark.slow
+def test_pretrained_causal_lm_knows_she_from_he(pretrained_causal_lm_dir, tiny_causal_lm_dir):
+    info = json.loads((pretrained_causal_lm_dir / "pretraining.json").read_text())
+    assert info["test_she_he_accuracy"] >= 0.90
+    assert pronoun_accuracy(pretrained_causal_lm_dir, HELD_OUT) >= 0.90
+    assert pronoun_accuracy(tiny_causal_lm_dir, HELD_OUT) < 0.8
+
+
+@pytest.mark.slow
+def test_builds_are_byte_identical_across_processes(tmp_path):
+    import subprocess
+    import sys
+
+    script = ("import sys; from gradiend.demo.models import build_tiny_masked_lm, build_tiny_causal_lm;"
+              "build_tiny_masked_lm(sys.argv[1] + '/m'); build_tiny_causal_lm(sys.argv[1] + '/c')")
+    for name in ("a", "b"):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], check=True)
+    for model in ("m", "c"):
+        for name in ("model.safetensors", "tokenizer.json"):
+            assert _sha(tmp_path / "a" / model / name) == _sha(tmp_path / "b" / model / name)
+
+
+@pytest.mark.slow
+def test_build_random_like_bert_base(tmp_path):
+    from transformers import AutoConfig
+
+    from gradiend.demo.models import build_random_like
+
+    path = build_random_like("bert-base", tmp_path / "bert-base")
+    config = AutoConfig.from_pretrained(path)
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (768, 12, 12)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    assert len(tokenizer) == config.vocab_size == 30522
+    assert tokenizer.tokenize("Maria said she left.") == ["maria", "said", "she", "left", "."]
+    with pytest.raises(ValueError, match="unknown config_name 'bert-huge'"):
+        build_random_like("bert-huge", tmp_path / "x")

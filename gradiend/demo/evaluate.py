@@ -1,0 +1,103 @@
+"""How well a demo model tells "she" from "he": the yardstick for pre-training.
+
+Masked LM: every pronoun of a sentence is masked (as in pre-training); at each she/he position the
+model is right when it gives the true pronoun a higher score than the other one. Causal LM: at each
+she/he that follows some text, the model is right when the next-token score of " she" vs " he"
+(with the sentence's casing) favours the true one. Sentences should name the person before the
+pronoun, as the demo corpus does; otherwise the causal model can only guess.
+"""
+from __future__ import annotations
+
+import re
+
+from gradiend.data.demo_corpus import DEMO_PRONOUNS
+from gradiend.util.io import PathLike
+
+_SWAP = {"she": "he", "he": "she", "She": "He", "He": "She", "SHE": "HE", "HE": "SHE"}
+_SHE_HE = re.compile(r"\b(she|he)\b", re.IGNORECASE)
+
+
+def _single_token_id(tokenizer, text: str) -> int:
+    pieces = tokenizer(text, add_special_tokens=False).input_ids
+    if len(pieces) != 1:
+        raise ValueError(f"tokenizer splits {text!r} into {len(pieces)} tokens; expected one")
+    return pieces[0]
+
+
+def _masked_accuracy(model, tokenizer, sentences: list[str], batch_size: int) -> tuple[int, int]:
+    import torch
+
+    correct = total = 0
+    for start in range(0, len(sentences), batch_size):
+        texts = sentences[start:start + batch_size]
+        batch = tokenizer(texts, padding=True, truncation=True, return_offsets_mapping=True,
+                          return_tensors="pt")
+        offsets = batch.pop("offset_mapping").tolist()
+        ids = batch["input_ids"].clone()
+        scored = []  # (row, position, true id, other id)
+        for row, (text, spans) in enumerate(zip(texts, offsets)):
+            for position, (begin, end) in enumerate(spans):
+                word = text[begin:end]
+                if begin == end or word.lower() not in DEMO_PRONOUNS:
+                    continue
+                ids[row, position] = tokenizer.mask_token_id
+                if word in _SWAP:
+                    scored.append((row, position, _single_token_id(tokenizer, word),
+                                   _single_token_id(tokenizer, _SWAP[word])))
+        if not scored:
+            continue
+        batch["input_ids"] = ids
+        with torch.no_grad():
+            logits = model(**batch).logits
+        for row, position, true_id, other_id in scored:
+            correct += int(logits[row, position, true_id] > logits[row, position, other_id])
+        total += len(scored)
+    return correct, total
+
+
+def _causal_accuracy(model, tokenizer, sentences: list[str], batch_size: int) -> tuple[int, int]:
+    import torch
+
+    cases = []  # (prefix, true id, other id)
+    for text in sentences:
+        for match in _SHE_HE.finditer(text):
+            word, begin = match.group(0), match.start()
+            if begin == 0 or word not in _SWAP or text[begin - 1] != " ":
+                continue
+            cases.append((text[: begin - 1], _single_token_id(tokenizer, " " + word),
+                          _single_token_id(tokenizer, " " + _SWAP[word])))
+    correct = 0
+    for start in range(0, len(cases), batch_size):
+        chunk = cases[start:start + batch_size]
+        batch = tokenizer([prefix for prefix, _, _ in chunk], padding=True, padding_side="right",
+                          return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**batch).logits
+        last = batch["attention_mask"].sum(dim=1) - 1
+        for row, (_, true_id, other_id) in enumerate(chunk):
+            correct += int(logits[row, last[row], true_id] > logits[row, last[row], other_id])
+    return correct, len(cases)
+
+
+def score_pronouns(model, tokenizer, sentences: list[str], batch_size: int = 64) -> float:
+    """Share of she/he positions where an in-memory ``model`` prefers the true pronoun."""
+    is_masked = type(model).__name__.endswith("ForMaskedLM")
+    score = _masked_accuracy if is_masked else _causal_accuracy
+    was_training = model.training
+    model.eval()
+    correct, total = score(model, tokenizer, list(sentences), batch_size)
+    model.train(was_training)
+    if total == 0:
+        raise ValueError("no scorable she/he occurrence in the given sentences")
+    return correct / total
+
+
+def pronoun_accuracy(model_dir: PathLike, sentences: list[str], batch_size: int = 64) -> float:
+    """Share of she/he positions in ``sentences`` where the saved model prefers the true pronoun."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    architectures = AutoConfig.from_pretrained(model_dir).architectures or []
+    is_masked = any(name.endswith("ForMaskedLM") for name in architectures)
+    auto_class = AutoModelForMaskedLM if is_masked else AutoModelForCausalLM
+    model = auto_class.from_pretrained(model_dir)
+    return score_pronouns(model, AutoTokenizer.from_pretrained(model_dir), sentences, batch_size)
