@@ -59,7 +59,7 @@ def test_default_config_dry_run(tmp_path):
     expected = {rule: bert.get(rule, 0) + gpt2.get(rule, 0) for rule in {*bert, *gpt2}}
     expected.update(demo_corpus=1, demo_model=2, summary=1, all=1)
     assert counts == expected
-    assert "workflow specific profile workflow/profiles/default" in output
+    assert "workflow specific profile profiles/default" in output
 
 
 @pytest.mark.parametrize("name, seeds, rewrites, pre_prune", [

@@ -10,7 +10,7 @@ from gradiend import workflow_config as wfc
 from gradiend.schema_validation import ConfigError
 
 try:
-    CFG = wfc.load_and_validate(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+    CFG = wfc.load_and_validate(config, Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml")
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 

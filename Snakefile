@@ -5,8 +5,8 @@ restartable file-to-file stage per rule (DESIGN.md §2). Run from the repository
     snakemake --cores 8 --configfile config/experiments/bert_gender_en.yaml
     snakemake --workflow-profile workflow/profiles/slurm --configfile ...
 
-The Snakefile lives in workflow/ so that Snakemake finds both it and the workflow profile
-workflow/profiles/default/ without being told (config/README.md, "Profiles").
+Snakemake finds the workflow profile workflow/profiles/default/ through the `profiles` link beside
+this file (it looks for profiles/default/ next to the Snakefile; config/README.md, "Profiles").
 """
 from snakemake.utils import min_version
 
@@ -19,15 +19,15 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-report: "report/workflow.rst"
+report: "workflow/report/workflow.rst"
 
 
-include: "rules/common.smk"
-include: "rules/demo.smk"
-include: "rules/data.smk"
-include: "rules/training.smk"
-include: "rules/decoder.smk"
-include: "rules/records.smk"
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/training.smk"
+include: "workflow/rules/decoder.smk"
+include: "workflow/rules/records.smk"
 
 
 localrules:
