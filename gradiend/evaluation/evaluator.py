@@ -44,7 +44,7 @@ class Evaluator:
     def decoder(self) -> DecoderEvaluator:
         """The decoder evaluator; rebuilt only when the base model, data or neutral data change."""
         parts = self.parts
-        key = (id(parts.model_with_gradiend.base_model), id(parts.data), id(parts.neutral_data),
+        key = (id(parts.model_with_gradiend.base_model), id(parts.data), hash(tuple(parts.neutral_texts or ())),
                tuple(parts.target_classes), parts.seed)
         if self._decoder is None or key != self._decoder_key:
             self._decoder, self._decoder_key = DecoderEvaluator(parts), key
