@@ -77,17 +77,19 @@ def test_train_seed_writes_checkpoint_and_history(tiny_masked_lm_dir, table, tmp
     assert loaded.source == "alternative"
     fig = trainer.plot_training_convergence()
     assert (tmp_path / "training_convergence.png").is_file() and fig is not None
+    metrics = trainer.evaluate_encoder(split="validation", max_size=4)
+    assert -1.0 <= metrics["correlation"] <= 1.0
 
 
 def test_runs_are_deterministic_for_a_seed(tiny_masked_lm_dir, table, tmp_path):
     files = []
     for run in ("a", "b"):
-        trainer = _trainer(tiny_masked_lm_dir, table, _args(tmp_path / run, seed=5))
+        trainer = _trainer(tiny_masked_lm_dir, table, _args(tmp_path / run, seed=5, max_steps=3))
         trainer.train()
         files.append({n: (tmp_path / run / "model" / n).read_bytes()
                       for n in ("training.json", "model.safetensors", "config.json")})
     assert files[0] == files[1]
-    other = _trainer(tiny_masked_lm_dir, table, _args(tmp_path / "c", seed=6))
+    other = _trainer(tiny_masked_lm_dir, table, _args(tmp_path / "c", seed=6, max_steps=3))
     other.train()
     assert (tmp_path / "c" / "model" / "model.safetensors").read_bytes() != files[0]["model.safetensors"]
 

@@ -17,10 +17,11 @@ def _cased(word: str, like: str) -> str:
     return word.capitalize() if like[0].isupper() else word
 
 
-def she_he_table(corpus: list[str], max_per_class: int | None = None) -> pd.DataFrame:
+def she_he_table(corpus: list[str], max_per_class: int | None = None, left_context: bool = False) -> pd.DataFrame:
     """Unified rows (masked, split, factual, alternative, classes, label) for she (+1) vs he (−1).
 
     Every tenth sentence goes to validation, the next to test, the rest to train.
+    ``left_context`` drops sentences that start with the pronoun (a causal LM needs a prefix).
     """
     rows, counts = [], {"she": 0, "he": 0}
     for text in corpus:
@@ -28,6 +29,8 @@ def she_he_table(corpus: list[str], max_per_class: int | None = None) -> pd.Data
         if len(found) != 1:
             continue
         cls = found.pop()
+        if left_context and _PRONOUN.match(text):
+            continue
         if max_per_class is not None and counts[cls] >= max_per_class:
             continue
         first = _PRONOUN.search(text).group(1)

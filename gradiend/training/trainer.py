@@ -91,6 +91,7 @@ class TextPredictionTrainer:
         self._table = None
         self._base = None
         self._pre_prune: PrePruneResult | None = None
+        self._evaluator = None
 
     # ------------------------------------------------------------------ data
     @property
@@ -352,3 +353,25 @@ class TextPredictionTrainer:
             decoder_max_size_neutral=args.decoder_eval_max_size_neutral, decoder_lrs=args.decoder_eval_lrs,
             decoder_feature_factors=args.decoder_eval_feature_factors, img_format=config.img_format)
 
+
+    # ------------------------------------------------------------------ evaluation (delegated)
+    @property
+    def evaluator(self):
+        """The :class:`gradiend.evaluation.evaluator.Evaluator` bound to this trainer."""
+        if self._evaluator is None:
+            from gradiend.evaluation.evaluator import Evaluator
+
+            self._evaluator = Evaluator(self)
+        return self._evaluator
+
+    def evaluate_encoder(self, *args, **kwargs) -> dict:
+        """See :meth:`Evaluator.evaluate_encoder`."""
+        return self.evaluator.evaluate_encoder(*args, **kwargs)
+
+    def evaluate_decoder(self, *args, **kwargs) -> dict:
+        """See :meth:`Evaluator.evaluate_decoder`."""
+        return self.evaluator.evaluate_decoder(*args, **kwargs)
+
+    def rewrite_base_model(self, *args, **kwargs):
+        """See :meth:`Evaluator.rewrite_base_model`."""
+        return self.evaluator.rewrite_base_model(*args, **kwargs)

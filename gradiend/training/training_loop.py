@@ -148,14 +148,14 @@ class TrainingRun:
         if evaluating:
             self.evaluate(0, optimizer)
         bar = tqdm(range(1, self.total_steps + 1), desc="GRADIEND training", disable=not self.progress)
-        start = time.perf_counter()
+        start, eval_before = time.perf_counter(), self.timing["eval_s"]
         for step in bar:
             loss = self.train_step(step, optimizer)
             self.history.add_loss(loss)
             if evaluating and (step % self.args.eval_steps == 0 or step == self.total_steps):
                 record = self.evaluate(step, optimizer)
                 bar.set_postfix(loss=f"{loss:.3g}", corr=f"{record.correlation:+.3f}")
-        self.timing["train_s"] = time.perf_counter() - start - self.timing["eval_s"]
+        self.timing["train_s"] = time.perf_counter() - start - (self.timing["eval_s"] - eval_before)
         bar.close()
         if self._best_state is not None:
             self.mwg.gradiend.load_state_dict(self._best_state)
