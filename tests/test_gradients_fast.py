@@ -39,7 +39,7 @@ def _assert_per_example_close(fast: torch.Tensor, plain: torch.Tensor, dtype) ->
         assert float((fast.double() - plain.double()).norm() / plain.double().norm()) <= 1e-4
 
 
-@pytest.mark.parametrize("kind", ["factual", "alternative", "diff"])
+@pytest.mark.parametrize("kind", ["factual", "diff"])
 def test_jvp_equals_per_example_gradient_dot(setup, kind):
     model, objective, batch, params, dtype = setup
     tangent = random_tangent(params, seed=1)

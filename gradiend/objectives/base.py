@@ -54,10 +54,10 @@ class TargetBatch:
         return replace(self, inputs=inputs, **moved)
 
     def select(self, rows: Sequence[int]) -> "TargetBatch":
-        """The sub-batch of ``rows`` (in that order), re-padded to its own longest row."""
+        """The sub-batch of distinct ``rows`` (in that order), re-padded to its own longest row."""
         rows_t = torch.as_tensor(list(rows), dtype=torch.long, device=self.row_index.device)
-        if rows_t.numel() == 0:
-            raise ValueError("TargetBatch.select needs at least one row")
+        if rows_t.numel() == 0 or rows_t.unique().numel() != rows_t.numel():
+            raise ValueError(f"TargetBatch.select needs distinct row indices, got {rows_t.tolist()}")
         attention = self.inputs["attention_mask"][rows_t]
         length = int(attention.sum(dim=1).max())
         inputs = {key: value[rows_t, :length] for key, value in self.inputs.items()}

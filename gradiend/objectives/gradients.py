@@ -195,6 +195,6 @@ def per_example_gradient_dot(
     for row in range(batch.n_rows):
         single = batch.select([row])
         grads = plain_parameter_gradients(model, params, objective, single, [kind], "rows", dtype=None)[kind]
-        dot = sum((grads[n] * tangents[n].to(grads[n].dtype)).sum() for n in params)
+        dot = sum(torch.dot(grads[n].reshape(-1), tangents[n].to(grads[n]).reshape(-1)) for n in params)
         dots.append(dot * (float(counts[row]) / batch.n_positions) if reduction == "positions" else dot)
     return torch.stack(dots)
