@@ -154,8 +154,8 @@ def jvp_directional(
 
     Implementation: dual tensors of ``torch.autograd.forward_ad`` swapped in with
     ``torch.func.functional_call`` (tied weights stay tied). This is the JVP that
-    ``torch.func.jvp`` computes, but without functorch's per-operation wrapping, which measured
-    about twice as slow on BERT here (benchmarks/README.md).
+    ``torch.func.jvp`` computes, without functorch's per-operation wrapping (a little faster;
+    benchmarks/README.md).
     """
     check_kind(kind)
     scoring_head(model)  # run the one-time head check outside forward-mode AD
