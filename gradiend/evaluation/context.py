@@ -7,7 +7,7 @@ them through ``evaluation_parts()``; a workflow stage builds them from files (a 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,7 +40,6 @@ class EvaluationParts:
     decoder_lrs: Sequence[float] | None = None
     decoder_feature_factors: Sequence[float] | None = None
     img_format: str = "png"
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.target_classes is None:

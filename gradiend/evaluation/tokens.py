@@ -35,23 +35,6 @@ def variant_sequences(tokenizer, words: Iterable[str], leading_space: bool) -> l
     return list(sequences)
 
 
-def single_token_ids(tokenizer, words: Iterable[str], leading_space: bool) -> list[int]:
-    """Ids of the casing variants that are one token each; a word with none contributes its first piece.
-
-    Used where only one next token is scored (causal LM), so a multi-token variant such as " SHE"
-    → " S", "HE" must not add an unrelated first piece.
-    """
-    ids: dict[int, None] = {}
-    for word in words:
-        sequences = [word_token_ids(tokenizer, v, leading_space) for v in casing_variants(word)]
-        singles = [seq[0] for seq in sequences if len(seq) == 1]
-        if singles:
-            ids.update(dict.fromkeys(singles))
-        elif sequences and sequences[0]:
-            ids.setdefault(sequences[0][0], None)
-    return list(ids)
-
-
 def ignore_token_ids(tokenizer, words: Iterable[str]) -> set[int]:
     """Ids of every single-token spelling of ``words``, with and without a leading space."""
     ids: set[int] = set()
