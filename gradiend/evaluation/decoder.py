@@ -26,6 +26,7 @@ from gradiend.evaluation.neutral_rows import unmask
 from gradiend.evaluation.probabilities import ClassProbabilityScorer, class_target_words
 from gradiend.evaluation.selection import (
     LMSThresholdPolicy,
+    LMSTimesMetricPolicy,
     SelectionPolicy,
     cell_key,
     default_learning_rates,
@@ -42,6 +43,7 @@ logger = get_logger(__name__)
 BASE = "base"
 SUMMARY_FILE, PLOT_FILE = "summary.json", "probability_shifts"
 DIRECTIONS = {True: ("strengthen",), False: ("weaken",), None: ("strengthen", "weaken")}
+__all__ = ["DecoderEvaluator", "LMSThresholdPolicy", "LMSTimesMetricPolicy"]  # policies re-exported as in the reference
 
 
 class DecoderEvaluator:
