@@ -151,6 +151,17 @@ def prune_summary_input(wildcards):
     return {"prune_summary": exp_file(wildcards, "prune", "summary.json")}
 
 
+def provenance_input(wildcards):
+    """The files provenance.json hashes: raw texts (if a local file), both data tables, the demo model."""
+    files = {
+        "training": exp_file(wildcards, "data", "training.parquet"),
+        "neutral": exp_file(wildcards, "data", "neutral.parquet"),
+    }
+    files.update(raw_texts_input(wildcards))
+    files.update(base_model_input(wildcards))
+    return files
+
+
 def per_experiment(*parts):
     """Input for the cross-experiment summary: one path per experiment, in config order."""
     return [os.path.join(RESULTS, name, *parts) for name in EXPERIMENTS]

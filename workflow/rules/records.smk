@@ -2,6 +2,8 @@
 
 
 rule provenance:
+    input:
+        unpack(provenance_input),
     output:
         provenance=exp_path("provenance.json"),
     log:

@@ -1,0 +1,127 @@
+"""Decoder stages: score one grid cell, choose the cells, write the rewritten models."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from gradiend.stages.models import (evaluation_parts, load_base, read_tables, with_checkpoint,
+                                    without_gradiend)
+from gradiend.util.logging import get_logger
+
+logger = get_logger("gradiend.stages")
+
+
+def _lms_cap(decoder: Mapping) -> int | None:
+    """Neutral texts the LMS scores: the smaller of ``max_size_neutral`` and ``lms_max_samples``."""
+    caps = [c for c in (decoder["max_size_neutral"], decoder["lms_max_samples"]) if c is not None]
+    return min(caps) if caps else None
+
+
+def decoder_cell(config: dict, *, learning_rate: float | None, feature_factor: float | None,
+                 model: str | None, training: str, neutral: str, cell: str) -> None:
+    """Score one cell of the decoder grid: the base model rewritten as θ + lr·dec(ff).
+
+    ``learning_rate`` and ``feature_factor`` are both ``None`` for the ``base`` cell (the
+    unmodified model; ``model`` is then ``None`` too, so the base cell never waits for training).
+    Config: ``base_model, base_model_path, trust_remote_code, data.target_classes,
+    data.neutral.additional_excluded_words, training.{source, eval_batch_size, torch_dtype,
+    max_length}, decoder.{max_size_training_like, max_size_neutral, lms_max_samples}``.
+    Reads: ``model`` (best checkpoint), ``training`` (``test`` split), ``neutral`` (LMS texts).
+    Writes ``cell``: JSON, the cell of ``DecoderEvaluator.evaluate_cell`` / ``evaluate_base``:
+    ``{"id", "is_base", "learning_rate", "feature_factor", "probs_by_dataset": {dataset class:
+    {class: mean P}}, "n_rows_by_dataset", "lms", "lms_details", "class_feature_factors",
+    "finite", "part"}`` (the base cell has learning rate and feature factor 0).
+    """
+    from gradiend.evaluation.decoder import DecoderEvaluator
+    from gradiend.util.io import write_json
+
+    is_base = learning_rate is None and feature_factor is None
+    if is_base != (model is None):
+        raise ValueError("decoder_cell: give learning_rate, feature_factor and model together, or none of them "
+                         "(the base cell)")
+    table, neutral_table = read_tables(training, neutral)
+    base = load_base(config)
+    mwg = without_gradiend(config, base) if is_base else with_checkpoint(config, base, model)
+    decoder = config["decoder"]
+    parts = evaluation_parts(config, mwg, table, neutral_table,
+                             decoder_max_size_training_like=decoder["max_size_training_like"],
+                             decoder_max_size_neutral=_lms_cap(decoder))
+    evaluator = DecoderEvaluator(parts)
+    result = evaluator.evaluate_base() if is_base else evaluator.evaluate_cell(learning_rate, feature_factor)
+    write_json(cell, result)
+    logger.info("cell %s: lms %.4f, probabilities %s", result["id"], result["lms"], result["probs_by_dataset"])
+
+
+def _policy(selection: Mapping):
+    from gradiend.evaluation.selection import LMSThresholdPolicy, LMSTimesMetricPolicy
+
+    if selection["policy"] == "lms_threshold":
+        return LMSThresholdPolicy(ratio=float(selection["ratio"]))
+    if selection["policy"] == "lms_times_metric":
+        return LMSTimesMetricPolicy()
+    raise ValueError(f"config key `decoder.selection.policy`: unknown policy {selection['policy']!r}")
+
+
+def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, plot: str) -> None:
+    """Choose, per target class and direction, the grid cell to rewrite with.
+
+    Config: ``data.target_classes, decoder.selection.{policy, ratio}`` (``lms_threshold``: best
+    metric among cells with LMS >= ratio·base LMS, else the smallest learning rate;
+    ``lms_times_metric``: best metric·LMS).
+    Reads: ``base`` (the base cell) and ``cells`` (every other cell; each file names its own
+    learning rate and feature factor, and the feature factor that strengthens each class).
+    Writes:
+      - ``summary``: JSON ``{"<class>": {...}, "<class>_weaken": {...}}`` for both target classes,
+        each entry from ``gradiend.evaluation.selection.summarize_cells`` (``value``,
+        ``base_value``, ``learning_rate``, ``feature_factor``, ``lms``, ``base_lms``,
+        ``strengthen``, ``target_class``, ``fallback``, ``reason``, ``id``, ...) plus ``cell`` (the
+        workflow's cell name); also ``"base"`` (LMS and probabilities of the unmodified model),
+        ``"policy"`` and ``"non_finite_cells"``;
+      - ``plot``: PNG of the probability shifts and LMS over the learning rates.
+    """
+    from gradiend.evaluation.selection import summarize_cells
+    from gradiend.plots.decoder import plot_probability_shifts
+    from gradiend.stages.models import target_classes
+    from gradiend.util.io import read_json, write_json
+    from gradiend.workflow_config import cell_name
+
+    base_cell = read_json(base)
+    grid = [read_json(path) for path in cells]
+    policy = _policy(config["decoder"]["selection"])
+    chosen = summarize_cells(grid, base_cell, base_cell["class_feature_factors"], target_classes(config),
+                             ("strengthen", "weaken"), policy)
+    for entry in chosen.values():
+        if isinstance(entry, dict):
+            entry["cell"] = cell_name(entry["learning_rate"], entry["feature_factor"])
+            entry["part"] = base_cell.get("part", "decoder")
+    result = {**chosen, "policy": {"name": policy.name, **config["decoder"]["selection"]},
+              "base": {"lms": base_cell["lms"], "probs_by_dataset": base_cell["probs_by_dataset"],
+                       "class_feature_factors": base_cell["class_feature_factors"]}}
+    write_json(summary, result)
+    by_id = {"base": base_cell, **{c["id"]: c for c in grid}}
+    plot_probability_shifts(by_id, chosen, plot)
+
+
+def rewrite_model(config: dict, *, target: str, model: str, decoder_summary: str, output_dir: str) -> None:
+    """Apply the selected cell for ``target`` to the base model and save it.
+
+    ``target`` is a class id (strengthen) or ``<class>_weaken`` (weaken).
+    Config: ``base_model, base_model_path, trust_remote_code, data.target_classes, training.{torch_dtype,
+    max_length}``.
+    Reads: ``model`` (best GRADIEND checkpoint), ``decoder_summary`` (entry ``target``).
+    Writes ``output_dir``: a Hugging Face model folder (config, safetensors weights, tokenizer) plus
+    ``README.md`` (model card: base model, target, learning rate, feature factor, LMS before/after)
+    and ``gradiend_rewrite.json`` (the same facts for programs).
+    """
+    from gradiend.evaluation.model_card import save_rewritten_model
+    from gradiend.util.io import read_json
+
+    summary = read_json(decoder_summary)
+    entry = summary.get(target)
+    if not isinstance(entry, dict) or "learning_rate" not in entry:
+        have = sorted(k for k, v in summary.items() if isinstance(v, dict) and "learning_rate" in v)
+        raise KeyError(f"rewrite target {target!r} is not in {decoder_summary}; available: {have}")
+    mwg = with_checkpoint(config, load_base(config), model)
+    mwg.base_model_id = config["base_model"]  # what the user configured, not where it was cached
+    c0, c1 = config["data"]["target_classes"]
+    save_rewritten_model(mwg, entry, output_dir, feature_description=f"`{c0}` vs `{c1}` ({config['name']})")
+    logger.info("rewrote %s: lr %s, ff %s -> %s", target, entry["learning_rate"], entry["feature_factor"], output_dir)

@@ -1,0 +1,94 @@
+"""What several stages load the same way: the base model, a GRADIEND checkpoint over it, the tables.
+
+A stage loads its base model once (:func:`load_base`) and puts every GRADIEND it needs on top of
+that one copy (:func:`with_checkpoint`), so no job reloads weights (DESIGN.md §4.4).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from gradiend.util.logging import get_logger
+
+logger = get_logger("gradiend.stages")
+
+# Every evaluation stage draws its row samples with this seed, not the training seed, so that all
+# seeds of an experiment are scored on exactly the same rows.
+EVALUATION_SEED = 0
+
+
+@dataclass
+class Base:
+    """A loaded base model with its tokenizer and objective, and the id it was loaded from."""
+
+    model: Any
+    tokenizer: Any
+    objective: Any
+    reference: str
+
+
+def target_classes(config: Mapping) -> list[str]:
+    """``data.target_classes`` of a resolved experiment (c0 is the +1 class)."""
+    classes = config["data"]["target_classes"]
+    if not classes or len(classes) != 2:
+        raise ValueError(f"config key `data.target_classes` must name two classes, got {classes!r}")
+    return [str(c) for c in classes]
+
+
+def load_base(config: Mapping) -> Base:
+    """The experiment's base model (``base_model_path``) in ``training.torch_dtype``, in eval mode."""
+    from gradiend.model.loading import load_base_model
+
+    reference = config["base_model_path"]
+    model, tokenizer, objective = load_base_model(
+        reference, torch_dtype=config["training"]["torch_dtype"],
+        trust_remote_code=bool(config["trust_remote_code"]))
+    return Base(model, tokenizer, objective, reference)
+
+
+def with_checkpoint(config: Mapping, base: Base, checkpoint: str):
+    """A :class:`ModelWithGradiend` of the GRADIEND checkpoint folder over the loaded ``base``."""
+    from gradiend.model.with_gradiend import ModelWithGradiend
+
+    mwg = ModelWithGradiend.from_pretrained(
+        base_model=base.model, gradiend_model=checkpoint, tokenizer=base.tokenizer, objective=base.objective,
+        max_length=config["training"]["max_length"])
+    mwg.base_model_id = base.reference
+    return mwg
+
+
+def without_gradiend(config: Mapping, base: Base):
+    """A :class:`ModelWithGradiend` for scoring the unmodified model: its GRADIEND maps a single entry
+    and is never applied, but source and class directions are the configured ones, so feature
+    factors and test rows are exactly those of a trained checkpoint."""
+    import torch
+
+    from gradiend.model.backbone import mapped_parameters
+    from gradiend.model.param_mapped import ParamMappedGradiendModel
+    from gradiend.model.with_gradiend import ModelWithGradiend
+
+    name, param = next(iter(mapped_parameters(base.model).items()))
+    one_entry = {name: {"shape": tuple(param.shape), "repr": "indices", "indices": torch.tensor([0])}}
+    c0, c1 = target_classes(config)
+    return ModelWithGradiend(
+        base.model, ParamMappedGradiendModel(one_entry), tokenizer=base.tokenizer, objective=base.objective,
+        source=config["training"]["source"], feature_class_encoding_direction={c0: 1, c1: -1},
+        base_model_id=base.reference, max_length=config["training"]["max_length"])
+
+
+def read_tables(training: str, neutral: str | None = None):
+    """The unified training table and (if given) the neutral table, checked by their readers."""
+    from gradiend.data.tables import read_neutral_data, read_training_data
+
+    table = read_training_data(training)
+    return table, (None if neutral is None else read_neutral_data(neutral))
+
+
+def evaluation_parts(config: Mapping, mwg, table, neutral, **limits):
+    """:class:`EvaluationParts` for one stage: the configured classes, batch size and exclusions."""
+    from gradiend.evaluation.context import EvaluationParts
+
+    return EvaluationParts(
+        model_with_gradiend=mwg, data=table, neutral_data=neutral, target_classes=target_classes(config),
+        seed=EVALUATION_SEED, batch_size=config["training"]["eval_batch_size"],
+        excluded_words=list(config["data"]["neutral"]["additional_excluded_words"]), **limits)

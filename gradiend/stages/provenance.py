@@ -1,0 +1,118 @@
+"""The ``provenance`` stage: how an experiment's results were made, without timestamps.
+
+An unchanged environment, config and input data give a byte-identical file, so a diff of two
+``provenance.json`` files shows exactly what differs between two runs.
+"""
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Mapping
+
+from gradiend.util.logging import get_logger
+
+logger = get_logger("gradiend.stages")
+
+PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "datasets", "numpy", "pandas", "pyarrow",
+            "matplotlib", "spacy", "snakemake", "huggingface_hub")
+WEIGHT_SUFFIXES = (".safetensors",)
+MODEL_FILES = ("config.json",)
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions(names=PACKAGES) -> dict[str, str | None]:
+    """Installed version of each package (None when it is not installed)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(folder: str | Path | None = None) -> str | None:
+    """The commit checked out in the repository holding ``folder`` (default: this library), or None."""
+    folder = Path(folder) if folder is not None else Path(__file__).resolve().parents[2]
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def devices() -> list[str]:
+    """``cpu`` and every visible CUDA device by name."""
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+    return found
+
+
+def _model_folder(reference: str) -> Path | None:
+    """A local model folder, or the cached snapshot of a Hub id (None when neither exists)."""
+    path = Path(reference).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(reference, local_files_only=True))
+    except Exception:  # not cached, not a valid id, or no huggingface_hub: nothing to hash
+        return None
+
+
+def model_hashes(reference: str) -> dict:
+    """SHA-256 of the base model's weight files and config, by file name."""
+    folder = _model_folder(reference)
+    if folder is None:
+        return {"found": False, "files": {}}
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name in MODEL_FILES))
+    return {"found": True, "files": {p.name: sha256_file(p) for p in files}}
+
+
+def provenance(config: dict, *, inputs: Mapping[str, str | None], provenance_file: str) -> None:
+    """Record how an experiment's results were made.
+
+    Config: the whole resolved experiment (without ``resources``).
+    Reads ``inputs``: ``{name: file}`` of the experiment's input data (``texts`` when the raw texts
+    are a local file, ``training``, ``neutral``); each is hashed. The base model
+    (``base_model_path``: a local folder, or the Hub cache's snapshot of an id) has its weight files
+    and ``config.json`` hashed.
+    Writes ``provenance_file``: JSON ``{"experiment", "config", "gradiend_version", "python",
+    "platform", "packages": {torch, transformers, ...}, "git_commit" (or null), "devices",
+    "inputs": {name: {"file", "sha256"}}, "base_model": {"reference", "found", "files": {name:
+    sha256}}}`` (no timestamps, so an unchanged environment gives the same file).
+    """
+    from gradiend import __version__
+    from gradiend.util.io import write_json
+
+    hashed = {name: {"file": Path(path).name, "sha256": sha256_file(path)}
+              for name, path in sorted(inputs.items()) if path is not None}
+    write_json(provenance_file, {
+        "experiment": config["name"],
+        "config": config,
+        "gradiend_version": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+        "devices": devices(),
+        "inputs": hashed,
+        "base_model": {"reference": config["base_model"], **model_hashes(config["base_model_path"])},
+    })
