@@ -49,7 +49,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "evaluate_encoder": (
         "base_model", "base_model_path", "trust_remote_code", "data.target_classes",
-        "data.neutral.additional_excluded_words", "training.source", "training.eval_batch_size",
+        "data.neutral.additional_excluded_words", "training.eval_batch_size",
         "training.encoder_eval_max_size", "training.seed_selection_eval_max_size",
         "training.torch_dtype", "training.max_length",
     ),
@@ -63,10 +63,10 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
         "training.torch_dtype", "training.max_length", "decoder.max_size_training_like",
         "decoder.max_size_neutral", "decoder.lms_max_samples",
     ),
-    "select_cell": ("data.target_classes", "training.source", "decoder.feature_factors", "decoder.selection"),
+    "select_cell": ("data.target_classes", "decoder.selection"),
     "rewrite_model": (
-        "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "training.source",
-        "training.torch_dtype",
+        "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "training.torch_dtype",
+        "training.max_length",
     ),
     "report": ("*",),
     "provenance": ("*",),
