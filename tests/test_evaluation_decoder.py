@@ -98,3 +98,14 @@ def test_without_neutral_data_lms_ignores_target_words(parts):
     texts, ignored = DecoderEvaluator(bare).lms_texts()
     assert {"she", "he"} <= ignored
     assert texts and all("[MASK]" not in t for t in texts)
+
+
+def test_grid_session_matches_single_cells_and_restores(parts, evaluator):
+    before = state(parts.model_with_gradiend.base_model)
+    grid = evaluator.evaluate_grid([0.01, 1.0], [1.0, -1.0])
+    after = state(parts.model_with_gradiend.base_model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    for lr, ff in ((1.0, -1.0), (0.01, 1.0)):
+        single = evaluator.evaluate_cell(lr, ff)
+        cell = grid[single["id"]]
+        assert cell["probs_by_dataset"] == single["probs_by_dataset"] and cell["lms"] == single["lms"]

@@ -12,6 +12,7 @@ cells from the files alone: every cell records the feature factor that strengthe
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -34,6 +35,7 @@ from gradiend.evaluation.selection import (
     summarize_cells,
 )
 from gradiend.evaluation.tokens import ignore_token_ids
+from gradiend.model import rewrite
 from gradiend.training.rows import select_rows
 from gradiend.util.io import write_json
 from gradiend.util.logging import get_logger
@@ -55,6 +57,7 @@ class DecoderEvaluator:
         self._probabilities: ClassProbabilityScorer | None = None
         self._lms = None
         self._base: dict | None = None
+        self._grid_state: dict | None = None
 
     @property
     def model(self):
@@ -147,21 +150,56 @@ class DecoderEvaluator:
         learning_rate, feature_factor = float(learning_rate), float(feature_factor)
         if not math.isfinite(learning_rate) or not math.isfinite(feature_factor):
             raise ValueError(f"learning rate and feature factor must be finite, got {learning_rate}, {feature_factor}")
-        with self.model.applied_update(learning_rate, feature_factor, self.part):
+        with self._rewritten(learning_rate, feature_factor):
             scored = self._score(datasets)
         cell = {"id": cell_key(learning_rate, feature_factor), "is_base": False, "learning_rate": learning_rate,
                 "feature_factor": feature_factor, **scored}
         return self._finish(cell)
 
+    @contextlib.contextmanager
+    def _rewritten(self, learning_rate: float, feature_factor: float):
+        """The base model with the cell's update, in place; restored bitwise on exit.
+
+        Inside :meth:`evaluate_grid` the saved copy of the mapped parameters is taken once for all
+        cells and the update vector is reused across the learning rates of one feature factor.
+        """
+        state = self._grid_state
+        if state is None:
+            with self.model.applied_update(learning_rate, feature_factor, self.part) as model:
+                yield model
+            return
+        if state["factor"] != feature_factor:
+            state["vector"], state["factor"] = None, None  # free the old vector before making the new one
+            state["vector"] = self.model.update_vector(feature_factor, self.part)
+            state["factor"] = feature_factor
+        gradiend = self.model.gradiend
+        try:
+            rewrite.add_update(state["params"], gradiend, state["vector"], learning_rate)
+            yield self.model.base_model
+        finally:
+            rewrite.restore(state["params"], gradiend, state["saved"])
+
+    @contextlib.contextmanager
+    def _grid_session(self):
+        gradiend = self.model.gradiend
+        params = rewrite.lookup_parameters(self.model.base_model, gradiend.param_map)
+        self._grid_state = {"params": params, "saved": rewrite.snapshot(params, gradiend), "vector": None,
+                            "factor": None}
+        try:
+            yield
+        finally:
+            self._grid_state = None
+
     def evaluate_grid(self, learning_rates: Sequence[float], feature_factors: Sequence[float],
                       datasets_by_factor: Mapping[float, Sequence[str] | None] | None = None) -> dict:
         """``{"base": base cell, cell id: cell}`` over learning rates × feature factors."""
         grid = {BASE: self.evaluate_base()}
-        jobs = [(ff, lr) for ff in feature_factors for lr in learning_rates]
-        for ff, lr in tqdm(jobs, desc="decoder cells", leave=False):
-            datasets = None if datasets_by_factor is None else datasets_by_factor.get(float(ff))
-            cell = self.evaluate_cell(lr, ff, datasets)
-            grid[cell["id"]] = cell
+        jobs = [(float(ff), lr) for ff in feature_factors for lr in learning_rates]
+        with self._grid_session():
+            for ff, lr in tqdm(jobs, desc="decoder cells", leave=False):
+                datasets = None if datasets_by_factor is None else datasets_by_factor.get(ff)
+                cell = self.evaluate_cell(lr, ff, datasets)
+                grid[cell["id"]] = cell
         return grid
 
     # ------------------------------------------------------------------ selection
