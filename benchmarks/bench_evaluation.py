@@ -15,7 +15,7 @@ For each model (the tiny demo BERT and a random BERT-base-shaped model; CPU unle
 No assertions: absolute times depend on the machine; the ratios are what to compare. CPU time of
 this process is printed beside wall time (it barely moves when other processes share the cores).
 
-    python3 benchmarks/bench_evaluation.py [--models tiny,bert-base] [--cells 8] [--repeats 2]
+    python3 benchmarks/bench_evaluation.py [--models tiny,bert-base] [--cells 8] [--repeats 2] [--threads 1]
 """
 from __future__ import annotations
 
@@ -67,11 +67,12 @@ def timed(fn, repeats: int) -> tuple[float, float]:
     return min(walls), min(cpus)
 
 
-def bench_model(label: str, path: Path, table, neutral, cells: int, repeats: int, device: str) -> dict:
+def bench_model(label: str, path: Path, table, neutral, cells: int, repeats: int, device: str,
+                batch_size: int) -> dict:
     torch.manual_seed(0)
     mwg = ModelWithGradiend.from_pretrained(str(path), source="alternative", device=device,
                                             feature_class_encoding_direction={"she": 1, "he": -1})
-    parts = EvaluationParts(mwg, table, neutral, batch_size=32)
+    parts = EvaluationParts(mwg, table, neutral, batch_size=batch_size)
     encoder = EncoderEvaluator(parts)
     frame = encoder.encoded_frame("test")
 
@@ -126,6 +127,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=300)
     parser.add_argument("--neutral", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (1 gives stable numbers when other jobs share the cores)")
     args = parser.parse_args()
@@ -139,7 +141,7 @@ def main() -> None:
             start = time.perf_counter()
             path = (build_tiny_masked_lm(Path(tmp) / label, seed=0) if label == "tiny"
                     else build_random_like(label, Path(tmp) / label, seed=0))
-            results.append(bench_model(label, path, table, neutral, args.cells, args.repeats, device))
+            results.append(bench_model(label, path, table, neutral, args.cells, args.repeats, device, args.batch))
             print(f"[{label}: {time.perf_counter() - start:.0f} s]", file=sys.stderr)
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads")
     header = (f"{'model':<10} {'clock':<5} {'rows':>5} {'encode ms/row':>13} {'floor ms/row':>12} {'enc/floor':>9} "
