@@ -88,8 +88,9 @@ class _PronounMasker:
         import torch
 
         special = set(tokenizer.all_special_ids)
-        self.special_ids = torch.tensor(sorted(special))
-        self.pronoun_ids = torch.tensor(sorted(_single_token_ids(tokenizer, DEMO_PRONOUNS)))
+        self.special_ids = torch.tensor(sorted(special), dtype=torch.long)
+        pronouns = _single_token_ids(tokenizer, DEMO_PRONOUNS)
+        self.pronoun_ids = torch.tensor(sorted(pronouns), dtype=torch.long)
         self.normal_ids = torch.tensor([i for i in range(len(tokenizer)) if i not in special])
         self.mask_id = tokenizer.mask_token_id
 
@@ -124,6 +125,8 @@ def _masked_lm_loss(model, ids, attention, labels):
 
     hidden = model.base_model(input_ids=ids, attention_mask=attention).last_hidden_state
     scored = labels != -100
+    if not scored.any():  # a batch without pronouns whose random draw picked nothing
+        return hidden.sum() * 0.0
     return F.cross_entropy(model.cls(hidden[scored]), labels[scored])
 
 
