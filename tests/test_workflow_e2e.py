@@ -1,0 +1,111 @@
+"""One real Snakemake run of a reduced default config, end to end, then what reruns.
+
+The reduced config keeps the shape of config/config.yaml (demo corpus, a pre-trained tiny BERT,
+pre-pruning, several seeds, a grid with both feature factors, strengthen and weaken rewrites) at a
+size that runs in a few minutes on 2 cores: a short pre-training, a few training steps, 2 seeds, a
+2 x 2 grid. Checks are on content: the summary's keys, the rewritten model loading as a masked LM,
+the report naming the chosen seed; then a second run has nothing to do, and changing one grid
+learning rate reruns only the cells of that rate and what depends on them.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENT = "gender_tiny_bert"
+
+
+def reduced_config(results: Path, learning_rates) -> dict:
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    experiment = default["experiments"][EXPERIMENT]
+    experiment["data"].update(max_size_per_class=80)
+    experiment["data"]["neutral"]["max_size"] = 40
+    experiment["training"].update(train_batch_size=8, max_steps=8, eval_steps=4)
+    experiment["seeds"] = [0, 1]
+    experiment["pre_prune"] = {"n_samples": 8, "topk": 0.5, "source": "diff"}
+    experiment["decoder"].update(learning_rates=list(learning_rates), max_size_training_like=20,
+                                 max_size_neutral=20)
+    return {
+        "results_dir": str(results),
+        "demo": {"corpus": {"n_sentences": 1500, "seed": 0},
+                 "models": {"tiny-bert": {"kind": "masked", "seed": 0, "steps": 40}}},
+        "resources": default["resources"],
+        "experiments": {EXPERIMENT: experiment},
+    }
+
+
+def snakemake(config_file: Path, *args: str, timeout: int = 600) -> str:
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(config_file), *args]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    return output
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """{rule: count} from Snakemake's 'Job stats' table; {} when there is nothing to do."""
+    lines = output.splitlines()
+    if "Job stats:" not in lines:
+        return {}
+    counts = {}
+    for line in lines[lines.index("Job stats:") + 3:]:
+        rule, count = line.split()
+        if rule == "total":
+            break
+        counts[rule] = int(count)
+    return counts
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    config_file = root / "config.yaml"
+    config_file.write_text(yaml.safe_dump(reduced_config(root / "results", [1.0, 0.1])))
+    output = snakemake(config_file)
+    return root, config_file, output
+
+
+def test_outputs_have_content(workflow):
+    root, _, _ = workflow
+    exp = root / "results" / EXPERIMENT
+    summary = json.loads((exp / "decoder" / "summary.json").read_text())
+    assert {"F", "F_weaken", "M", "M_weaken", "base", "policy"} <= set(summary)
+    assert summary["F"]["strengthen"] and not summary["F_weaken"]["strengthen"]
+    assert summary["F"]["learning_rate"] in (1.0, 0.1)
+    choice = json.loads((exp / "best" / "seed.json").read_text())
+    assert choice["seed"] in (0, 1)
+    report = (exp / "report.md").read_text()
+    assert f"Chosen seed: **{choice['seed']}**" in report
+    table = pd.read_csv(root / "results" / "summary.csv")
+    assert list(table["experiment"]) == [EXPERIMENT] and table.loc[0, "chosen_seed"] == choice["seed"]
+    assert json.loads((exp / "provenance.json").read_text())["inputs"]["texts"]["file"] == "corpus.txt"
+    assert (exp / "prune" / "mask.safetensors").is_file()
+
+
+def test_rewritten_folder_is_a_masked_lm(workflow):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    root, _, _ = workflow
+    for target in ("F", "F_weaken"):
+        folder = root / "results" / EXPERIMENT / "rewritten" / target
+        model = AutoModelForMaskedLM.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        inputs = tokenizer(f"Anna said that {tokenizer.mask_token} was tired.", return_tensors="pt")
+        assert model(**inputs).logits.shape[-1] == len(tokenizer)
+        assert "GRADIEND" in (folder / "README.md").read_text()
+
+
+def test_rerun_does_nothing_then_one_learning_rate_reruns_only_its_cells(workflow):
+    root, config_file, _ = workflow
+    assert planned_jobs(snakemake(config_file, "-n", "--quiet", "rules")) == {}
+    changed = root / "changed.yaml"
+    changed.write_text(yaml.safe_dump(reduced_config(root / "results", [1.0, 0.5])))
+    jobs = planned_jobs(snakemake(changed, "-n", "--quiet", "rules"))
+    # the two new cells (one per feature factor) and what reads the grid or the whole config
+    assert jobs == {"decoder_cell": 2, "select_cell": 1, "rewrite_model": 2, "report": 1, "provenance": 1,
+                    "summary": 1, "all": 1}
