@@ -15,7 +15,7 @@ from gradiend.objectives import (
 )
 from tests.objectives_support import flat, masked_rows, random_tangent
 
-N_ROWS = 18
+N_ROWS = 16
 
 
 @pytest.fixture(scope="module", params=["masked-float64", "masked-float32", "causal-float64", "causal-float32"])
