@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from gradiend.util.io import atomic_path, read_json
+from gradiend.plots.figures import save_figure
+from gradiend.util.io import read_json
 
 NON_CONVERGED_MARK = "\u2020"  # dagger after the title of a run that did not converge
 
@@ -73,9 +74,4 @@ def plot_training_convergence(training: Mapping | str | Path, output_path: str |
     heading = title or "Training convergence"
     fig.suptitle(heading if converged else f"{heading} {NON_CONVERGED_MARK} (not converged)")
     fig.tight_layout()
-    if output_path is not None:
-        output_path = Path(output_path)
-        with atomic_path(output_path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format=output_path.suffix.lstrip(".") or "png")
-        plt.close(fig)
-    return fig
+    return save_figure(fig, output_path, dpi)

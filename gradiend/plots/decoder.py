@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from gradiend.util.io import atomic_path
+from gradiend.plots.figures import save_figure
 
 _LINESTYLES = ["-", "--", "-.", ":"]
 
@@ -93,9 +93,4 @@ def plot_probability_shifts(grid: Mapping | Sequence, summary: Mapping | None = 
         ax.legend(fontsize="xx-small")
     fig.suptitle(title or "Decoder probability shifts")
     fig.tight_layout()
-    if output_path is not None:
-        output_path = Path(output_path)
-        with atomic_path(output_path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format=output_path.suffix.lstrip(".") or "png")
-        plt.close(fig)
-    return fig
+    return save_figure(fig, output_path, dpi)

@@ -6,7 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from gradiend.util.io import atomic_path, read_parquet
+from gradiend.plots.figures import save_figure
+from gradiend.util.io import read_parquet
 
 TRAINING = "training"
 NEUTRAL_LABELS = {"neutral_training_masked": "neutral\n(test templates)", "neutral_dataset": "neutral\n(dataset)"}
@@ -68,9 +69,4 @@ def plot_encoder_distributions(encoded: pd.DataFrame | str | Path, output_path: 
         heading += f" (r = {correlation:.3f})"
     ax.set_title(heading)
     fig.tight_layout()
-    if output_path is not None:
-        output_path = Path(output_path)
-        with atomic_path(output_path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format=output_path.suffix.lstrip(".") or "png")
-        plt.close(fig)
-    return fig
+    return save_figure(fig, output_path, dpi)

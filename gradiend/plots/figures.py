@@ -1,0 +1,19 @@
+"""Saving figures the way every artefact is saved: atomically, in the format the suffix names."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from gradiend.util.io import PathLike, atomic_path
+
+
+def save_figure(fig, output_path: PathLike | None, dpi: int | None = None):
+    """Write ``fig`` to ``output_path`` (if given) atomically and close it; return ``fig``."""
+    if output_path is None:
+        return fig
+    import matplotlib.pyplot as plt
+
+    output_path = Path(output_path)
+    with atomic_path(output_path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=output_path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+    return fig
