@@ -66,9 +66,12 @@ def write_training_data(frame, path: PathLike, summary_path: Optional[PathLike] 
 
 
 def read_training_data(path: PathLike):
-    """The unified table from ``path``; a missing column is one error naming it and the file."""
+    """The unified table from ``path``; a missing column or an empty table is one error naming the file."""
     frame = read_parquet(path)
-    return _ordered(frame, UNIFIED_COLUMNS, f"training data file {path}")
+    table = _ordered(frame, UNIFIED_COLUMNS, f"training data file {path}")
+    if table.empty:
+        raise ValueError(f"training data file {path} has no rows")
+    return table
 
 
 def write_neutral_data(frame_or_texts, path: PathLike) -> Path:
