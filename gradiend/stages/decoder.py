@@ -70,15 +70,15 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
     Reads: ``base`` (the base cell) and ``cells`` (every other cell; each file names its own
     learning rate and feature factor, and the feature factor that strengthens each class).
     Writes:
-      - ``summary``: JSON ``{"<class>": {...}, "<class>_weaken": {...}}`` for both target classes,
-        each entry from ``gradiend.evaluation.selection.summarize_cells`` (``value``,
+      - ``summary``: JSON ``{"<class>": {...}, "<class>_weaken": {...}}`` for both target classes
+        (a direction whose feature factor is not in the grid is listed under ``skipped``), each entry from ``gradiend.evaluation.selection.summarize_cells`` (``value``,
         ``base_value``, ``learning_rate``, ``feature_factor``, ``lms``, ``base_lms``,
         ``strengthen``, ``target_class``, ``fallback``, ``reason``, ``id``, ...) plus ``cell`` (the
         workflow's cell name); also ``"base"`` (LMS and probabilities of the unmodified model),
         ``"policy"`` and ``"non_finite_cells"``;
       - ``plot``: PNG of the probability shifts and LMS over the learning rates.
     """
-    from gradiend.evaluation.selection import summarize_cells
+    from gradiend.evaluation.selection import WEAKEN_SUFFIX, summarize_cells
     from gradiend.plots.decoder import plot_probability_shifts
     from gradiend.stages.models import target_classes
     from gradiend.util.io import read_json, write_json
@@ -87,13 +87,25 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
     base_cell = read_json(base)
     grid = [read_json(path) for path in cells]
     policy = _policy(config["decoder"]["selection"])
-    chosen = summarize_cells(grid, base_cell, base_cell["class_feature_factors"], target_classes(config),
-                             ("strengthen", "weaken"), policy)
+    factors = base_cell["class_feature_factors"]
+    in_grid = {float(cell["feature_factor"]) for cell in grid}
+    chosen: dict = {}
+    skipped = []
+    for cls in target_classes(config):
+        for direction, needed in (("strengthen", [factors[cls]]),
+                                  ("weaken", [f for other, f in factors.items() if other != cls])):
+            if not in_grid & {float(f) for f in needed}:
+                skipped.append(cls if direction == "strengthen" else f"{cls}{WEAKEN_SUFFIX}")
+                continue
+            chosen.update(summarize_cells(grid, base_cell, factors, [cls], (direction,), policy))
     for entry in chosen.values():
         if isinstance(entry, dict):
             entry["cell"] = cell_name(entry["learning_rate"], entry["feature_factor"])
             entry["part"] = base_cell.get("part", "decoder")
+            if entry.get("fallback"):
+                logger.warning("select_cell %s: %s", entry["id"], entry["reason"])
     result = {**chosen, "policy": {"name": policy.name, **config["decoder"]["selection"]},
+              "skipped": skipped,
               "base": {"lms": base_cell["lms"], "probs_by_dataset": base_cell["probs_by_dataset"],
                        "class_feature_factors": base_cell["class_feature_factors"]}}
     write_json(summary, result)
