@@ -115,6 +115,33 @@ def test_source_and_target_from_one_forward_match_separate_gradients(bert):
     assert src.shape == (len(bert),)
 
 
+def test_flat_gradients_of_a_pruned_gradiend_match_flattened_plain_gradients(tiny_masked_lm_dir):
+    from gradiend.objectives.gradients import plain_parameter_gradients
+
+    model = _load(tiny_masked_lm_dir, source="alternative")
+    full = len(model)
+    # sparse first third (stored as indices), dense middle third (a mask), the last entries whole
+    keep = torch.zeros(full, dtype=torch.bool)
+    keep[: full // 3: 20] = True
+    keep[full // 3: 2 * full // 3: 2] = True
+    keep[-100:] = True
+    model.prune_gradiend(mask=keep)
+    reprs = {spec["repr"] for spec in model.gradiend.param_map.values()}
+    assert {"mask", "indices"} <= reprs, reprs
+    buffers = {}
+    src, tgt = model.source_and_target_gradients(ROWS, buffers)
+    assert src is buffers["alternative"] and tgt is buffers["diff"] and src.shape == (len(model),)
+    batch = model.prepare(ROWS["masked"], ROWS["factual"], ROWS["alternative"])
+    plain = plain_parameter_gradients(model.base_model, model.mapped_parameters(), model.objective, batch,
+                                      ["alternative", "diff"])
+    torch.testing.assert_close(src, model.gradiend.flatten(plain["alternative"]))
+    torch.testing.assert_close(tgt, model.gradiend.flatten(plain["diff"]), rtol=1e-4, atol=1e-6)
+    first = src.clone()
+    again, _ = model.source_and_target_gradients({k: v[::-1] for k, v in ROWS.items()}, buffers)
+    assert again is src  # the buffer was reused and overwritten
+    assert not torch.equal(again, first)
+
+
 def test_encode_batch_jvp_matches_per_row_gradients(model):
     fast = model.encode_batch(ROWS["masked"], ROWS["factual"], ROWS["alternative"])
     plain = torch.stack([

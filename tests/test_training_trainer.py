@@ -197,11 +197,14 @@ def test_non_finite_gradient_names_step_and_parameter(run_parts, monkeypatch):
     run.prepare_batches()
     name, start, _ = mwg.gradiend.segments()[3]
 
-    def broken(batch):
-        vector = torch.zeros(mwg.gradiend.input_dim)
-        vector[start] = float("nan")
-        return vector, vector.clone()
+    def broken(which):
+        def gradients(batch, buffers=None):
+            vectors = {"source": torch.zeros(mwg.gradiend.input_dim), "target": torch.zeros(mwg.gradiend.input_dim)}
+            vectors[which][start] = float("nan")
+            return vectors["source"], vectors["target"]
+        return gradients
 
-    monkeypatch.setattr(mwg, "source_and_target_gradients", broken)
-    with pytest.raises(NonFiniteGradientError, match=rf"step 2: .*{name}"):
-        run.train_step(2, make_optimizer(mwg.gradiend.parameters(), args))
+    for which in ("source", "target"):
+        monkeypatch.setattr(mwg, "source_and_target_gradients", broken(which))
+        with pytest.raises(NonFiniteGradientError, match=rf"step 2: the {which} .*{name}"):
+            run.train_step(2, make_optimizer(mwg.gradiend.parameters(), args))

@@ -21,7 +21,7 @@ from gradiend.model import rewrite as rw
 from gradiend.model import with_gradiend_io as io
 from gradiend.model.param_mapped import ParamMappedGradiendModel
 from gradiend.objectives.base import TargetBatch, resolve_objective
-from gradiend.objectives.gradients import jvp_directional, parameter_gradients
+from gradiend.objectives.gradients import FlatSegment, flat_parameter_gradients, jvp_directional
 from gradiend.objectives.losses import check_kind
 
 
@@ -66,6 +66,7 @@ class ModelWithGradiend(nn.Module):
         if feature_class_encoding_direction is not None:
             self.set_feature_class_encoding_direction(feature_class_encoding_direction)
         io.check_map_fits(base_model, gradiend)
+        self._segments_cache: tuple | None = None
         self._sync_requires_grad()
 
     # ----------------------------------------------------------------- bookkeeping
@@ -148,10 +149,32 @@ class ModelWithGradiend(nn.Module):
         alternative = batch["alternative"] if "alternative" in batch else None
         return self.prepare(batch["masked"], batch["factual"], alternative)
 
-    def _gradients(self, batch: TargetBatch, kinds: Sequence[str]) -> dict[str, torch.Tensor]:
-        grads = parameter_gradients(self.base_model, self.mapped_parameters(), self.objective, batch, kinds)
-        device = self.gradiend.device
-        return {kind: self.gradiend.flatten(g).to(device) for kind, g in grads.items()}
+    def _flat_segments(self) -> list[FlatSegment]:
+        """The GRADIEND input layout with selected indices on the base device, rebuilt only when the
+        map (pruning) or the device changes."""
+        param_map, device = self.gradiend.param_map, self._base_device()
+        cached = self._segments_cache
+        if cached is None or cached[0] is not param_map or cached[1] != device:
+            segments = []
+            for name, start, stop in self.gradiend.segments():
+                selected = self.gradiend.selected_flat_indices(name)
+                segments.append((name, start, stop, None if selected is None else selected.to(device)))
+            self._segments_cache = cached = (param_map, device, segments)
+        return cached[2]
+
+    def _gradients(self, batch: TargetBatch, kinds: Sequence[str],
+                   buffers: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Input-space float32 gradients per kind, written into ``buffers`` (reused when they fit)."""
+        gradiend, out = self.gradiend, {}
+        for kind in dict.fromkeys(kinds):
+            buffer = None if buffers is None else buffers.get(kind)
+            if buffer is None or buffer.shape != (gradiend.input_dim,) or buffer.device != gradiend.device:
+                buffer = torch.empty(gradiend.input_dim, dtype=torch.float32, device=gradiend.device)
+                if buffers is not None:
+                    buffers[kind] = buffer
+            out[kind] = buffer
+        return flat_parameter_gradients(self.base_model, self.mapped_parameters(), self.objective, batch, out,
+                                        self._flat_segments())
 
     def create_gradients(self, masked, factual, alternative=None, kind: str | None = None) -> torch.Tensor:
         """Flattened GRADIEND-input gradient of the batch loss (mean over scored positions).
@@ -161,13 +184,16 @@ class ModelWithGradiend(nn.Module):
         kind = check_kind(kind or self.source)
         return self._gradients(self.prepare(masked, factual, alternative), [kind])[kind]
 
-    def source_and_target_gradients(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def source_and_target_gradients(self, batch, buffers: dict[str, torch.Tensor] | None = None
+                                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(source, target)`` input-space gradients of a batch from ONE forward pass.
 
         ``batch``: a :class:`TargetBatch` or a mapping with ``masked``, ``factual``, ``alternative``.
-        When source and target are the same kind, the same tensor is returned twice.
+        When source and target are the same kind, the same tensor is returned twice. ``buffers``: a
+        dict the caller keeps across calls (a training loop); the gradients are written into its
+        float32 vectors (created on first use), so the next call overwrites the returned tensors.
         """
-        grads = self._gradients(self._as_batch(batch), [self.source, self.target])
+        grads = self._gradients(self._as_batch(batch), [self.source, self.target], buffers)
         return grads[self.source], grads[self.target]
 
     def encode(self, x, factual=None, alternative=None, kind: str | None = None) -> torch.Tensor:

@@ -5,6 +5,9 @@ Fast paths (DESIGN §4):
   forward (``retain_graph``). ``"diff"`` is one backward of the logit difference ``z_a - z_f``
   (equal to ``L_f - L_a`` when both tokens are scored at the same positions), not two gradients
   subtracted.
+- :func:`flat_parameter_gradients`: the same, written straight into caller-held flat buffers (one
+  copy per parameter into its slice, selected entries only), so a training step allocates no
+  input-space vectors and holds only one kind's per-parameter gradients at a time.
 - :func:`jvp_directional`: the encoder's ``w · ∇θ L(x)`` for every row of a batch from one
   forward-mode pass (dual tensors swapped in with ``torch.func.functional_call``), instead of one
   backward per row. PyTorch's fused attention (SDPA) has no forward-mode derivative on the CPU: load models
@@ -79,6 +82,52 @@ def parameter_gradients(
             loss = batch_loss(logits, batch, kind, reduction)
             result[kind] = _grads(loss, names, tensors, dtype, retain_graph=i < len(kinds) - 1)
     return result
+
+
+FlatSegment = tuple[str, int, int, "torch.Tensor | None"]
+"""``(parameter name, start, stop, selected flat indices or None for all)`` of one slice of a flat vector."""
+
+
+def _write_flat(grads: list, names: Sequence[str], segments: Sequence[FlatSegment], out: torch.Tensor) -> None:
+    """Copy each parameter's (selected) gradient entries into its slice of ``out``, releasing each
+    gradient as soon as it is copied; a parameter the loss did not reach gets zeros."""
+    position = {name: i for i, name in enumerate(names)}
+    for name, start, stop, selected in segments:
+        i = position[name]
+        grad, grads[i] = grads[i], None
+        dest = out[start:stop]
+        if grad is None:
+            dest.zero_()
+            continue
+        flat = grad.reshape(-1)
+        dest.copy_(flat if selected is None else flat.index_select(0, selected))
+
+
+def flat_parameter_gradients(
+    model: torch.nn.Module,
+    params: Mapping[str, torch.nn.Parameter],
+    objective: Objective,
+    batch: TargetBatch,
+    out: Mapping[str, torch.Tensor],
+    segments: Sequence[FlatSegment],
+    reduction: str = "positions",
+) -> dict[str, torch.Tensor]:
+    """:func:`parameter_gradients` for the kinds keyed in ``out``, each written into ``out[kind]``.
+
+    ``segments`` lay the parameters out in the flat vectors (indices on the parameters' device);
+    the buffers' dtype and device are kept (the copy casts). Returns ``{kind: out[kind]}``. The
+    caller owns the buffers: reusing them across calls saves allocating (and page-faulting) one
+    input-space vector per kind and step, and the next call overwrites what the last returned.
+    """
+    kinds = _check_kinds(list(out))
+    names, tensors = list(params), list(params.values())
+    with torch.enable_grad(), _requiring_grad(tensors):
+        logits = objective.scored_logits(model, batch)
+        for i, kind in enumerate(kinds):
+            loss = batch_loss(logits, batch, kind, reduction)
+            grads = list(torch.autograd.grad(loss, tensors, retain_graph=i < len(kinds) - 1, allow_unused=True))
+            _write_flat(grads, names, segments, out[kind])
+    return {kind: out[kind] for kind in kinds}
 
 
 def plain_parameter_gradients(
