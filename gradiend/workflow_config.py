@@ -115,10 +115,17 @@ def _check_experiment(name: str, exp: dict, cfg: dict) -> list[str]:
         if cls not in ids:
             problems.append(f"config key `{key}.data.target_classes`: {cls!r} is not a feature class id {ids}")
     classes = pair or sorted(ids)
+    factors = exp["decoder"]["feature_factors"]
     for target in exp["rewrite"]:
-        if target.removesuffix(WEAKEN_SUFFIX) not in classes:
+        cls = target.removesuffix(WEAKEN_SUFFIX)
+        if cls not in classes:
             problems.append(f"config key `{key}.rewrite`: {target!r} is neither a target class {classes} "
                             f"nor one of them followed by '{WEAKEN_SUFFIX}'")
+        elif factors is not None:
+            needed = rewrite_factor(exp["training"]["source"], classes.index(cls), target != cls)
+            if needed not in [float(f) for f in factors]:
+                problems.append(f"config key `{key}.rewrite`: {target!r} needs feature factor {needed:g}, which "
+                                f"`decoder.feature_factors` {factors} does not hold")
     needs_spacy = any(t["spacy_tags"] or t["use_lemma"] for t in data["feature_targets"])
     if (needs_spacy or data["neutral"]["excluded_spacy_tags"]) and not data["spacy_model"]:
         problems.append(f"config key `{key}.data.spacy_model` is required: spaCy tags or lemmas are "
@@ -172,6 +179,12 @@ def strengthen_factor(source: str, class_index: int) -> float:
     ``alternative``; the sign flips for ``factual``/``diff`` sources and for class 1)."""
     sign = 1.0 if source == "alternative" else -1.0
     return sign if class_index == 0 else -sign
+
+
+def rewrite_factor(source: str, class_index: int, weaken: bool) -> float:
+    """Feature factor of the cells that strengthen (or weaken) ``target_classes[class_index]``."""
+    factor = strengthen_factor(source, class_index)
+    return -factor if weaken else factor
 
 
 def _resolve_experiment(name: str, exp: dict, cfg: dict) -> None:
