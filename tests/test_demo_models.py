@@ -99,8 +99,8 @@ def test_short_pretraining_is_deterministic_and_records_its_run(tmp_path, kind, 
                                                                  tiny_masked_lm_dir, tiny_causal_lm_dir):
     base = tiny_masked_lm_dir if kind == "masked" else tiny_causal_lm_dir
     pretrain = pretrain_masked_lm if kind == "masked" else pretrain_causal_lm
-    corpus = demo_corpus[:300]
-    args = {"max_steps": 12, "batch_size": 16, "warmup": 4, "eval_every": 5, "target_accuracy": 1.01}
+    corpus = demo_corpus[:120]
+    args = {"max_steps": 8, "batch_size": 8, "warmup": 2, "eval_every": 4, "target_accuracy": 1.01}
     first = pretrain(base, corpus, tmp_path / "a", seed=3, **args)
     second = pretrain(base, corpus, tmp_path / "b", seed=3, **args)
     other = pretrain(base, corpus, tmp_path / "c", seed=4, **args)
@@ -108,12 +108,12 @@ def test_short_pretraining_is_deterministic_and_records_its_run(tmp_path, kind, 
     assert _sha(first / "model.safetensors") != _sha(other / "model.safetensors")
     assert _sha(first / "model.safetensors") != _sha(base / "model.safetensors")
     info = json.loads((first / "pretraining.json").read_text())
-    assert info["steps"] == 12 and info["seed"] == 3 and len(info["loss"]) == 12
+    assert info["steps"] == 8 and info["seed"] == 3 and len(info["loss"]) == 8
     assert info["recipe"]["lr"] == 2e-3
     assert info["loss"][-1] < info["loss"][0]
-    assert [check["step"] for check in info["validation_checks"]] == [5, 10]
+    assert [check["step"] for check in info["validation_checks"]] == [4, 8]
     assert 0.0 <= info["test_she_he_accuracy"] <= 1.0
-    assert info["train_sentences"] + info["validation_sentences"] + info["test_sentences"] == 300
+    assert info["train_sentences"] + info["validation_sentences"] + info["test_sentences"] == 120
     assert AutoTokenizer.from_pretrained(first).model_max_length == 128
 
 
@@ -182,6 +182,6 @@ def test_build_random_like_bert_base(tmp_path):
     assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (768, 12, 12)
     tokenizer = AutoTokenizer.from_pretrained(path)
     assert len(tokenizer) == config.vocab_size == 30522
-    assert tokenizer.tokenize("Maria said she left.") == ["maria", "said", "she", "left", "."]
+    assert tokenizer.tokenize("Maria said she went home.") == ["maria", "said", "she", "went", "home", "."]
     with pytest.raises(ValueError, match="unknown config_name 'bert-huge'"):
         build_random_like("bert-huge", tmp_path / "x")
