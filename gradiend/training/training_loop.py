@@ -2,8 +2,9 @@
 
 A step reads the source and target gradients of one batch from one base-model forward
 (:meth:`ModelWithGradiend.source_and_target_gradients`), fits the GRADIEND to reconstruct the
-target from the source (mean squared error over all input entries) and takes one AdamW step; no
-schedule, no clipping. The encoder is evaluated at step 0, every ``eval_steps`` and at the last
+target from the source (mean squared error over all input entries, gradients written into reused
+buffers by :class:`~gradiend.training.reconstruction.ReconstructionLoss`) and takes one AdamW step;
+no schedule, no clipping. The encoder is evaluated at step 0, every ``eval_steps`` and at the last
 step; an encoding learned with the reversed sign is flipped (normalisation); the best evaluation
 after step 0 is kept as an in-memory copy of the GRADIEND weights and restored at the end.
 """
@@ -20,6 +21,7 @@ from gradiend.training.arguments import TrainingArguments
 from gradiend.training.convergence import BestCheckpoint, ConvergenceInfo, assess_convergence, should_normalise
 from gradiend.training.encoder_probe import EncoderProbe
 from gradiend.training.history import EvalRecord, TrainingHistory
+from gradiend.training.reconstruction import ReconstructionLoss
 from gradiend.training.rows import Rows
 from gradiend.training.scheduler import BatchScheduler
 from gradiend.util.logging import get_logger
@@ -91,6 +93,7 @@ class TrainingRun:
         self._best_state: dict[str, torch.Tensor] | None = None
         self._batches: dict = {}
         self._gradient_buffers: dict[str, torch.Tensor] = {}  # input-space gradients, reused every step
+        self._reconstruction = ReconstructionLoss()
         self.timing = {"prepare_s": 0.0, "train_s": 0.0, "eval_s": 0.0}
 
     # ------------------------------------------------------------------ batches
@@ -111,15 +114,12 @@ class TrainingRun:
         # An infinite source can vanish behind a saturated encoder activation, so it is checked
         # itself; a non-finite target always makes the loss non-finite and is looked at only then.
         _check_finite(source, f"source ({self.mwg.source})", step, self.mwg)
-        decoded = self.mwg.gradiend(source)
-        loss = torch.nn.functional.mse_loss(decoded, target.to(decoded.dtype))
-        if not bool(torch.isfinite(loss)):
+        loss = float(self._reconstruction(self.mwg.gradiend, source, target))
+        if not math.isfinite(loss):
             _check_finite(target, f"target ({self.mwg.target})", step, self.mwg)
-            raise NonFiniteGradientError(f"step {step}: the GRADIEND loss is {float(loss)}; lower the learning rate")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+            raise NonFiniteGradientError(f"step {step}: the GRADIEND loss is {loss}; lower the learning rate")
         optimizer.step()
-        return float(loss.detach())
+        return loss
 
     def evaluate(self, step: int, optimizer: torch.optim.Optimizer) -> EvalRecord:
         start = time.perf_counter()
