@@ -17,13 +17,14 @@ TINY_TRAINING = {"train_batch_size": 8, "eval_batch_size": 16, "max_steps": 2, "
 TINY_DECODER = {"learning_rates": [1.0], "max_size_training_like": 8, "max_size_neutral": 8}
 
 
-def tiny_run(base_model: Path, corpus_lines: list[str], root: Path, seeds=(0,)) -> StageRun:
-    """A :class:`StageRun` of experiment ``exp`` under ``root`` (corpus written to ``root/corpus.txt``)."""
+def tiny_run(base_model: Path, corpus_lines: list[str], root: Path, seeds=(0,), **overrides) -> StageRun:
+    """A :class:`StageRun` of experiment ``exp`` under ``root`` (corpus written to ``root/corpus.txt``;
+    ``overrides`` replace top-level experiment keys)."""
     root.mkdir(parents=True, exist_ok=True)
     corpus = root / "corpus.txt"
     corpus.write_text("\n".join(corpus_lines) + "\n", encoding="utf-8")
     experiment = experiment_config(base_model, corpus, root / "results", seeds=list(seeds),
-                                   training=dict(TINY_TRAINING), decoder=dict(TINY_DECODER))
+                                   training=dict(TINY_TRAINING), decoder=dict(TINY_DECODER), **overrides)
     return StageRun(experiment, corpus, root / "results" / "exp")
 
 
