@@ -24,6 +24,7 @@ _EXPORTS = {
     "PrePruneConfig": "gradiend.training.arguments",
     "PostPruneConfig": "gradiend.training.arguments",
     "TextPredictionTrainer": "gradiend.training.trainer",
+    "load_training_stats": "gradiend.training.history",
     "Evaluator": "gradiend.evaluation.evaluator",
     "EncoderEvaluator": "gradiend.evaluation.encoder",
     "DecoderEvaluator": "gradiend.evaluation.decoder",

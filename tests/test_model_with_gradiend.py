@@ -156,6 +156,17 @@ def test_encode_batch_jvp_matches_per_row_gradients(model):
     torch.testing.assert_close(single[0], fast[1], rtol=1e-4, atol=1e-5)
 
 
+def test_encode_batch_takes_a_prepared_batch(bert):
+    texts = bert.encode_batch(ROWS["masked"], ROWS["factual"], ROWS["alternative"])
+    batch = bert.prepare(ROWS["masked"], ROWS["factual"], ROWS["alternative"])
+    torch.testing.assert_close(bert.encode_batch(batch), texts)
+    torch.testing.assert_close(bert.encode_batch(batch, plain=True), texts, rtol=1e-4, atol=1e-5)
+    factual_only = bert.encode_batch(batch, kind="factual")
+    assert not torch.allclose(factual_only, texts)
+    with pytest.raises(ValueError, match="carries its own targets"):
+        bert.encode_batch(batch, ROWS["factual"])
+
+
 def test_invert_encoding_flips_encoded_sign(tiny_masked_lm_dir):
     model = _load(tiny_masked_lm_dir, feature_class_encoding_direction={"a": 1, "b": -1})
     grad = model.create_gradients(ROWS["masked"], ROWS["factual"], ROWS["alternative"])

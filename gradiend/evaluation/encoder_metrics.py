@@ -8,10 +8,10 @@ Output: a JSON-ready dict; every key is a string, every value a plain float / in
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
+
+from gradiend.util.stats import pearson  # noqa: F401  (re-exported: callers read it from here)
 
 TRAINING = "training"
 NEUTRAL_TRAINING_MASKED = "neutral_training_masked"
@@ -19,17 +19,6 @@ NEUTRAL_DATASET = "neutral_dataset"
 NEUTRAL_TYPES = (NEUTRAL_TRAINING_MASKED, NEUTRAL_DATASET)
 NEG_BOUNDARY, POS_BOUNDARY, NEUTRAL_BOUNDARY = -0.5, 0.5, 0.0
 REQUIRED_COLUMNS = ("encoded", "label", "type", "source_id")
-
-
-def pearson(x, y) -> float:
-    """Pearson correlation; 0.0 with fewer than two rows or without variance in either input."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if len(x) < 2:
-        return 0.0
-    dx, dy = x - x.mean(), y - y.mean()
-    denominator = math.sqrt(float((dx * dx).sum()) * float((dy * dy).sum()))
-    return float((dx * dy).sum() / denominator) if denominator > 0 else 0.0
 
 
 def ternary(values) -> np.ndarray:

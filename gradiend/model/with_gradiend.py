@@ -225,18 +225,31 @@ class ModelWithGradiend(nn.Module):
         return self.gradiend.unflatten(self.gradiend.encoder_weight[latent_index].detach())
 
     @torch.no_grad()
-    def encode_batch(self, masked, factual, alternative=None, kind: str | None = None, plain: bool = False) -> torch.Tensor:
+    def encode_batch(self, masked, factual=None, alternative=None, kind: str | None = None,
+                     plain: bool = False) -> torch.Tensor:
         """Encoded value of every row, shape ``(B,)`` (``(B, latent)`` for latent > 1).
+
+        ``masked``: texts with their ``factual`` (and ``alternative``) targets, or a
+        :class:`TargetBatch` from :meth:`prepare` (which carries its targets), so that a caller
+        encoding the same rows repeatedly tokenises them once.
 
         Fast path: one forward-mode JVP pass per latent unit gives each row's ``w·∇θ L_row`` without
         any backward; encoded = act(that + bias). ``plain=True`` computes one gradient per row
         instead (the reference path; agrees to float rounding).
         """
         kind = check_kind(kind or self.source)
-        if plain:
+        prepared = isinstance(masked, TargetBatch)
+        if prepared and (factual is not None or alternative is not None):
+            raise ValueError("a prepared TargetBatch carries its own targets; pass no factual / alternative")
+        if plain and prepared:
+            batch = masked.to(self._base_device())
+            rows = [self._gradients(batch.select([i]), [kind])[kind] for i in range(batch.n_rows)]
+            encoded = self.gradiend.forward_encoder(torch.stack(rows))
+        elif plain:
             encoded = self.encode(_as_list(masked, "masked"), factual, alternative, kind=kind)
         else:
-            batch = self._as_batch({"masked": masked, "factual": factual, "alternative": alternative})
+            batch = self._as_batch(masked if prepared else
+                                   {"masked": masked, "factual": factual, "alternative": alternative})
             gradiend = self.gradiend
             dots = [jvp_directional(self.base_model, self.encoder_tangents(j), self.objective, batch, kind, "rows")
                     for j in range(gradiend.latent_dim)]

@@ -1,11 +1,13 @@
 """In-training encoder evaluation: how well the encoded value separates the two classes.
 
-Every held-out row is encoded with batched forward-mode differentiation
-(:meth:`ModelWithGradiend.encode_batch`: one JVP pass per batch, no backward), and scored by the
-Pearson correlation of encoded value and label plus the mean encoded value per class.
+The held-out rows are tokenised once per model (:meth:`ModelWithGradiend.prepare`), encoded with
+batched forward-mode differentiation (:meth:`ModelWithGradiend.encode_batch`: one JVP pass per
+batch, no backward) and scored by the Pearson correlation of encoded value and label plus the mean
+encoded value per class.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -14,17 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gradiend.training.rows import TRAINING_LABEL, Rows
-
-
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson correlation; 0.0 with fewer than two rows or no variance (nothing to correlate)."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if x.size < 2:
-        return 0.0
-    dx, dy = x - x.mean(), y - y.mean()
-    denominator = float(np.sqrt((dx * dx).sum() * (dy * dy).sum()))
-    return float((dx * dy).sum() / denominator) if denominator > 0 else 0.0
+from gradiend.util.stats import pearson
 
 
 @dataclass(frozen=True)
@@ -49,18 +41,31 @@ class EncoderProbe:
         self.kind = kind
         self.batch_size = batch_size
         self.progress = progress
+        self._batches: list = []
+        self._prepared_for: weakref.ref | None = None  # the model the batches were prepared with
 
     def __len__(self) -> int:
         return len(self.masked)
 
+    def _prepared_batches(self, model_with_gradiend) -> list:
+        """The rows tokenised into batches once per model (a run evaluates the same rows many times)."""
+        owner = self._prepared_for() if self._prepared_for is not None else None
+        if owner is not model_with_gradiend:
+            self._batches = [
+                model_with_gradiend.prepare(self.masked[start:start + self.batch_size],
+                                            self.factual[start:start + self.batch_size],
+                                            self.alternative[start:start + self.batch_size])
+                for start in range(0, len(self), self.batch_size)
+            ]
+            self._prepared_for = weakref.ref(model_with_gradiend)
+        return self._batches
+
     @torch.no_grad()
     def encode(self, model_with_gradiend) -> np.ndarray:
+        batches = self._prepared_batches(model_with_gradiend)
         values = []
-        starts = range(0, len(self), self.batch_size)
-        for start in tqdm(starts, desc="encoder eval", leave=False, disable=not self.progress or len(starts) < 2):
-            stop = start + self.batch_size
-            encoded = model_with_gradiend.encode_batch(self.masked[start:stop], self.factual[start:stop],
-                                                       self.alternative[start:stop], kind=self.kind)
+        for batch in tqdm(batches, desc="encoder eval", leave=False, disable=not self.progress or len(batches) < 2):
+            encoded = model_with_gradiend.encode_batch(batch, kind=self.kind)
             values.append(encoded.reshape(encoded.shape[0], -1)[:, 0].detach().double().cpu().numpy())
         return np.concatenate(values)
 
