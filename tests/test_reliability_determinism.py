@@ -7,6 +7,7 @@ compared byte for byte, except the wall-clock times, which live only in ``timing
 commit recorded in provenance is held fixed: other work may commit to the repository between the two
 runs, and a different commit is different code, not non-determinism.
 """
+import importlib
 import shutil
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def two_runs(tmp_path_factory, demo_corpus, tiny_masked_lm_dir):
     root = tmp_path_factory.mktemp("determinism")
     work = root / "work"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("gradiend.stages.provenance.git_commit", lambda folder=None: "0" * 40)
+        # the module, not the stage function of the same name that gradiend.stages exports
+        patch.setattr(importlib.import_module("gradiend.stages.provenance"), "git_commit", lambda folder=None: "0" * 40)
         run_chain(tiny_masked_lm_dir, demo_corpus[:1000], work)
         shutil.move(work, root / "first")
         run_chain(tiny_masked_lm_dir, demo_corpus[:1000], work)
