@@ -7,9 +7,12 @@ still holds exactly those files with exactly those bytes (no file added, removed
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from tests.stages_support import StageRun, experiment_config
+
+PNG_MAGIC = b"\x89PNG"
 
 # Small enough that one seed trains in a few seconds on 2 cores.
 TINY_TRAINING = {"train_batch_size": 8, "eval_batch_size": 16, "max_steps": 2, "eval_steps": 1,
@@ -44,3 +47,33 @@ class Finished:
 
     def unchanged(self) -> bool:
         return file_digests(self.folder) == self.digests
+
+
+def unreadable_outputs(results: Path) -> list[str]:
+    """Visible output files that do not read as what their name says; hidden files that are not the
+    temporary ``.<name>.*.tmp`` of an atomic write (or Snakemake's own ``.snakemake_timestamp``)."""
+    import pandas as pd
+    from safetensors.torch import load_file
+
+    bad = []
+    for path in sorted(results.rglob("*")):
+        relative = path.relative_to(results)
+        if any(part.startswith(".") for part in relative.parts):
+            top = next(part for part in relative.parts if part.startswith("."))
+            if not (top.endswith(".tmp") or top == ".snakemake_timestamp"):
+                bad.append(f"{relative} (hidden, not a temporary file)")
+            continue
+        if not path.is_file():
+            continue
+        try:
+            if path.suffix == ".json":
+                json.loads(path.read_text(encoding="utf-8"))
+            elif path.suffix == ".parquet":
+                pd.read_parquet(path)
+            elif path.suffix == ".safetensors":
+                load_file(path)
+            elif path.suffix == ".png":
+                assert path.read_bytes()[:4] == PNG_MAGIC
+        except Exception as error:  # noqa: BLE001 - any failure to read is the finding
+            bad.append(f"{relative} ({type(error).__name__}: {error})")
+    return bad
