@@ -10,17 +10,25 @@ Run: ``python3 benchmarks/bench_training_step.py [--models tiny-masked tiny-caus
 Floor and step are timed interleaved (median of ``--repeats``), so load from other processes
 affects both alike.
 
-Measured (CPU, 1 thread, shared 2-core machine under load, batch 32, source alternative / target diff):
+Measured (CPU, ``--threads 1 --repeats 5``, batch 32, source alternative / target diff, on a shared
+2-core machine at load ~8: wall times are inflated by the load, CPU times of this process are the
+steadier comparison). Before = commit c9ddedd (autograd gradients concatenated into fresh flat vectors,
+both checked for NaN, GRADIEND loss through autograd); after = gradients copied once into reused flat
+buffers, only the source checked (the target only when the loss is not finite), the reconstruction
+gradients written by hand into reused ``.grad`` tensors (:mod:`gradiend.training.reconstruction`):
 
-    model            input_dim  floor ms   step ms  ratio
-    tiny-masked        344,320      70.2      81.4   1.16
-    tiny-causal        409,600      65.5      80.1   1.22   (1.14 in a quieter re-run)
-    bert-base-1%     1,088,917   13878.7   14216.2   1.02
-    bert-base      108,891,648   12056.4   18926.2   1.57   (peak RSS 8.7 GB)
+                                       before                   after
+    model            input_dim  clock  floor ms  step ms ratio   floor ms  step ms ratio
+    bert-base      108,891,648  cpu      5936.9  10204.3  1.72     6133.3   6466.9  1.05
+    bert-base      108,891,648  wall    15001.9  42613.4  2.84    16188.7  18311.7  1.13
+    bert-base-1%     1,088,917  cpu      5756.5   5663.5  0.98     5743.2   5404.1  0.94
+    tiny-masked        344,320  cpu        31.7     35.4  1.12       28.6     31.0  1.09
+    tiny-causal        409,600  cpu        27.3     30.2  1.11       24.8     27.5  1.11
 
-Unpruned BERT-base misses the target: the GRADIEND's own work (3 x 109M weights, fused AdamW, two
-input-space copies of each gradient) is memory-bound and costs ~7 s on one CPU thread; pre-pruning to
-1% removes it.
+Before, a fresh input-sized allocation per intermediate (two flat gradient copies, the decoded
+vector, the squared error and each autograd gradient) cost more in page faults than the arithmetic;
+the remaining overhead on unpruned BERT-base is the fused AdamW update over 3 x 109M weights and one
+pass each for the gradient copy, the NaN check and the reconstruction maths.
 """
 from __future__ import annotations
 
