@@ -26,7 +26,8 @@ def main(kinds: list[str], n_seeds: int = 3) -> None:
                 path = build_demo_model(kind, Path(tmp) / "model", corpus, seed=seed)
                 total = time.perf_counter() - start
                 info = json.loads((path / "pretraining.json").read_text())
-                print(f"{kind} seed {seed}: {info['steps']} steps, train {info['train_seconds']:.1f} s "
+                seconds = json.loads((path / "timing.json").read_text())["train_seconds"]
+                print(f"{kind} seed {seed}: {info['steps']} steps, train {seconds:.1f} s "
                       f"(build+train+save {total:.1f} s), test accuracy "
                       f"{info['test_she_he_accuracy']:.3f}, fresh-corpus accuracy "
                       f"{pronoun_accuracy(path, fresh):.3f}", flush=True)
