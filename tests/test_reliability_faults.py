@@ -111,6 +111,7 @@ def runs(tmp_path_factory):
         kills[rule + " unreadable"] = unreadable_outputs(workdir / "results")
         snakemake(workdir, "--unlock")
     snakemake(workdir)
+    (root / "kills.json").write_text(json.dumps(kills, indent=1))  # for a person reading the run
     return root / "reference" / "results", workdir / "results", kills
 
 
