@@ -109,3 +109,23 @@ def test_rerun_does_nothing_then_one_learning_rate_reruns_only_its_cells(workflo
     # the two new cells (one per feature factor) and what reads the grid or the whole config
     assert jobs == {"decoder_cell": 2, "select_cell": 1, "rewrite_model": 2, "report": 1, "provenance": 1,
                     "summary": 1, "all": 1}
+
+
+@pytest.mark.slow
+def test_full_default_learns_she_vs_he_and_rewrites_move_p_she(tmp_path):
+    """The embedded default as shipped (minutes on 2 cores): every experiment converges, and the
+    chosen rewrites raise P(she) on "he" rows (F) and lower it on "she" rows (F_weaken)."""
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--config", f"results_dir={tmp_path}"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=3600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for name in default["experiments"]:
+        exp = tmp_path / name
+        choice = json.loads((exp / "best" / "seed.json").read_text())
+        assert choice["converged"], choice["reason"]
+        assert abs(choice["scores"][str(choice["seed"])]["test_correlation"]) > 0.9
+        summary = json.loads((exp / "decoder" / "summary.json").read_text())
+        for key in ("F", "F_weaken"):
+            entry = summary[key]
+            assert not entry["fallback"] and entry["lms"] >= 0.99 * entry["base_lms"], (name, key, entry)
+            assert entry["value"] > entry["base_value"] + 0.2, (name, key, entry)
