@@ -110,7 +110,7 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
                        "class_feature_factors": base_cell["class_feature_factors"]}}
     write_json(summary, result)
     by_id = {"base": base_cell, **{c["id"]: c for c in grid}}
-    plot_probability_shifts(by_id, chosen, plot)
+    plot_probability_shifts(by_id, chosen, plot, title=f"{config['name']}: decoder probability shifts")
 
 
 def rewrite_model(config: dict, *, target: str, model: str, decoder_summary: str, output_dir: str) -> None:
