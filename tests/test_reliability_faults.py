@@ -30,12 +30,14 @@ from tests.test_workflow_e2e import EXPERIMENT, REPO, reduced_config
 
 pytestmark = pytest.mark.slow
 
-# (rule, log files that appear when one of its jobs starts, folder its outputs are written to)
+# (rule, log files that appear when one of its jobs starts, folder its outputs are written to, seconds
+# to wait for a temporary output before killing anyway): short waits kill during start-up and
+# computation, long ones wait for the folder writes of a checkpoint and of a rewritten model.
 KILL_POINTS = [
-    ("create_training_data", "logs/create_training_data.log", "data"),
-    ("train_seed", "logs/train_seed*.log", "seeds"),
-    ("decoder_cell", "logs/decoder_cell_lr*.log", "decoder/cells"),
-    ("rewrite_model", "logs/rewrite_model_*.log", "rewritten"),
+    ("create_training_data", "logs/create_training_data.log", "data", 4.0),
+    ("train_seed", "logs/train_seed*.log", "seeds", 60.0),
+    ("decoder_cell", "logs/decoder_cell_lr*.log", "decoder/cells", 4.0),
+    ("rewrite_model", "logs/rewrite_model_*.log", "rewritten", 60.0),
 ]
 NOT_COMPARED_DIRS = {"logs", "benchmarks", ".snakemake"}
 NOT_COMPARED_FILES = {"timing.json"}
@@ -54,7 +56,7 @@ def snakemake(workdir: Path, *args: str) -> str:
     return output
 
 
-def run_and_kill(workdir: Path, log_pattern: str, output_folder: str, grace_s: float = 4.0) -> str:
+def run_and_kill(workdir: Path, log_pattern: str, output_folder: str, grace_s: float) -> str:
     """Start the workflow, wait for a job of the rule to start, then SIGKILL Snakemake and its jobs as
     soon as a temporary output appears in ``output_folder`` (mid-write) or ``grace_s`` after the
     job started (mid-job). Returns which of the two it was."""
@@ -106,8 +108,8 @@ def runs(tmp_path_factory):
     workdir.mkdir()
     (workdir / "config.yaml").write_text(config)
     kills = {}
-    for rule, log_pattern, folder in KILL_POINTS:
-        kills[rule] = run_and_kill(workdir, log_pattern, folder)
+    for rule, log_pattern, folder, grace_s in KILL_POINTS:
+        kills[rule] = run_and_kill(workdir, log_pattern, folder, grace_s)
         kills[rule + " unreadable"] = unreadable_outputs(workdir / "results")
         snakemake(workdir, "--unlock")
     snakemake(workdir)
@@ -117,7 +119,7 @@ def runs(tmp_path_factory):
 
 def test_every_kill_point_was_reached_and_left_only_readable_files(runs):
     _, _, kills = runs
-    for rule, _, _ in KILL_POINTS:
+    for rule, *_ in KILL_POINTS:
         assert kills[rule] in ("mid-write", "mid-job")
         assert kills[rule + " unreadable"] == [], rule
 
