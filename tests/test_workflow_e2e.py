@@ -5,9 +5,14 @@ pre-pruning, several seeds, a grid with both feature factors, strengthen and wea
 size that runs in a few minutes on 2 cores: a short pre-training, a few training steps, 2 seeds, a
 2 x 2 grid. Checks are on content: the summary's keys, the rewritten model loading as a masked LM,
 the report naming the chosen seed; then a second run has nothing to do, and changing one grid
-learning rate reruns only the cells of that rate and what depends on them.
+learning rate reruns only the cells of that rate and what depends on them, and a run killed during
+training resumes without redoing the jobs that had finished.
 """
 import json
+import os
+import shutil
+import signal
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +134,33 @@ def test_full_default_learns_she_vs_he_and_rewrites_move_p_she(tmp_path):
             entry = summary[key]
             assert not entry["fallback"] and entry["lms"] >= 0.99 * entry["base_lms"], (name, key, entry)
             assert entry["value"] > entry["base_value"] + 0.2, (name, key, entry)
+
+
+def test_a_run_killed_during_training_resumes_without_redoing_finished_jobs(workflow):
+    """SIGKILL while a seed trains; the rerun redoes that seed and what follows it, nothing before."""
+    root, config_file, _ = workflow
+    exp = root / "results" / EXPERIMENT
+    # the state of a first run that reached seed 1's training: everything downstream of it is missing
+    for done_later in ("seeds/1", "best", "decoder", "rewritten", "report.md", "logs/train_seed_1.log"):
+        path = exp / done_later
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(config_file)]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (exp / "logs" / "train_seed_1.log").exists():
+            assert process.poll() is None and time.monotonic() < deadline, "training never started"
+            time.sleep(0.05)
+        time.sleep(1.0)  # inside the training job
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not (exp / "seeds" / "1" / "model" / "config.json").exists()
+    snakemake(config_file, "--unlock")
+    jobs = planned_jobs(snakemake(config_file, "-n", "--quiet", "rules"))
+    assert jobs["train_seed"] == 1 and jobs["evaluate_encoder"] == 1
+    assert not {"demo_corpus", "demo_model", "create_training_data", "create_neutral_data", "pre_prune"} & set(jobs)
+    snakemake(config_file)
+    assert (exp / "seeds" / "1" / "model" / "model.safetensors").is_file()
+    assert planned_jobs(snakemake(config_file, "-n", "--quiet", "rules")) == {}
