@@ -33,6 +33,7 @@ from gradiend.demo.models import build_random_like, build_tiny_masked_lm  # noqa
 from gradiend.model.backbone import mapped_parameters  # noqa: E402
 from gradiend.model.loading import load_base_model  # noqa: E402
 from gradiend.objectives import jvp_directional, per_example_gradient_dot  # noqa: E402
+from timing import timed  # noqa: E402
 
 _SWAP = {"she": "he", "he": "she", "his": "her", "her": "his", "they": "she", "them": "her", "their": "his"}
 
@@ -52,21 +53,6 @@ def demo_rows(n: int):
             alternative.append(_SWAP[word.lower()])
     return masked, factual, alternative
 
-
-def timed(fn, repeats: int) -> tuple[float, float]:
-    """Fastest (wall seconds, CPU seconds of this process) of ``repeats`` calls after a warm-up.
-
-    CPU time sums all threads of this process and barely moves when other processes compete for
-    the cores, so its ratios stay meaningful on a busy machine; wall time is what a user waits.
-    """
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return min(walls), min(cpus)
 
 
 def bench_model(label: str, path: Path, batch_size: int, repeats: int, plain_rows: int) -> dict:

@@ -43,6 +43,7 @@ from gradiend.evaluation.encoder import EncoderEvaluator  # noqa: E402
 from gradiend.evaluation.selection import default_learning_rates  # noqa: E402
 from gradiend.model.loading import load_base_model  # noqa: E402
 from gradiend.model.with_gradiend import ModelWithGradiend  # noqa: E402
+from timing import timed  # noqa: E402
 
 
 def tables(per_class: int, neutral: int):
@@ -54,17 +55,6 @@ def tables(per_class: int, neutral: int):
                                 target_classes=["she", "he"], random_state=0)
     return table, creator.generate_neutral_data(max_size=neutral, additional_excluded_words=["her", "his", "him"])
 
-
-def timed(fn, repeats: int) -> tuple[float, float]:
-    """Fastest (wall, CPU) seconds of ``repeats`` calls after a warm-up."""
-    fn()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return min(walls), min(cpus)
 
 
 def bench_model(label: str, path: Path, table, neutral, cells: int, repeats: int, device: str,
