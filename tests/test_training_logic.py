@@ -113,6 +113,7 @@ def test_normalisation_threshold():
     assert not should_normalise(-0.9, enabled=False)
     assert not should_normalise(-0.9, latent_dim=2)
     assert not should_normalise(float("nan"))
+    assert not should_normalise(-0.9, activation_encoder="relu")
 
 
 def test_best_checkpoint_never_step_zero():

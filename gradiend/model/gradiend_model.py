@@ -30,6 +30,10 @@ TRAINING_FILE = "training.json"
 
 UPDATE_PARTS = ("decoder-weight", "decoder-bias", "decoder-sum", "encoder-weight")
 
+# Encoder activations with act(-x) = -act(x): only these let ``invert_encoding`` flip the latent
+# value while keeping the reconstruction.
+ODD_ACTIVATIONS = ("tanh", "smht", "id")
+
 _ACTIVATIONS = {
     "tanh": nn.Tanh,
     "relu": nn.ReLU,
@@ -290,10 +294,17 @@ class GradiendModel(nn.Module):
 
     @torch.no_grad()
     def invert_encoding(self) -> None:
-        """Negate encoder and decoder weights and biases: the encoded value flips its sign."""
-        for param in (self.encoder.weight, self.encoder.bias, self.decoder.weight, self.decoder.bias):
-            if param is not None:
-                param.neg_()
+        """Flip the sign of the encoded value while keeping ``decode(encode(x))`` unchanged.
+
+        Encoder weight and bias are negated (the encoder activations are odd functions, so the
+        latent value flips) and so is the decoder weight (which turns the flipped latent back); the
+        decoder bias is added whatever the latent is and therefore stays as it is.
+        """
+        if self.activation_encoder not in ODD_ACTIVATIONS:
+            raise ValueError(f"invert_encoding needs an odd encoder activation {ODD_ACTIVATIONS}; "
+                             f"{self.activation_encoder!r} would change the reconstruction")
+        for param in (self.encoder.weight, self.encoder.bias, self.decoder.weight):
+            param.neg_()
 
     # ----------------------------------------------------------------- save / load
     def architecture(self) -> dict[str, Any]:

@@ -311,7 +311,7 @@ class ModelWithGradiend(nn.Module):
         return (result, keep) if return_mask else result
 
     def invert_encoding(self, update_direction: bool = True) -> None:
-        """Flip the sign of the encoded value (encoder and decoder weights and biases negated).
+        """Flip the sign of the encoded value; reconstruction is unchanged (see ``GradiendModel.invert_encoding``).
 
         ``update_direction`` also negates ``feature_class_encoding_direction`` so that class
         directions keep describing the encoded sign (manual flips); training normalisation passes

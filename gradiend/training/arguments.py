@@ -187,7 +187,7 @@ class TrainingArguments:
     # seeds and convergence
     seed: int = 0
     max_seeds: int = 3
-    min_convergent_seeds: int | None = 1
+    min_convergent_seeds: int | None = None  # None: train all max_seeds seeds
     convergent_metric: str = "correlation"
     convergent_score_threshold: float = 0.5
     convergent_mean_by_class_threshold: float = 0.5

@@ -12,13 +12,18 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
+from gradiend.model.gradiend_model import ODD_ACTIVATIONS
+
 #: correlation below which the GRADIEND is flipped so that the first target class encodes to +1
 NORMALISE_BELOW = -0.6
 
 
-def should_normalise(correlation: float, enabled: bool = True, latent_dim: int = 1) -> bool:
-    """Invert the encoding when a 1-d GRADIEND has learned the feature with the sign reversed."""
-    return enabled and latent_dim == 1 and math.isfinite(correlation) and correlation < NORMALISE_BELOW
+def should_normalise(correlation: float, enabled: bool = True, latent_dim: int = 1,
+                     activation_encoder: str = "tanh") -> bool:
+    """Invert the encoding when a 1-d GRADIEND with an odd encoder activation has learned the
+    feature with the sign reversed (other activations cannot be flipped without changing it)."""
+    return (enabled and latent_dim == 1 and activation_encoder in ODD_ACTIVATIONS
+            and math.isfinite(correlation) and correlation < NORMALISE_BELOW)
 
 
 class BestCheckpoint:

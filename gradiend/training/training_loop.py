@@ -68,9 +68,11 @@ def _check_finite(vector: torch.Tensor, what: str, step: int, model_with_gradien
         "rate, check the data rows of this batch, or load the base model in a wider dtype")
 
 
-def _flip_momentum(optimizer: torch.optim.Optimizer) -> None:
-    """After inverting the GRADIEND the running gradient means point the other way too."""
-    for state in optimizer.state.values():
+def _flip_momentum(optimizer: torch.optim.Optimizer, gradiend) -> None:
+    """After inverting the GRADIEND the running gradient means of the negated parameters point the
+    other way too (the decoder bias is not negated, so neither is its momentum)."""
+    for param in (gradiend.encoder.weight, gradiend.encoder.bias, gradiend.decoder.weight):
+        state = optimizer.state.get(param, {})
         if "exp_avg" in state:
             state["exp_avg"].neg_()
 
@@ -128,9 +130,10 @@ class TrainingRun:
         record = EvalRecord(step=step, correlation=result.correlation, mean_by_class=result.mean_by_class,
                             n_by_class=result.n_by_class, train_loss=self.history.mean_loss_since_last_eval(),
                             encoder_norm=gradiend.encoder_norm, decoder_norm=gradiend.decoder_norm)
-        if should_normalise(record.correlation, self.args.normalize_gradiend, gradiend.latent_dim):
+        if should_normalise(record.correlation, self.args.normalize_gradiend, gradiend.latent_dim,
+                            gradiend.activation_encoder):
             self.mwg.invert_encoding(update_direction=False)
-            _flip_momentum(optimizer)
+            _flip_momentum(optimizer, gradiend)
             record.negate()
             logger.info("step %d: correlation %.3f < -0.6, encoding inverted", step, -record.correlation)
         self.history.add_evaluation(record)
