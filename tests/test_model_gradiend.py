@@ -16,12 +16,14 @@ def model():
 
 def test_forward_shapes_and_identity_decoder(model):
     x = torch.randn(12)
-    decoded, encoded = model(x, return_encoded=True)
+    decoded, encoded = model.reconstruct(x, return_encoded=True)
     assert decoded.shape == (12,) and encoded.shape == (1,)
+    torch.testing.assert_close(model(x), encoded)  # forward() encodes (documented); forward_decoder goes back
     expected_h = torch.tanh(model.encoder_weight @ x + model.encoder_bias)
     torch.testing.assert_close(encoded, expected_h)
     torch.testing.assert_close(decoded, model.decoder_weight[:, 0] * expected_h + model.decoder_bias)
-    assert model(torch.randn(3, 12)).shape == (3, 12)
+    assert model.reconstruct(torch.randn(3, 12)).shape == (3, 12)
+    assert model(torch.randn(3, 12)).shape == (3, 1)
     torch.testing.assert_close(model.forward_decoder(0.5), model.decoder_weight[:, 0] * 0.5 + model.decoder_bias)
 
 
@@ -90,7 +92,7 @@ def test_prune_combines_mask_threshold_topk(model):
     assert torch.equal(pruned.decoder_bias, model.decoder_bias[idx])
     assert torch.equal(pruned.encoder_bias, model.encoder_bias)
     x = torch.randn(12)
-    torch.testing.assert_close(pruned(x[idx]), model(torch.where(keep, x, 0.0))[idx])
+    torch.testing.assert_close(pruned.reconstruct(x[idx]), model.reconstruct(torch.where(keep, x, 0.0))[idx])
 
 
 def test_prune_fraction_of_survivors_threshold_only_and_noop(model):

@@ -58,11 +58,7 @@ def test_mask_and_indices_specs():
 def test_flatten_errors(model):
     g = grads()
     del g["lin.bias"]
-    with pytest.raises(ValueError, match=r"missing \['lin.bias'\]"):
-        model.flatten(g)
-    g = grads()
-    g["other"] = torch.zeros(1)
-    with pytest.raises(ValueError, match=r"unexpected \['other'\]"):
+    with pytest.raises(ValueError, match=r"lacks mapped parameter\(s\) \['lin.bias'\]"):
         model.flatten(g)
     g = grads()
     g["emb"] = torch.zeros(5, 4)
@@ -76,12 +72,31 @@ def test_flatten_errors(model):
         ParamMappedGradiendModel({"a": {"shape": (4,), "repr": "indices", "indices": torch.tensor([2, 1])}})
 
 
-def test_forward_accepts_dict(model):
+def test_reconstruct_accepts_dict_and_forward_encodes(model):
     g = grads()
-    decoded, encoded = model(g, return_encoded=True)
+    decoded, encoded = model.reconstruct(g, return_encoded=True)
     torch.testing.assert_close(encoded, model.forward_encoder(model.flatten(g)))
+    torch.testing.assert_close(model(g), encoded)  # forward = encode (documented)
     assert isinstance(decoded, dict) and decoded["emb"].shape == (4, 5)
-    torch.testing.assert_close(model.flatten(decoded), model(model.flatten(g)))
+    torch.testing.assert_close(model.flatten(decoded), model.reconstruct(model.flatten(g)))
+
+
+def test_pruned_model_selects_mapped_entries_of_a_full_gradient_dict(model):
+    g = grads()
+    g["other"] = torch.ones(3)  # not mapped at all: ignored
+    pruned = model.prune(topk=4, importance=torch.arange(35.0))  # keeps the last 4 entries (lin.bias, lin.weight tail)
+    assert list(pruned.param_map) == ["lin.weight", "lin.bias"]
+    flat = pruned.flatten(g)
+    expected = torch.cat([t.reshape(-1) for t in grads().values()])[31:]
+    torch.testing.assert_close(flat, expected)
+    torch.testing.assert_close(pruned(g), pruned.forward_encoder(expected))
+    del g["lin.bias"]
+    with pytest.raises(ValueError, match=r"lacks mapped parameter\(s\) \['lin.bias'\]"):
+        pruned.flatten(g)
+    g = grads()
+    g["lin.weight"] = torch.zeros(3, 4)
+    with pytest.raises(ValueError, match=r"'lin.weight' has shape \(3, 4\)"):
+        pruned.flatten(g)
 
 
 def test_prune_remaps_map_and_keeps_base_global_indices(model):

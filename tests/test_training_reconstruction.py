@@ -8,7 +8,7 @@ from gradiend.training.reconstruction import ReconstructionLoss
 
 def _autograd(model, source, target):
     model.zero_grad(set_to_none=True)
-    loss = torch.nn.functional.mse_loss(model(source), target)
+    loss = torch.nn.functional.mse_loss(model.reconstruct(source), target)
     loss.backward()
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 

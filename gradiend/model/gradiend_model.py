@@ -211,7 +211,15 @@ class GradiendModel(nn.Module):
             raise ValueError(f"expected {self.latent_dim} latent entries, got shape {tuple(h.shape)}")
         return self.decoder_activation(self.decoder(h))
 
-    def forward(self, x: torch.Tensor, return_encoded: bool = False):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode gradient(s) to the latent space (as documented); :meth:`forward_decoder` goes back.
+
+        ``model(x)`` is therefore ``forward_encoder(x)``; the round trip is :meth:`reconstruct`.
+        """
+        return self.forward_encoder(x)
+
+    def reconstruct(self, x: torch.Tensor, return_encoded: bool = False):
+        """``decoder(encoder(x))``, the training reconstruction (plus the latent when ``return_encoded``)."""
         encoded = self.forward_encoder(x)
         decoded = self.forward_decoder(encoded)
         return (decoded, encoded) if return_encoded else decoded

@@ -187,14 +187,18 @@ class ParamMappedGradiendModel(GradiendModel):
 
     # ----------------------------------------------------------------- dict <-> flat
     def _check_names(self, grads: Mapping[str, torch.Tensor]) -> None:
+        """Every mapped parameter must be present; entries the map does not name are ignored (a full
+        gradient dict of the base model fits a pruned GRADIEND)."""
         missing = [n for n in self.param_map if n not in grads]
-        extra = [n for n in grads if n not in self.param_map]
-        if missing or extra:
-            raise ValueError(f"gradient dict does not match the parameter map: missing {missing[:5]}"
-                             f"{' …' if len(missing) > 5 else ''}, unexpected {extra[:5]}{' …' if len(extra) > 5 else ''}")
+        if missing:
+            raise ValueError(f"gradient dict lacks mapped parameter(s) {missing[:5]}{' …' if len(missing) > 5 else ''} "
+                             f"({len(missing)} of {len(self.param_map)} missing)")
 
     def flatten(self, grads: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Concatenate the selected entries of per-parameter tensors (full shapes) into the input space."""
+        """Concatenate the selected entries of per-parameter tensors (full shapes) into the input space.
+
+        Only the mapped entries are read: extra names (e.g. the rest of a full gradient dict handed to
+        a pruned GRADIEND) are ignored; a missing or misshaped mapped parameter is an error."""
         self._check_names(grads)
         parts = []
         for name, spec in self.param_map.items():
@@ -232,9 +236,9 @@ class ParamMappedGradiendModel(GradiendModel):
     def forward_encoder(self, x):
         return super().forward_encoder(self._as_flat(x))
 
-    def forward(self, x, return_encoded: bool = False):
-        """Like :meth:`GradiendModel.forward`; a dict input gives a dict of full-shape decoded tensors."""
-        decoded, encoded = super().forward(self._as_flat(x), return_encoded=True)
+    def reconstruct(self, x, return_encoded: bool = False):
+        """Like :meth:`GradiendModel.reconstruct`; a dict input gives a dict of full-shape decoded tensors."""
+        decoded, encoded = super().reconstruct(self._as_flat(x), return_encoded=True)
         if isinstance(x, Mapping):
             decoded = self.unflatten(decoded)
         return (decoded, encoded) if return_encoded else decoded

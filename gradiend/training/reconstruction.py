@@ -55,7 +55,7 @@ class ReconstructionLoss:
     def __call__(self, gradiend, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The loss of ``gradiend`` (a detached scalar) after writing its gradients; autograd when not fusable."""
         if not _fusable(gradiend, source, target):
-            loss = nn.functional.mse_loss(gradiend(source), target.to(gradiend.encoder.weight.dtype))
+            loss = nn.functional.mse_loss(gradiend.reconstruct(source), target.to(gradiend.encoder.weight.dtype))
             for param in gradiend.parameters():
                 param.grad = None
             loss.backward()
