@@ -3,6 +3,11 @@ dataset folder or a Hugging Face dataset id; stripped, shuffled with a seed, cap
 
 The file format is chosen by suffix and an unknown one is an error, so a typo never silently reads
 a file as something else. Hub ids only work with network access; everything local works offline.
+
+A dataset id (or a local ``load_dataset`` folder of data files) read with a cap (``max_size``) is
+*streamed*: rows arrive through a seeded shuffle buffer (``stream_buffer_size`` rows) and reading
+stops as soon as ``max_size`` non-empty texts are in hand, so a 20 GB Wikipedia dump is never
+downloaded to use 50,000 of its articles. Without a cap the whole dataset is loaded and shuffled.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ logger = get_logger(__name__)
 TEXT_FILE_SUFFIXES = (".txt", ".text")
 TABLE_FILE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json")
 SUPPORTED_SUFFIXES = TEXT_FILE_SUFFIXES + TABLE_FILE_SUFFIXES
+DEFAULT_STREAM_BUFFER_SIZE = 10_000
 
 
 def read_table_file(path: Path):
@@ -72,6 +78,63 @@ def load_hf_dataset(source: str, hf_config: Optional[str] = None, split: Optiona
         ) from err
 
 
+def stream_hf_texts(source: str, text_column: str, max_size: int, seed: Optional[int],
+                    hf_config: Optional[str] = None, split: str = "train",
+                    buffer_size: int = DEFAULT_STREAM_BUFFER_SIZE) -> list[str]:
+    """The first ``max_size`` non-empty texts (stripped) of a streamed dataset.
+
+    ``seed`` set: rows pass a shuffle buffer of ``buffer_size`` rows seeded with ``seed`` (the
+    order of the dataset's shards is shuffled with it too), so at most about ``max_size +
+    buffer_size`` rows (plus empty ones) are read. ``seed=None`` keeps the stream order.
+    """
+    try:
+        import datasets
+    except ImportError as err:
+        raise ImportError(f"loading {source!r} needs the `datasets` package: pip install gradiend[data]") from err
+    if max_size < 1:
+        raise ValueError(f"max_size must be at least 1 to stream {source!r}, got {max_size}")
+    try:
+        stream = datasets.load_dataset(str(source), name=hf_config, split=split, streaming=True)
+    except Exception as err:  # datasets raises many types (ConnectionError, FileNotFoundError, ValueError ...)
+        raise ValueError(
+            f"could not stream dataset {source!r} (config={hf_config!r}, split={split!r}): {err}. "
+            f"Hub ids need network access; offline, use a local file or dataset folder."
+        ) from err
+    columns = getattr(stream, "column_names", None)
+    if columns is not None and text_column not in columns:
+        raise ValueError(f"{source}: no text column {text_column!r}; found {columns}")
+    if seed is not None:
+        stream = stream.shuffle(seed=seed, buffer_size=buffer_size)
+    texts: list[str] = []
+    for row in stream:
+        if text_column not in row:
+            raise ValueError(f"{source}: no text column {text_column!r}; found {sorted(row)}")
+        value = row[text_column]
+        if isinstance(value, str):
+            value = value.strip()
+            if value:
+                texts.append(value)
+                if len(texts) >= max_size:
+                    break
+        elif value is not None:
+            raise ValueError(f"{source}: texts must be strings, got {type(value).__name__} ({value!r})")
+    if not texts:
+        raise ValueError(f"{source} is empty: it holds no non-empty text")
+    logger.info("base data: %d texts streamed from %s (shuffle buffer %s)", len(texts), source,
+                buffer_size if seed is not None else "off")
+    return texts
+
+
+def _streams(base_data: Any, max_size: Optional[int]) -> bool:
+    """True when ``base_data`` is a dataset id or a data-file folder read with a cap (streamed)."""
+    if max_size is None or not isinstance(base_data, (str, os.PathLike)):
+        return False
+    path = Path(str(base_data)).expanduser()
+    if path.is_file() or (path.is_dir() and is_saved_dataset_dir(path)):
+        return False
+    return path.is_dir() or not looks_like_path(str(base_data))
+
+
 def _column(frame, text_column: str, source: str) -> list:
     if text_column not in frame.columns:
         raise ValueError(f"{source}: no text column {text_column!r}; found {list(frame.columns)}")
@@ -118,9 +181,16 @@ def resolve_base_data(
     seed: Optional[int] = 42,
     hf_config: Optional[str] = None,
     split: str = "train",
+    stream_buffer_size: int = DEFAULT_STREAM_BUFFER_SIZE,
 ) -> list[str]:
     """The base texts: stripped, empties dropped, shuffled with ``random.Random(seed)`` (``seed=None``
-    keeps the input order), then capped at ``max_size``. Empty base data is an error."""
+    keeps the input order), then capped at ``max_size``. Empty base data is an error.
+
+    A dataset id or data-file folder with ``max_size`` set is streamed instead
+    (:func:`stream_hf_texts`: a seeded shuffle buffer of ``stream_buffer_size`` rows, reading stops
+    after ``max_size`` texts)."""
+    if _streams(base_data, max_size):
+        return stream_hf_texts(str(base_data), text_column, max_size, seed, hf_config, split, stream_buffer_size)
     raw, source = _raw_texts(base_data, text_column, hf_config, split)
     texts = []
     for value in raw:
