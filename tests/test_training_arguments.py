@@ -8,7 +8,7 @@ def test_defaults_match_reference():
     args = TrainingArguments()
     assert (args.train_batch_size, args.eval_batch_size, args.max_steps, args.num_train_epochs) == (32, 32, -1, 3)
     assert (args.learning_rate, args.weight_decay, args.adam_epsilon) == (1e-5, 1e-2, 1e-8)
-    assert (args.source, args.target, args.max_seeds, args.min_convergent_seeds) == ("alternative", "diff", 3, 1)
+    assert (args.source, args.target, args.max_seeds, args.min_convergent_seeds) == ("alternative", "diff", 3, None)
     assert (args.convergent_score_threshold, args.convergent_mean_by_class_threshold) == (0.5, 0.5)
     assert args.trust_remote_code is False and args.normalize_gradiend is True
     pre, post = PrePruneConfig(), PostPruneConfig()
@@ -68,6 +68,25 @@ def test_invalid_post_prune(kwargs, match):
 def test_keep_top_k_is_alias_of_topk():
     assert PrePruneConfig(keep_top_k=1000).topk == 1000
     assert PrePruneConfig(keep_top_k=0.05).topk == 0.05
+    assert PostPruneConfig(keep_top_k=500).topk == 500
+    assert TrainingArguments(post_prune_config={"keep_top_k": 7}).post_prune_config.topk == 7
+    with pytest.raises(ValueError, match="keep_top_k=5 and topk=6 conflict"):
+        PostPruneConfig(keep_top_k=5, topk=6)
+
+
+def test_importance_metric_maps_onto_what_is_computed():
+    assert PrePruneConfig(importance_metric="gradient_norm").importance_metric == "gradient_norm"
+    with pytest.raises(ValueError, match="weight metrics need a trained GRADIEND"):
+        PrePruneConfig(importance_metric="weight_magnitude")
+    with pytest.raises(ValueError, match="importance_metric='gradient_mean'"):
+        PrePruneConfig(importance_metric="gradient_mean")
+    assert PostPruneConfig(importance_metric="weight_magnitude").part == "decoder-weight"
+    assert PostPruneConfig(importance_metric="encoder-weight", keep_top_k=3).part == "encoder-weight"
+    assert PostPruneConfig().part == "decoder-weight"
+    with pytest.raises(ValueError, match="conflicts with part='decoder-sum'"):
+        PostPruneConfig(importance_metric="weight_magnitude", part="decoder-sum")
+    with pytest.raises(ValueError, match="importance_metric='gradient_norm'"):
+        PostPruneConfig(importance_metric="gradient_norm")
 
 
 def test_pruning_configs_from_mappings_and_round_trip():
@@ -78,7 +97,7 @@ def test_pruning_configs_from_mappings_and_round_trip():
     again = TrainingArguments.from_dict(args.to_dict())
     assert again == args
     with pytest.raises(ValueError, match="pre_prune_config.*unknown"):
-        TrainingArguments(pre_prune_config={"importance_metric": "gradient_norm"})
+        TrainingArguments(pre_prune_config={"importance": "gradient_norm"})
     with pytest.raises(ValueError, match="unknown key"):
         TrainingArguments.from_dict({"convergence_threshold": 0.6})
 

@@ -17,6 +17,11 @@ OPTIMIZERS = ("adamw", "adam")
 CONVERGENT_METRICS = ("correlation",)
 TORCH_DTYPES = ("float32", "float64", "float16", "bfloat16")
 _PRE_PRUNE_DEFAULT_TOPK = 0.1
+_POST_PRUNE_DEFAULT_TOPK = 0.01
+PRE_PRUNE_METRICS = ("gradient_norm",)
+"""Pre-pruning importance: ``gradient_norm`` = ``|mean source gradient|`` per base-model entry."""
+POST_PRUNE_METRICS = {"weight_magnitude": "decoder-weight", **{p: p for p in PRUNE_PARTS}}
+"""Post-pruning ``importance_metric`` → the ``part`` whose weights give the importance."""
 
 
 def _fail(owner: str, name: str, value: Any, expected: str) -> None:
@@ -62,6 +67,16 @@ def _check_topk(owner: str, name: str, value: Any) -> None:
         _fail(owner, name, value, "an int >= 1 (count) or a float in (0, 1] (fraction)")
 
 
+def _apply_alias(owner: str, topk, keep_top_k, default):
+    """``keep_top_k`` (documented name) is an alias of ``topk``; giving both with different values is an error."""
+    if keep_top_k is None:
+        return topk
+    if topk is not None and topk != default and topk != keep_top_k:
+        raise ValueError(f"{owner}: keep_top_k={keep_top_k!r} and topk={topk!r} conflict; "
+                         "keep_top_k is an alias of topk, set only one")
+    return keep_top_k
+
+
 @dataclass
 class PrePruneConfig:
     """Keep only the base-model entries whose mean source gradient is large, before training.
@@ -72,7 +87,10 @@ class PrePruneConfig:
     then top-k among the survivors). ``batch_size`` is how many sampled rows share one
     forward/backward pass (``n_samples <= batch_size`` means a single backward). ``seed=None``
     uses the training seed. ``keep_top_k`` is accepted as an alias of ``topk`` (the name used in
-    the user documentation).
+    the user documentation). ``importance_metric`` ("how to compute importance"): the only one
+    pre-pruning computes is ``"gradient_norm"``, the magnitude ``|mean source gradient|`` of each
+    entry (:data:`PRE_PRUNE_METRICS`); ``"weight_magnitude"`` needs trained weights and is a
+    post-pruning metric.
     """
 
     n_samples: int = 8
@@ -81,16 +99,16 @@ class PrePruneConfig:
     source: str = "alternative"
     batch_size: int = 8
     seed: int | None = None
+    importance_metric: str = "gradient_norm"
     keep_top_k: dataclasses.InitVar[int | float | None] = None
 
     def __post_init__(self, keep_top_k: int | float | None) -> None:
         owner = "PrePruneConfig"
-        if keep_top_k is not None:
-            if self.topk is not None and self.topk != _PRE_PRUNE_DEFAULT_TOPK and self.topk != keep_top_k:
-                raise ValueError(
-                    f"PrePruneConfig: keep_top_k={keep_top_k!r} and topk={self.topk!r} conflict; "
-                    "keep_top_k is an alias of topk, set only one")
-            self.topk = keep_top_k
+        self.topk = _apply_alias(owner, self.topk, keep_top_k, _PRE_PRUNE_DEFAULT_TOPK)
+        if self.importance_metric in POST_PRUNE_METRICS:
+            _fail(owner, "importance_metric", self.importance_metric,
+                  f"one of {list(PRE_PRUNE_METRICS)} (weight metrics need a trained GRADIEND: use PostPruneConfig)")
+        _check_choice(owner, "importance_metric", self.importance_metric, PRE_PRUNE_METRICS)
         _check_int(owner, "n_samples", self.n_samples, 1)
         _check_int(owner, "batch_size", self.batch_size, 1)
         _check_int(owner, "seed", self.seed, 0, allow_none=True)
@@ -107,15 +125,28 @@ class PostPruneConfig:
 
     Importance per input entry comes from ``part`` (``decoder-weight``: |decoder row|,
     ``encoder-weight``: |encoder column|, ``decoder-bias``: |bias|, ``decoder-sum``:
-    |row sum + bias|); ``topk``/``threshold`` as in :class:`PrePruneConfig`.
+    |row sum + bias|); ``topk``/``threshold`` as in :class:`PrePruneConfig`; ``keep_top_k`` is an
+    alias of ``topk``. ``importance_metric`` (documented name) selects ``part``:
+    ``"weight_magnitude"`` is ``"decoder-weight"``, and every part name is accepted as itself
+    (:data:`POST_PRUNE_METRICS`); None keeps ``part``.
     """
 
-    topk: int | float | None = 0.01
+    topk: int | float | None = _POST_PRUNE_DEFAULT_TOPK
     threshold: float | None = None
     part: str = "decoder-weight"
+    importance_metric: str | None = None
+    keep_top_k: dataclasses.InitVar[int | float | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, keep_top_k: int | float | None) -> None:
         owner = "PostPruneConfig"
+        self.topk = _apply_alias(owner, self.topk, keep_top_k, _POST_PRUNE_DEFAULT_TOPK)
+        if self.importance_metric is not None:
+            _check_choice(owner, "importance_metric", self.importance_metric, tuple(POST_PRUNE_METRICS))
+            mapped = POST_PRUNE_METRICS[self.importance_metric]
+            if self.part not in ("decoder-weight", mapped):
+                raise ValueError(f"PostPruneConfig: importance_metric={self.importance_metric!r} means part="
+                                 f"{mapped!r}, which conflicts with part={self.part!r}; set only one")
+            self.part = mapped
         _check_choice(owner, "part", self.part, PRUNE_PARTS)
         _check_topk(owner, "topk", self.topk)
         _check_number(owner, "threshold", self.threshold, minimum=0.0, strict=False, allow_none=True)
@@ -128,7 +159,7 @@ def _as_config(value: Any, cls: type, name: str):
     if value is None or isinstance(value, cls):
         return value
     if isinstance(value, Mapping):
-        known = {f.name for f in dataclasses.fields(cls)} | ({"keep_top_k"} if cls is PrePruneConfig else set())
+        known = {f.name for f in dataclasses.fields(cls)} | {"keep_top_k"}
         unknown = sorted(set(value) - known)
         if unknown:
             raise ValueError(f"TrainingArguments.{name}: unknown key(s) {unknown}; known: {sorted(known)}")
