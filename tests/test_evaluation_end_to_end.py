@@ -33,9 +33,10 @@ def test_strengthen_and_weaken_she(trained, tmp_path):
     evaluator = Evaluator(trained)
     encoder = evaluator.evaluate_encoder()
     assert encoder["correlation"] > 0.8
-    evaluator.evaluate_decoder(target_class="she")
+    first = evaluator.evaluate_decoder(target_class="she")
     results = evaluator.evaluate_decoder(target_class="she", increase_target_probabilities=False)
-    strengthen, weaken = results["she"], results["she_weaken"]
+    assert "she" in first and "she_weaken" not in first and "she" not in results  # only the requested direction
+    strengthen, weaken = first["she"], results["she_weaken"]
     for entry in (strengthen, weaken):
         assert not entry["fallback"]
         assert entry["lms"] >= 0.99 * entry["base_lms"]

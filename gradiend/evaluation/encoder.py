@@ -140,7 +140,7 @@ class EncoderEvaluator:
             from gradiend.plots.encoder import plot_encoder_distributions
 
             path = None if output_dir is None else output_dir / f"{PLOT_FILE}.{self.parts.img_format}"
-            plot_encoder_distributions(frame, path, correlation=metrics["correlation"])
+            metrics["figure"] = plot_encoder_distributions(frame, path, correlation=metrics["correlation"])
             if path is not None:
                 metrics["plot_path"] = str(path)
         if return_df:

@@ -62,7 +62,11 @@ class Evaluator:
     # ------------------------------------------------------------------ encoder
     def evaluate_encoder(self, split: str = "test", max_size: int | None = None, plot: bool = False,
                          output_dir: str | Path | None = None, return_df: bool = False) -> dict:
-        """Encoder metrics of ``split`` (correlation, accuracy, means by class/type/feature class)."""
+        """Encoder metrics of ``split`` (correlation, accuracy, means by class/type/feature class).
+
+        ``plot=True`` draws the distributions: saved under ``output_dir`` (default
+        ``<experiment_dir>/encoder``) when there is one, and always returned as ``result["figure"]``.
+        """
         return self.encoder.evaluate(split, max_size, plot, self._output_dir(output_dir, "encoder"), return_df)
 
     # ------------------------------------------------------------------ decoder
@@ -71,15 +75,22 @@ class Evaluator:
                          increase_target_probabilities: bool | None = True,
                          selector: SelectionPolicy | None = None, plot: bool = False,
                          output_dir: str | Path | None = None) -> dict:
-        """Grid evaluation and cell choice; strengthen keys ``"<C>"``, weaken keys ``"<C>_weaken"``."""
+        """Grid evaluation and cell choice for the requested direction only.
+
+        ``increase_target_probabilities=True`` (default) → strengthen keys ``"<C>"``; ``False`` →
+        weaken keys ``"<C>_weaken"``; ``None`` → both. The returned dict holds only this call's keys
+        (plus ``"grid"``, ``non_finite_cells``); :attr:`last_decoder_results` accumulates every
+        call's keys, so :meth:`rewrite_base_model` without ``decoder_results`` can use either direction.
+        """
         results = self.decoder.evaluate_decoder(lrs, feature_factors, target_class, increase_target_probabilities,
                                                 selector, plot, self._output_dir(output_dir, "decoder"))
         if self.last_decoder_results is not None:
             merged = {k: v for k, v in self.last_decoder_results.items() if k != "grid"}
             merged.update(results)
             merged["grid"] = {**self.last_decoder_results.get("grid", {}), **results["grid"]}
-            results = merged
-        self.last_decoder_results = results
+            self.last_decoder_results = merged
+        else:
+            self.last_decoder_results = dict(results)
         return results
 
     # ------------------------------------------------------------------ rewriting
