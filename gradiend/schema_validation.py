@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from pathlib import Path
 from typing import Any, Iterable
@@ -28,11 +29,75 @@ class ConfigError(ValueError):
         super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
 
 
-def load_yaml(path: str | Path) -> Any:
+def duplicate_keys(text: str, where: str = "<text>") -> list[str]:
+    """One line per mapping key written twice in the YAML ``text`` (YAML itself keeps the last one
+    silently): the key's dotted path and the lines of both occurrences."""
     import yaml
 
+    problems: list[str] = []
+
+    def walk(node, path: list) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    key = key_node.value
+                    if key in seen:
+                        problems.append(
+                            f"{where}: config key `{key_path(path + [key])}` is written twice (lines "
+                            f"{seen[key] + 1} and {key_node.start_mark.line + 1}); YAML would silently keep "
+                            f"only the last one: remove or rename one of them")
+                    else:
+                        seen[key] = key_node.start_mark.line
+                    walk(value_node, path + [key])
+                else:
+                    walk(value_node, path)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, path + [index])
+
+    for document in yaml.compose_all(text, Loader=yaml.SafeLoader):
+        walk(document, [])
+    return problems
+
+
+def check_yaml_file(path: str | Path) -> None:
+    """Raise :class:`ConfigError` if the YAML file at ``path`` is not UTF-8, does not parse, or writes
+    a key twice in one mapping."""
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError([f"{path}: not a UTF-8 text file ({error}); save it as UTF-8"]) from None
+    try:
+        problems = duplicate_keys(text, str(path))
+    except yaml.YAMLError as error:
+        raise ConfigError([f"{path}: not valid YAML: {' '.join(str(error).split())}"]) from None
+    if problems:
+        raise ConfigError(problems)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """The YAML file at ``path``, after :func:`check_yaml_file` (a key written twice is an error)."""
+    import yaml
+
+    check_yaml_file(path)
     with open(path, encoding="utf-8") as handle:
         return yaml.safe_load(handle)
+
+
+def non_finite_values(value: Any, path: list | None = None) -> list[str]:
+    """One line per NaN or infinite number anywhere in ``value`` (YAML ``.nan``, ``.inf``)."""
+    path = path or []
+    if isinstance(value, dict):
+        return [line for k, v in value.items() for line in non_finite_values(v, path + [k])]
+    if isinstance(value, (list, tuple)):
+        return [line for i, v in enumerate(value) for line in non_finite_values(v, path + [i])]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"config key `{key_path(path)}` is {value!r}: NaN and infinity are not allowed anywhere; "
+                f"write a finite number"]
+    return []
 
 
 def key_path(parts: Iterable[Any]) -> str:
@@ -48,6 +113,10 @@ def _default_filling_validator(schema: dict):
     from jsonschema import Draft202012Validator, validators
 
     check_properties = Draft202012Validator.VALIDATORS["properties"]
+    # JSON Schema counts 500.0 as an integer; a config does not: a count, step or seed written as a
+    # float is refused (the stages would otherwise get a float where they index or seed with an int).
+    strict_types = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))
 
     def default_of(sub: dict) -> Any:
         """The property's own default, else that of the local ``$ref`` it points to."""
@@ -63,24 +132,33 @@ def _default_filling_validator(schema: dict):
                     instance[name] = copy.deepcopy(default)
         yield from check_properties(validator, properties, instance, subschema)
 
-    extended = validators.extend(Draft202012Validator, {"properties": properties_with_defaults})
+    extended = validators.extend(Draft202012Validator, {"properties": properties_with_defaults},
+                                 type_checker=strict_types)
     return extended(schema)
 
 
 def validate_with_defaults(instance: dict, schema: dict) -> dict:
     """Return a copy of ``instance`` with schema defaults filled in; raise :class:`ConfigError`."""
     filled = copy.deepcopy(instance)
+    non_finite = non_finite_values(filled)
     validator = _default_filling_validator(schema)
     errors = sorted(validator.iter_errors(filled), key=lambda e: [str(p) for p in e.absolute_path])
-    problems = [line for error in errors for line in describe_error(error)]
+    errors = [e for e in errors if not _is_non_finite(e.instance)]
+    problems = non_finite + [line for error in errors for line in describe_error(error)]
     if problems:
         raise ConfigError(problems)
     return filled
 
 
+def _is_non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def _number_hint(value: Any) -> str:
     if isinstance(value, str) and _NUMBER_TEXT.match(value.strip()):
         return " (YAML reads a number such as 1e-5 as text: write it with a dot, e.g. 1.0e-5)"
+    if isinstance(value, float) and value.is_integer():
+        return f" (write it without the decimal point: {int(value)})"
     return ""
 
 
@@ -116,6 +194,8 @@ def describe_error(error) -> list[str]:
                 for name in sorted(set(value) - set(allowed))]
     if kind in ("anyOf", "oneOf"):
         deeper = [e for e in error.context if not _is_branch_mismatch(e)]
+        if hint and all(len(e.relative_path) == 0 for e in error.context):
+            deeper = []  # a scalar that fits no branch: the hint says what fits
         if deeper:
             return [line for e in deeper for line in describe_error(e)]
         return [f"config key `{where}` must be {hint or 'of another form'}; got {value!r}{_number_hint(value)}"]

@@ -23,6 +23,11 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 DEMO_PREFIX = "demo:"
 WEAKEN_SUFFIX = "_weaken"
 BUILTIN_RESOURCES = {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1}
+# Keys of decoder/summary.json (and the `base` cell) that sit beside the class ids: a class with one
+# of these ids would overwrite them (or be overwritten).
+RESERVED_CLASS_IDS = ("base", "policy", "skipped", "non_finite_cells")
+# Encoder activations with act(-x) = -act(x), which `normalize_gradiend` needs to flip the encoding.
+ODD_ACTIVATIONS = ("tanh", "smht", "id")
 _PATH_PREFIXES = ("/", "./", "../", "~")
 
 # Dotted keys of an experiment that each stage reads ("*" = the whole experiment except its
@@ -87,7 +92,7 @@ def load_and_validate(config: Mapping[str, Any], schema_path: str | Path | None 
     """
     schema = load_yaml(schema_path or SCHEMA_PATH)
     resolved = validate_with_defaults(dict(config), schema)
-    problems = []
+    problems = _check_results_dir(resolved["results_dir"])
     for name, experiment in resolved["experiments"].items():
         problems += _check_experiment(name, experiment, resolved)
     if problems:
@@ -95,6 +100,49 @@ def load_and_validate(config: Mapping[str, Any], schema_path: str | Path | None 
     for name, experiment in resolved["experiments"].items():
         _resolve_experiment(name, experiment, resolved)
     return resolved
+
+
+def _check_results_dir(results_dir: str) -> list[str]:
+    path = Path(results_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        return [f"config key `results_dir`: {results_dir!r} is an existing file, not a folder; "
+                f"name a folder (it is created if missing)"]
+    return []
+
+
+def _check_class_ids(key: str, targets: list[dict]) -> list[str]:
+    """Class ids that would collide in output names, and target words claimed by two classes."""
+    problems = []
+    ids = [t["id"] for t in targets]
+    for cls in ids:
+        if cls in RESERVED_CLASS_IDS:
+            problems.append(f"config key `{key}.data.feature_targets`: class id {cls!r} is reserved (the decoder "
+                            f"summary uses {list(RESERVED_CLASS_IDS)} for its own entries); rename the class")
+        if cls.endswith(WEAKEN_SUFFIX):
+            problems.append(f"config key `{key}.data.feature_targets`: class id {cls!r} ends in '{WEAKEN_SUFFIX}', "
+                            f"the suffix of weakening rewrites (class '{cls.removesuffix(WEAKEN_SUFFIX)}' weakened "
+                            f"is called {cls!r}); rename the class")
+    folded: dict[str, list[str]] = {}
+    for cls in dict.fromkeys(ids):
+        folded.setdefault(cls.casefold(), []).append(cls)
+    for same in folded.values():
+        if len(same) > 1:
+            problems.append(f"config key `{key}.data.feature_targets`: class ids {same} differ only in case, so "
+                            f"their output folders collide on case-insensitive file systems; rename one")
+    owner: dict[str, list[dict]] = {}
+    for target in targets:
+        for word in dict.fromkeys(w.casefold() for w in target["targets"]):
+            owner.setdefault(word, []).append(target)
+    for word, classes in owner.items():
+        for i, first in enumerate(classes):
+            for second in classes[i + 1:]:
+                if (first["spacy_tags"], first["use_lemma"]) == (second["spacy_tags"], second["use_lemma"]):
+                    problems.append(
+                        f"config key `{key}.data.feature_targets`: target {word!r} is in class {first['id']!r} "
+                        f"and in class {second['id']!r} with the same filter, so its rows cannot tell the classes "
+                        f"apart (targets match case-insensitively); keep it in one class, or tell the classes "
+                        f"apart with different `spacy_tags`")
+    return problems
 
 
 def _check_experiment(name: str, exp: dict, cfg: dict) -> list[str]:
@@ -107,6 +155,7 @@ def _check_experiment(name: str, exp: dict, cfg: dict) -> list[str]:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         problems.append(f"config key `{key}.data.feature_targets` repeats the class id(s) {duplicates}")
+    problems += _check_class_ids(key, data["feature_targets"])
     pair = data["target_classes"]
     if pair is None and len(ids) != 2:
         problems.append(f"config key `{key}.data.target_classes` is required when there are "
@@ -133,6 +182,24 @@ def _check_experiment(name: str, exp: dict, cfg: dict) -> list[str]:
     ratios = data["split_ratios"]
     if abs(sum(ratios.values()) - 1.0) > 1e-6:
         problems.append(f"config key `{key}.data.split_ratios` must sum to 1, got {sum(ratios.values())}")
+    for split, ratio in ratios.items():
+        if ratio <= 0:
+            problems.append(f"config key `{key}.data.split_ratios.{split}` must be above 0, got {ratio}: the workflow "
+                            f"trains on `train`, selects the seed on `validation` and evaluates on `test`")
+    preprocess = data["preprocess"]
+    if preprocess is not None and None not in (preprocess["min_chars"], preprocess["max_chars"]) \
+            and preprocess["min_chars"] > preprocess["max_chars"]:
+        problems.append(f"config key `{key}.data.preprocess.min_chars` ({preprocess['min_chars']}) is larger than "
+                        f"`max_chars` ({preprocess['max_chars']}): every text would be dropped")
+    training = exp["training"]
+    if training["normalize_gradiend"] and training["activation_encoder"] not in ODD_ACTIVATIONS:
+        problems.append(f"config key `{key}.training.activation_encoder`: {training['activation_encoder']!r} cannot be "
+                        f"used with `normalize_gradiend: true`, which flips the encoding and needs an odd activation "
+                        f"{list(ODD_ACTIVATIONS)}; choose one of those or set `normalize_gradiend: false`")
+    for factor in factors or []:
+        if factor == 0:
+            problems.append(f"config key `{key}.decoder.feature_factors`: a feature factor of 0 leaves the model "
+                            f"unchanged (every such cell is the base model); remove it")
     source = data["source"]
     if isinstance(source, dict) and "path" in source and not Path(source["path"]).expanduser().is_file():
         problems.append(f"config key `{key}.data.source.path`: file not found: {source['path']}")

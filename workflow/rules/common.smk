@@ -7,9 +7,13 @@ from snakemake.exceptions import WorkflowError
 
 from gradiend import __version__ as GRADIEND_VERSION
 from gradiend import workflow_config as wfc
-from gradiend.schema_validation import ConfigError
+from gradiend.schema_validation import ConfigError, check_yaml_file
 
 try:
+    # Snakemake's own YAML reader keeps the last of two equal keys without a word; read the config
+    # files again and refuse that before anything runs.
+    for _configfile in workflow.configfiles:
+        check_yaml_file(_configfile)
     CFG = wfc.load_and_validate(config, Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml")
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
