@@ -16,12 +16,12 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from gradiend.cells import WEAKEN_SUFFIX, cell_name, class_feature_factor, grid_cells, number_label  # noqa: F401
 from gradiend.schema_validation import ConfigError, load_yaml, validate_with_defaults
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 DEMO_PREFIX = "demo:"
-WEAKEN_SUFFIX = "_weaken"
 BUILTIN_RESOURCES = {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1}
 # Keys of decoder/summary.json (and the `base` cell) that sit beside the class ids: a class with one
 # of these ids would overwrite them (or be overwritten).
@@ -242,16 +242,13 @@ def demo_corpus_path(cfg: Mapping) -> str:
 
 
 def strengthen_factor(source: str, class_index: int) -> float:
-    """Feature factor that strengthens ``target_classes[class_index]`` (+1 for class 0 with source
-    ``alternative``; the sign flips for ``factual``/``diff`` sources and for class 1)."""
-    sign = 1.0 if source == "alternative" else -1.0
-    return sign if class_index == 0 else -sign
+    """Feature factor that strengthens ``target_classes[class_index]`` (:func:`gradiend.cells.class_feature_factor`)."""
+    return class_feature_factor(source, class_index)
 
 
 def rewrite_factor(source: str, class_index: int, weaken: bool) -> float:
     """Feature factor of the cells that strengthen (or weaken) ``target_classes[class_index]``."""
-    factor = strengthen_factor(source, class_index)
-    return -factor if weaken else factor
+    return class_feature_factor(source, class_index, weaken)
 
 
 def _resolve_experiment(name: str, exp: dict, cfg: dict) -> None:
@@ -318,23 +315,11 @@ def stage_resources(cfg: Mapping, stage: str, experiment: str | None = None) -> 
     return merged
 
 
-def number_label(value: float) -> str:
-    """A float as it appears in a file name: the shortest text that reads back to the same float."""
-    return repr(float(value))
-
-
-def cell_name(learning_rate: float, feature_factor: float) -> str:
-    return f"lr~{number_label(learning_rate)}_ff~{number_label(feature_factor)}"
-
-
 def decoder_cells(experiment: Mapping[str, Any]) -> dict[str, tuple[float | None, float | None]]:
-    """Cell name -> (learning rate, feature factor); ``base`` (the unmodified model) comes first."""
+    """Cell name -> (learning rate, feature factor); ``base`` (the unmodified model) comes first.
+    Names come from :func:`gradiend.cells.cell_name` (a cell file's stem is its ``"id"``)."""
     decoder = experiment["decoder"]
-    cells: dict[str, tuple[float | None, float | None]] = {"base": (None, None)}
-    for ff in decoder["feature_factors"]:
-        for lr in decoder["learning_rates"]:
-            cells[cell_name(lr, ff)] = (float(lr), float(ff))
-    return cells
+    return grid_cells(decoder["learning_rates"], decoder["feature_factors"])
 
 
 def raw_texts_path(cfg: Mapping, experiment: Mapping[str, Any]) -> str | None:

@@ -198,8 +198,8 @@ def test_decoder_cells_and_names_round_trip(raw):
     cells = wfc.decoder_cells(exp)
     assert next(iter(cells)) == "base" and cells["base"] == (None, None)
     assert len(cells) == 8 * 2 + 1
-    assert cells["lr~100.0_ff~-1.0"] == (100.0, -1.0)
-    assert wfc.cell_name(1e-05, 1) == "lr~1e-05_ff~1.0"
+    assert cells["lr~100_ff~-1"] == (100.0, -1.0)
+    assert wfc.cell_name(1e-05, 1) == "lr~1e-05_ff~1"
     for name, (lr, ff) in cells.items():
         if name != "base":
             lr_text, ff_text = name.removeprefix("lr~").split("_ff~")

@@ -25,12 +25,11 @@ from gradiend.evaluation.context import EvaluationParts, sample_at_most
 from gradiend.evaluation.lms import lms_scorer
 from gradiend.evaluation.neutral_rows import unmask
 from gradiend.evaluation.probabilities import ClassProbabilityScorer, class_target_words
+from gradiend.cells import BASE, cell_name, default_learning_rates
 from gradiend.evaluation.selection import (
     LMSThresholdPolicy,
     LMSTimesMetricPolicy,
     SelectionPolicy,
-    cell_key,
-    default_learning_rates,
     is_finite_cell,
     summarize_cells,
 )
@@ -42,7 +41,6 @@ from gradiend.util.logging import get_logger
 
 logger = get_logger(__name__)
 
-BASE = "base"
 SUMMARY_FILE, PLOT_FILE = "summary.json", "probability_shifts"
 DIRECTIONS = {True: ("strengthen",), False: ("weaken",), None: ("strengthen", "weaken")}
 __all__ = ["DecoderEvaluator", "LMSThresholdPolicy", "LMSTimesMetricPolicy"]  # policies re-exported as in the reference
@@ -152,7 +150,7 @@ class DecoderEvaluator:
             raise ValueError(f"learning rate and feature factor must be finite, got {learning_rate}, {feature_factor}")
         with self._rewritten(learning_rate, feature_factor):
             scored = self._score(datasets)
-        cell = {"id": cell_key(learning_rate, feature_factor), "is_base": False, "learning_rate": learning_rate,
+        cell = {"id": cell_name(learning_rate, feature_factor), "is_base": False, "learning_rate": learning_rate,
                 "feature_factor": feature_factor, **scored}
         return self._finish(cell)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from gradiend.cells import rewrite_key
 from gradiend.evaluation.context import EvaluationParts, parts_from_trainer
 from gradiend.evaluation.decoder import DecoderEvaluator
 from gradiend.evaluation.encoder import EncoderEvaluator
@@ -117,8 +118,8 @@ class Evaluator:
         output_dir = Path(output_dir)
         if isinstance(target_class, str):
             return save_rewritten_model(mwg, entries[0], output_dir, feature_description)
-        suffix = "" if increase_target_probabilities else "_weaken"
-        return [save_rewritten_model(mwg, e, output_dir / f"{c}{suffix}", feature_description)
+        weaken = not increase_target_probabilities
+        return [save_rewritten_model(mwg, e, output_dir / rewrite_key(c, weaken), feature_description)
                 for c, e in zip(classes, entries)]
 
     # ------------------------------------------------------------------ plots

@@ -18,28 +18,10 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Protocol, Sequence
 
-WEAKEN_SUFFIX = "_weaken"
+from gradiend.cells import WEAKEN_SUFFIX, cell_name, default_learning_rates, rewrite_key
 
-
-def default_learning_rates() -> list[float]:
-    """{1, 2, 5}·10^e for e = 2 … −3, at most 100: 100, 50, 20, …, 0.002, 0.001 (16 values)."""
-    rates = []
-    for exponent in range(2, -4, -1):
-        for mantissa in (5, 2, 1):
-            value = float(f"{mantissa}e{exponent}")
-            if value <= 100:
-                rates.append(value)
-    return rates
-
-
-def cell_key(learning_rate: float, feature_factor: float) -> str:
-    """The file-name-safe id of a cell, e.g. ``lr~0.01_ff~-1`` (``repr`` keeps floats exact)."""
-    return f"lr~{_number(learning_rate)}_ff~{_number(feature_factor)}"
-
-
-def _number(value: float) -> str:
-    value = float(value)
-    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+# The cell identity (name, weaken suffix, default grid) lives in gradiend.cells; re-exported here.
+cell_key = cell_name
 
 
 def is_finite_cell(cell: Mapping) -> bool:
@@ -172,7 +154,7 @@ def summarize_cells(
                 factors = sorted({class_feature_factors[o] for o in others})
                 metric = lambda cell, t=target: weaken_metric(cell, t)  # noqa: E731
                 base_value = weaken_metric(base, target)
-                key = target + WEAKEN_SUFFIX
+                key = rewrite_key(target, weaken=True)
             candidates, excluded = [], 0
             for factor in factors:
                 found, dropped = _candidates(cell_list, factor, metric)
@@ -209,7 +191,7 @@ def summarize_cells(
 
 def summary_entry(decoder_results: Mapping, target_class: str, increase_target_probabilities: bool = True) -> dict:
     """The summary of ``target_class`` (strengthen) or ``target_class + "_weaken"``, with a clear error."""
-    key = target_class if increase_target_probabilities else target_class + WEAKEN_SUFFIX
+    key = rewrite_key(target_class, weaken=not increase_target_probabilities)
     if key not in decoder_results:
         have = sorted(k for k, v in decoder_results.items() if isinstance(v, Mapping) and "learning_rate" in v)
         hint = (

@@ -17,6 +17,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
+from gradiend import cells
 from gradiend.model import rewrite as rw
 from gradiend.model import with_gradiend_io as io
 from gradiend.model.param_mapped import ParamMappedGradiendModel
@@ -128,8 +129,7 @@ class ModelWithGradiend(nn.Module):
         direction = directions[target_class]
         if direction == 0:
             raise ValueError(f"class {target_class!r} has encoding direction 0: it has no feature factor")
-        factor = float(direction if self.source == "alternative" else -direction)
-        return factor if strengthen else -factor
+        return cells.feature_factor(self.source, direction, strengthen)  # the one sign rule (gradiend.cells)
 
     # ----------------------------------------------------------------- gradients and encoding
     def prepare(self, masked, factual, alternative=None) -> TargetBatch:

@@ -78,11 +78,11 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
         ``"policy"`` and ``"non_finite_cells"``;
       - ``plot``: PNG of the probability shifts and LMS over the learning rates.
     """
-    from gradiend.evaluation.selection import WEAKEN_SUFFIX, summarize_cells
+    from gradiend.cells import cell_name, rewrite_key
+    from gradiend.evaluation.selection import summarize_cells
     from gradiend.plots.decoder import plot_probability_shifts
     from gradiend.stages.models import target_classes
     from gradiend.util.io import read_json, write_json
-    from gradiend.workflow_config import cell_name
 
     base_cell = read_json(base)
     grid = [read_json(path) for path in cells]
@@ -95,7 +95,7 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
         for direction, needed in (("strengthen", [factors[cls]]),
                                   ("weaken", [f for other, f in factors.items() if other != cls])):
             if not in_grid & {float(f) for f in needed}:
-                skipped.append(cls if direction == "strengthen" else f"{cls}{WEAKEN_SUFFIX}")
+                skipped.append(rewrite_key(cls, weaken=direction == "weaken"))
                 continue
             chosen.update(summarize_cells(grid, base_cell, factors, [cls], (direction,), policy))
     for entry in chosen.values():

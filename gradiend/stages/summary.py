@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from gradiend.cells import rewrite_key
 from gradiend.stages.report import fmt
 from gradiend.util.logging import get_logger
 
@@ -17,7 +18,7 @@ def _slots(classes: Sequence[str]) -> list[tuple[str, str]]:
     """(column prefix, summary key): ``c0`` strengthens class 0, ``c0_weaken`` weakens it, ..."""
     slots = []
     for i, cls in enumerate(classes):
-        slots += [(f"c{i}", cls), (f"c{i}_weaken", f"{cls}_weaken")]
+        slots += [(f"c{i}", cls), (rewrite_key(f"c{i}", weaken=True), rewrite_key(cls, weaken=True))]
     return slots
 
 
