@@ -28,6 +28,9 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/decoder.smk"
 include: "workflow/rules/records.smk"
+include: "workflow/rules/analysis_common.smk"
+include: "workflow/rules/bias.smk"
+include: "workflow/rules/comparison.smk"
 
 
 localrules:
@@ -37,9 +40,12 @@ localrules:
     provenance,
     report,
     summary,
+    benchmark_table,
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+        bias_targets(),
+        comparison_targets(),

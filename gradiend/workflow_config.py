@@ -76,6 +76,13 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "report": ("*",),
     "provenance": ("*",),
     "summary": ("base_model", "data.target_classes", "seeds"),
+    "benchmark_model": ("base_model", "base_model_path", "trust_remote_code", "training.torch_dtype", "benchmarks"),
+    "benchmark_table": ("base_model",),
+    "comparison_topk": ("base_model",),
+    "comparison_cross_encoding": (
+        "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "training.torch_dtype",
+        "training.max_length",
+    ),
 }
 
 
@@ -95,11 +102,66 @@ def load_and_validate(config: Mapping[str, Any], schema_path: str | Path | None 
     problems = _check_results_dir(resolved["results_dir"])
     for name, experiment in resolved["experiments"].items():
         problems += _check_experiment(name, experiment, resolved)
+        problems += _check_benchmarks(f"experiments.{name}.benchmarks", experiment["benchmarks"])
+    problems += _check_comparisons(resolved)
     if problems:
         raise ConfigError(problems)
     for name, experiment in resolved["experiments"].items():
         _resolve_experiment(name, experiment, resolved)
     return resolved
+
+
+def _check_benchmarks(key: str, benchmarks: Mapping | None) -> list[str]:
+    """A benchmarks block names at least one benchmark, and its local files exist."""
+    if benchmarks is None:
+        return []
+    if benchmarks["stereoset"] is None and benchmarks["crows_pairs"] is None:
+        return [f"config key `{key}` names no benchmark: give `stereoset` and/or `crows_pairs` (or remove the block)"]
+    problems = []
+    for name in ("stereoset", "crows_pairs"):
+        source = benchmarks[name]
+        if source is not None and "path" in source and not Path(source["path"]).expanduser().is_file():
+            problems.append(f"config key `{key}.{name}.path`: file not found: {source['path']}")
+    return problems
+
+
+def _check_comparisons(cfg: Mapping) -> list[str]:
+    """Every compared experiment exists, and the experiments of one comparison share their base model."""
+    problems = []
+    experiments = cfg["experiments"]
+    if cfg["comparisons"] and "comparisons" in experiments:
+        problems.append("config key `experiments`: the name 'comparisons' is taken by the comparison results "
+                        "folder (results/comparisons/) while `comparisons` is set; rename the experiment")
+    for name, comparison in cfg["comparisons"].items():
+        key = f"comparisons.{name}.experiments"
+        unknown = [e for e in comparison["experiments"] if e not in experiments]
+        if unknown:
+            problems.append(f"config key `{key}`: unknown experiment(s) {unknown} (configured: {sorted(experiments)})")
+            continue
+        bases = {e: experiments[e]["base_model"] for e in comparison["experiments"]}
+        if len(set(bases.values())) > 1:
+            problems.append(f"config key `{key}`: the experiments of one comparison must share their base model "
+                            f"(top-k parameters and encoders are only comparable on one model), got {bases}")
+    return problems
+
+
+def comparison_experiments(cfg: Mapping) -> dict[str, list[str]]:
+    """Comparison name -> its experiments, in config order."""
+    return {name: list(c["experiments"]) for name, c in cfg["comparisons"].items()}
+
+
+def benchmarked_models(experiment: Mapping[str, Any]) -> list[str]:
+    """Models an experiment's benchmarks score: ``base`` and every rewrite target; none without the block."""
+    if experiment.get("benchmarks") is None:
+        return []
+    return ["base", *experiment["rewrite"]]
+
+
+def benchmark_paths(experiment: Mapping[str, Any]) -> dict[str, str]:
+    """The local benchmark files of an experiment (``stereoset``, ``crows_pairs``), if any."""
+    benchmarks = experiment.get("benchmarks") or {}
+    return {name: os.path.expanduser(source["path"]) for name in ("stereoset", "crows_pairs")
+            if (source := benchmarks.get(name)) is not None and "path" in source}
 
 
 def _check_results_dir(results_dir: str) -> list[str]:

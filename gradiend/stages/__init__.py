@@ -19,8 +19,11 @@ target is a class id (strengthen it) or ``<class>_weaken`` (weaken it).
 
 Modules: ``data`` (demo assets, training and neutral data), ``training`` (pre-pruning, one seed),
 ``encoder`` (encoder evaluation, seed choice), ``decoder`` (grid cells, cell choice, rewrites),
-``provenance``, ``report``, ``summary``; ``models`` (shared loading), ``context`` (rule_context).
+``provenance``, ``report``, ``summary``, ``bias`` (bias benchmarks per model, their table),
+``comparison`` (top-k overlap and cross-encoding across experiments); ``models`` (shared loading), ``context`` (rule_context).
 """
+from gradiend.stages.bias import benchmark_model, benchmark_table
+from gradiend.stages.comparison import comparison_cross_encoding, comparison_topk
 from gradiend.stages.context import rule_context
 from gradiend.stages.data import create_neutral_data, create_training_data, demo_corpus, demo_model
 from gradiend.stages.decoder import decoder_cell, rewrite_model, select_cell
@@ -33,5 +36,6 @@ from gradiend.stages.training import pre_prune, train_seed
 __all__ = [
     "rule_context", "demo_corpus", "demo_model", "create_training_data", "create_neutral_data", "pre_prune",
     "train_seed", "evaluate_encoder", "select_seed", "decoder_cell", "select_cell", "rewrite_model",
-    "provenance", "report", "summary",
+    "provenance", "report", "summary", "benchmark_model", "benchmark_table", "comparison_topk",
+    "comparison_cross_encoding",
 ]

@@ -147,16 +147,18 @@ def _provenance_section(provenance: dict, path: str, link) -> list[str]:
 def report(config: dict, *, provenance_file: str, data_summary: str, prune_summary: str | None,
            seeds: Sequence[int], convergence_plots: Sequence[str], encoder_metrics: Sequence[str],
            distribution_plots: Sequence[str], seed_choice: str, decoder_summary: str,
-           probability_shifts: str, rewritten: Sequence[str], report_file: str) -> None:
+           probability_shifts: str, rewritten: Sequence[str], report_file: str,
+           benchmark_results: Sequence[str] = ()) -> None:
     """Write the experiment's Markdown report.
 
     Config: the whole resolved experiment (without ``resources``).
     Reads every listed file (per-seed lists in the order of ``seeds``; ``prune_summary`` is ``None``
     without pre-pruning; ``rewritten`` holds one folder per ``rewrite`` target, each with its
-    ``gradiend_rewrite.json``).
+    ``gradiend_rewrite.json``; ``benchmark_results``: the experiment's ``benchmarks/<model>.json``
+    files, ``base`` first, empty without a ``benchmarks`` block).
     Writes ``report_file`` (``results/<experiment>/report.md``): data sizes, pre-pruning, per-seed
     convergence and encoder metrics with the chosen seed, the decoder choice per target (metric and
-    LMS before → after), the rewritten models, provenance, and the figures linked by paths relative
+    LMS before → after), the rewritten models, the bias benchmarks (if any), provenance, and the figures linked by paths relative
     to the report.
     """
     from gradiend.util.io import atomic_path, read_json
@@ -176,6 +178,10 @@ def report(config: dict, *, provenance_file: str, data_summary: str, prune_summa
     lines += _encoder_section(choice["seed"], chosen_metrics)
     lines += _decoder_section(read_json(decoder_summary), probability_shifts, link)
     lines += _rewritten_section(rewritten, link)
+    if benchmark_results:
+        from gradiend.stages.bias import benchmark_report_section
+
+        lines += benchmark_report_section(benchmark_results, link)
     lines += _provenance_section(read_json(provenance_file), provenance_file, link)
     with atomic_path(report_file) as tmp:
         tmp.write_text("\n".join(lines), encoding="utf-8")

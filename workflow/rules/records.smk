@@ -34,6 +34,7 @@ rule report:
         decoder_summary=exp_path("decoder", "summary.json"),
         probability_shifts=exp_path("decoder", "probability_shifts.png"),
         rewritten=rewritten_dirs,
+        benchmarks=lambda wildcards: benchmark_results(wildcards),
     output:
         report=exp_path("report.md"),
     log:

@@ -17,5 +17,6 @@ if __name__ == "__main__":
             decoder_summary=sm.input.decoder_summary,
             probability_shifts=sm.input.probability_shifts,
             rewritten=list(sm.input.rewritten),
+            benchmark_results=list(sm.input.benchmarks),
             report_file=sm.output.report,
         )

@@ -231,7 +231,26 @@ def _hf_rows(source: Mapping, config: str | None) -> list[dict]:
     from gradiend.data.base_loader import load_hf_dataset
 
     dataset = load_hf_dataset(source["hf_dataset"], config, source.get("split", "test"))
-    return [dict(row) for row in dataset]
+    names = {}  # ClassLabel columns (gold_label, stereo_antistereo, bias_type) back to their names
+    for column, feature in (getattr(dataset, "features", None) or {}).items():
+        inner = getattr(feature, "feature", feature)
+        if hasattr(inner, "int2str"):
+            names[column] = inner.int2str
+        elif isinstance(feature, Mapping) and hasattr(feature.get("gold_label"), "feature"):
+            label = feature["gold_label"].feature
+            if hasattr(label, "int2str"):
+                names[f"{column}.gold_label"] = label.int2str
+    rows = []
+    for row in dataset:
+        row = dict(row)
+        for column, to_name in names.items():
+            if "." in column:
+                outer, inner_key = column.split(".")
+                row[outer] = {**row[outer], inner_key: [to_name(v) for v in row[outer][inner_key]]}
+            elif isinstance(row.get(column), int):
+                row[column] = to_name(row[column])
+        rows.append(row)
+    return rows
 
 
 def load_benchmarks(config: Mapping) -> dict[str, list]:

@@ -1,0 +1,162 @@
+"""Bias-benchmark stages: score the base model and each rewritten model, then one table across all.
+
+``benchmark_model`` runs once per evaluated model (``base`` and every ``rewrite`` target) and writes
+``results/<experiment>/benchmarks/<model>.json``; ``benchmark_table`` puts every experiment × model
+side by side in ``results/benchmarks.csv`` and ``.tex``. Scoring: :mod:`gradiend.evaluation.bias`.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from gradiend.stages.report import fmt
+from gradiend.util.logging import get_logger
+
+logger = get_logger("gradiend.stages")
+
+BASE_MODEL = "base"
+BENCHMARK_NAMES = {"stereoset": "StereoSet", "crows_pairs": "CrowS-Pairs"}
+
+
+def _sources(config: Mapping, stereoset: str | None, crows_pairs: str | None) -> dict:
+    """The ``benchmarks`` block with the local files the workflow passed as inputs (if any)."""
+    block = dict(config["benchmarks"])
+    for name, path in (("stereoset", stereoset), ("crows_pairs", crows_pairs)):
+        if path is not None:
+            block[name] = {"path": path}
+    return block
+
+
+def benchmark_model(config: dict, *, model_name: str, model_dir: str | None, output: str,
+                    stereoset: str | None = None, crows_pairs: str | None = None) -> None:
+    """Score one model on the experiment's bias benchmarks.
+
+    Config: ``base_model, base_model_path, trust_remote_code, training.torch_dtype, benchmarks``
+    (``benchmarks.{stereoset, crows_pairs, bias_types, bootstrap, seed, batch_size}``).
+    Reads: the benchmark files (``stereoset`` / ``crows_pairs``: local paths, overriding the
+    config's; otherwise the config's ``path`` or ``hf_dataset``), all read and checked before the
+    model is loaded, and ``model_dir`` (a rewritten model folder; ``None`` = ``base_model_path``).
+    Writes ``output`` (``results/<experiment>/benchmarks/<model_name>.json``): ``experiment, model,
+    base_model, kind`` (masked/causal), ``likelihood`` (``pseudo-log-likelihood`` for masked LMs,
+    ``log-likelihood`` for causal LMs), ``bias_types, bootstrap, bootstrap_seed, confidence``, and
+    per configured benchmark: StereoSet ``{source, ss, lms, icat, n, ci: {ss, lms, icat},
+    subsets}``, CrowS-Pairs ``{source, score, n, n_stereo, n_antistereo, ci: {score}}``
+    (scores in percent, 50 = unbiased; ``ci`` = ``[low, high]`` of the bootstrap 95 % interval).
+    """
+    from gradiend.evaluation.bias.formats import _describe, load_benchmarks
+    from gradiend.evaluation.bias.scores import CONFIDENCE, run_benchmarks
+    from gradiend.model.loading import load_base_model
+    from gradiend.util.io import write_json
+
+    block = _sources(config, stereoset, crows_pairs)
+    benchmarks = load_benchmarks(block)  # every file checked before any model is loaded
+    reference = model_dir or config["base_model_path"]
+    model, tokenizer, _ = load_base_model(reference, torch_dtype=config["training"]["torch_dtype"],
+                                          trust_remote_code=bool(config["trust_remote_code"]))
+    scores = run_benchmarks(model, tokenizer, benchmarks, bootstrap=block["bootstrap"], seed=block["seed"],
+                            batch_size=block["batch_size"])
+    result = {"experiment": config["name"], "model": model_name, "base_model": config["base_model"],
+              "kind": scores["kind"], "likelihood": scores["likelihood"], "bias_types": list(block["bias_types"]),
+              "bootstrap": block["bootstrap"], "bootstrap_seed": block["seed"], "confidence": CONFIDENCE}
+    for name in BENCHMARK_NAMES:
+        if name in scores:
+            result[name] = {"source": _describe(config["benchmarks"][name]), **scores[name]}
+            logger.info("%s on %s: %s", name, model_name,
+                        {k: v for k, v in scores[name].items() if k in ("ss", "lms", "icat", "score", "n")})
+    write_json(output, result)
+
+
+# --- the table across experiments -------------------------------------------------------------------
+
+def _ci(block: Mapping, key: str) -> list:
+    interval = (block.get("ci") or {}).get(key)
+    return [None, None] if interval is None else list(interval)
+
+
+def benchmark_row(result: Mapping) -> dict:
+    """One model's row of ``benchmarks.csv``."""
+    row = {"experiment": result["experiment"], "base_model": result["base_model"], "model": result["model"],
+           "likelihood": result["likelihood"]}
+    stereoset = result.get("stereoset") or {}
+    row["stereoset_n"] = stereoset.get("n")
+    for key in ("ss", "lms", "icat"):
+        row[f"stereoset_{key}"] = stereoset.get(key)
+        row[f"stereoset_{key}_low"], row[f"stereoset_{key}_high"] = _ci(stereoset, key)
+    crows = result.get("crows_pairs") or {}
+    row["crows_pairs_n"] = crows.get("n")
+    row["crows_pairs_score"] = crows.get("score")
+    row["crows_pairs_score_low"], row["crows_pairs_score_high"] = _ci(crows, "score")
+    return row
+
+
+def with_interval(value, low, high, digits: int = 3) -> str:
+    """``52.1 [48.3, 56.0]`` (the value alone without an interval; ``n/a`` without a value)."""
+    if value is None:
+        return "n/a"
+    text = fmt(value, digits)
+    return text if low is None else f"{text} [{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
+def benchmark_cells(row: Mapping) -> list[str]:
+    """SS, LMS, ICAT and CrowS-Pairs of a row, each with its interval."""
+    cells = [with_interval(row[f"stereoset_{k}"], row[f"stereoset_{k}_low"], row[f"stereoset_{k}_high"])
+             for k in ("ss", "lms", "icat")]
+    cells.append(with_interval(row["crows_pairs_score"], row["crows_pairs_score_low"], row["crows_pairs_score_high"]))
+    return cells
+
+
+BENCHMARK_HEADER = ["StereoSet SS", "StereoSet LMS", "StereoSet ICAT", "CrowS-Pairs"]
+
+
+def latex_benchmark_table(rows: Sequence[Mapping]) -> str:
+    """A ``tabular``: per experiment and model SS, LMS, ICAT and CrowS-Pairs with their 95 % intervals."""
+    from gradiend.stages.summary import _latex
+
+    header = ["Experiment", "Base model", "Model", *BENCHMARK_HEADER]
+    lines = [r"\begin{tabular}{lll" + "r" * len(BENCHMARK_HEADER) + "}", r"\hline",
+             " & ".join(header) + r" \\", r"\hline"]
+    for row in rows:
+        cells = [_latex(row["experiment"]), _latex(row["base_model"]), _latex(row["model"])]
+        cells += [_latex(c) for c in benchmark_cells(row)]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\hline", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def benchmark_table(config: dict, *, results: Sequence[str], csv: str, tex: str) -> None:
+    """Every benchmarked model of every experiment side by side.
+
+    Config: ``{experiment: cut}`` with ``base_model`` per benchmarked experiment (not read; it
+    reruns the table when an experiment's model changes).
+    Reads: ``results``, the ``benchmarks/<model>.json`` files in experiment order, ``base`` first.
+    Writes ``csv`` (:func:`benchmark_row` columns: ``experiment, base_model, model, likelihood,
+    stereoset_n``, ``stereoset_{ss,lms,icat}`` each with ``_low``/``_high``, ``crows_pairs_n,
+    crows_pairs_score, crows_pairs_score_low, crows_pairs_score_high``) and ``tex`` (a LaTeX
+    ``tabular``: each score with its 95 % interval in brackets).
+    """
+    import pandas as pd
+
+    from gradiend.util.io import atomic_path, read_json
+
+    rows = [benchmark_row(read_json(path)) for path in results]
+    with atomic_path(csv) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    with atomic_path(tex) as tmp:
+        tmp.write_text(latex_benchmark_table(rows), encoding="utf-8")
+
+
+def benchmark_report_section(results: Sequence[str], link) -> list[str]:
+    """The report's "Bias benchmarks" section for one experiment's result files (empty without any)."""
+    from gradiend.stages.report import table
+    from gradiend.util.io import read_json
+
+    if not results:
+        return []
+    loaded = [read_json(path) for path in results]
+    rows = [[f"[{r['model']}]({link(path)})", *benchmark_cells(benchmark_row(r))] for r, path in zip(loaded, results)]
+    first = loaded[0]
+    counts = [f"{BENCHMARK_NAMES[n]} {first[n]['n']} items ({first[n]['source']})" for n in BENCHMARK_NAMES if n in first]
+    return ["## Bias benchmarks", "",
+            f"Bias types {first['bias_types']}; {', '.join(counts)}. Scores in percent (SS and CrowS-Pairs: "
+            f"50 = unbiased), sentences scored by {first['likelihood']}; brackets: bootstrap "
+            f"{int(first['confidence'] * 100)} % intervals over {first['bootstrap']} resamples.", "",
+            table(["model", *BENCHMARK_HEADER], rows), ""]
