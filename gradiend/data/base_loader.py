@@ -27,8 +27,46 @@ SUPPORTED_SUFFIXES = TEXT_FILE_SUFFIXES + TABLE_FILE_SUFFIXES
 DEFAULT_STREAM_BUFFER_SIZE = 10_000
 
 
+def not_utf8_error(path: Path, error: UnicodeDecodeError) -> ValueError:
+    """A ValueError naming a text file that is not UTF-8, where, and how to convert it."""
+    byte = error.object[error.start:error.start + 1]
+    return ValueError(
+        f"{path} is not UTF-8 text (byte 0x{byte.hex()} at offset {error.start} is invalid in {error.encoding}); "
+        f"texts are read as UTF-8: convert the file, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.{path.suffix.lstrip('.')}`")
+
+
+def read_text_file(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file; a file in another encoding is an error naming it."""
+    try:
+        return path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as error:
+        raise not_utf8_error(path, error) from None
+
+
 def read_table_file(path: Path):
-    """A DataFrame from a CSV/TSV/Parquet/JSON(L) file, chosen by suffix."""
+    """A DataFrame from a CSV/TSV/Parquet/JSON(L) file, chosen by suffix. An empty file, a table with a
+    header but no rows, text that is not UTF-8, or an unreadable file is one error naming the file."""
+    from pandas.errors import EmptyDataError, ParserError
+
+    if path.is_file() and path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes): it holds no texts")
+    try:
+        frame = _read_table(path)
+    except UnicodeDecodeError as error:
+        raise not_utf8_error(path, error) from None
+    except EmptyDataError:
+        raise ValueError(f"{path} holds no header and no rows") from None
+    except (ParserError, ValueError, OSError) as error:
+        if str(path) in str(error):
+            raise
+        raise ValueError(f"{path} is not a readable {path.suffix.lstrip('.')} file "
+                         f"({type(error).__name__}: {' '.join(str(error).split())[:200]})") from error
+    if len(frame) == 0:
+        raise ValueError(f"{path} has a header ({list(frame.columns)}) but no rows: it holds no texts")
+    return frame
+
+
+def _read_table(path: Path):
     import pandas as pd
 
     suffix = path.suffix.lower()
@@ -152,7 +190,7 @@ def _raw_texts(base_data: Any, text_column: str, hf_config: Optional[str], split
         path = Path(source).expanduser()
         if path.is_file():
             if path.suffix.lower() in TEXT_FILE_SUFFIXES:
-                return path.read_text(encoding="utf-8").split("\n"), source
+                return read_text_file(path), source
             if path.suffix.lower() not in TABLE_FILE_SUFFIXES:
                 raise ValueError(
                     f"{path}: unknown file format {path.suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
@@ -188,9 +226,15 @@ def resolve_base_data(
 
     A dataset id or data-file folder with ``max_size`` set is streamed instead
     (:func:`stream_hf_texts`: a seeded shuffle buffer of ``stream_buffer_size`` rows, reading stops
-    after ``max_size`` texts)."""
+    after ``max_size`` texts).
+
+    Texts that contain the mask placeholder ``[MASK]`` literally are dropped (the count is logged as a
+    warning): once masked, that string would be an extra mask scored as the target."""
+    from gradiend.data.mask_token import drop_texts_with_mask
+
     if _streams(base_data, max_size):
-        return stream_hf_texts(str(base_data), text_column, max_size, seed, hf_config, split, stream_buffer_size)
+        texts = stream_hf_texts(str(base_data), text_column, max_size, seed, hf_config, split, stream_buffer_size)
+        return _without_masks(drop_texts_with_mask(texts, str(base_data)), str(base_data))
     raw, source = _raw_texts(base_data, text_column, hf_config, split)
     texts = []
     for value in raw:
@@ -202,9 +246,16 @@ def resolve_base_data(
             raise ValueError(f"{source}: texts must be strings, got {type(value).__name__} ({value!r})")
     if not texts:
         raise ValueError(f"{source} is empty: it holds no non-empty text")
+    texts = _without_masks(drop_texts_with_mask(texts, source), source)
     if seed is not None:
         random.Random(seed).shuffle(texts)
     if max_size is not None:
         texts = texts[:max_size]
     logger.info("base data: %d texts from %s", len(texts), source)
+    return texts
+
+
+def _without_masks(texts: list[str], source: str) -> list[str]:
+    if not texts:
+        raise ValueError(f"{source}: every text contains the mask placeholder [MASK]; none can be used")
     return texts

@@ -9,7 +9,11 @@ Choices (DESIGN §4–5):
   ``AutoModelForCausalLM``; decoder-only tokenizers get ``pad_token = eos_token``;
 - the model is returned in eval mode (dropout off: gradients must not be random);
 - there is no hub here: a missing local folder, or an id that is neither local nor cached, is one
-  :class:`BaseModelNotAvailableError` naming it.
+  :class:`BaseModelNotAvailableError` naming it;
+- a local model folder without tokenizer files is an error naming the folder (``transformers`` would
+  otherwise build an empty fallback tokenizer that maps every word to the unknown token);
+- :func:`check_target_words`: a target word the tokenizer maps to its unknown token is an error naming
+  the word and the tokenizer (the model could never predict it, so there is nothing to learn).
 """
 from __future__ import annotations
 
@@ -27,6 +31,79 @@ logger = get_logger(__name__)
 
 class BaseModelNotAvailableError(OSError):
     """The base model id or path cannot be loaded here (no such folder, not cached, no hub)."""
+
+
+# Files that hold a vocabulary; a model folder needs one of them (tokenizer_config.json alone does not).
+TOKENIZER_VOCAB_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                         "tokenizer.model", "sentencepiece.model", "spm.model", "vocab.model", "source.spm",
+                         "tiktoken.model", "bpe.codes")
+
+
+def check_tokenizer_files(folder: Path, name: str) -> None:
+    """A local model folder must hold a tokenizer vocabulary; raise naming the folder if it does not."""
+    if folder.is_dir() and not any((folder / f).is_file() for f in TOKENIZER_VOCAB_FILES):
+        present = sorted(p.name for p in folder.iterdir())
+        raise BaseModelNotAvailableError(
+            f"model folder {name!r} has no tokenizer files (none of tokenizer.json, vocab.txt, vocab.json, "
+            f"*.model; it holds {present}): without them every word would become the unknown token. Save the "
+            f"tokenizer into the folder (tokenizer.save_pretrained({str(folder)!r})) or copy its files there")
+
+
+def _check_vocabulary_size(tokenizer, name: str) -> None:
+    special = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    if len(tokenizer) <= len(special) + 1:
+        raise BaseModelNotAvailableError(
+            f"the tokenizer of {name!r} has only {len(tokenizer)} tokens (its special tokens): its vocabulary "
+            f"files are missing, so every word would become the unknown token")
+
+
+def load_tokenizer(name_or_path, trust_remote_code: bool = False):
+    """The tokenizer of a local model folder or a cached Hugging Face id (checked as in
+    :func:`load_base_model`), without loading the weights."""
+    from transformers import AutoTokenizer
+
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    if _looks_like_path(name) and not path.exists():
+        raise BaseModelNotAvailableError(f"base model path {name!r} does not exist (and is not available offline)")
+    check_tokenizer_files(path, name)
+    source = str(path) if path.exists() else name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except OSError as error:
+        raise _not_available(name, error) from error
+    _check_vocabulary_size(tokenizer, name)
+    return tokenizer
+
+
+def tokenizer_label(tokenizer) -> str:
+    """``BertTokenizerFast of 'path/or/id'``: how messages name a tokenizer."""
+    return f"{type(tokenizer).__name__} of {getattr(tokenizer, 'name_or_path', '?')!r}"
+
+
+def unknown_words(tokenizer, words) -> list[str]:
+    """The words among ``words`` that the tokenizer turns (in part) into its unknown token, as they
+    are read after a word of context (the form the objectives tokenize)."""
+    from gradiend.objectives.tokens import continuation_ids
+
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None:
+        return []
+    distinct = list(dict.fromkeys(str(w) for w in words))
+    ids = continuation_ids(tokenizer, ["The "] * len(distinct), distinct) if distinct else []
+    return [word for word, row in zip(distinct, ids) if unk in row]
+
+
+def check_target_words(tokenizer, words_by_class: dict, where: str = "the training data") -> None:
+    """Raise if a target word of any class is (in part) the tokenizer's unknown token."""
+    problems = [f"{word!r} (class {cls!r})" for cls, words in words_by_class.items()
+                for word in unknown_words(tokenizer, words)]
+    if problems:
+        raise ValueError(
+            f"the tokenizer {tokenizer_label(tokenizer)} maps target word(s) {', '.join(problems[:10])}"
+            f"{' and more' if len(problems) > 10 else ''} from {where} to its unknown token "
+            f"{tokenizer.unk_token!r}: the model cannot predict them, so there is nothing to learn. Use a model "
+            f"whose vocabulary holds these words, or change `data.feature_targets`")
 
 
 def _looks_like_path(name: str) -> bool:
@@ -69,12 +146,14 @@ def load_base_model(
     path = Path(name).expanduser()
     if _looks_like_path(name) and not path.exists():
         raise BaseModelNotAvailableError(f"base model path {name!r} does not exist (and is not available offline)")
+    check_tokenizer_files(path, name)
     source = str(path) if path.exists() else name
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except OSError as error:
         raise _not_available(name, error) from error
+    _check_vocabulary_size(tokenizer, name)
     chosen = resolve_objective(objective, model=config, tokenizer=tokenizer)
     auto_class = AutoModelForMaskedLM if chosen.name == "masked_lm" else AutoModelForCausalLM
     try:

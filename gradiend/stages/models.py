@@ -65,12 +65,12 @@ def without_gradiend(config: Mapping, base: Base):
 
     from gradiend.model.backbone import mapped_parameters
     from gradiend.model.param_mapped import ParamMappedGradiendModel
-    from gradiend.model.with_gradiend import ModelWithGradiend
+    from gradiend.model.text import TextModelWithGradiend
 
     name, param = next(iter(mapped_parameters(base.model).items()))
     one_entry = {name: {"shape": tuple(param.shape), "repr": "indices", "indices": torch.tensor([0])}}
     c0, c1 = target_classes(config)
-    return ModelWithGradiend(
+    return TextModelWithGradiend(
         base.model, ParamMappedGradiendModel(one_entry), tokenizer=base.tokenizer, objective=base.objective,
         source=config["training"]["source"], feature_class_encoding_direction={c0: 1, c1: -1},
         base_model_id=base.reference, max_length=config["training"]["max_length"])
@@ -84,10 +84,44 @@ def read_tables(training: str, neutral: str | None = None):
     return table, (None if neutral is None else read_neutral_data(neutral))
 
 
+def fit_tables_to_tokenizer(config: Mapping, tokenizer, table, neutral=None):
+    """``(table, neutral)`` ready for the base model's tokenizer, checked before any heavy work.
+
+    A target word (factual or alternative token of any class) that the tokenizer maps to its unknown
+    token is an error naming the word, its class and the tokenizer; rows and neutral texts that contain
+    the mask token literally are dropped (:mod:`gradiend.data.mask_token`, the count is logged)."""
+    from gradiend.data.mask_token import drop_neutral_with_mask, drop_rows_with_mask
+    from gradiend.data.tables import ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS
+    from gradiend.model.loading import check_target_words
+
+    words: dict[str, list[str]] = {}
+    for word_col, class_col in ((FACTUAL, FACTUAL_CLASS), (ALTERNATIVE, ALTERNATIVE_CLASS)):
+        for cls, word in zip(table[class_col].astype(str), table[word_col].astype(str)):
+            words.setdefault(cls, []).append(word)
+    check_target_words(tokenizer, {cls: list(dict.fromkeys(ws)) for cls, ws in words.items()},
+                       where=f"the training data of {config['name']}")
+    table = drop_rows_with_mask(table, tokenizer, where=f"training data of {config['name']}")
+    neutral = drop_neutral_with_mask(neutral, tokenizer, where=f"neutral data of {config['name']}")
+    return table, neutral
+
+
+def read_tables_for_model(config: Mapping, training: str, neutral: str | None = None):
+    """:func:`read_tables`, then :func:`fit_tables_to_tokenizer` with the base model's tokenizer
+    (loaded alone, which is cheap, for stages whose trainer loads the model later)."""
+    from gradiend.model.loading import load_tokenizer
+
+    table, neutral_table = read_tables(training, neutral)
+    tokenizer = load_tokenizer(config["base_model_path"], trust_remote_code=bool(config["trust_remote_code"]))
+    return fit_tables_to_tokenizer(config, tokenizer, table, neutral_table)
+
+
 def evaluation_parts(config: Mapping, mwg, table, neutral, **limits):
     """:class:`EvaluationParts` for one stage: the configured classes, batch size and exclusions."""
     from gradiend.evaluation.context import EvaluationParts
 
+    tokenizer = getattr(mwg, "tokenizer", None)
+    if tokenizer is not None:
+        table, neutral = fit_tables_to_tokenizer(config, tokenizer, table, neutral)
     return EvaluationParts(
         model_with_gradiend=mwg, data=table, neutral_data=neutral, target_classes=target_classes(config),
         seed=EVALUATION_SEED, batch_size=config["training"]["eval_batch_size"],

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
-from gradiend.stages.models import read_tables, target_classes
+from gradiend.stages.models import read_tables_for_model, target_classes
 from gradiend.util.logging import get_logger
 
 logger = get_logger("gradiend.stages")
@@ -44,7 +44,7 @@ def pre_prune(config: dict, *, training: str, importance: str, mask: str, summar
         max_length=training_config["max_length"], train_max_size=training_config["train_max_size"],
         seed=settings["seed"], trust_remote_code=bool(config["trust_remote_code"]),
         pre_prune_config=PrePruneConfig(**settings))
-    table, _ = read_tables(training)
+    table, _ = read_tables_for_model(config, training)
     result = _trainer(config, table, args).compute_pre_prune_mask()
     save_safetensors(result.importance, importance)
     save_safetensors(result.mask, mask)
@@ -96,7 +96,7 @@ def train_seed(config: dict, *, seed: int, training: str, mask: str | None, mode
     """
     from gradiend.plots.convergence import plot_training_convergence
 
-    table, _ = read_tables(training)
+    table, _ = read_tables_for_model(config, training)
     trainer = _trainer(config, table, training_arguments(config, seed))
     pruned = None if mask is None else _load_pre_prune(mask)
     result = trainer.train_seed(int(seed), output_dir=model, pre_prune_importance=pruned)

@@ -1,20 +1,87 @@
-"""Atomic, deterministic file writers.
+"""Atomic, deterministic file writers, and readers that name a corrupt file and how to rebuild it.
 
 Every artefact is written to a temporary name in its own folder and renamed into place, so a
 killed job never leaves a file that looks complete (DESIGN.md §2). JSON and Parquet are written
-deterministically so that the same inputs give byte-identical files.
+deterministically so that the same inputs give byte-identical files. The temporary file or folder
+gets the permissions an ordinary ``open``/``mkdir`` would give under the process's umask (``mkstemp``
+alone would leave 0600 files and 0700 folders that nobody else on a shared cluster can read).
+
+A file the readers cannot parse (truncated JSON, Parquet or safetensors) is one ``ValueError``
+naming the file and, for a workflow output, the rule that writes it and the command that rebuilds
+it (``snakemake --forcerun <rule>``).
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 PathLike = str | os.PathLike
+
+# Workflow outputs (paths relative to results/<experiment>/ or results/) -> the rule that writes them.
+_PRODUCERS: tuple[tuple[str, str], ...] = (
+    (r"(^|/)_demo/corpus\.txt$", "demo_corpus"),
+    (r"(^|/)_demo/models/[^/]+(/|$)", "demo_model"),
+    (r"(^|/)data/(training\.parquet|summary\.json)$", "create_training_data"),
+    (r"(^|/)data/neutral\.parquet$", "create_neutral_data"),
+    (r"(^|/)prune/[^/]+$", "pre_prune"),
+    (r"(^|/)seeds/\d+/model(/|$)", "train_seed"),
+    (r"(^|/)seeds/\d+/encoder/[^/]+$", "evaluate_encoder"),
+    (r"(^|/)best/(seed\.json|model(/|$))", "select_seed"),
+    (r"(^|/)decoder/cells/[^/]+\.json$", "decoder_cell"),
+    (r"(^|/)decoder/(summary\.json|probability_shifts\.png)$", "select_cell"),
+    (r"(^|/)rewritten/[^/]+(/|$)", "rewrite_model"),
+    (r"(^|/)provenance\.json$", "provenance"),
+    (r"(^|/)summary\.(csv|tex)$", "summary"),
+)
+
+
+def producing_rule(path: PathLike) -> str | None:
+    """The workflow rule that writes ``path`` (judged by its place under the results folder), if any."""
+    text = Path(path).as_posix()
+    for pattern, rule in _PRODUCERS:
+        if re.search(pattern, text):
+            return rule
+    return None
+
+
+def rebuild_hint(path: PathLike) -> str:
+    """How to rebuild ``path``: the ``snakemake --forcerun`` command of its rule, or a plain hint."""
+    rule = producing_rule(path)
+    if rule is None:
+        return "write it again or restore it from a good copy"
+    return f"it is written by the workflow rule `{rule}`; rebuild it with `snakemake --forcerun {rule}`"
+
+
+def corrupt_file_error(path: PathLike, kind: str, error: BaseException) -> ValueError:
+    """A ``ValueError`` naming a file that is not readable as ``kind``, and how to rebuild it."""
+    detail = " ".join(str(error).split())[:300]
+    return ValueError(f"{path} is not a readable {kind} file ({type(error).__name__}: {detail}); it may be "
+                      f"truncated or damaged: {rebuild_hint(path)}")
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux ``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: Path, directory: bool) -> None:
+    """Give a ``mkstemp``/``mkdtemp`` result the mode ``open``/``mkdir`` would have given it."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
 
 
 @contextlib.contextmanager
@@ -26,6 +93,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        _usual_mode(tmp_path, directory=False)
         yield tmp_path
         os.replace(tmp_path, target)
     finally:
@@ -40,6 +108,7 @@ def atomic_dir(path: PathLike) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
+        _usual_mode(tmp_dir, directory=True)
         yield tmp_dir
         if target.exists():
             shutil.rmtree(target)
@@ -73,8 +142,12 @@ def write_json(path: PathLike, obj: Any) -> Path:
 
 
 def read_json(path: PathLike) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    """Read a JSON file; unparsable content is one ``ValueError`` naming the file and its rebuild."""
+    with open(path, encoding="utf-8", errors="strict") as handle:
+        try:
+            return json.load(handle)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise corrupt_file_error(path, "JSON", error) from error
 
 
 def write_parquet(frame, path: PathLike) -> Path:
@@ -93,10 +166,15 @@ def read_parquet(path: PathLike, required_columns: tuple[str, ...] = ()):
     """Read a Parquet file; a missing file or column is one clear error naming it."""
     import pandas as pd
 
+    import pyarrow as pa
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Parquet file not found: {path}")
-    frame = pd.read_parquet(path)
+    try:
+        frame = pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise corrupt_file_error(path, "Parquet", error) from error
     missing = [c for c in required_columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
@@ -124,4 +202,4 @@ def load_safetensors(path: PathLike, device: str = "cpu") -> dict:
     try:
         return load_file(str(path), device=device)
     except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path} is not a readable safetensors file ({err})") from err
+        raise corrupt_file_error(path, "safetensors", err) from err

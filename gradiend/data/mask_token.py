@@ -1,0 +1,91 @@
+"""Texts that already contain a mask token are never scored.
+
+The training table marks each target occurrence with the placeholder ``[MASK]``, and a masked LM
+sees its own mask token (``[MASK]`` for BERT, ``<mask>`` for RoBERTa) at those places. A raw text
+that holds either string literally would get an extra mask that is scored as if it were the target
+(or, in a neutral text, an extra masked position in the LMS). Such texts are dropped, and the number
+dropped is logged as a warning naming where they came from:
+
+- :func:`drop_texts_with_mask` on raw texts (no model known: the placeholder only);
+- :func:`drop_rows_with_mask` on a unified training table once the tokenizer is known: a row is
+  dropped when its unmasked ``text`` holds the placeholder or the mask token, when it has more
+  placeholders than ``token_count`` masked occurrences, or when its masked text holds the
+  tokenizer's mask token outside the placeholders;
+- :func:`drop_neutral_with_mask` on the neutral table.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from gradiend.util.logging import get_logger
+
+logger = get_logger(__name__)
+
+PLACEHOLDER = "[MASK]"
+
+
+def _markers(tokenizer=None) -> list[str]:
+    mask_token = getattr(tokenizer, "mask_token", None) if tokenizer is not None else None
+    return list(dict.fromkeys([PLACEHOLDER] + ([str(mask_token)] if mask_token else [])))
+
+
+def _holds_marker(text, markers: Iterable[str]) -> bool:
+    return isinstance(text, str) and any(m in text for m in markers)
+
+
+def drop_texts_with_mask(texts: list, where: str, tokenizer=None) -> list:
+    """``texts`` without those that contain ``[MASK]`` (or the tokenizer's mask token)."""
+    markers = _markers(tokenizer)
+    kept = [t for t in texts if not _holds_marker(t, markers)]
+    if len(kept) != len(texts):
+        logger.warning("%s: dropped %d of %d text(s) that contain the mask token %s literally (they would be "
+                       "scored as extra masks)", where, len(texts) - len(kept), len(texts), " / ".join(markers))
+    return kept
+
+
+def mask_rows(table, tokenizer=None):
+    """Boolean Series: rows of the unified ``table`` whose text holds a mask token of its own."""
+    from gradiend.data.tables import MASKED, TEXT, TOKEN_COUNT
+
+    markers = _markers(tokenizer)
+    others = [m for m in markers if m != PLACEHOLDER]
+    masked = table[MASKED].astype(str)
+    bad = masked.map(lambda t: any(m in t.replace(PLACEHOLDER, "") for m in others)) if others else \
+        masked.map(lambda _: False)
+    if TEXT in table.columns:
+        bad |= table[TEXT].map(lambda t: _holds_marker(t, markers))
+    if TOKEN_COUNT in table.columns:
+        counts = table[TOKEN_COUNT]
+        bad |= counts.notna() & (masked.str.count(PLACEHOLDER.replace("[", r"\[").replace("]", r"\]"))
+                                 > counts.fillna(0).astype("int64"))
+    return bad
+
+
+def drop_rows_with_mask(table, tokenizer=None, where: str = "training data"):
+    """``table`` without the rows of :func:`mask_rows`; the count is logged. An empty result is an error."""
+    bad = mask_rows(table, tokenizer)
+    n_bad = int(bad.sum())
+    if not n_bad:
+        return table
+    if n_bad == len(table):
+        raise ValueError(f"{where}: every one of its {len(table)} rows contains the mask token "
+                         f"{' / '.join(_markers(tokenizer))} literally in its text; nothing is left to score")
+    logger.warning("%s: dropped %d of %d row(s) whose text contains the mask token %s literally (it would be "
+                   "scored as an extra target)", where, n_bad, len(table), " / ".join(_markers(tokenizer)))
+    return table[~bad].reset_index(drop=True)
+
+
+def drop_neutral_with_mask(neutral, tokenizer=None, where: str = "neutral data") -> Optional[object]:
+    """The neutral table (column ``text``) without texts that contain a mask token; None stays None."""
+    from gradiend.data.tables import TEXT
+
+    if neutral is None:
+        return None
+    markers = _markers(tokenizer)
+    bad = neutral[TEXT].map(lambda t: _holds_marker(t, markers))
+    n_bad = int(bad.sum())
+    if n_bad:
+        logger.warning("%s: dropped %d of %d neutral text(s) that contain the mask token %s literally",
+                       where, n_bad, len(neutral), " / ".join(markers))
+        neutral = neutral[~bad].reset_index(drop=True)
+    return neutral
