@@ -40,7 +40,7 @@ def topk_overlap(sets: Mapping[str, set]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=TOPK_COLUMNS)
 
 
-def test_rows(table: pd.DataFrame, target_classes: Sequence[str], max_size: int | None, seed: int) -> pd.DataFrame:
+def comparison_rows(table: pd.DataFrame, target_classes: Sequence[str], max_size: int | None, seed: int) -> pd.DataFrame:
     """The test rows of the pair ``target_classes``, at most ``max_size`` per transition (seeded)."""
     from gradiend.training.rows import select_rows
 
@@ -64,7 +64,7 @@ def cross_encoding(encoders: Mapping[str, object], datasets: Mapping[str, pd.Dat
     """Mean encoded value per (encoder experiment, data experiment, factual class).
 
     ``encoders``: experiment -> :class:`ModelWithGradiend` (all over one base model);
-    ``datasets``: experiment -> its rows (:func:`test_rows`).
+    ``datasets``: experiment -> its rows (:func:`comparison_rows`).
     """
     from gradiend.data.tables import FACTUAL_CLASS
 

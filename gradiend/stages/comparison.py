@@ -61,7 +61,7 @@ def comparison_cross_encoding(config: dict, *, name: str, experiments: Sequence[
     data_experiment, factual_class, n, mean_encoded, std_encoded``) and ``plot``
     (``cross_encoding.png``: rows = encoders, columns = data experiment and class).
     """
-    from gradiend.evaluation.comparison import cross_encoding, test_rows
+    from gradiend.evaluation.comparison import cross_encoding, comparison_rows
     from gradiend.plots.comparison import plot_cross_encoding
     from gradiend.stages.models import EVALUATION_SEED, load_base, read_tables, target_classes, with_checkpoint
     from gradiend.util.io import atomic_path
@@ -69,7 +69,7 @@ def comparison_cross_encoding(config: dict, *, name: str, experiments: Sequence[
     _check(config, experiments, models, trainings)
     block = config["comparison"]
     cuts = config["experiments"]
-    datasets = {e: test_rows(read_tables(path)[0], target_classes(cuts[e]), block["max_size"], EVALUATION_SEED)
+    datasets = {e: comparison_rows(read_tables(path)[0], target_classes(cuts[e]), block["max_size"], EVALUATION_SEED)
                 for e, path in zip(experiments, trainings)}
     base = load_base(cuts[experiments[0]])
     encoders = {e: with_checkpoint(cuts[e], base, path) for e, path in zip(experiments, models)}
