@@ -62,15 +62,17 @@ def test_default_config_dry_run(tmp_path):
     assert "workflow specific profile profiles/default" in output
 
 
-@pytest.mark.parametrize("name, seeds, rewrites, pre_prune", [
-    ("bert_gender_en", 3, 4, False),
-    ("gpt2_gender_en", 3, 2, False),
-    ("german_articles", 5, 2, True),
+@pytest.mark.parametrize("name, seeds, rewrites, pre_prune, benchmarks", [
+    ("bert_gender_en", 3, 4, False, True),
+    ("gpt2_gender_en", 3, 2, False, True),
+    ("german_articles", 5, 2, True, False),
 ])
-def test_paper_config_dry_run(tmp_path, name, seeds, rewrites, pre_prune):
+def test_paper_config_dry_run(tmp_path, name, seeds, rewrites, pre_prune, benchmarks):
     counts, _ = dry_run(tmp_path, "--configfile", str(EXPERIMENTS / f"{name}.yaml"))
     expected = per_experiment(seeds, 16 * 2 + 1, rewrites, pre_prune)
     expected.update(summary=1, all=1)
+    if benchmarks:  # the base model and every rewritten one, then the table
+        expected.update(benchmark_model=1 + rewrites, benchmark_table=1)
     assert counts == expected          # no demo jobs, and the default experiments are not merged in
 
 
