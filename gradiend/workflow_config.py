@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from gradiend.cells import WEAKEN_SUFFIX, cell_name, class_feature_factor, grid_cells, number_label  # noqa: F401
 from gradiend.schema_validation import ConfigError, load_yaml, validate_with_defaults
+from gradiend.util.tokenizer_files import missing_tokenizer_message
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -100,6 +101,11 @@ def load_and_validate(config: Mapping[str, Any], schema_path: str | Path | None 
     schema = load_yaml(schema_path or SCHEMA_PATH)
     resolved = validate_with_defaults(dict(config), schema)
     problems = _check_results_dir(resolved["results_dir"])
+    folded: dict[str, list[str]] = {}
+    for name in resolved["experiments"]:
+        folded.setdefault(name.casefold(), []).append(name)
+    problems += [f"config key `experiments`: the names {same} differ only in case, so their result folders "
+                 f"collide on case-insensitive file systems; rename one" for same in folded.values() if len(same) > 1]
     for name, experiment in resolved["experiments"].items():
         problems += _check_experiment(name, experiment, resolved)
         problems += _check_benchmarks(f"experiments.{name}.benchmarks", experiment["benchmarks"])
@@ -292,6 +298,10 @@ def _check_base_model(key: str, value: str, cfg: dict) -> list[str]:
     if value.startswith(_PATH_PREFIXES) and not Path(value).expanduser().is_dir():
         return [f"config key `{key}.base_model`: local model folder not found: {value} "
                 f"(a Hugging Face id must not start with '/', './', '../' or '~')"]
+    if looks_like_local_path(value):
+        message = missing_tokenizer_message(Path(value).expanduser(), value)
+        if message:
+            return [f"config key `{key}.base_model`: {message}"]
     return []
 
 

@@ -241,3 +241,20 @@ def test_results_dir_that_is_a_file(raw, tmp_path):
     raw["results_dir"] = str(existing)
     problem = only_problem(raw)
     assert "`results_dir`" in problem and "is an existing file" in problem and str(existing) in problem
+
+
+def test_experiment_names_that_differ_only_in_case(raw):
+    raw["experiments"]["Gender_tiny_bert"] = bert(raw)
+    problem = only_problem(raw)
+    assert "config key `experiments`" in problem and "differ only in case" in problem
+
+
+def test_local_model_folder_without_tokenizer_files(raw, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"")
+    bert(raw)["base_model"] = str(folder)
+    problem = only_problem(raw)
+    assert f"`{EXP}.base_model`: model folder {str(folder)!r} has no tokenizer files" in problem
+    assert "['config.json', 'model.safetensors']" in problem

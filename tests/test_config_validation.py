@@ -112,6 +112,7 @@ def test_relative_and_home_paths_are_checked(raw, value):
 
 
 def test_existing_local_base_model_and_hub_ids_pass(raw, tmp_path):
+    (tmp_path / "tokenizer.json").write_text("{}")
     bert(raw)["base_model"] = str(tmp_path)
     assert bert(wfc.load_and_validate(raw))["base_model_path"] == str(tmp_path)
     for hub_id in ("bert-base-cased", "dbmdz/german-gpt2"):

@@ -115,6 +115,7 @@ def test_trust_remote_code_is_off_in_the_schema_and_only_the_config_turns_it_on(
         "source": {"path": str(tmp_path / "corpus.txt")},
         "feature_targets": [{"id": "F", "targets": ["she"]}, {"id": "M", "targets": ["he"]}]}}}}
     (tmp_path / "corpus.txt").write_text("She ran.\n")
+    (tmp_path / "tokenizer.json").write_text("{}")  # tmp_path stands in for a model folder
     assert "trust_remote_code: {type: boolean, default: false}" in wfc.SCHEMA_PATH.read_text()
     calls = []
     monkeypatch.setattr("gradiend.model.loading.load_base_model",

@@ -10,6 +10,7 @@ from tests.stages_support import experiment_config
 def paths(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("Anna said she was tired.\n", encoding="utf-8")
+    (tmp_path / "tokenizer.json").write_text("{}", encoding="utf-8")  # tmp_path stands in for a model folder
     return tmp_path, corpus
 
 

@@ -22,7 +22,8 @@ def corpus(tmp_path_factory, demo_corpus):
 
 @pytest.fixture(scope="module")
 def experiment(corpus, tmp_path_factory):
-    # the data stages never load the model: any existing folder validates as base model
+    # the data stages never load the model: any existing folder with a tokenizer file validates as base model
+    (corpus.parent / "tokenizer.json").write_text("{}", encoding="utf-8")
     return experiment_config(corpus.parent, corpus, tmp_path_factory.mktemp("results"))
 
 

@@ -33,20 +33,13 @@ class BaseModelNotAvailableError(OSError):
     """The base model id or path cannot be loaded here (no such folder, not cached, no hub)."""
 
 
-# Files that hold a vocabulary; a model folder needs one of them (tokenizer_config.json alone does not).
-TOKENIZER_VOCAB_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
-                         "tokenizer.model", "sentencepiece.model", "spm.model", "vocab.model", "source.spm",
-                         "tiktoken.model", "bpe.codes")
-
-
 def check_tokenizer_files(folder: Path, name: str) -> None:
     """A local model folder must hold a tokenizer vocabulary; raise naming the folder if it does not."""
-    if folder.is_dir() and not any((folder / f).is_file() for f in TOKENIZER_VOCAB_FILES):
-        present = sorted(p.name for p in folder.iterdir())
-        raise BaseModelNotAvailableError(
-            f"model folder {name!r} has no tokenizer files (none of tokenizer.json, vocab.txt, vocab.json, "
-            f"*.model; it holds {present}): without them every word would become the unknown token. Save the "
-            f"tokenizer into the folder (tokenizer.save_pretrained({str(folder)!r})) or copy its files there")
+    from gradiend.util.tokenizer_files import missing_tokenizer_message
+
+    message = missing_tokenizer_message(folder, name)
+    if message:
+        raise BaseModelNotAvailableError(message)
 
 
 def _check_vocabulary_size(tokenizer, name: str) -> None:
