@@ -43,6 +43,7 @@ from gradiend.evaluation.encoder import EncoderEvaluator  # noqa: E402
 from gradiend.evaluation.selection import default_learning_rates  # noqa: E402
 from gradiend.model.loading import load_base_model  # noqa: E402
 from gradiend.model.with_gradiend import ModelWithGradiend  # noqa: E402
+from gradiend.model.text import TextModelWithGradiend  # noqa: E402
 from timing import timed  # noqa: E402
 
 
@@ -89,7 +90,7 @@ def bench_model(label: str, path: Path, table, neutral, cells: int, repeats: int
         gradiend = mwg.gradiend
         for lr in [None, *lrs]:
             model, tokenizer, objective = load_base_model(path, device=device)
-            fresh = ModelWithGradiend(model, gradiend, tokenizer, objective, source=mwg.source, target=mwg.target,
+            fresh = TextModelWithGradiend(model, gradiend, tokenizer, objective, source=mwg.source, target=mwg.target,
                                       feature_class_encoding_direction=mwg.feature_class_encoding_direction)
             if fresh_job:
                 job = DecoderEvaluator(EvaluationParts(fresh, table, neutral, batch_size=parts.batch_size))

@@ -13,6 +13,7 @@ _EXPORTS = {
     "GradiendModel": "gradiend.model.gradiend_model",
     "ParamMappedGradiendModel": "gradiend.model.param_mapped",
     "ModelWithGradiend": "gradiend.model.with_gradiend",
+    "TextModelWithGradiend": "gradiend.model.text",
     "TextFilterConfig": "gradiend.data.filter_config",
     "SpacyTagSpec": "gradiend.data.filter_config",
     "TextPreprocessConfig": "gradiend.data.preprocess",

@@ -1,9 +1,11 @@
 """ModelWithGradiend on the tiny offline BERT and GPT-2: gradients, encoding, rewriting, pruning, I/O."""
 import json
+import os
 
 import pytest
 import torch
 
+from gradiend.model.base_reference import sha256_file
 from gradiend.model.param_mapped import ParamMappedGradiendModel
 from gradiend.model.with_gradiend import ModelWithGradiend
 
@@ -219,7 +221,10 @@ def test_save_load_round_trip(tiny_masked_lm_dir, tmp_path):
     assert context == {"source": "alternative", "target": "diff", "objective": "masked_lm",
                        "feature_class_encoding_direction": {"he": 1, "she": -1}}
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
-    assert config["metadata"]["base_model"] == str(tiny_masked_lm_dir.resolve())
+    relative = os.path.relpath(tiny_masked_lm_dir.resolve(), (tmp_path / "ckpt").resolve())
+    assert config["metadata"]["base_model"] == relative  # same tree: stored relative to the checkpoint
+    assert config["metadata"]["base_model_reference"] == {
+        "kind": "relative", "sha256": {"model.safetensors": sha256_file(tiny_masked_lm_dir / "model.safetensors")}}
     for loaded in (ModelWithGradiend.from_pretrained(tmp_path / "ckpt"),
                    ModelWithGradiend.from_pretrained(base_model=str(tiny_masked_lm_dir), gradiend_model=tmp_path / "ckpt")):
         assert (loaded.source, loaded.target) == ("alternative", "diff")

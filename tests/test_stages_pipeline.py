@@ -204,5 +204,13 @@ def test_training_is_deterministic_on_cpu(run, tmp_path):
     stages.train_seed(run.cut("train_seed"), seed=0, training=run.path("data", "training.parquet"),
                       mask=run.path("prune", "mask.safetensors"), model=str(tmp_path / "model"),
                       convergence=str(tmp_path / "convergence.png"))
-    for name in ("model.safetensors", "training.json", "config.json"):
+    for name in ("model.safetensors", "training.json"):
         assert (tmp_path / "model" / name).read_bytes() == Path(run.path("seeds", "0", "model", name)).read_bytes()
+    # config.json records the base model relative to each checkpoint: equal once resolved
+    configs = [json.loads(Path(folder, "config.json").read_text()) for folder in
+               (tmp_path / "model", run.path("seeds", "0", "model"))]
+    for config, folder in zip(configs, (tmp_path / "model", run.path("seeds", "0", "model"))):
+        for key in ("base_model", "tokenizer"):
+            local = Path(folder) / config["metadata"][key]
+            config["metadata"][key] = str(local.resolve()) if local.exists() else config["metadata"][key]
+    assert configs[0] == configs[1]

@@ -1,6 +1,6 @@
 """GRADIEND models: the autoencoder (:class:`GradiendModel`), its layout over named base-model
 parameters (:class:`ParamMappedGradiendModel`) and the pairing with a loaded base model
-(:class:`ModelWithGradiend`). Names are imported lazily so that importing a sibling module
+(:class:`ModelWithGradiend`, abstract; :class:`TextModelWithGradiend` for language models). Names are imported lazily so that importing a sibling module
 (e.g. ``gradiend.model.loading``) does not pull in everything else.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ _EXPORTS = {
     "GradiendModel": "gradiend.model.gradiend_model",
     "ParamMappedGradiendModel": "gradiend.model.param_mapped",
     "ModelWithGradiend": "gradiend.model.with_gradiend",
+    "TextModelWithGradiend": "gradiend.model.text",
 }
 
 __all__ = list(_EXPORTS)

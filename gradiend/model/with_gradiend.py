@@ -1,18 +1,32 @@
-"""A base language model together with its GRADIEND: gradients, encoding, rewriting, pruning.
+"""``ModelWithGradiend``: the abstract pairing of a base model (any ``nn.Module``) with its GRADIEND.
+
+The base class holds what every model family shares: the GRADIEND's map over named base
+parameters, encoding a gradient, rewriting the base model (``θ + lr·u``), importance, pruning, the
+sign flip, class directions, devices, and saving / loading (:mod:`.with_gradiend_io`). A model
+family subclasses it and implements the documented hooks:
+
+* ``create_gradients(...)`` — run the base model on one of its inputs, return a GRADIEND-input
+  gradient (flat tensor, or a dict of per-parameter gradients);
+* ``_load_model(load_directory, base_model_id=None, gradiend_kwargs=None, **kwargs)`` (classmethod)
+  — return ``(base_model, *extra)``, ``extra`` being the subclass constructor's positional
+  arguments after ``gradiend`` (for text: tokenizer, objective);
+* ``_save_model(save_directory)`` — persist what the base model needs and return metadata
+  (``{"base_model": id or folder, ...}``) recorded in the checkpoint's ``config.json``;
+* optionally ``_create_gradiend``, ``_get_device_config`` / ``_resolve_device_config``,
+  ``_post_init_from_pretrained``.
+
+:class:`gradiend.model.text.TextModelWithGradiend` is the text (masked / causal LM) family;
+``ModelWithGradiend.from_pretrained(...)`` on the base class builds that one.
 
 ``source`` is the gradient the encoder reads, ``target`` the one the decoder reconstructs
-(``"factual"``: loss of the factual token, ``"alternative"``: of the alternative token, ``"diff"``:
-``L_f − L_a``). The constructor defaults are the reference's (``factual`` / ``diff``); the trainer
-passes its own (``alternative`` / ``diff``).
-
-Loading and saving live in :mod:`gradiend.model.with_gradiend_io`, the in-place update maths in
-:mod:`gradiend.model.rewrite`.
+(``"factual"``, ``"alternative"``, ``"diff"`` = factual − alternative).
 """
 from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Any, Iterator, Mapping, Sequence
+from abc import ABC, abstractmethod
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -20,57 +34,111 @@ from torch import nn
 from gradiend import cells
 from gradiend.model import rewrite as rw
 from gradiend.model import with_gradiend_io as io
-from gradiend.model.param_mapped import ParamMappedGradiendModel
-from gradiend.objectives.base import TargetBatch, resolve_objective
-from gradiend.objectives.gradients import FlatSegment, flat_parameter_gradients, jvp_directional
+from gradiend.model.param_mapped import REPRS, ParamMappedGradiendModel
 from gradiend.objectives.losses import check_kind
 
 
-def _as_list(value, name: str) -> list | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return [value]
-    values = list(value)
-    if not all(isinstance(v, str) for v in values):
-        raise TypeError(f"{name} must be a string or a sequence of strings")
-    return values
+class ModelWithGradiend(nn.Module, ABC):
+    """Abstract base: a base model + :class:`ParamMappedGradiendModel` (see the module docstring)."""
 
+    #: keyword arguments ``from_pretrained`` accepts besides the common ones (None: not checked)
+    _from_pretrained_kwargs: frozenset | None = None
+    #: of those, the ones handed to the constructor instead of the hooks
+    _init_only_kwargs: tuple = ()
 
-class ModelWithGradiend(nn.Module):
-    """Base Hugging Face model + :class:`ParamMappedGradiendModel` + tokenizer + objective."""
-
-    def __init__(
-        self,
-        base_model: nn.Module,
-        gradiend: ParamMappedGradiendModel,
-        tokenizer=None,
-        objective: Any = "auto",
-        source: str = "factual",
-        target: str = "diff",
-        feature_class_encoding_direction: Mapping[str, int] | None = None,
-        base_model_id: str | None = None,
-        max_length: int | None = None,
-    ):
+    def __init__(self, base_model: nn.Module, gradiend: ParamMappedGradiendModel, source: str = "factual",
+                 target: str = "diff", feature_class_encoding_direction: Mapping[str, int] | None = None,
+                 base_model_id: str | None = None):
         super().__init__()
         if not isinstance(gradiend, ParamMappedGradiendModel):
             raise TypeError(f"gradiend must be a ParamMappedGradiendModel, got {type(gradiend).__name__}")
         self.base_model = base_model
         self.gradiend = gradiend
-        self.tokenizer = tokenizer
-        self.objective = resolve_objective(objective, model=base_model, tokenizer=tokenizer)
         self.source = check_kind(source)
         self.target = check_kind(target)
         self.base_model_id = base_model_id if base_model_id is not None else getattr(base_model, "name_or_path", None)
-        self.max_length = max_length
         self.feature_class_encoding_direction: dict[str, int] | None = None
         if feature_class_encoding_direction is not None:
             self.set_feature_class_encoding_direction(feature_class_encoding_direction)
+        self._ensure_gradiend_param_map_spec()
         io.check_map_fits(base_model, gradiend)
         self._segments_cache: tuple | None = None
         self._sync_requires_grad()
 
+    # ----------------------------------------------------------------- subclass hooks
+    @abstractmethod
+    def create_gradients(self, *args, **kwargs):
+        """GRADIEND-input gradient of one modality-specific example: a flat tensor (input space) or a
+        dict of per-parameter gradients that :meth:`ParamMappedGradiendModel.flatten` accepts."""
+
+    @classmethod
+    @abstractmethod
+    def _load_model(cls, load_directory, base_model_id=None, gradiend_kwargs: Mapping | None = None, **kwargs) -> tuple:
+        """Load the base model: from ``base_model_id`` when set (``load_directory`` is then the
+        GRADIEND checkpoint), else from ``load_directory``. Returns ``(base_model, *extra)``."""
+
+    @abstractmethod
+    def _save_model(self, save_directory) -> dict | None:
+        """Persist base-model artifacts; return metadata for ``config.json`` (``base_model``: id or folder)."""
+
+    @classmethod
+    def _create_gradiend(cls, base_model: nn.Module, *, params=None, latent_dim: int = 1,
+                         activation_encoder: str = "tanh", activation_decoder: str = "id", bias_decoder: bool = True,
+                         gradiend_dtype=torch.float32, lazy_gradiend: bool = False, **_) -> ParamMappedGradiendModel:
+        """A fresh GRADIEND over the base model's parameters (``params``: names or ``*`` patterns), from the
+        caller's torch RNG; ``lazy_gradiend`` builds it on the meta device (prune, then ``materialize``)."""
+        from gradiend.model.backbone import pattern_regex
+
+        named = dict(base_model.named_parameters())
+        if params is not None:
+            regexes = [pattern_regex(p) for p in ([params] if isinstance(params, str) else params)]
+            named = {n: p for n, p in named.items() if any(rx.fullmatch(n) for rx in regexes)}
+            if not named:
+                raise ValueError(f"parameter patterns {params!r} match no parameter of {type(base_model).__name__}")
+        return ParamMappedGradiendModel(
+            {n: tuple(p.shape) for n, p in named.items()}, latent_dim=latent_dim, activation_encoder=activation_encoder,
+            activation_decoder=activation_decoder, bias_decoder=bias_decoder, torch_dtype=gradiend_dtype,
+            device="meta" if lazy_gradiend else None)
+
+    @classmethod
+    def _resolve_device_config(cls, device=None) -> dict[str, Any]:
+        """``{"base_model", "encoder", "decoder"}`` devices; the default puts all three on ``device``."""
+        return {"base_model": device, "encoder": device, "decoder": device}
+
+    @classmethod
+    def _get_device_config(cls, device=None, **_) -> dict[str, Any]:
+        """Devices for loading (see :meth:`_resolve_device_config`). The encoder and decoder of one
+        GRADIEND live on one device; a config that splits them is an error."""
+        config = cls._resolve_device_config(device)
+        if config.get("encoder") != config.get("decoder"):
+            raise ValueError(f"encoder and decoder must share a device, got {config}")
+        return config
+
+    def _post_init_from_pretrained(self) -> None:
+        """Called at the end of :meth:`from_pretrained` (e.g. to freeze base layers); default no-op."""
+
+    def _init_fields(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this object (subclasses add theirs)."""
+        return {"base_model": self.base_model, "gradiend": self.gradiend, "source": self.source,
+                "target": self.target, "feature_class_encoding_direction": self.feature_class_encoding_direction,
+                "base_model_id": self.base_model_id}
+
+    def _context(self) -> dict[str, Any]:
+        """What ``gradiend_context.json`` records (subclasses add theirs)."""
+        return {"source": self.source, "target": self.target,
+                "feature_class_encoding_direction": self.feature_class_encoding_direction}
+
     # ----------------------------------------------------------------- bookkeeping
+    def _ensure_gradiend_param_map_spec(self) -> None:
+        """``gradiend.param_map`` must be ``{name: {"shape": tuple, "repr": all|mask|indices, ...}}``."""
+        param_map = getattr(self.gradiend, "param_map", None)
+        if not isinstance(param_map, dict) or not param_map:
+            raise ValueError("gradiend.param_map must be a non-empty dict of per-parameter specs")
+        for name, spec in param_map.items():
+            if not isinstance(spec, dict) or "shape" not in spec or spec.get("repr") not in REPRS:
+                raise ValueError(f"gradiend.param_map[{name!r}] must be a spec dict with 'shape' and 'repr' in "
+                                 f"{list(REPRS)}, got {spec!r}")
+
     def _sync_requires_grad(self) -> None:
         """Only mapped base parameters need gradients; freezing the rest saves backward work."""
         mapped = {id(p) for p in self.mapped_parameters().values()}
@@ -97,9 +165,24 @@ class ModelWithGradiend(nn.Module):
         return sum(int(torch.Size(s).numel()) for s in self.gradiend.base_layout.values())
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(base_model={self.base_model_id!r}, objective={self.objective.name!r}, "
-                f"input_dim={len(self)}, latent_dim={self.gradiend.latent_dim}, source={self.source!r}, "
-                f"target={self.target!r})")
+        return (f"{type(self).__name__}(base_model={self.base_model_id!r}, input_dim={len(self)}, "
+                f"latent_dim={self.gradiend.latent_dim}, source={self.source!r}, target={self.target!r})")
+
+    def _base_device(self) -> torch.device:
+        return next(self.base_model.parameters()).device
+
+    def _flat_segments(self) -> list:
+        """``(name, start, stop, selected flat indices or None)`` on the base device, rebuilt only when the
+        map (pruning) or the device changes."""
+        param_map, device = self.gradiend.param_map, self._base_device()
+        cached = self._segments_cache
+        if cached is None or cached[0] is not param_map or cached[1] != device:
+            segments = []
+            for name, start, stop in self.gradiend.segments():
+                selected = self.gradiend.selected_flat_indices(name)
+                segments.append((name, start, stop, None if selected is None else selected.to(device)))
+            self._segments_cache = cached = (param_map, device, segments)
+        return cached[2]
 
     # ----------------------------------------------------------------- feature classes
     def set_feature_class_encoding_direction(self, directions: Mapping[str, int]) -> None:
@@ -119,7 +202,7 @@ class ModelWithGradiend(nn.Module):
 
         With ``target = g_f − g_a``, adding the decoded update pushes toward the class whose
         *alternative* gradient was encoded, hence ``+dir[C]`` for an alternative source and
-        ``−dir[C]`` otherwise (reference §3.4); weakening uses the opposite sign.
+        ``−dir[C]`` otherwise; weakening uses the opposite sign.
         """
         directions = self.feature_class_encoding_direction
         if directions is None:
@@ -131,131 +214,19 @@ class ModelWithGradiend(nn.Module):
             raise ValueError(f"class {target_class!r} has encoding direction 0: it has no feature factor")
         return cells.feature_factor(self.source, direction, strengthen)  # the one sign rule (gradiend.cells)
 
-    # ----------------------------------------------------------------- gradients and encoding
-    def prepare(self, masked, factual, alternative=None) -> TargetBatch:
-        """Tokenised, padded batch of masked rows on the base model's device."""
-        if self.tokenizer is None:
-            raise ValueError("this ModelWithGradiend has no tokenizer; pass one to work on text")
-        batch = self.objective.prepare(self.tokenizer, _as_list(masked, "masked"), _as_list(factual, "factual"),
-                                       _as_list(alternative, "alternative"), max_length=self.max_length)
-        return batch.to(self._base_device())
+    # ----------------------------------------------------------------- encoding
+    def _is_gradient(self, x) -> bool:
+        """Whether :meth:`encode` reads ``x`` as a gradient: a dict, or a tensor whose last dimension is
+        the GRADIEND input size (subclasses whose raw inputs could look like that override this)."""
+        return isinstance(x, Mapping) or (isinstance(x, torch.Tensor) and x.dim() > 0
+                                          and x.shape[-1] == self.gradiend.input_dim)
 
-    def _base_device(self) -> torch.device:
-        return next(self.base_model.parameters()).device
-
-    def _as_batch(self, batch) -> TargetBatch:
-        if isinstance(batch, TargetBatch):
-            return batch.to(self._base_device())
-        alternative = batch["alternative"] if "alternative" in batch else None
-        return self.prepare(batch["masked"], batch["factual"], alternative)
-
-    def _flat_segments(self) -> list[FlatSegment]:
-        """The GRADIEND input layout with selected indices on the base device, rebuilt only when the
-        map (pruning) or the device changes."""
-        param_map, device = self.gradiend.param_map, self._base_device()
-        cached = self._segments_cache
-        if cached is None or cached[0] is not param_map or cached[1] != device:
-            segments = []
-            for name, start, stop in self.gradiend.segments():
-                selected = self.gradiend.selected_flat_indices(name)
-                segments.append((name, start, stop, None if selected is None else selected.to(device)))
-            self._segments_cache = cached = (param_map, device, segments)
-        return cached[2]
-
-    def _gradients(self, batch: TargetBatch, kinds: Sequence[str],
-                   buffers: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Input-space float32 gradients per kind, written into ``buffers`` (reused when they fit)."""
-        gradiend, out = self.gradiend, {}
-        for kind in dict.fromkeys(kinds):
-            buffer = None if buffers is None else buffers.get(kind)
-            if buffer is None or buffer.shape != (gradiend.input_dim,) or buffer.device != gradiend.device:
-                buffer = torch.empty(gradiend.input_dim, dtype=torch.float32, device=gradiend.device)
-                if buffers is not None:
-                    buffers[kind] = buffer
-            out[kind] = buffer
-        return flat_parameter_gradients(self.base_model, self.mapped_parameters(), self.objective, batch, out,
-                                        self._flat_segments())
-
-    def create_gradients(self, masked, factual, alternative=None, kind: str | None = None) -> torch.Tensor:
-        """Flattened GRADIEND-input gradient of the batch loss (mean over scored positions).
-
-        ``kind`` defaults to ``self.source``; ``"alternative"`` and ``"diff"`` need ``alternative``.
-        """
-        kind = check_kind(kind or self.source)
-        return self._gradients(self.prepare(masked, factual, alternative), [kind])[kind]
-
-    def source_and_target_gradients(self, batch, buffers: dict[str, torch.Tensor] | None = None
-                                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(source, target)`` input-space gradients of a batch from ONE forward pass.
-
-        ``batch``: a :class:`TargetBatch` or a mapping with ``masked``, ``factual``, ``alternative``.
-        When source and target are the same kind, the same tensor is returned twice. ``buffers``: a
-        dict the caller keeps across calls (a training loop); the gradients are written into its
-        float32 vectors (created on first use), so the next call overwrites the returned tensors.
-        """
-        grads = self._gradients(self._as_batch(batch), [self.source, self.target], buffers)
-        return grads[self.source], grads[self.target]
-
-    def encode(self, x, factual=None, alternative=None, kind: str | None = None) -> torch.Tensor:
-        """Encoded value(s).
-
-        ``x`` is a gradient (input-space tensor, or dict of full per-parameter tensors) → the
-        encoder output; or masked text(s) with ``factual`` (and ``alternative``) → one gradient per
-        text (the reference's way, one backward each), encoded: shape ``(latent,)`` for one text,
-        ``(B, latent)`` for a list. For many texts :meth:`encode_batch` is much faster.
-        """
-        if isinstance(x, (torch.Tensor, Mapping)):
-            return self.gradiend.forward_encoder(x)
-        texts = _as_list(x, "x")
-        if factual is None:
-            raise ValueError("encoding raw text needs the factual target(s)")
-        facts, alts = _as_list(factual, "factual"), _as_list(alternative, "alternative")
-        if len(facts) != len(texts) or (alts is not None and len(alts) != len(texts)):
-            raise ValueError(f"got {len(texts)} text(s) but {len(facts)} factual / "
-                             f"{None if alts is None else len(alts)} alternative target(s)")
-        encoded = []
-        for i, text in enumerate(texts):
-            grad = self.create_gradients([text], [facts[i]], None if alts is None else [alts[i]], kind)
-            with torch.no_grad():
-                encoded.append(self.gradiend.forward_encoder(grad))
-        return encoded[0] if isinstance(x, str) else torch.stack(encoded)
-
-    def encoder_tangents(self, latent_index: int = 0) -> dict[str, torch.Tensor]:
-        """Encoder weight row ``latent_index`` laid out on the mapped parameters (zeros elsewhere)."""
-        return self.gradiend.unflatten(self.gradiend.encoder_weight[latent_index].detach())
-
-    @torch.no_grad()
-    def encode_batch(self, masked, factual=None, alternative=None, kind: str | None = None,
-                     plain: bool = False) -> torch.Tensor:
-        """Encoded value of every row, shape ``(B,)`` (``(B, latent)`` for latent > 1).
-
-        ``masked``: texts with their ``factual`` (and ``alternative``) targets, or a
-        :class:`TargetBatch` from :meth:`prepare` (which carries its targets), so that a caller
-        encoding the same rows repeatedly tokenises them once.
-
-        Fast path: one forward-mode JVP pass per latent unit gives each row's ``w·∇θ L_row`` without
-        any backward; encoded = act(that + bias). ``plain=True`` computes one gradient per row
-        instead (the reference path; agrees to float rounding).
-        """
-        kind = check_kind(kind or self.source)
-        prepared = isinstance(masked, TargetBatch)
-        if prepared and (factual is not None or alternative is not None):
-            raise ValueError("a prepared TargetBatch carries its own targets; pass no factual / alternative")
-        if plain and prepared:
-            batch = masked.to(self._base_device())
-            rows = [self._gradients(batch.select([i]), [kind])[kind] for i in range(batch.n_rows)]
-            encoded = self.gradiend.forward_encoder(torch.stack(rows))
-        elif plain:
-            encoded = self.encode(_as_list(masked, "masked"), factual, alternative, kind=kind)
-        else:
-            batch = self._as_batch(masked if prepared else
-                                   {"masked": masked, "factual": factual, "alternative": alternative})
-            gradiend = self.gradiend
-            dots = [jvp_directional(self.base_model, self.encoder_tangents(j), self.objective, batch, kind, "rows")
-                    for j in range(gradiend.latent_dim)]
-            pre = torch.stack(dots, dim=-1).to(device=gradiend.device, dtype=gradiend.dtype) + gradiend.encoder_bias
-            encoded = gradiend.encoder_activation(pre)
-        return encoded[:, 0] if self.gradiend.latent_dim == 1 else encoded
+    def encode(self, x, **kwargs) -> torch.Tensor:
+        """Encoded value(s): ``x`` a gradient (input-space tensor, or dict of per-parameter gradients;
+        entries the map does not name are ignored), or a raw input → :meth:`create_gradients` → encoder."""
+        if not self._is_gradient(x):
+            x = self.create_gradients(x, **kwargs)
+        return self.gradiend.forward_encoder(x)
 
     # ----------------------------------------------------------------- rewriting
     def update_vector(self, feature_factor=1.0, part: str = "decoder") -> torch.Tensor:
@@ -264,7 +235,7 @@ class ModelWithGradiend(nn.Module):
 
     def rewrite_base_model(self, learning_rate: float, feature_factor=1.0, part: str = "decoder",
                            inplace: bool = False) -> nn.Module:
-        """A plain Hugging Face model with ``θ + lr·u`` on the mapped parameters (a copy unless ``inplace``).
+        """The base model with ``θ + lr·u`` on the mapped parameters (a copy unless ``inplace``).
 
         ``part="decoder"``: ``u = decoder(ff)`` (``ff·w + b``: the bias is always added); the other
         parts (decoder-weight, decoder-bias, decoder-sum, encoder-weight) use that raw vector and
@@ -296,12 +267,32 @@ class ModelWithGradiend(nn.Module):
         local = self.gradiend.get_topk_weights(part, topk)
         return self.gradiend.base_global_indices()[local].tolist()
 
+    def get_enhancer_mask(self, topk: int | float | None = None, part: str = "decoder-weight",
+                          threshold: float | None = None) -> dict[str, torch.Tensor]:
+        """``{base parameter: bool mask of its shape}``: the entries a rewrite changes.
+
+        Without ``topk`` / ``threshold``: every mapped entry; with them: only the entries kept by
+        that importance rule (the same keep-set as :meth:`prune_gradiend`).
+        """
+        keep = None
+        if topk is not None or threshold is not None:
+            keep = self.gradiend.keep_mask(topk=topk, threshold=threshold, part=part)
+        out = {}
+        for name, start, stop in self.gradiend.segments():
+            shape = self.gradiend.param_map[name]["shape"]
+            mask = torch.zeros(torch.Size(shape).numel(), dtype=torch.bool)
+            selected = self.gradiend.selected_flat_indices(name)
+            positions = torch.arange(mask.numel()) if selected is None else selected.cpu()
+            mask[positions if keep is None else positions[keep[start:stop]]] = True
+            out[name] = mask.reshape(shape)
+        return out
+
     def prune_gradiend(self, *, topk=None, threshold=None, mask=None, part: str = "decoder-weight",
                        importance=None, inplace: bool = True, return_mask: bool = False):
         """Prune the GRADIEND input space (see :meth:`GradiendModel.prune`).
 
-        ``inplace=False`` returns a new ModelWithGradiend that shares this one's base model and
-        tokenizer but has its own pruned GRADIEND (the base model is never copied).
+        ``inplace=False`` returns a new object that shares this one's base model but has its own
+        pruned GRADIEND (the base model is never copied).
         """
         pruned, keep = self.gradiend.prune(topk=topk, threshold=threshold, mask=mask, importance=importance,
                                            part=part, inplace=inplace, return_mask=True)
@@ -322,13 +313,7 @@ class ModelWithGradiend(nn.Module):
             self.feature_class_encoding_direction = {c: -d for c, d in self.feature_class_encoding_direction.items()}
 
     def _with(self, **changes) -> "ModelWithGradiend":
-        fields = {
-            "base_model": self.base_model, "gradiend": self.gradiend, "tokenizer": self.tokenizer,
-            "objective": self.objective, "source": self.source, "target": self.target,
-            "feature_class_encoding_direction": self.feature_class_encoding_direction,
-            "base_model_id": self.base_model_id, "max_length": self.max_length,
-        }
-        return type(self)(**{**fields, **changes})
+        return type(self)(**{**self._init_fields(), **changes})
 
     def with_original_base_model(self, new_base: nn.Module) -> "ModelWithGradiend":
         """The same GRADIEND (shared) over another base model, e.g. the plain LM instead of a training head."""
@@ -347,15 +332,21 @@ class ModelWithGradiend(nn.Module):
 
     # ----------------------------------------------------------------- save / load
     def save_pretrained(self, save_directory, training: dict | None = None):
-        """Write the GRADIEND checkpoint plus ``gradiend_context.json``; the base model is not stored."""
+        """Write ``gradiend_context.json``, the :meth:`_save_model` artifacts and the GRADIEND checkpoint."""
         return io.save_model_with_gradiend(self, save_directory, training=training)
 
     @classmethod
     def from_pretrained(cls, load_directory=None, **kwargs) -> "ModelWithGradiend":
-        """Load base model + GRADIEND; see :func:`gradiend.model.with_gradiend_io.load_model_with_gradiend`.
+        """Load base model + GRADIEND (:func:`gradiend.model.with_gradiend_io.load_model_with_gradiend`).
 
-        Forms: ``from_pretrained(base_model="id", gradiend_model="ckpt")``;
-        ``from_pretrained("ckpt")`` (base model id read from the checkpoint);
-        ``from_pretrained("base-model-id")`` (fresh, untrained GRADIEND over the backbone).
+        Forms: ``from_pretrained(base_model=..., gradiend_model="ckpt")``; ``from_pretrained("ckpt")``
+        (base model from the checkpoint's reference); ``from_pretrained(base)`` (fresh GRADIEND).
+        ``feature_definition``: an object with ``pair`` (+1 class, −1 class) and optional ``classes``
+        (the others get 0) that sets ``feature_class_encoding_direction``. On the abstract base class
+        this builds a :class:`~gradiend.model.text.TextModelWithGradiend`.
         """
+        if cls is ModelWithGradiend:
+            from gradiend.model.text import TextModelWithGradiend
+
+            cls = TextModelWithGradiend
         return io.load_model_with_gradiend(cls, load_directory, **kwargs)

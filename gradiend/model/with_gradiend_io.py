@@ -1,9 +1,11 @@
-"""Loading and saving a :class:`~gradiend.model.with_gradiend.ModelWithGradiend`.
+"""Loading and saving a :class:`~gradiend.model.with_gradiend.ModelWithGradiend` (any model family).
 
 A checkpoint folder holds the GRADIEND (``config.json``, ``model.safetensors``, optional
-``mapping.safetensors`` and ``training.json``) and ``gradiend_context.json`` (source, target,
-class directions, objective). The base model is not stored: its id or path is recorded in the
-config metadata (``base_model``, ``tokenizer``) and reloaded from there.
+``mapping.safetensors`` and ``training.json``), ``gradiend_context.json`` (source, target, class
+directions, plus what the subclass adds, e.g. the text objective) and whatever the subclass's
+``_save_model`` writes. The base model is found through ``config.json`` metadata ``base_model``:
+a hub id, or a folder stored relative to the checkpoint with its weights' SHA-256
+(:mod:`gradiend.model.base_reference`).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from gradiend.model.base_reference import REFERENCE_KEY, make_reference, resolve_reference
 from gradiend.model.gradiend_model import TRAINING_FILE, GradiendModel
 from gradiend.model.param_mapped import ParamMappedGradiendModel
 from gradiend.util.io import read_json, write_json
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
 logger = get_logger(__name__)
 
 CONTEXT_FILE = "gradiend_context.json"
+REFERENCE_FIELDS = ("base_model", "tokenizer")
 
 
 def check_map_fits(base_model: torch.nn.Module, gradiend: ParamMappedGradiendModel) -> None:
@@ -36,30 +40,21 @@ def check_map_fits(base_model: torch.nn.Module, gradiend: ParamMappedGradiendMod
                              f"the base model {type(base_model).__name__} has {tuple(params[name].shape)}")
 
 
-def _model_reference(name_or_path: Any) -> str | None:
-    """A base model id as given, or an absolute path when it names an existing local folder."""
-    if name_or_path is None:
-        return None
-    path = Path(str(name_or_path)).expanduser()
-    return str(path.resolve()) if path.exists() else str(name_or_path)
-
-
 def save_model_with_gradiend(model: "ModelWithGradiend", save_directory, training: dict | None = None) -> Path:
-    """Context file first, then the GRADIEND (its ``config.json`` last marks the folder complete)."""
+    """Context file, the subclass's base-model artifacts, then the GRADIEND (its ``config.json`` last
+    marks the folder complete). Local base-model folders are recorded relative to the checkpoint."""
     directory = Path(save_directory)
     directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / CONTEXT_FILE, {
-        "source": model.source,
-        "target": model.target,
-        "feature_class_encoding_direction": model.feature_class_encoding_direction,
-        "objective": model.objective.name,
-    })
-    tokenizer_ref = getattr(model.tokenizer, "name_or_path", None) or model.base_model_id
-    metadata = {
-        **model.gradiend.metadata,
-        "base_model": _model_reference(model.base_model_id),
-        "tokenizer": _model_reference(tokenizer_ref),
-    }
+    write_json(directory / CONTEXT_FILE, model._context())
+    saved = dict(model._save_model(directory) or {})
+    metadata = {k: v for k, v in model.gradiend.metadata.items() if k != REFERENCE_KEY}
+    for key, value in saved.items():
+        if key not in REFERENCE_FIELDS:
+            metadata[key] = value
+            continue
+        metadata[key], info = make_reference(value, directory, digests=key == "base_model")
+        if key == "base_model" and info is not None:
+            metadata[REFERENCE_KEY] = info
     return model.gradiend.save_pretrained(directory, metadata=metadata, training=training)
 
 
@@ -94,7 +89,9 @@ def _resolve_forms(load_directory, base_model, gradiend_model, require_gradiend_
         raise ValueError("pass either load_directory or gradiend_model, not both")
     checkpoint = gradiend_model
     if load_directory is not None:
-        if GradiendModel.is_checkpoint(load_directory):
+        if isinstance(load_directory, torch.nn.Module):
+            base_model, load_directory = load_directory, None
+        elif GradiendModel.is_checkpoint(load_directory):
             checkpoint = load_directory
         elif require_gradiend_model:
             GradiendModel.read_config(load_directory)  # raises the precise reason
@@ -111,99 +108,88 @@ def _resolve_forms(load_directory, base_model, gradiend_model, require_gradiend_
     return checkpoint, base_model
 
 
-def load_model_with_gradiend(
-    cls,
-    load_directory=None,
-    *,
-    base_model=None,
-    gradiend_model=None,
-    tokenizer=None,
-    params=None,
-    torch_dtype=None,
-    trust_remote_code: bool = False,
-    device=None,
-    latent_dim: int = 1,
-    activation_encoder: str = "tanh",
-    activation_decoder: str = "id",
-    bias_decoder: bool = True,
-    gradiend_dtype=torch.float32,
-    objective="auto",
-    source: str | None = None,
-    target: str | None = None,
-    feature_class_encoding_direction=None,
-    require_gradiend_model: bool = False,
-    lazy_gradiend: bool = False,
-    attn_implementation: str = "eager",
-    max_length: int | None = None,
-):
-    """Build a ModelWithGradiend from a checkpoint and/or a base model.
+def directions_from_definition(definition: Any) -> dict[str, int]:
+    """``{pair[0]: +1, pair[1]: −1, every other class of definition.classes: 0}``."""
+    pair = getattr(definition, "pair", None)
+    if pair is None or isinstance(pair, str) or len(tuple(pair)) != 2:
+        raise ValueError(f"feature_definition must have a `pair` of two classes, got {pair!r}")
+    positive, negative = (str(c) for c in pair)
+    if positive == negative:
+        raise ValueError(f"feature_definition.pair names one class twice: {pair!r}")
+    classes = getattr(definition, "classes", None) or ()
+    directions = {str(c): 0 for c in classes}
+    directions.update({positive: 1, negative: -1})
+    return directions
 
-    - ``gradiend_model`` (or a checkpoint ``load_directory``): load that GRADIEND; the base model is
-      ``base_model`` when given, else the id recorded in the checkpoint. A map that does not fit the
-      base model is one error naming the checkpoint.
-    - otherwise ``load_directory`` / ``base_model`` is the base model and a fresh GRADIEND is built
-      over :func:`~gradiend.model.backbone.mapped_parameters` (``params`` patterns narrow it),
-      initialised from the caller's torch RNG; ``lazy_gradiend`` builds it on the meta device
-      (prune it, then ``model.gradiend.materialize(device)``).
-    ``base_model`` may also be a loaded ``nn.Module`` (then pass ``tokenizer``). Source, target,
-    directions and objective come from ``gradiend_context.json`` unless given explicitly.
+
+def _merge_directions(saved, explicit, definition) -> dict[str, int] | None:
+    directions = dict(explicit or saved or {})
+    if definition is not None:
+        for cls, value in directions_from_definition(definition).items():
+            if directions.get(cls, value) != value:
+                raise ValueError(f"feature_definition gives class {cls!r} direction {value:+d}, but the model "
+                                 f"has {directions[cls]:+d} ({directions})")
+            directions[cls] = value
+    return directions or None
+
+
+def load_model_with_gradiend(cls, load_directory=None, *, base_model=None, gradiend_model=None,
+                             require_gradiend_model: bool = False, feature_definition=None, source: str | None = None,
+                             target: str | None = None, feature_class_encoding_direction=None, device=None, **kwargs):
+    """Build ``cls`` (a concrete :class:`ModelWithGradiend`) from a checkpoint and/or a base model.
+
+    - ``gradiend_model`` (or a checkpoint ``load_directory``): that GRADIEND; the base model is
+      ``base_model`` when given, else the checkpoint's recorded reference. A map that does not fit
+      the base model is one error naming the checkpoint.
+    - otherwise ``load_directory`` / ``base_model`` is the base model and ``cls._create_gradiend``
+      builds a fresh GRADIEND over it.
+    ``**kwargs`` go to ``cls._load_model`` and ``cls._create_gradiend`` (and those named in
+    ``cls._init_only_kwargs`` to the constructor). Source, target and directions come from
+    ``gradiend_context.json`` unless given; ``feature_definition`` sets the directions.
     """
-    from gradiend.model.backbone import mapped_parameters
-    from gradiend.model.loading import load_base_model
-
+    allowed = cls._from_pretrained_kwargs
+    unknown = sorted(set(kwargs) - set(allowed)) if allowed is not None else []
+    if unknown:
+        raise TypeError(f"{cls.__name__}.from_pretrained got unexpected keyword argument(s) {unknown}")
+    init_kwargs = {k: kwargs.pop(k) for k in cls._init_only_kwargs if k in kwargs}
     checkpoint, base_ref = _resolve_forms(load_directory, base_model, gradiend_model, require_gradiend_model)
-    gradiend = context = None
+    devices = cls._get_device_config(device=device, **kwargs)
+    context: dict[str, Any] = {}
     if checkpoint is not None:
         gradiend = ParamMappedGradiendModel.from_pretrained(checkpoint)
         context = _read_context(checkpoint)
         _warn_if_not_converged(checkpoint)
-        if base_ref is None:
-            base_ref = gradiend.metadata.get("base_model")
+        from_checkpoint = base_ref is None
+        if from_checkpoint:
+            base_ref = resolve_reference(gradiend.metadata, checkpoint)
             if not base_ref:
                 raise ValueError(f"{checkpoint}/config.json records no base model; pass base_model=")
-            if objective == "auto" and context.get("objective"):  # saved objective fits the recorded model
-                objective = context["objective"]
-    context = context or {}
-
-    if isinstance(base_ref, torch.nn.Module):
-        base, base_id = base_ref, getattr(base_ref, "name_or_path", None)
-        if device is not None:
-            base.to(device)
+        info = {"metadata": gradiend.metadata, "context": context, "base_from_checkpoint": from_checkpoint}
+        base, *extra = cls._load_model(checkpoint, base_model_id=base_ref, gradiend_kwargs=info,
+                                       device_config=devices, **kwargs)
     else:
-        base, loaded_tokenizer, objective = load_base_model(
-            base_ref, objective=objective, torch_dtype=torch_dtype, trust_remote_code=trust_remote_code,
-            attn_implementation=attn_implementation, device=device)
-        tokenizer = tokenizer if tokenizer is not None else loaded_tokenizer
-        base_id = str(base_ref)
-
-    if gradiend is None:
-        shapes = {name: tuple(p.shape) for name, p in mapped_parameters(base, params).items()}
-        gradiend = ParamMappedGradiendModel(
-            shapes, latent_dim=latent_dim, activation_encoder=activation_encoder,
-            activation_decoder=activation_decoder, bias_decoder=bias_decoder, torch_dtype=gradiend_dtype,
-            device="meta" if lazy_gradiend else None)
-    else:
+        base, *extra = cls._load_model(base_ref, base_model_id=None, gradiend_kwargs=None, device_config=devices,
+                                       **kwargs)
+        gradiend = cls._create_gradiend(base, **kwargs)
+    if devices.get("base_model") is not None:
+        base.to(devices["base_model"])
+    base_id = getattr(base_ref, "name_or_path", None) if isinstance(base_ref, torch.nn.Module) else str(base_ref)
+    if checkpoint is not None:
         try:
             check_map_fits(base, gradiend)
         except ValueError as err:
             raise ValueError(f"GRADIEND checkpoint {checkpoint} does not fit base model {base_id!r}: {err}") from err
-    if device is not None and not lazy_gradiend:
-        gradiend.to(device)
+    if devices.get("encoder") is not None and gradiend.device.type != "meta":
+        gradiend.to(devices["encoder"])
 
-    explicit = {"source": source, "target": target}
-    for key, value in explicit.items():
+    for key, value in {"source": source, "target": target}.items():
         saved = context.get(key)
         if value is not None and saved is not None and value != saved:
             logger.warning("%s=%r overrides %r saved with the checkpoint %s", key, value, saved, checkpoint)
-    directions = feature_class_encoding_direction or context.get("feature_class_encoding_direction")
-    return cls(
-        base_model=base,
-        gradiend=gradiend,
-        tokenizer=tokenizer,
-        objective=objective,
-        source=source or context.get("source") or "factual",
-        target=target or context.get("target") or "diff",
-        feature_class_encoding_direction=directions,
-        base_model_id=base_id,
-        max_length=max_length,
-    )
+    directions = _merge_directions(context.get("feature_class_encoding_direction"), feature_class_encoding_direction,
+                                   feature_definition)
+    defaults = {"source": source or context.get("source"), "target": target or context.get("target")}
+    model = cls(base, gradiend, *extra, feature_class_encoding_direction=directions, base_model_id=base_id,
+                **{k: v for k, v in defaults.items() if v is not None}, **init_kwargs)
+    model._post_init_from_pretrained()
+    return model

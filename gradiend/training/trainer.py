@@ -182,7 +182,7 @@ class TextPredictionTrainer:
     def create_model_with_gradiend(self, seed: int, pre_prune: PrePruneResult | None = None):
         """A fresh GRADIEND for ``seed`` over the loaded base model, built at the pre-pruned size."""
         from gradiend.model.param_mapped import ParamMappedGradiendModel, spec_from_indices
-        from gradiend.model.with_gradiend import ModelWithGradiend
+        from gradiend.model.text import TextModelWithGradiend
 
         model, tokenizer, objective, base_id = self.base()
         params = self._mapped_parameters()
@@ -205,7 +205,7 @@ class TextPredictionTrainer:
         gradiend.metadata = {"target_classes": [c0, c1], "seed": seed, "gradiend_version": __version__}
         directions = {str(c): 0 for c in self.training_table.attrs.get("all_classes") or ()}
         directions.update({c0: 1, c1: -1})
-        return ModelWithGradiend(model, gradiend, tokenizer=tokenizer, objective=objective, source=args.source,
+        return TextModelWithGradiend(model, gradiend, tokenizer=tokenizer, objective=objective, source=args.source,
                                  target=args.target, feature_class_encoding_direction=directions,
                                  base_model_id=base_id, max_length=args.max_length)
 

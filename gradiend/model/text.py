@@ -1,0 +1,217 @@
+"""``TextModelWithGradiend``: the text family of :class:`ModelWithGradiend` (masked and causal LMs).
+
+Adds the tokenizer and the prediction objective: masked rows with their ``factual`` (and
+``alternative``) target tokens → gradients (:meth:`create_gradients`, one forward and one backward
+per kind), encoded values (:meth:`encode`, :meth:`encode_batch` with the forward-mode JVP fast
+path). Loading goes through :func:`gradiend.model.loading.load_base_model` (offline, safetensors);
+the base model itself is not copied into a checkpoint: its hub id or folder is recorded instead
+(relative to the checkpoint, with its weights' SHA-256).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from gradiend.model.param_mapped import ParamMappedGradiendModel
+from gradiend.model.with_gradiend import ModelWithGradiend
+from gradiend.objectives.base import TargetBatch, resolve_objective
+from gradiend.objectives.gradients import flat_parameter_gradients, jvp_directional
+from gradiend.objectives.losses import check_kind
+
+_LOAD_KWARGS = frozenset({
+    "tokenizer", "params", "torch_dtype", "trust_remote_code", "latent_dim", "activation_encoder",
+    "activation_decoder", "bias_decoder", "gradiend_dtype", "objective", "lazy_gradiend", "attn_implementation",
+    "max_length",
+})
+
+
+def _as_list(value, name: str) -> list | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    values = list(value)
+    if not all(isinstance(v, str) for v in values):
+        raise TypeError(f"{name} must be a string or a sequence of strings")
+    return values
+
+
+class TextModelWithGradiend(ModelWithGradiend):
+    """Hugging Face masked / causal LM + :class:`ParamMappedGradiendModel` + tokenizer + objective."""
+
+    _from_pretrained_kwargs = _LOAD_KWARGS
+    _init_only_kwargs = ("max_length",)
+
+    def __init__(self, base_model: nn.Module, gradiend: ParamMappedGradiendModel, tokenizer=None,
+                 objective: Any = "auto", source: str = "factual", target: str = "diff",
+                 feature_class_encoding_direction: Mapping[str, int] | None = None, base_model_id: str | None = None,
+                 max_length: int | None = None):
+        super().__init__(base_model, gradiend, source=source, target=target,
+                         feature_class_encoding_direction=feature_class_encoding_direction,
+                         base_model_id=base_model_id)
+        self.tokenizer = tokenizer
+        self.objective = resolve_objective(objective, model=base_model, tokenizer=tokenizer)
+        self.max_length = max_length
+
+    def _init_fields(self) -> dict[str, Any]:
+        return {**super()._init_fields(), "tokenizer": self.tokenizer, "objective": self.objective,
+                "max_length": self.max_length}
+
+    def _context(self) -> dict[str, Any]:
+        return {**super()._context(), "objective": self.objective.name}
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(base_model={self.base_model_id!r}, objective={self.objective.name!r}, "
+                f"input_dim={len(self)}, latent_dim={self.gradiend.latent_dim}, source={self.source!r}, "
+                f"target={self.target!r})")
+
+    # ----------------------------------------------------------------- hooks
+    @classmethod
+    def _load_model(cls, load_directory, base_model_id=None, gradiend_kwargs=None, *, tokenizer=None,
+                    objective="auto", torch_dtype=None, trust_remote_code: bool = False,
+                    attn_implementation: str = "eager", device_config=None, **_) -> tuple:
+        """``(base model, tokenizer, objective)``; a loaded ``nn.Module`` is used as is (pass ``tokenizer``)."""
+        from gradiend.model.loading import load_base_model
+
+        reference = base_model_id if base_model_id is not None else load_directory
+        if isinstance(reference, nn.Module):
+            return reference, tokenizer, objective
+        info = gradiend_kwargs or {}
+        saved = (info.get("context") or {}).get("objective")
+        if objective == "auto" and info.get("base_from_checkpoint") and saved:
+            objective = saved  # the saved objective fits the recorded base model
+        device = (device_config or {}).get("base_model")
+        model, loaded_tokenizer, objective = load_base_model(
+            reference, objective=objective, torch_dtype=torch_dtype, trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation, device=device)
+        return model, tokenizer if tokenizer is not None else loaded_tokenizer, objective
+
+    @classmethod
+    def _create_gradiend(cls, base_model: nn.Module, *, params=None, **kwargs) -> ParamMappedGradiendModel:
+        """A fresh GRADIEND over the Hugging Face backbone (heads excluded; ``params`` patterns narrow it)."""
+        from gradiend.model.backbone import mapped_parameters
+
+        shapes = {name: tuple(p.shape) for name, p in mapped_parameters(base_model, params).items()}
+        lazy = kwargs.get("lazy_gradiend", False)
+        return ParamMappedGradiendModel(
+            shapes, latent_dim=kwargs.get("latent_dim", 1), activation_encoder=kwargs.get("activation_encoder", "tanh"),
+            activation_decoder=kwargs.get("activation_decoder", "id"), bias_decoder=kwargs.get("bias_decoder", True),
+            torch_dtype=kwargs.get("gradiend_dtype", torch.float32), device="meta" if lazy else None)
+
+    def _save_model(self, save_directory) -> dict:
+        """Nothing is copied: the base model's id or folder (and the tokenizer's) are recorded."""
+        tokenizer_ref = getattr(self.tokenizer, "name_or_path", None) or self.base_model_id
+        return {"base_model": self.base_model_id, "tokenizer": tokenizer_ref}
+
+    # ----------------------------------------------------------------- gradients
+    def prepare(self, masked, factual, alternative=None) -> TargetBatch:
+        """Tokenised, padded batch of masked rows on the base model's device."""
+        if self.tokenizer is None:
+            raise ValueError("this model has no tokenizer; pass one to work on text")
+        batch = self.objective.prepare(self.tokenizer, _as_list(masked, "masked"), _as_list(factual, "factual"),
+                                       _as_list(alternative, "alternative"), max_length=self.max_length)
+        return batch.to(self._base_device())
+
+    def _as_batch(self, batch) -> TargetBatch:
+        if isinstance(batch, TargetBatch):
+            return batch.to(self._base_device())
+        alternative = batch["alternative"] if "alternative" in batch else None
+        return self.prepare(batch["masked"], batch["factual"], alternative)
+
+    def _gradients(self, batch: TargetBatch, kinds: Sequence[str],
+                   buffers: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Input-space float32 gradients per kind, written into ``buffers`` (reused when they fit)."""
+        gradiend, out = self.gradiend, {}
+        for kind in dict.fromkeys(kinds):
+            buffer = None if buffers is None else buffers.get(kind)
+            if buffer is None or buffer.shape != (gradiend.input_dim,) or buffer.device != gradiend.device:
+                buffer = torch.empty(gradiend.input_dim, dtype=torch.float32, device=gradiend.device)
+                if buffers is not None:
+                    buffers[kind] = buffer
+            out[kind] = buffer
+        return flat_parameter_gradients(self.base_model, self.mapped_parameters(), self.objective, batch, out,
+                                        self._flat_segments())
+
+    def create_gradients(self, masked, factual, alternative=None, kind: str | None = None) -> torch.Tensor:
+        """Flattened GRADIEND-input gradient of the batch loss (mean over scored positions).
+
+        ``kind`` defaults to ``self.source``; ``"alternative"`` and ``"diff"`` need ``alternative``.
+        """
+        kind = check_kind(kind or self.source)
+        return self._gradients(self.prepare(masked, factual, alternative), [kind])[kind]
+
+    def source_and_target_gradients(self, batch, buffers: dict[str, torch.Tensor] | None = None
+                                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(source, target)`` input-space gradients of a batch from ONE forward pass.
+
+        ``batch``: a :class:`TargetBatch` or a mapping with ``masked``, ``factual``, ``alternative``.
+        When source and target are the same kind, the same tensor is returned twice. ``buffers``: a
+        dict the caller keeps across calls (a training loop); the gradients are written into its
+        float32 vectors (created on first use), so the next call overwrites the returned tensors.
+        """
+        grads = self._gradients(self._as_batch(batch), [self.source, self.target], buffers)
+        return grads[self.source], grads[self.target]
+
+    # ----------------------------------------------------------------- encoding
+    def encode(self, x, factual=None, alternative=None, kind: str | None = None) -> torch.Tensor:
+        """Encoded value(s).
+
+        ``x`` is a gradient (input-space tensor, or dict of per-parameter tensors) → the encoder
+        output; or masked text(s) with ``factual`` (and ``alternative``) → one gradient per text
+        (one backward each), encoded: shape ``(latent,)`` for one text, ``(B, latent)`` for a list.
+        For many texts :meth:`encode_batch` is much faster.
+        """
+        if isinstance(x, (torch.Tensor, Mapping)):
+            return self.gradiend.forward_encoder(x)
+        texts = _as_list(x, "x")
+        if factual is None:
+            raise ValueError("encoding raw text needs the factual target(s)")
+        facts, alts = _as_list(factual, "factual"), _as_list(alternative, "alternative")
+        if len(facts) != len(texts) or (alts is not None and len(alts) != len(texts)):
+            raise ValueError(f"got {len(texts)} text(s) but {len(facts)} factual / "
+                             f"{None if alts is None else len(alts)} alternative target(s)")
+        encoded = []
+        for i, text in enumerate(texts):
+            grad = self.create_gradients([text], [facts[i]], None if alts is None else [alts[i]], kind)
+            with torch.no_grad():
+                encoded.append(self.gradiend.forward_encoder(grad))
+        return encoded[0] if isinstance(x, str) else torch.stack(encoded)
+
+    def encoder_tangents(self, latent_index: int = 0) -> dict[str, torch.Tensor]:
+        """Encoder weight row ``latent_index`` laid out on the mapped parameters (zeros elsewhere)."""
+        return self.gradiend.unflatten(self.gradiend.encoder_weight[latent_index].detach())
+
+    @torch.no_grad()
+    def encode_batch(self, masked, factual=None, alternative=None, kind: str | None = None,
+                     plain: bool = False) -> torch.Tensor:
+        """Encoded value of every row, shape ``(B,)`` (``(B, latent)`` for latent > 1).
+
+        ``masked``: texts with their ``factual`` (and ``alternative``) targets, or a
+        :class:`TargetBatch` from :meth:`prepare` (which carries its targets), so that a caller
+        encoding the same rows repeatedly tokenises them once.
+
+        Fast path: one forward-mode JVP pass per latent unit gives each row's ``w·∇θ L_row`` without
+        any backward; encoded = act(that + bias). ``plain=True`` computes one gradient per row
+        instead (the reference path; agrees to float rounding).
+        """
+        kind = check_kind(kind or self.source)
+        prepared = isinstance(masked, TargetBatch)
+        if prepared and (factual is not None or alternative is not None):
+            raise ValueError("a prepared TargetBatch carries its own targets; pass no factual / alternative")
+        if plain and prepared:
+            batch = masked.to(self._base_device())
+            rows = [self._gradients(batch.select([i]), [kind])[kind] for i in range(batch.n_rows)]
+            encoded = self.gradiend.forward_encoder(torch.stack(rows))
+        elif plain:
+            encoded = self.encode(_as_list(masked, "masked"), factual, alternative, kind=kind)
+        else:
+            batch = self._as_batch(masked if prepared else
+                                   {"masked": masked, "factual": factual, "alternative": alternative})
+            gradiend = self.gradiend
+            dots = [jvp_directional(self.base_model, self.encoder_tangents(j), self.objective, batch, kind, "rows")
+                    for j in range(gradiend.latent_dim)]
+            pre = torch.stack(dots, dim=-1).to(device=gradiend.device, dtype=gradiend.dtype) + gradiend.encoder_bias
+            encoded = gradiend.encoder_activation(pre)
+        return encoded[:, 0] if self.gradiend.latent_dim == 1 else encoded
