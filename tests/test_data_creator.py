@@ -246,21 +246,21 @@ def test_empty_base_data_is_one_clear_error(base):
 def test_a_target_that_never_occurs_names_target_and_class():
     configs = [TextFilterConfig(targets=["he", "xyzzy"], id="3SG"), TextFilterConfig(targets=["they"], id="3PL")]
     with pytest.raises(ValueError, match=r"target 'xyzzy' of class '3SG' never occurs"):
-        creator(feature_targets=configs).generate_training_data()
+        creator(feature_targets=configs).generate_training_data(strict=True)
     c = creator(feature_targets=configs)
     data = c.generate_training_data(require_all_targets=False)
     assert len(data["3SG"]) == 20 and c.report["unseen_targets"] == {"3SG": ["xyzzy"]}
 
 
-def test_a_class_without_any_occurrence_is_an_error_even_when_targets_are_optional():
+def test_a_class_without_any_occurrence_is_an_error_when_strict_even_when_targets_are_optional():
     configs = classes() + [TextFilterConfig(targets=["xyzzy"], id="NONE")]
     with pytest.raises(ValueError, match="'xyzzy' of class 'NONE' never occurs"):
-        creator(feature_targets=configs).generate_training_data(require_all_targets=False)
+        creator(feature_targets=configs).generate_training_data(require_all_targets=False, strict=True)
 
 
 def test_a_class_below_the_minimum_names_class_count_and_minimum():
     with pytest.raises(ValueError, match=r"class '3PL' has 6 rows, fewer than the minimum of 10"):
-        creator(CORPUS * 2).generate_training_data()
+        creator(CORPUS * 2).generate_training_data(strict=True)
 
 
 def test_small_classes_can_be_dropped_and_are_reported():
@@ -272,7 +272,7 @@ def test_small_classes_can_be_dropped_and_are_reported():
 
 def test_a_class_missing_from_a_split_is_an_error():
     with pytest.raises(ValueError, match=r"class '3SG' has no row in split 'test' \(6 rows"):
-        creator(CORPUS).generate_training_data(min_rows_per_class_for_split=1)
+        creator(CORPUS).generate_training_data(min_rows_per_class_for_split=1, strict=True)
 
 
 @pytest.mark.parametrize(
@@ -294,4 +294,52 @@ def test_duplicate_class_ids_and_spacy_without_model_are_rejected_at_constructio
 
 def test_no_neutral_sentence_is_an_error():
     with pytest.raises(ValueError, match="no neutral sentence"):
-        creator(CORPUS[:5]).generate_neutral_data()
+        creator(CORPUS[:5]).generate_neutral_data(strict=True)
+
+
+# ----------------------------------------------------------------------------- lenient default (documented)
+SEED_SENTENCE = ["The chef tasted the soup, then he added pepper."]
+
+
+def test_default_returns_what_exists_and_warns_about_each_problem():
+    from gradiend.data.creator import DataCreationWarning
+
+    c = creator(SEED_SENTENCE)
+    with pytest.warns(DataCreationWarning) as caught:
+        data = c.generate_training_data(max_size_per_class=10)
+        neutral = c.generate_neutral_data(max_size=15)
+    messages = [str(w.message) for w in caught]
+    for expected in ("target 'she' of class '3SG' never occurs", "target 'it' of class '3SG' never occurs",
+                     "target 'they' of class '3PL' never occurs", "class '3PL' is empty",
+                     "class '3SG' has 1 rows, fewer than the minimum of 10", "no neutral sentence"):
+        assert sum(expected in m for m in messages) == 1, expected
+    assert list(data) == ["3SG", "3PL"] and len(data["3PL"]) == 0
+    assert data["3SG"].to_dict("records") == [{
+        "text": SEED_SENTENCE[0], "masked": "The chef tasted the soup, then [MASK] added pepper.", "factual": "he",
+        "token_count": 1, "split": "train"}]
+    assert list(neutral.columns) == ["text"] and len(neutral) == 0
+    assert c.report["unseen_targets"] == {"3SG": ["she", "it"], "3PL": ["they"]}
+    assert c.report["empty_classes"] == ["3PL"] and c.report["small_classes"] == {"3SG": 1}
+    with pytest.warns(DataCreationWarning, match="unified table is empty"):
+        unified = c.generate_training_data(format="unified")
+    assert len(unified) == 0 and list(unified.columns) == ["masked", "split", "factual", "alternative",
+                                                           "factual_class", "alternative_class", "label"]
+
+
+def test_training_refuses_an_empty_class_by_name(tiny_masked_lm_dir):
+    from gradiend import TextPredictionTrainer, TrainingArguments
+
+    c = creator(SEED_SENTENCE)
+    with pytest.warns(UserWarning):
+        data = c.generate_training_data()
+        unified = c.generate_training_data(format="unified")
+    args = TrainingArguments(max_steps=1, train_batch_size=2)
+    with pytest.raises(ValueError, match=r"class '3PL' has no training rows \(rows per class: \{'3SG': 1, '3PL': 0\}\)"):
+        TextPredictionTrainer(str(tiny_masked_lm_dir), data=data, args=args).train()
+    with pytest.raises(ValueError, match="the training data has no rows"):
+        TextPredictionTrainer(str(tiny_masked_lm_dir), data=unified, args=args).train()
+    two = creator(SEED_SENTENCE + ["Later they left."])
+    with pytest.warns(UserWarning):
+        data = two.generate_training_data()
+    with pytest.raises(ValueError, match=r"target class '3PL' has no row in split 'validation' or 'test'"):
+        TextPredictionTrainer(str(tiny_masked_lm_dir), data=data, args=args).train()

@@ -92,7 +92,7 @@ def test_tags_that_never_match_a_target_name_target_and_class():
         spacy_model=MODEL,
     )
     with pytest.raises(ValueError, match="target 'her' of class 'V' never occurs"):
-        creator.generate_training_data(min_rows_per_class_for_split=1)
+        creator.generate_training_data(min_rows_per_class_for_split=1, strict=True)
 
 
 def test_neutral_data_with_excluded_spacy_tags():

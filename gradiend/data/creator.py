@@ -1,9 +1,11 @@
 """``TextPredictionDataCreator``: base texts → masked rows per feature class → splits → tables.
 
 A row is one sentence for one class: every occurrence of the class's targets is replaced by the mask,
-``factual`` is the first occurrence (original casing). Problems that would only show up later in
-training (a target that never occurs, a class with too few rows, a class missing from a split) are
-errors here, naming the class and target.
+``factual`` is the first occurrence (original casing). By default the creator returns what exists and
+warns (logger ``gradiend.data.creator`` and :class:`DataCreationWarning`) about each target that
+never occurs, each empty or small class, each class missing from a split and an empty neutral set;
+refusing is left to training, which names the class that has too few rows. ``strict=True`` turns
+those warnings into errors here, naming the class and target (the workflow uses that).
 """
 from __future__ import annotations
 
@@ -35,6 +37,17 @@ from gradiend.util.io import PathLike, write_json
 from gradiend.util.logging import get_logger
 
 logger = get_logger(__name__)
+
+
+class DataCreationWarning(UserWarning):
+    """Data creation found something training may refuse (absent target, empty/small class, no neutral text)."""
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    logger.warning(message)
+    warnings.warn(message, DataCreationWarning, stacklevel=3)
 
 PER_CLASS_COLUMNS = (TEXT, MASKED, FACTUAL, TOKEN_COUNT, SPLIT)
 """Columns of each frame of ``format="per_class"``."""
@@ -128,12 +141,13 @@ class TextPredictionDataCreator:
         val_ratio: float = 0.1,
         test_ratio: float = 0.1,
         min_rows_per_class_for_split: int = MIN_ROWS_PER_CLASS_FOR_SPLIT,
-        raise_on_incomplete_classes: bool = True,
-        require_all_targets: bool = True,
+        raise_on_incomplete_classes: Optional[bool] = None,
+        require_all_targets: Optional[bool] = None,
         split_group_col: Optional[str] = None,
         split_group_key: Union[Callable[[str], str], Sequence[Callable[[str], str]], None] = None,
         target_classes: Optional[Sequence[str]] = None,
         max_counterfactuals_per_sentence: int = 1,
+        strict: bool = False,
     ):
         """Masked rows per class, split 80/10/10 per class (seeded).
 
@@ -145,6 +159,14 @@ class TextPredictionDataCreator:
         A class with fewer than ``min_rows_per_class_for_split`` rows or missing from a split raises
         (or, with ``raise_on_incomplete_classes=False``, is dropped and listed in ``self.report``).
         ``split_group_col="factual"`` holds out whole factual tokens per split instead of rows.
+
+        Problems: by default (``strict=False``) every class is returned as found, even empty, and a
+        warning names each target that never occurs, each empty class, each class below
+        ``min_rows_per_class_for_split`` and each class missing from a split (``format="unified"``
+        leaves empty classes out; fewer than two non-empty classes give an empty table). Training then
+        refuses a class with too few rows. ``strict=True`` makes each of these an error here.
+        ``require_all_targets`` / ``raise_on_incomplete_classes`` override ``strict`` for targets /
+        classes; ``raise_on_incomplete_classes=False`` drops incomplete classes (listed in ``self.report``).
         """
         if format not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
@@ -168,12 +190,15 @@ class TextPredictionDataCreator:
             self.min_left_context_words,
             max_size_per_class,
             load_spacy_model(self.spacy_model) if needs_nlp else None,
-            track_targets=require_all_targets,
         )
-        self.report = {"sentences": len(sentences), "seed": self.seed, "dropped_classes": {}, "unseen_targets": {}}
-        self._check_targets(matchers, len(sentences), require_all_targets)
+        require = strict if require_all_targets is None else bool(require_all_targets)
+        incomplete = ("raise" if strict else "keep") if raise_on_incomplete_classes is None else (
+            "raise" if raise_on_incomplete_classes else "drop")
+        self.report = {"sentences": len(sentences), "seed": self.seed, "dropped_classes": {}, "unseen_targets": {},
+                       "empty_classes": [], "small_classes": {}}
+        self._check_targets(matchers, len(sentences), require, strict_classes=incomplete == "raise")
         per_class = {m.id: self._class_frame(m, sentences) for m in matchers}
-        per_class = self._drop_small(per_class, min_rows_per_class_for_split, raise_on_incomplete_classes)
+        per_class = self._drop_small(per_class, min_rows_per_class_for_split, incomplete)
         if balance == "strict":
             smallest = min(len(f) for f in per_class.values())
             per_class = {c: f.sample(n=smallest, random_state=self.seed).sort_index() for c, f in per_class.items()}
@@ -181,7 +206,7 @@ class TextPredictionDataCreator:
             c: split_frame(f, ratios, self.seed, split_group_col, split_group_key).reset_index(drop=True)
             for c, f in per_class.items()
         }
-        per_class = self._drop_unsplit(per_class, required_splits(ratios), raise_on_incomplete_classes)
+        per_class = self._drop_unsplit(per_class, required_splits(ratios), incomplete)
         self.report["rows_per_class"] = {c: len(f) for c, f in per_class.items()}
         for cls, frame in per_class.items():
             logger.info("class %s: %d rows (%s)", cls, len(frame), frame[SPLIT].value_counts().to_dict())
@@ -201,20 +226,22 @@ class TextPredictionDataCreator:
             return pd.concat(frames, ignore_index=True)
         return {c: f[list(PER_CLASS_COLUMNS)] for c, f in per_class.items()}
 
-    def _check_targets(self, matchers: list[ClassMatcher], n_sentences: int, required: bool) -> None:
+    def _check_targets(self, matchers: list[ClassMatcher], n_sentences: int, required: bool,
+                       strict_classes: bool) -> None:
         for matcher in matchers:
             unseen = [t for t in matcher.targets if t not in matcher.seen]
             if not unseen:
                 continue
-            if required or not matcher.hits:
-                what = "lemma" if matcher.use_lemma else "target"
+            what = "lemma" if matcher.use_lemma else "target"
+            where = (f"in the base data ({n_sentences} sentences scanned, with its spaCy tags and "
+                     f"min_left_context_words={matcher.min_left_context_words})")
+            if required or (strict_classes and not matcher.hits):
                 raise ValueError(
-                    f"{what} {unseen[0]!r} of class '{matcher.id}' never occurs in the base data "
-                    f"({n_sentences} sentences scanned, with its spaCy tags and min_left_context_words="
-                    f"{matcher.min_left_context_words}); remove it or add data"
+                    f"{what} {unseen[0]!r} of class '{matcher.id}' never occurs {where}; remove it or add data"
                     + ("" if not required else ", or pass require_all_targets=False")
                 )
-            logger.warning("class %s: target(s) %s never occur", matcher.id, unseen)
+            for target in unseen:
+                _warn(f"{what} {target!r} of class '{matcher.id}' never occurs {where}")
             self.report["unseen_targets"][matcher.id] = unseen
 
     @staticmethod
@@ -230,7 +257,8 @@ class TextPredictionDataCreator:
             TOKEN_COUNT: [len(spans) for _, spans in matcher.hits],
         })
 
-    def _drop_small(self, per_class: dict, minimum: int, strict: bool) -> dict:
+    def _drop_small(self, per_class: dict, minimum: int, mode: str) -> dict:
+        """``mode``: "raise" (error), "drop" (drop and report) or "keep" (keep and warn)."""
         kept = {}
         for cls, frame in per_class.items():
             if len(frame) >= minimum:
@@ -240,22 +268,38 @@ class TextPredictionDataCreator:
                 f"class '{cls}' has {len(frame)} rows, fewer than the minimum of {minimum} "
                 f"(min_rows_per_class_for_split)"
             )
-            if strict:
+            if mode == "raise":
                 raise ValueError(message + "; add base data, lower the minimum, or pass raise_on_incomplete_classes=False")
+            if mode == "keep":
+                if len(frame) == 0:
+                    self.report["empty_classes"].append(cls)
+                    _warn(f"class '{cls}' is empty: none of its targets occurs in the base data")
+                else:
+                    self.report["small_classes"][cls] = len(frame)
+                    _warn(message + "; kept (training needs more rows)")
+                kept[cls] = frame
+                continue
             logger.warning("%s; dropped", message)
             self.report["dropped_classes"][cls] = {"rows": len(frame), "reason": f"fewer than {minimum} rows"}
         if not kept:
             raise ValueError(f"no class has at least {minimum} rows: {self.report['dropped_classes']}")
         return kept
 
-    def _drop_unsplit(self, per_class: dict, splits: list[str], strict: bool) -> dict:
+    def _drop_unsplit(self, per_class: dict, splits: list[str], mode: str) -> dict:
         kept = {}
         for cls, frame in per_class.items():
+            if mode == "keep" and len(frame) < 1:
+                kept[cls] = frame  # already reported as empty
+                continue
             try:
                 check_class_splits(frame.assign(**{FACTUAL_CLASS: cls}), FACTUAL_CLASS, SPLIT, [cls], splits, "training data")
             except ValueError as err:
-                if strict:
+                if mode == "raise":
                     raise
+                if mode == "keep":
+                    _warn(f"{err}; kept")
+                    kept[cls] = frame
+                    continue
                 logger.warning("%s; dropped", err)
                 self.report["dropped_classes"][cls] = {"rows": len(frame), "reason": str(err)}
                 continue
@@ -265,8 +309,21 @@ class TextPredictionDataCreator:
         return kept
 
     def _unified(self, per_class: dict, target_classes, max_counterfactuals: int):
-        unified = per_class_to_unified(per_class, self.seed, max_counterfactuals)
-        labelled = assign_labels(unified, resolve_target_classes(per_class, target_classes))
+        import pandas as pd
+
+        present = {c: f for c, f in per_class.items() if len(f)}
+        if len(present) < 2:
+            _warn(f"the unified table is empty: counterfactual rows need two non-empty classes, "
+                  f"found {sorted(present) or 'none'} among {sorted(per_class)}")
+            return pd.DataFrame({c: pd.Series(dtype="int64" if c == "label" else object) for c in UNIFIED_COLUMNS})
+        unified = per_class_to_unified(present, self.seed, max_counterfactuals)
+        absent = [c for c in (target_classes or ()) if c not in present]
+        if absent:
+            _warn(f"target class(es) {absent} have no rows; the unified table labels only the others")
+            classes = list(target_classes)
+        else:
+            classes = resolve_target_classes(present, target_classes)
+        labelled = assign_labels(unified, classes)
         extras = [c for c in labelled.columns if c not in UNIFIED_COLUMNS]
         return labelled[list(UNIFIED_COLUMNS) + extras]
 
@@ -278,10 +335,12 @@ class TextPredictionDataCreator:
         excluded_spacy_tags: Union[SpacyTagSpec, Sequence[SpacyTagSpec], None] = None,
         base_data: Any = None,
         output: Optional[PathLike] = None,
+        strict: bool = False,
     ):
         """Sentences without any target word of any class (whole word, any case, tags ignored), without
         ``additional_excluded_words`` and, if given, without a token matching ``excluded_spacy_tags``.
-        Returns a DataFrame with the single column ``text`` (at most ``max_size`` rows)."""
+        Returns a DataFrame with the single column ``text`` (at most ``max_size`` rows). No neutral
+        sentence at all is a warning and an empty frame (``strict=True``: an error)."""
         import pandas as pd
 
         extra = list(additional_excluded_words or [])
@@ -298,10 +357,11 @@ class TextPredictionDataCreator:
         sentences = self.sentences() if base_data is None else self._sentences_of(base_data)
         texts = find_neutral(sentences, excluded, specs, max_size, nlp)
         if not texts:
-            raise ValueError(
-                f"no neutral sentence: all {len(sentences)} sentences contain an excluded word or tag "
-                f"(excluded words: {excluded[:10]}{' ...' if len(excluded) > 10 else ''})"
-            )
+            message = (f"no neutral sentence: all {len(sentences)} sentences contain an excluded word or tag "
+                       f"(excluded words: {excluded[:10]}{' ...' if len(excluded) > 10 else ''})")
+            if strict:
+                raise ValueError(message)
+            _warn(message + "; returning an empty neutral set")
         logger.info("neutral data: %d of %d sentences", len(texts), len(sentences))
         frame = pd.DataFrame({TEXT: texts})
         if output is not None:

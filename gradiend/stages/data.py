@@ -97,7 +97,7 @@ def create_training_data(config: dict, *, texts: str | None, training: str, summ
         max_size_per_class=data["max_size_per_class"], format="unified", balance=data["balance"],
         train_ratio=ratios["train"], val_ratio=ratios["validation"], test_ratio=ratios["test"],
         target_classes=data["target_classes"],
-        max_counterfactuals_per_sentence=data["max_counterfactuals_per_sentence"])
+        max_counterfactuals_per_sentence=data["max_counterfactuals_per_sentence"], strict=True)
     write_training_data(table, training)
     write_json(summary, {**data_summary(table), "creator": creator.report})
     logger.info("training data: %d rows -> %s", len(table), training)
@@ -117,6 +117,6 @@ def create_neutral_data(config: dict, *, texts: str | None, neutral: str) -> Non
     options = data["neutral"]
     frame = _creator(data, texts).generate_neutral_data(
         max_size=options["max_size"], additional_excluded_words=options["additional_excluded_words"],
-        excluded_spacy_tags=options["excluded_spacy_tags"])
+        excluded_spacy_tags=options["excluded_spacy_tags"], strict=True)
     write_neutral_data(frame, neutral)
     logger.info("neutral data: %d texts -> %s", len(frame), neutral)

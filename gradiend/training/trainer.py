@@ -58,6 +58,30 @@ class TrainResult:
         return self.convergence.best_correlation
 
 
+def check_class_rows(data, target_classes=None) -> None:
+    """Refuse data handed over in memory (per-class frames or one table) whose target classes have no
+    rows: data creation only warns about empty classes, training names them here.
+
+    The target classes are ``target_classes``, else the two classes present, else every class.
+    """
+    import pandas as pd
+
+    if isinstance(data, dict) and data and all(isinstance(f, pd.DataFrame) for f in data.values()):
+        counts = {str(c): len(f) for c, f in data.items()}
+    elif isinstance(data, pd.DataFrame) and "factual_class" in data.columns:
+        if data.empty:
+            raise ValueError("the training data has no rows (data creation warned why: too few sentences with "
+                             "the targets of two classes); add base data")
+        counts = {str(c): int(n) for c, n in data["factual_class"].astype(str).value_counts().items()}
+    else:
+        return
+    wanted = [str(c) for c in target_classes] if target_classes else list(counts)
+    empty = [c for c in wanted if counts.get(c, 0) == 0]
+    if empty:
+        raise ValueError(f"class {empty[0]!r} has no training rows (rows per class: {counts}); training needs rows "
+                         "of both target classes: add base data containing its targets")
+
+
 class TextPredictionTrainer:
     """Train a GRADIEND for a pair of classes on masked-token prediction.
 
@@ -96,10 +120,11 @@ class TextPredictionTrainer:
     # ------------------------------------------------------------------ data
     @property
     def training_table(self):
-        """The unified table (read once)."""
+        """The unified table (read once); a target class without rows is refused first, by name."""
         if self._table is None:
             from gradiend.data.ingest import load_training_table
 
+            check_class_rows(self.config.data, self.config.target_classes)
             self._table = load_training_table(self.config)
         return self._table
 
