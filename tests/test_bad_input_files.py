@@ -232,3 +232,20 @@ def test_atomic_outputs_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == file_mode
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == dir_mode
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
+
+
+def test_truncated_demo_model_weights(run, finished, tmp_path):
+    """A damaged base model folder that the workflow built (a demo model) names the rule that rebuilds it."""
+    folder = tmp_path / "results" / "_demo" / "models" / "tiny-bert"
+    shutil.copytree(run.experiment["base_model_path"], folder)
+    _truncate(folder / "model.safetensors")
+    cut = run.cut("evaluate_encoder")
+    cut["base_model_path"] = str(folder)
+    with pytest.raises(ValueError) as error:
+        stages.evaluate_encoder(cut, seed=0, model=run.path("seeds", "0", "model"),
+                                training=run.path("data", "training.parquet"), neutral=run.path("data", "neutral.parquet"),
+                                metrics=str(tmp_path / "m.json"), encoded=str(tmp_path / "e.parquet"),
+                                distributions=str(tmp_path / "d.png"))
+    message = str(error.value)
+    assert f"model folder {str(folder)!r}: its safetensors weights cannot be read" in message
+    assert "snakemake --forcerun demo_model" in message

@@ -50,6 +50,15 @@ def _check_vocabulary_size(tokenizer, name: str) -> None:
             f"files are missing, so every word would become the unknown token")
 
 
+def _unreadable_folder(path: Path, what: str, error: BaseException) -> ValueError:
+    """A local model folder whose files do not parse: name it and how to rebuild it."""
+    from gradiend.util.io import rebuild_hint
+
+    detail = " ".join(str(error).split())[:300]
+    return ValueError(f"model folder {str(path)!r}: its {what} cannot be read ({type(error).__name__}: {detail}); "
+                      f"a file may be truncated or damaged: {rebuild_hint(path / 'model.safetensors')}")
+
+
 def load_tokenizer(name_or_path, trust_remote_code: bool = False):
     """The tokenizer of a local model folder or a cached Hugging Face id (checked as in
     :func:`load_base_model`), without loading the weights."""
@@ -63,7 +72,9 @@ def load_tokenizer(name_or_path, trust_remote_code: bool = False):
     source = str(path) if path.exists() else name
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-    except OSError as error:
+    except (OSError, ValueError) as error:
+        if path.is_dir():
+            raise _unreadable_folder(path, "tokenizer", error) from error
         raise _not_available(name, error) from error
     _check_vocabulary_size(tokenizer, name)
     return tokenizer
@@ -133,6 +144,7 @@ def load_base_model(
     ``objective``: ``"auto"`` (masked LM when the tokenizer has a mask token and the config is a
     masked LM, else causal LM), ``"masked_lm"``, ``"causal_lm"`` or an :class:`Objective`.
     """
+    from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     name = str(name_or_path)
@@ -144,7 +156,9 @@ def load_base_model(
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-    except OSError as error:
+    except (OSError, ValueError) as error:
+        if path.is_dir():
+            raise _unreadable_folder(path, "config or tokenizer", error) from error
         raise _not_available(name, error) from error
     _check_vocabulary_size(tokenizer, name)
     chosen = resolve_objective(objective, model=config, tokenizer=tokenizer)
@@ -157,6 +171,8 @@ def load_base_model(
             use_safetensors=True,
             trust_remote_code=trust_remote_code,
         )
+    except SafetensorError as error:  # a truncated or damaged weights file (not an OSError)
+        raise _unreadable_folder(path, "safetensors weights", error) from error
     except OSError as error:
         raise BaseModelNotAvailableError(
             f"cannot load the weights of base model {name!r} as safetensors (only safetensors weights "
