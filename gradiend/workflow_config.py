@@ -271,6 +271,13 @@ def _check_experiment(name: str, exp: dict, cfg: dict) -> list[str]:
     source = data["source"]
     if isinstance(source, dict) and "path" in source and not Path(source["path"]).expanduser().is_file():
         problems.append(f"config key `{key}.data.source.path`: file not found: {source['path']}")
+    elif isinstance(source, dict) and "path" in source:
+        from gradiend.data.base_loader import SUPPORTED_SUFFIXES
+
+        suffix = Path(source["path"]).suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES:
+            problems.append(f"config key `{key}.data.source.path`: {source['path']} has the suffix {suffix!r}, which "
+                            f"names no supported format ({', '.join(SUPPORTED_SUFFIXES)}); rename or convert the file")
     problems += _check_base_model(key, exp["base_model"], cfg)
     if exp["training"]["min_convergent_seeds"] > len(exp["seeds"]):
         problems.append(f"config key `{key}.training.min_convergent_seeds` "

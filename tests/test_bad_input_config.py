@@ -258,3 +258,16 @@ def test_local_model_folder_without_tokenizer_files(raw, tmp_path):
     problem = only_problem(raw)
     assert f"`{EXP}.base_model`: model folder {str(folder)!r} has no tokenizer files" in problem
     assert "['config.json', 'model.safetensors']" in problem
+
+
+def test_class_cap_below_what_data_creation_accepts(raw):
+    bert(raw)["data"]["max_size_per_class"] = 5
+    assert f"`{EXP}.data.max_size_per_class`: 5 is less than the minimum of 10" in only_problem(raw)
+
+
+def test_data_file_of_an_unknown_format(raw, tmp_path):
+    texts = tmp_path / "texts.docx"
+    texts.write_bytes(b"PK")
+    bert(raw)["data"]["source"] = {"path": str(texts)}
+    problem = only_problem(raw)
+    assert f"`{EXP}.data.source.path`: {texts} has the suffix '.docx'" in problem and ".csv" in problem
