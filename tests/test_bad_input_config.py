@@ -1,6 +1,7 @@
 """Bad configuration (issue 11): each case is one ConfigError naming the key (or file and line) and
 saying what to write instead, raised by ``load_and_validate`` / ``load_config_file`` and therefore
 already by ``snakemake -n`` (common.smk calls them before any rule exists)."""
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -271,3 +272,18 @@ def test_data_file_of_an_unknown_format(raw, tmp_path):
     bert(raw)["data"]["source"] = {"path": str(texts)}
     problem = only_problem(raw)
     assert f"`{EXP}.data.source.path`: {texts} has the suffix '.docx'" in problem and ".csv" in problem
+
+
+def test_duplicate_key_in_a_shipped_profile_is_refused_by_snakemake(tmp_path):
+    """The profiles under workflow/profiles are read again at start-up; checked on a copy of the workflow."""
+    copy_root = tmp_path / "wf"
+    shutil.copytree(REPO / "workflow", copy_root / "workflow", symlinks=True)
+    shutil.copy(REPO / "Snakefile", copy_root / "Snakefile")
+    shutil.copytree(REPO / "config", copy_root / "config")
+    profile = copy_root / "workflow" / "profiles" / "slurm" / "config.yaml"
+    profile.write_text(profile.read_text() + "\njobs: 7\n")
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--workflow-profile", "none",
+                           "--config", f"results_dir={tmp_path / 'results'}"],
+                          cwd=copy_root, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert f"{profile}: config key `jobs` is written twice" in done.stdout + done.stderr

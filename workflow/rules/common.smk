@@ -12,7 +12,9 @@ from gradiend.schema_validation import ConfigError, check_yaml_file
 try:
     # Snakemake's own YAML reader keeps the last of two equal keys without a word; read the config
     # files again and refuse that before anything runs.
-    for _configfile in workflow.configfiles:
+    # The shipped profiles are YAML files a user edits too (partitions, accounts).
+    _profiles = sorted((Path(workflow.current_basedir).parent / "profiles").glob("*/config.yaml"))
+    for _configfile in [*workflow.configfiles, *_profiles]:
         check_yaml_file(_configfile)
     CFG = wfc.load_and_validate(config, Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml")
 except ConfigError as error:
