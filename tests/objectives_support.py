@@ -1,6 +1,7 @@
 """Test helpers for the objective and fast-gradient tests: masked rows from the demo corpus."""
 from __future__ import annotations
 
+import math
 import re
 
 import torch
@@ -38,3 +39,41 @@ def random_tangent(params: dict[str, torch.nn.Parameter], seed: int = 0) -> dict
 
 def flat(grads: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([g.reshape(-1).double() for g in grads.values()])
+
+
+def hand_encoded(mwg, masked: str, factual: str, alternative: str, kind: str) -> float:
+    """One row's encoded value computed without the library's objectives or gradient paths: the Hugging
+    Face forward, torch's cross entropy at the mask(s) (the next token after the prefix for a causal LM),
+    one ``torch.autograd.grad``, the dot with the encoder weight row, + bias, through tanh.
+
+    An independent reference for the fast (JVP) and the plain (per-row backward) encoding paths, which
+    share the library's batching and losses."""
+    assert mwg.gradiend.activation_encoder == "tanh" and mwg.gradiend.latent_dim == 1
+    tokenizer, model = mwg.tokenizer, mwg.base_model
+    if mwg.objective.name == "causal_lm":
+        ids = tokenizer(masked[: masked.index("[MASK]")].rstrip())["input_ids"]
+        inputs = {"input_ids": torch.tensor([ids])}
+        positions = torch.tensor([len(ids) - 1])
+
+        def target(word):
+            return tokenizer(" " + word, add_special_tokens=False)["input_ids"][0]
+    else:
+        inputs = tokenizer(masked.replace("[MASK]", tokenizer.mask_token), return_tensors="pt")
+        positions = (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero().flatten()
+
+        def target(word):
+            [token] = tokenizer(word, add_special_tokens=False)["input_ids"]  # one-token words only
+            return token
+    named = dict(model.named_parameters())
+    params = {name: named[name] for name in mwg.gradiend.param_map}
+    with torch.enable_grad():
+        logits = model(**inputs).logits[0, positions]
+
+        def loss(word):
+            return torch.nn.functional.cross_entropy(logits, torch.full((len(positions),), target(word)))
+        value = {"factual": lambda: loss(factual), "alternative": lambda: loss(alternative),
+                 "diff": lambda: loss(factual) - loss(alternative)}[kind]()
+        grads = torch.autograd.grad(value, list(params.values()))
+    weight = mwg.gradiend.unflatten(mwg.gradiend.encoder_weight[0].detach())
+    dot = sum(float((g.double() * weight[name].double()).sum()) for name, g in zip(params, grads))
+    return math.tanh(dot + float(mwg.gradiend.encoder_bias.detach()[0]))

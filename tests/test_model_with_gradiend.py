@@ -8,6 +8,7 @@ import torch
 from gradiend.model.base_reference import sha256_file
 from gradiend.model.param_mapped import ParamMappedGradiendModel
 from gradiend.model.with_gradiend import ModelWithGradiend
+from tests.objectives_support import hand_encoded
 
 ROWS = {
     "masked": ["Nancy called her friend when [MASK] arrived.", "Yesterday [MASK] played the guitar.",
@@ -152,6 +153,11 @@ def test_encode_batch_jvp_matches_per_row_gradients(model):
     ])
     assert fast.shape == (4,)
     torch.testing.assert_close(fast, plain.detach(), rtol=1e-4, atol=1e-5)
+    # and both agree with a reference that shares none of the library's batching, losses or gradient code
+    hand = torch.tensor([hand_encoded(model, m, f, a, model.source)
+                         for m, f, a in zip(ROWS["masked"], ROWS["factual"], ROWS["alternative"])], dtype=torch.float64)
+    assert float(hand.abs().min()) > 1e-4  # a real signal on every row
+    torch.testing.assert_close(fast.double(), hand, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(fast, model.encode_batch(ROWS["masked"], ROWS["factual"], ROWS["alternative"], plain=True),
                                rtol=1e-4, atol=1e-5)
     single = model.encode(ROWS["masked"][1], ROWS["factual"][1], ROWS["alternative"][1])
