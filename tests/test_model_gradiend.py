@@ -45,8 +45,26 @@ def test_init_follows_reference_and_callers_seed():
 
 
 def test_activations_and_unknown_activation():
-    for name in ("tanh", "relu", "leakyrelu", "gelu", "silu", "elu", "sigmoid", "smht", "id"):
-        GradiendModel(4, activation_encoder=name, activation_decoder=name)(torch.randn(4))
+    # each name's function written out by hand, applied to the encoder's and the decoder's pre-activations
+    functions = {
+        "tanh": torch.tanh, "relu": lambda z: torch.where(z > 0, z, 0.0),
+        "leakyrelu": lambda z: torch.where(z > 0, z, 0.01 * z),
+        "gelu": lambda z: 0.5 * z * (1 + torch.erf(z / math.sqrt(2))), "silu": lambda z: z / (1 + torch.exp(-z)),
+        "elu": lambda z: torch.where(z > 0, z, torch.exp(z) - 1), "sigmoid": lambda z: 1 / (1 + torch.exp(-z)),
+        "smht": lambda z: z.clamp(-1.0, 1.0), "id": lambda z: z,
+    }
+    x = torch.tensor([[3.0, -1.0, 2.0, 0.5], [-3.0, 1.0, -2.0, -0.5]])  # opposite inputs: both signs
+    for name, f in functions.items():
+        torch.manual_seed(0)
+        m = GradiendModel(4, activation_encoder=name, activation_decoder=name)
+        with torch.no_grad():
+            m.encoder.weight.mul_(4.0)  # pre-activations beyond ±1, where smht, tanh and sigmoid differ
+        decoded, encoded = m.reconstruct(x, return_encoded=True)
+        pre = x @ m.encoder_weight.detach().T + m.encoder_bias.detach()
+        assert float(pre.min()) < -1 and float(pre.max()) > 1, name
+        torch.testing.assert_close(encoded.detach(), f(pre), msg=name)
+        expected = f(f(pre) @ m.decoder_weight.detach().T + m.decoder_bias.detach())
+        torch.testing.assert_close(decoded.detach(), expected, msg=name)
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         GradiendModel(4, activation_encoder="swish")
 
@@ -116,6 +134,30 @@ def test_invert_encoding_flips_encoded_sign(model):
     model.invert_encoding()
     torch.testing.assert_close(model.forward_encoder(x), -before)
     assert torch.equal(model.decoder_weight, -dec_w)
+
+
+@pytest.mark.parametrize("bias_decoder", [True, False])
+@pytest.mark.parametrize("activation", ["tanh", "id"])
+def test_invert_encoding_preserves_reconstruction(bias_decoder, activation):
+    torch.manual_seed(1)
+    model = GradiendModel(12, bias_decoder=bias_decoder, activation_encoder=activation)
+    if bias_decoder:
+        with torch.no_grad():
+            model.decoder.bias.copy_(torch.linspace(-1.0, 1.0, 12))  # a bias that a flip would show
+    x = torch.randn(5, 12)
+    reconstruction, encoded = model.reconstruct(x), model(x)
+    bias = None if model.decoder.bias is None else model.decoder.bias.detach().clone()
+    model.invert_encoding()
+    torch.testing.assert_close(model(x), -encoded)
+    torch.testing.assert_close(model.reconstruct(x), reconstruction)
+    if bias_decoder:
+        assert torch.equal(model.decoder.bias, bias)  # the bias is not part of the flip
+
+
+def test_invert_encoding_refuses_an_activation_that_is_not_odd():
+    model = GradiendModel(12, activation_encoder="relu")
+    with pytest.raises(ValueError, match="odd encoder activation"):
+        model.invert_encoding()
 
 
 def test_save_load_round_trip(model, tmp_path):
