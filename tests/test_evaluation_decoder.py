@@ -58,7 +58,16 @@ def test_strengthen_only_scores_the_needed_cells_and_datasets(evaluator):
     assert {c["feature_factor"] for c in cells.values()} == {1.0}
     assert all(set(c["probs_by_dataset"]) == {"he"} for c in cells.values())
     entry = result["she"]
-    assert entry["strengthen"] and entry["feature_factor"] == 1.0 and entry["learning_rate"] in LRS
+    assert entry["strengthen"] and entry["feature_factor"] == 1.0
+    # the chosen cell, by the documented rule computed here: the largest P(she) on "he" rows among the
+    # cells keeping lms >= 0.99 * base lms (smallest |lr| first on ties), else the smallest |lr|
+    base_lms = result["grid"]["base"]["lms"]
+    ordered = sorted(cells.values(), key=lambda c: abs(c["learning_rate"]))
+    passing = [c for c in ordered if c["lms"] >= 0.99 * base_lms]
+    expected = max(passing, key=lambda c: c["probs_by_dataset"]["he"]["she"]) if passing else ordered[0]
+    assert entry["learning_rate"] == expected["learning_rate"] and entry["fallback"] is (not passing)
+    assert entry["value"] == pytest.approx(expected["probs_by_dataset"]["he"]["she"])
+    assert entry["lms"] == expected["lms"] and entry["base_lms"] == base_lms
     assert "she_weaken" not in result and "he" not in result
 
 

@@ -115,7 +115,12 @@ def test_fused_attention_without_forward_mode_is_a_clear_error(tiny_masked_lm_di
     batch = objective.prepare(tokenizer, *masked_rows(demo_corpus, 4))
     tangent = random_tangent(mapped_parameters(model))
     try:
-        jvp_directional(model, tangent, objective, batch, "factual")
+        fast = jvp_directional(model, tangent, objective, batch, "factual")
     except NotImplementedError as error:
         assert "attn_implementation='eager'" in str(error)
-    # else: this torch build has the forward-mode formula, and eager is merely the safe default
+        return
+    # this torch build has the forward-mode formula: then the fused path must give the right numbers,
+    # not merely return (eager is the safe default, not the only correct one)
+    plain = per_example_gradient_dot(model, tangent, objective, batch, "factual")
+    assert fast.shape == plain.shape == (4,) and float(plain.abs().min()) > 0
+    assert float((fast.double() - plain.double()).norm() / plain.double().norm()) <= 1e-4

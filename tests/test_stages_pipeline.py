@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -77,8 +78,17 @@ def test_encoder_outputs(run):
         assert {"correlation", "validation_correlation", "accuracy", "mean_by_target_class", "neutral_mean",
                 "n_by_type", "mean_by_class", "seed"} <= set(metrics)
         assert set(metrics["mean_by_target_class"]) == {"F", "M"} and metrics["seed"] == seed
-        assert -1 <= metrics["correlation"] <= 1 and -1 <= metrics["validation_correlation"] <= 1
+        assert -1 <= metrics["validation_correlation"] <= 1  # its rows are not in encoded.parquet
         encoded = pd.read_parquet(run.path("seeds", str(seed), "encoder", "encoded.parquet"))
+        # the numbers, recomputed from the encoded rows: Pearson over the training rows, means by label
+        training = encoded[encoded["type"] == "training"]
+        expected = np.corrcoef(training["encoded"].to_numpy(float), training["label"].to_numpy(float))[0, 1]
+        assert metrics["correlation"] == pytest.approx(expected, abs=1e-9)
+        assert metrics["mean_by_target_class"] == pytest.approx(
+            {"F": training.loc[training["label"] == 1, "encoded"].mean(),
+             "M": training.loc[training["label"] == -1, "encoded"].mean()}, abs=1e-9)
+        neutral = encoded[encoded["type"] != "training"]
+        assert metrics["neutral_mean"] == pytest.approx(neutral["encoded"].mean(), abs=1e-9)
         assert list(encoded.columns) == list(ENCODED_COLUMNS)
         assert set(encoded["type"]) == {"training", "neutral_training_masked", "neutral_dataset"}
         assert set(encoded.loc[encoded["type"] == "training", "label"]) == {1, -1}
@@ -105,11 +115,15 @@ def test_select_seed_copies_the_chosen_checkpoint(run):
 def test_select_seed_fails_when_asked(run, tmp_path):
     cut = run.cut("select_seed")
     cut["training"].update(min_convergent_seeds=2, fail_on_non_convergence=True)
-    scores = read(run, "best", "seed.json")["scores"]
-    if all(s["converged"] for s in scores.values()):
-        pytest.skip("both seeds converged")
-    with pytest.raises(RuntimeError, match="fail_on_non_convergence"):
-        stages.select_seed(cut, seeds=run.seeds, models=[run.path("seeds", str(s), "model") for s in run.seeds],
+    # whatever the two seeds did, the last one is made non-convergent here, so the check always runs
+    models = [run.path("seeds", str(s), "model") for s in run.seeds]
+    stats = read(run, "seeds", str(run.seeds[-1]), "model", "training.json")
+    stats["convergence_info"]["converged"] = False
+    (tmp_path / "unconverged").mkdir()
+    (tmp_path / "unconverged" / "training.json").write_text(json.dumps(stats), encoding="utf-8")
+    models[-1] = str(tmp_path / "unconverged")
+    with pytest.raises(RuntimeError, match=r"only [01] of 2 seed\(s\) converged.*fail_on_non_convergence"):
+        stages.select_seed(cut, seeds=run.seeds, models=models,
                            metrics=[run.path("seeds", str(s), "encoder", "metrics.json") for s in run.seeds],
                            choice=str(tmp_path / "seed.json"), best_model=str(tmp_path / "model"))
     assert not (tmp_path / "seed.json").exists()

@@ -67,7 +67,9 @@ def test_train_seed_writes_checkpoint_and_history(tiny_masked_lm_dir, table, tmp
     stats = json.loads((model_dir / "training.json").read_text())
     assert [h["step"] for h in stats["history"]] == [0, 3, 6]
     assert len(stats["losses"]) == 6 and all(math.isfinite(x) for x in stats["losses"])
-    assert stats["best_step"] in (3, 6)
+    evaluated = [h for h in stats["history"] if h["step"] > 0]
+    best = max(evaluated, key=lambda h: abs(h["correlation"]))  # largest |r| after step 0; max keeps ties' first
+    assert stats["best_step"] == best["step"]
     assert stats["convergence_info"]["best_step"] == stats["best_step"]
     assert set(stats["history"][1]["mean_by_class"]) == {"she", "he"}
     assert "output_dir" not in stats["training_args"] and stats["training_args"]["learning_rate"] == 1e-3
@@ -77,8 +79,11 @@ def test_train_seed_writes_checkpoint_and_history(tiny_masked_lm_dir, table, tmp
     assert loaded.source == "alternative"
     fig = trainer.plot_training_convergence()
     assert (tmp_path / "training_convergence.png").is_file() and fig is not None
-    metrics = trainer.evaluate_encoder(split="validation", max_size=4)
-    assert -1.0 <= metrics["correlation"] <= 1.0
+    metrics = trainer.evaluate_encoder(split="validation", max_size=4, return_df=True)
+    rows = metrics["encoder_df"][metrics["encoder_df"]["type"] == "training"]
+    assert len(rows) == 8  # max_size rows per transition, two transitions
+    expected = np.corrcoef(rows["encoded"].to_numpy(float), rows["label"].to_numpy(float))[0, 1]
+    assert metrics["correlation"] == pytest.approx(expected, abs=1e-9)
 
 
 def test_runs_are_deterministic_for_a_seed(tiny_masked_lm_dir, table, tmp_path):
@@ -144,6 +149,25 @@ def test_multi_seed_report_and_best_copy(tiny_masked_lm_dir, table, tmp_path):
     best = (tmp_path / "seeds" / f"seed_{result.seed}" / "model.safetensors").read_bytes()
     assert (tmp_path / "model" / "model.safetensors").read_bytes() == best
     assert trainer.model_with_gradiend is not None
+
+
+def test_max_seeds_trains_every_seed_and_keeps_the_best(tiny_masked_lm_dir, table, tmp_path):
+    """Documented: ``max_seeds=3  # Train 3 seeds and pick best``; early stopping only on request."""
+    everything_converges = dict(convergent_score_threshold=0.0, convergent_mean_by_class_threshold=0.0)
+    args = _args(tmp_path / "all", max_seeds=3, seed=5, max_steps=3, **everything_converges)
+    assert args.min_convergent_seeds is None
+    result = _trainer(tiny_masked_lm_dir, table, args).train()
+    report = json.loads((tmp_path / "all" / "seeds" / "seed_report.json").read_text())
+    assert report["seeds_tried"] == [5, 6, 7] and [r["seed"] for r in report["runs"]] == [5, 6, 7]
+    assert report["early_stop_reason"] is None
+    scores = {r["seed"]: abs(r["selection_score"]) for r in report["runs"]}
+    assert result.seed == report["best_seed"] == max(scores, key=scores.get)
+
+    args = _args(tmp_path / "early", max_seeds=3, seed=5, max_steps=3, min_convergent_seeds=1,
+                 **everything_converges)
+    _trainer(tiny_masked_lm_dir, table, args).train()
+    report = json.loads((tmp_path / "early" / "seeds" / "seed_report.json").read_text())
+    assert report["seeds_tried"] == [5] and "min_convergent_seeds=1" in report["early_stop_reason"]
 
 
 def test_fail_on_non_convergence(tiny_masked_lm_dir, table):
