@@ -249,3 +249,19 @@ def test_truncated_demo_model_weights(run, finished, tmp_path):
     message = str(error.value)
     assert f"model folder {str(folder)!r}: its safetensors weights cannot be read" in message
     assert "snakemake --forcerun demo_model" in message
+
+
+def test_causal_model_on_rows_without_left_context(run, finished, tiny_causal_lm_dir, tmp_path):
+    """Rows whose target opens the text (fine for a masked LM) cannot train a causal LM: refused
+    before training, naming the setting that fixes it, not at the batch that holds such a row."""
+    table = pd.read_parquet(run.path("data", "training.parquet"))
+    table.loc[len(table) - 3:, "masked"] = "[MASK] " + table["masked"].str.split("[MASK]", n=1, regex=False).str[1]
+    opening = tmp_path / "training.parquet"
+    table.to_parquet(opening)
+    cut = run.cut("train_seed")
+    cut["base_model_path"] = str(tiny_causal_lm_dir)
+    with pytest.raises(ValueError) as error:
+        train_seed(run, cut, training=str(opening))
+    message = str(error.value)
+    assert f"3 of {len(table)} rows of the training data of exp have no text before their first mask" in message
+    assert "causal LM" in message and "`data.min_left_context_words`" in message

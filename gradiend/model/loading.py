@@ -80,6 +80,23 @@ def load_tokenizer(name_or_path, trust_remote_code: bool = False):
     return tokenizer
 
 
+def load_tokenizer_and_objective(name_or_path, trust_remote_code: bool = False):
+    """``(tokenizer, objective)`` as :func:`load_base_model` would choose them (``"auto"``), reading
+    only the config and the tokenizer, not the weights."""
+    from transformers import AutoConfig
+
+    tokenizer = load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
+    path = Path(str(name_or_path)).expanduser()
+    source = str(path) if path.exists() else str(name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        if path.is_dir():
+            raise _unreadable_folder(path, "config", error) from error
+        raise _not_available(str(name_or_path), error) from error
+    return tokenizer, resolve_objective("auto", model=config, tokenizer=tokenizer)
+
+
 def tokenizer_label(tokenizer) -> str:
     """``BertTokenizerFast of 'path/or/id'``: how messages name a tokenizer."""
     return f"{type(tokenizer).__name__} of {getattr(tokenizer, 'name_or_path', '?')!r}"

@@ -84,12 +84,14 @@ def read_tables(training: str, neutral: str | None = None):
     return table, (None if neutral is None else read_neutral_data(neutral))
 
 
-def fit_tables_to_tokenizer(config: Mapping, tokenizer, table, neutral=None):
+def fit_tables_to_tokenizer(config: Mapping, tokenizer, table, neutral=None, objective=None):
     """``(table, neutral)`` ready for the base model's tokenizer, checked before any heavy work.
 
     A target word (factual or alternative token of any class) that the tokenizer maps to its unknown
     token is an error naming the word, its class and the tokenizer; rows and neutral texts that contain
-    the mask token literally are dropped (:mod:`gradiend.data.mask_token`, the count is logged)."""
+    the mask token literally are dropped (:mod:`gradiend.data.mask_token`, the count is logged). For a
+    causal LM (``objective``), a row with no text before its first mask is an error naming the row and
+    `data.min_left_context_words` (found here, not at the batch that holds the row mid-training)."""
     from gradiend.data.mask_token import drop_neutral_with_mask, drop_rows_with_mask
     from gradiend.data.tables import ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS
     from gradiend.model.loading import check_target_words
@@ -102,17 +104,35 @@ def fit_tables_to_tokenizer(config: Mapping, tokenizer, table, neutral=None):
                        where=f"the training data of {config['name']}")
     table = drop_rows_with_mask(table, tokenizer, where=f"training data of {config['name']}")
     neutral = drop_neutral_with_mask(neutral, tokenizer, where=f"neutral data of {config['name']}")
+    if getattr(objective, "name", None) == "causal_lm":
+        _check_left_context(config, table)
     return table, neutral
+
+
+def _check_left_context(config: Mapping, table) -> None:
+    from gradiend.data.mask_token import PLACEHOLDER
+    from gradiend.data.tables import MASKED
+
+    masked = table[MASKED].astype(str)
+    empty = [i for i, text in enumerate(masked) if not text.split(PLACEHOLDER, 1)[0].strip()]
+    if empty:
+        first = masked.iloc[empty[0]]
+        raise ValueError(
+            f"{len(empty)} of {len(table)} rows of the training data of {config['name']} have no text before their "
+            f"first mask (e.g. row {empty[0]}: {first[:120]!r}), but the base model {config['base_model']!r} is a "
+            f"causal LM, which predicts the target from its left context only: set `data.min_left_context_words` "
+            f"(e.g. 3) so that data creation keeps only targets with words before them")
 
 
 def read_tables_for_model(config: Mapping, training: str, neutral: str | None = None):
     """:func:`read_tables`, then :func:`fit_tables_to_tokenizer` with the base model's tokenizer
     (loaded alone, which is cheap, for stages whose trainer loads the model later)."""
-    from gradiend.model.loading import load_tokenizer
+    from gradiend.model.loading import load_tokenizer_and_objective
 
     table, neutral_table = read_tables(training, neutral)
-    tokenizer = load_tokenizer(config["base_model_path"], trust_remote_code=bool(config["trust_remote_code"]))
-    return fit_tables_to_tokenizer(config, tokenizer, table, neutral_table)
+    tokenizer, objective = load_tokenizer_and_objective(config["base_model_path"],
+                                                        trust_remote_code=bool(config["trust_remote_code"]))
+    return fit_tables_to_tokenizer(config, tokenizer, table, neutral_table, objective)
 
 
 def evaluation_parts(config: Mapping, mwg, table, neutral, **limits):
@@ -121,7 +141,7 @@ def evaluation_parts(config: Mapping, mwg, table, neutral, **limits):
 
     tokenizer = getattr(mwg, "tokenizer", None)
     if tokenizer is not None:
-        table, neutral = fit_tables_to_tokenizer(config, tokenizer, table, neutral)
+        table, neutral = fit_tables_to_tokenizer(config, tokenizer, table, neutral, getattr(mwg, "objective", None))
     return EvaluationParts(
         model_with_gradiend=mwg, data=table, neutral_data=neutral, target_classes=target_classes(config),
         seed=EVALUATION_SEED, batch_size=config["training"]["eval_batch_size"],
