@@ -279,6 +279,15 @@ def _check_experiment(name: str, exp: dict, cfg: dict) -> list[str]:
             problems.append(f"config key `{key}.data.source.path`: {source['path']} has the suffix {suffix!r}, which "
                             f"names no supported format ({', '.join(SUPPORTED_SUFFIXES)}); rename or convert the file")
     problems += _check_base_model(key, exp["base_model"], cfg)
+    demo = exp["base_model"][len(DEMO_PREFIX):] if exp["base_model"].startswith(DEMO_PREFIX) else None
+    if demo in cfg["demo"]["models"] and cfg["demo"]["models"][demo]["kind"] == "causal":
+        without = [t["id"] for t in data["feature_targets"]
+                   if (t["min_left_context_words"] if t["min_left_context_words"] is not None
+                       else data["min_left_context_words"]) < 1]
+        if without:
+            problems.append(f"config key `{key}.data.min_left_context_words`: the base model {exp['base_model']!r} is a "
+                            f"causal LM, which predicts a target from the words before it, but class(es) {without} "
+                            f"accept targets with no word before them; set it to 1 or more (e.g. 3)")
     if exp["training"]["min_convergent_seeds"] > len(exp["seeds"]):
         problems.append(f"config key `{key}.training.min_convergent_seeds` "
                         f"({exp['training']['min_convergent_seeds']}) exceeds the number of seeds "

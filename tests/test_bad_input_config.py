@@ -287,3 +287,13 @@ def test_duplicate_key_in_a_shipped_profile_is_refused_by_snakemake(tmp_path):
                           cwd=copy_root, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert f"{profile}: config key `jobs` is written twice" in done.stdout + done.stderr
+
+
+def test_causal_demo_model_without_left_context(raw):
+    gpt2 = raw["experiments"]["gender_tiny_gpt2"]
+    gpt2["data"]["min_left_context_words"] = 0
+    problem = only_problem(raw)
+    assert "`experiments.gender_tiny_gpt2.data.min_left_context_words`" in problem
+    assert "causal LM" in problem and "['F', 'M']" in problem
+    gpt2["data"]["feature_targets"][0]["min_left_context_words"] = 2
+    assert "['M']" in only_problem(raw)
