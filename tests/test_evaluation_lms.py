@@ -67,6 +67,14 @@ def test_masked_lms_counts_correct_predictions(bert):
 
     assert scorer(Oracle())["lms"] == 1.0
 
+    class Copier(Oracle):  # predicts the token it is shown: [MASK] at every scored position
+        def forward(self, input_ids, attention_mask):
+            logits = torch.zeros(*input_ids.shape, len(tokenizer))
+            logits.scatter_(2, input_ids.unsqueeze(-1), 1.0)
+            return type("Out", (), {"logits": logits})()
+
+    assert scorer(Copier())["lms"] == 0.0
+
 
 def test_causal_lms_equals_hand_computation(gpt2):
     model, tokenizer = gpt2
@@ -96,7 +104,17 @@ def test_causal_lms_ignores_tokens_and_rejects_nan(gpt2):
     assert ignored
     full = CausalLMS(tokenizer, SENTENCES)(model)
     partial = CausalLMS(tokenizer, SENTENCES, ignore_token_ids=ignored)(model)
-    assert partial["n_tokens"] < full["n_tokens"]
+    rows = [tokenizer(text)["input_ids"] for text in SENTENCES]
+    assert full["n_tokens"] == sum(len(ids) - 1 for ids in rows)  # every token after the first is predicted
+    assert partial["n_tokens"] == sum(t not in ignored for ids in rows for t in ids[1:]) < full["n_tokens"]
+    # and the score is the mean NLL of exactly those tokens
+    nlls = []
+    with torch.no_grad():
+        for ids in rows:
+            logits = model(torch.tensor([ids])).logits[0]
+            nlls += [-torch.log_softmax(logits[t], -1)[ids[t + 1]].item() for t in range(len(ids) - 1)
+                     if ids[t + 1] not in ignored]
+    assert partial["lms"] == pytest.approx(1 / (1 + sum(nlls) / len(nlls)), rel=1e-5)
 
     broken = tiny_gpt2()[0]
     with torch.no_grad():

@@ -72,7 +72,8 @@ def test_uncapped_or_file_sources_are_not_streamed(tmp_path, monkeypatch):
     path = tmp_path / "base.txt"
     path.write_text("a\nb\nc\n", encoding="utf-8")
     monkeypatch.setattr(base_loader, "stream_hf_texts", lambda *a, **k: pytest.fail("streamed a file"))
-    assert set(resolve_base_data(str(path), max_size=2, seed=1)) <= {"a", "b", "c"}
+    picked = resolve_base_data(str(path), max_size=2, seed=1)
+    assert len(picked) == len(set(picked)) == 2 and set(picked) <= {"a", "b", "c"}
     assert not base_loader._streams("wikimedia/wikipedia", None)
     assert base_loader._streams("wikimedia/wikipedia", 5)
 
