@@ -47,6 +47,8 @@ def test_benchmark_model_table_and_report(files, tiny_masked_lm_dir, tiny_causal
     assert (rewritten["kind"], rewritten["likelihood"]) == ("causal", "log-likelihood")
     assert base["stereoset"]["source"] == str(files / "st.json") and base["bias_types"] == ["gender"]
     assert base["stereoset"]["n"] == 5 and base["crows_pairs"]["n"] == 4 and base["bootstrap"] == 50
+    import hashlib
+    assert base["crows_pairs"]["sha256"] == hashlib.sha256((files / "cp.csv").read_bytes()).hexdigest()
 
     model, tokenizer, _ = load_base_model(tiny_masked_lm_dir)
     direct = run_benchmarks(model, tokenizer, load_benchmarks(exp["benchmarks"]), bootstrap=50, seed=0)

@@ -26,6 +26,17 @@ def _sources(config: Mapping, stereoset: str | None, crows_pairs: str | None) ->
     return block
 
 
+def _file_hash(source) -> dict:
+    """``{"sha256": ...}`` of a local benchmark file (provenance of the scores); nothing for a hub dataset."""
+    import hashlib
+    from pathlib import Path
+
+    if not isinstance(source, Mapping) or "path" not in source:
+        return {}
+    digest = hashlib.sha256(Path(source["path"]).expanduser().read_bytes()).hexdigest()
+    return {"sha256": digest}
+
+
 def benchmark_model(config: dict, *, model_name: str, model_dir: str | None, output: str,
                     stereoset: str | None = None, crows_pairs: str | None = None) -> None:
     """Score one model on the experiment's bias benchmarks.
@@ -38,8 +49,9 @@ def benchmark_model(config: dict, *, model_name: str, model_dir: str | None, out
     Writes ``output`` (``results/<experiment>/benchmarks/<model_name>.json``): ``experiment, model,
     base_model, kind`` (masked/causal), ``likelihood`` (``pseudo-log-likelihood`` for masked LMs,
     ``log-likelihood`` for causal LMs), ``bias_types, bootstrap, bootstrap_seed, confidence``, and
-    per configured benchmark: StereoSet ``{source, ss, lms, icat, n, ci: {ss, lms, icat},
-    subsets}``, CrowS-Pairs ``{source, score, n, n_stereo, n_antistereo, ci: {score}}``
+    per configured benchmark: StereoSet ``{source, sha256, ss, lms, icat, n, ci: {ss, lms, icat},
+    subsets}``, CrowS-Pairs ``{source, sha256, score, n, n_stereo, n_antistereo, ci: {score}}``
+    (``sha256`` of a local file only)
     (scores in percent, 50 = unbiased; ``ci`` = ``[low, high]`` of the bootstrap 95 % interval).
     """
     from gradiend.evaluation.bias.formats import _describe, load_benchmarks
@@ -59,7 +71,7 @@ def benchmark_model(config: dict, *, model_name: str, model_dir: str | None, out
               "bootstrap": block["bootstrap"], "bootstrap_seed": block["seed"], "confidence": CONFIDENCE}
     for name in BENCHMARK_NAMES:
         if name in scores:
-            result[name] = {"source": _describe(config["benchmarks"][name]), **scores[name]}
+            result[name] = {"source": _describe(config["benchmarks"][name]), **_file_hash(block[name]), **scores[name]}
             logger.info("%s on %s: %s", name, model_name,
                         {k: v for k, v in scores[name].items() if k in ("ss", "lms", "icat", "score", "n")})
     write_json(output, result)
