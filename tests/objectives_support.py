@@ -66,14 +66,21 @@ def hand_encoded(mwg, masked: str, factual: str, alternative: str, kind: str) ->
             return token
     named = dict(model.named_parameters())
     params = {name: named[name] for name in mwg.gradiend.param_map}
-    with torch.enable_grad():
-        logits = model(**inputs).logits[0, positions]
+    frozen = [p for p in params.values() if not p.requires_grad]  # e.g. left frozen by another pruning
+    try:
+        for p in frozen:
+            p.requires_grad_(True)
+        with torch.enable_grad():
+            logits = model(**inputs).logits[0, positions]
 
-        def loss(word):
-            return torch.nn.functional.cross_entropy(logits, torch.full((len(positions),), target(word)))
-        value = {"factual": lambda: loss(factual), "alternative": lambda: loss(alternative),
-                 "diff": lambda: loss(factual) - loss(alternative)}[kind]()
-        grads = torch.autograd.grad(value, list(params.values()))
+            def loss(word):
+                return torch.nn.functional.cross_entropy(logits, torch.full((len(positions),), target(word)))
+            value = {"factual": lambda: loss(factual), "alternative": lambda: loss(alternative),
+                     "diff": lambda: loss(factual) - loss(alternative)}[kind]()
+            grads = torch.autograd.grad(value, list(params.values()))
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)
     weight = mwg.gradiend.unflatten(mwg.gradiend.encoder_weight[0].detach())
     dot = sum(float((g.double() * weight[name].double()).sum()) for name, g in zip(params, grads))
     return math.tanh(dot + float(mwg.gradiend.encoder_bias.detach()[0]))

@@ -79,11 +79,15 @@ def test_rewrite_on_a_pruned_gradiend_touches_only_selected_entries(bert):
     assert len(pruned) == 50 and len(bert) == bert.unpruned_length
     rewritten = pruned.rewrite_base_model(learning_rate=1.0, feature_factor=1.0)
     changed = sum(int((p != before[n]).sum()) for n, p in rewritten.named_parameters())
-    assert 0 < changed <= 50
+    assert changed == 50
     flat_before = torch.cat([before[n].reshape(-1) for n in pruned.gradiend.base_layout])
     flat_after = torch.cat([dict(rewritten.named_parameters())[n].reshape(-1) for n in pruned.gradiend.base_layout])
     diff_idx = (flat_after != flat_before).nonzero().reshape(-1)
-    assert set(diff_idx.tolist()) <= set(pruned.gradiend.base_global_indices().tolist())
+    kept = pruned.gradiend.base_global_indices()
+    assert diff_idx.tolist() == kept.tolist()
+    # each kept entry moved by exactly lr · (ff · w + b) of its own GRADIEND input
+    update = pruned.gradiend.decoder_weight[:, 0].detach() + pruned.gradiend.decoder_bias.detach()
+    torch.testing.assert_close(flat_after[kept] - flat_before[kept], update, rtol=1e-4, atol=1e-6)
 
 
 def test_applied_update_restores_bitwise(model):
