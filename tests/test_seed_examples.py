@@ -218,3 +218,95 @@ def test_pruning_configs():
     assert PrePruneConfig(keep_top_k=1000).topk == 1000
     post = PostPruneConfig(keep_top_k=100, importance_metric="weight_magnitude")
     assert (post.topk, post.part) == (100, "decoder-weight")
+
+
+# ----------------------------------------------------------------------------- the ModelWithGradiend reference
+DOCUMENTED_METHODS = [
+    "__len__", "__str__", "_create_gradiend", "_ensure_gradiend_param_map_spec", "_get_device_config", "_load_model",
+    "_post_init_from_pretrained", "_resolve_device_config", "_save_model", "cpu", "create_gradients", "cuda",
+    "encode", "from_pretrained", "get_enhancer_mask", "get_topk_weights", "get_weight_importance",
+    "invert_encoding", "parameters", "prune_gradiend", "pruned_length", "rewrite_base_model", "save_pretrained",
+    "set_feature_class_encoding_direction", "to", "unpruned_length", "with_original_base_model",
+]
+
+
+def test_model_with_gradiend_reference_names_and_signatures():
+    import inspect
+    from abc import ABC
+
+    from torch import nn
+
+    assert issubclass(ModelWithGradiend, nn.Module) and issubclass(ModelWithGradiend, ABC)
+    assert [m for m in DOCUMENTED_METHODS if not hasattr(ModelWithGradiend, m)] == []
+    assert ModelWithGradiend.__abstractmethods__ == {"create_gradients", "_load_model", "_save_model"}
+    for name in ("_create_gradiend", "_get_device_config", "_resolve_device_config", "_load_model", "from_pretrained"):
+        assert isinstance(inspect.getattr_static(ModelWithGradiend, name), classmethod), name
+    params = inspect.signature(ModelWithGradiend.from_pretrained.__func__)
+    loader = inspect.signature(__import__("gradiend.model.with_gradiend_io", fromlist=["x"]).load_model_with_gradiend)
+    assert "load_directory" in params.parameters
+    assert loader.parameters["require_gradiend_model"].default is False
+    assert loader.parameters["feature_definition"].default is None
+    prune = inspect.signature(ModelWithGradiend.prune_gradiend).parameters
+    assert {k: v.default for k, v in prune.items() if k != "self"} == {
+        "topk": None, "threshold": None, "mask": None, "part": "decoder-weight", "importance": None,
+        "inplace": True, "return_mask": False}
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for k, p in prune.items() if k != "self")
+    topk = inspect.signature(ModelWithGradiend.get_topk_weights).parameters
+    assert (topk["part"].default, topk["topk"].default) == ("decoder-weight", 1000)
+    assert inspect.signature(ModelWithGradiend.get_weight_importance).parameters["part"].default == "decoder-weight"
+
+
+def test_model_with_gradiend_reference_behaviour(tiny_masked_lm_dir, tmp_path):
+    torch.manual_seed(0)
+    model = ModelWithGradiend.from_pretrained(str(tiny_masked_lm_dir), require_gradiend_model=False)
+    with pytest.raises((FileNotFoundError, ValueError), match="is not a GRADIEND checkpoint"):
+        ModelWithGradiend.from_pretrained(str(tiny_masked_lm_dir), require_gradiend_model=True)
+    n = len(model)
+    assert n == model.pruned_length == model.unpruned_length == model.gradiend.input_dim
+    assert str(model).startswith("TextModelWithGradiend(base_model=")
+    grad = model.create_gradients(["Then [MASK] smiled."], ["he"], ["she"])
+    before, reconstruction = model.encode(grad).detach(), model.gradiend.reconstruct(grad).detach()
+    model.invert_encoding()  # flips the latent sign, keeps the reconstruction
+    torch.testing.assert_close(model.encode(grad).detach(), -before)
+    torch.testing.assert_close(model.gradiend.reconstruct(grad).detach(), reconstruction)
+    model.set_feature_class_encoding_direction({"F": 1, "M": -1, "N": 0})
+    with pytest.raises(ValueError, match="already set"):
+        model.set_feature_class_encoding_direction({"F": -1, "M": 1})
+    importance = model.get_weight_importance("decoder-weight")
+    top = model.get_topk_weights(topk=5)
+    assert top == torch.argsort(importance, descending=True, stable=True)[:5].tolist()
+    mask = model.get_enhancer_mask(topk=5)
+    flat = torch.cat([m.reshape(-1) for m in mask.values()])
+    assert flat.nonzero().reshape(-1).tolist() == sorted(top)  # unpruned: base-global = local indices
+    pruned = model.prune_gradiend(topk=5, inplace=False)
+    assert len(pruned) == 5 and pruned.unpruned_length == n and pruned.base_model is model.base_model
+    assert sorted(pruned.get_topk_weights(topk=5)) == sorted(top)
+    other = model.with_original_base_model(copy.deepcopy(model.base_model))
+    assert other.gradiend is model.gradiend and other.base_model is not model.base_model
+    assert list(model.parameters()) == list(model.gradiend.parameters())
+    assert model.cpu() is model and model.to("cpu") is model
+    model.invert_encoding()  # a manual flip (update_direction=True) turns the directions with it
+    assert model.feature_class_encoding_direction == {"F": -1, "M": 1, "N": 0}
+    model.save_pretrained(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "gradiend_context.json").is_file()
+    assert ModelWithGradiend.from_pretrained(tmp_path / "ckpt").feature_class_encoding_direction == {
+        "F": -1, "M": 1, "N": 0}
+
+
+def test_subclass_hooks_are_called(tiny_masked_lm_dir):
+    calls = []
+
+    class Frozen(TextModelWithGradiend):
+        @classmethod
+        def _resolve_device_config(cls, device=None):
+            calls.append(("devices", device))
+            return {"base_model": "cpu", "encoder": "cpu", "decoder": "cpu"}
+
+        def _post_init_from_pretrained(self):
+            calls.append(("post_init", type(self).__name__))
+
+    model = Frozen.from_pretrained(str(tiny_masked_lm_dir), device=None)
+    assert calls == [("devices", None), ("post_init", "Frozen")] and type(model) is Frozen
+    model.gradiend.param_map[next(iter(model.gradiend.param_map))] = {"shape": (1,)}
+    with pytest.raises(ValueError, match="must be a spec dict with 'shape' and 'repr'"):
+        model._ensure_gradiend_param_map_spec()
