@@ -118,16 +118,27 @@ def load_and_validate(config: Mapping[str, Any], schema_path: str | Path | None 
 
 
 def _check_benchmarks(key: str, benchmarks: Mapping | None) -> list[str]:
-    """A benchmarks block names at least one benchmark, and its local files exist."""
+    """A benchmarks block names at least one benchmark, and its local files exist, are in the
+    released format and hold items of every requested bias type (hub datasets are read by the job)."""
     if benchmarks is None:
         return []
     if benchmarks["stereoset"] is None and benchmarks["crows_pairs"] is None:
         return [f"config key `{key}` names no benchmark: give `stereoset` and/or `crows_pairs` (or remove the block)"]
+    from gradiend.evaluation.bias.formats import BenchmarkFormatError, read_crows_pairs, read_stereoset
+
     problems = []
-    for name in ("stereoset", "crows_pairs"):
+    readers = {"stereoset": read_stereoset, "crows_pairs": read_crows_pairs}
+    for name, read in readers.items():
         source = benchmarks[name]
-        if source is not None and "path" in source and not Path(source["path"]).expanduser().is_file():
+        if source is None or "path" not in source:
+            continue
+        if not Path(source["path"]).expanduser().is_file():
             problems.append(f"config key `{key}.{name}.path`: file not found: {source['path']}")
+            continue
+        try:  # the released format and the requested bias types, checked before anything runs
+            read(source, benchmarks["bias_types"])
+        except BenchmarkFormatError as error:
+            problems.append(f"config key `{key}.{name}.path`: {error}")
     return problems
 
 

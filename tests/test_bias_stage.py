@@ -73,12 +73,25 @@ def test_benchmark_model_table_and_report(files, tiny_masked_lm_dir, tiny_causal
 
 
 def test_a_bad_file_fails_before_any_model_is_loaded(files):
-    (files / "cp.csv").write_text("sent_more,sent_less\na,b\n", encoding="utf-8")
     exp = experiment("no-such-org/no-such-model", files)  # loading it would fail differently (offline)
+    (files / "cp.csv").write_text("sent_more,sent_less\na,b\n", encoding="utf-8")  # broken after start-up
     with pytest.raises(BenchmarkFormatError, match=r"cp\.csv: not the released CrowS-Pairs format"):
         stages.benchmark_model(wfc.stage_config(exp, "benchmark_model"), model_name="base", model_dir=None,
                                output=str(files / "out.json"))
     assert not (files / "out.json").exists()
+
+
+def test_a_bad_file_is_a_config_error_at_start_up(files, tiny_masked_lm_dir):
+    (files / "st.json").write_text(json.dumps({"data": {"intrasentence": [{"bias_type": "gender"}]}}))
+    write_crows_pairs(files / "cp.csv", rows=[("a b", "c d", "stereo", "race-color")])
+    with pytest.raises(ValueError) as info:
+        experiment(tiny_masked_lm_dir, files)
+    lines = str(info.value).splitlines()[1:]
+    assert len(lines) == 2
+    assert "`experiments.exp.benchmarks.stereoset.path`" in lines[0] and str(files / "st.json") in lines[0]
+    assert "has no `context`" in lines[0]
+    assert "`experiments.exp.benchmarks.crows_pairs.path`" in lines[1] and str(files / "cp.csv") in lines[1]
+    assert "no CrowS-Pairs item of bias type(s) ['gender']" in lines[1]
 
 
 def test_benchmarks_config_errors(tmp_path, tiny_masked_lm_dir):

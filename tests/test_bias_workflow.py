@@ -79,3 +79,11 @@ def test_different_base_models_in_one_comparison_is_a_config_error(tmp_path):
     config = analysis_config(tmp_path, comparisons={"typo": {"experiments": ["gender_tiny_bert", "gender_tiny_brt"]}})
     code, output = snakemake("-n", "--configfile", str(config), results_dir=tmp_path / "results")
     assert code != 0 and "unknown experiment(s) ['gender_tiny_brt']" in output
+
+
+def test_a_benchmark_file_in_another_format_stops_snakemake_at_start_up(tmp_path):
+    config = analysis_config(tmp_path)
+    (tmp_path / "bench" / "test.json").write_text("sent_more,sent_less\n", encoding="utf-8")
+    code, output = snakemake("-n", "--configfile", str(config), results_dir=tmp_path / "results")
+    assert code != 0
+    assert f"{tmp_path / 'bench' / 'test.json'}: not a StereoSet JSON file" in output

@@ -9,18 +9,19 @@
 - :mod:`.scores` turns those into StereoSet ``ss``/``lms``/``icat`` and the CrowS-Pairs score, each
   with a percentile bootstrap 95 % confidence interval.
 """
-from gradiend.evaluation.bias.formats import (
-    BenchmarkFormatError,
-    CrowsPair,
-    StereoSetItem,
-    load_benchmarks,
-    read_crows_pairs,
-    read_stereoset,
-)
-from gradiend.evaluation.bias.likelihood import SentenceScorer
-from gradiend.evaluation.bias.scores import bootstrap_ci, crows_pairs_scores, run_benchmarks, stereoset_scores
+import importlib
 
-__all__ = [
-    "BenchmarkFormatError", "StereoSetItem", "CrowsPair", "read_stereoset", "read_crows_pairs", "load_benchmarks",
-    "SentenceScorer", "stereoset_scores", "crows_pairs_scores", "bootstrap_ci", "run_benchmarks",
-]
+_EXPORTS = {
+    "BenchmarkFormatError": "formats", "StereoSetItem": "formats", "CrowsPair": "formats",
+    "read_stereoset": "formats", "read_crows_pairs": "formats", "load_benchmarks": "formats",
+    "SentenceScorer": "likelihood",
+    "stereoset_scores": "scores", "crows_pairs_scores": "scores", "bootstrap_ci": "scores", "run_benchmarks": "scores",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    """Lazy exports: reading the formats (e.g. at workflow start-up) does not import torch."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
