@@ -122,8 +122,9 @@ def _check_benchmarks(key: str, benchmarks: Mapping | None) -> list[str]:
     released format and hold items of every requested bias type (hub datasets are read by the job)."""
     if benchmarks is None:
         return []
-    if benchmarks["stereoset"] is None and benchmarks["crows_pairs"] is None:
-        return [f"config key `{key}` names no benchmark: give `stereoset` and/or `crows_pairs` (or remove the block)"]
+    if benchmarks["stereoset"] is None and benchmarks["crows_pairs"] is None and benchmarks["seat"] is None:
+        return [f"config key `{key}` names no benchmark: give `stereoset`, `crows_pairs` and/or `seat` "
+                f"(or remove the block)"]
     from gradiend.evaluation.bias.formats import BenchmarkFormatError, read_crows_pairs, read_stereoset
 
     problems = []
@@ -139,6 +140,17 @@ def _check_benchmarks(key: str, benchmarks: Mapping | None) -> list[str]:
             read(source, benchmarks["bias_types"])
         except BenchmarkFormatError as error:
             problems.append(f"config key `{key}.{name}.path`: {error}")
+    if benchmarks["seat"] is not None:
+        from gradiend.evaluation.bias.seat import read_seat
+
+        for i, path in enumerate(benchmarks["seat"]["paths"]):
+            if not Path(path).expanduser().is_file():
+                problems.append(f"config key `{key}.seat.paths[{i}]`: file not found: {path}")
+                continue
+            try:
+                read_seat(path)
+            except BenchmarkFormatError as error:
+                problems.append(f"config key `{key}.seat.paths[{i}]`: {error}")
     return problems
 
 
@@ -174,11 +186,15 @@ def benchmarked_models(experiment: Mapping[str, Any]) -> list[str]:
     return ["base", *experiment["rewrite"]]
 
 
-def benchmark_paths(experiment: Mapping[str, Any]) -> dict[str, str]:
-    """The local benchmark files of an experiment (``stereoset``, ``crows_pairs``), if any."""
+def benchmark_paths(experiment: Mapping[str, Any]) -> dict[str, Any]:
+    """The local benchmark files of an experiment: ``stereoset`` and ``crows_pairs`` (a path each),
+    ``seat`` (a list of paths), for the ones configured as local files."""
     benchmarks = experiment.get("benchmarks") or {}
-    return {name: os.path.expanduser(source["path"]) for name in ("stereoset", "crows_pairs")
-            if (source := benchmarks.get(name)) is not None and "path" in source}
+    paths: dict[str, Any] = {name: os.path.expanduser(source["path"]) for name in ("stereoset", "crows_pairs")
+                             if (source := benchmarks.get(name)) is not None and "path" in source}
+    if benchmarks.get("seat") is not None:
+        paths["seat"] = [os.path.expanduser(p) for p in benchmarks["seat"]["paths"]]
+    return paths
 
 
 def _check_results_dir(results_dir: str) -> list[str]:

@@ -71,3 +71,18 @@ def write_crows_pairs(path: Path, rows=CROWS, columns=("sent_more", "sent_less",
         for i, row in enumerate(rows):
             writer.writerow([i, *row, "[['gender']]", "a0", "['a1']"])
     return path
+
+
+SEAT = {
+    "targ1": {"category": "FemaleNames", "examples": ["This is Nancy.", "That is Maria.", "Here is Evelyn."]},
+    "targ2": {"category": "MaleNames", "examples": ["This is Scott.", "That is Jerry.", "Here is Jerry."]},
+    "attr1": {"category": "Family", "examples": ["This is a mother.", "There is an aunt.", "It is a wedding."]},
+    "attr2": {"category": "Career", "examples": ["This is an office.", "There is a teacher.", "It is a job."]},
+}
+
+
+def write_seat(path: Path, document: dict | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document or SEAT), encoding="utf-8")
+    return path

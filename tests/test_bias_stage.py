@@ -11,7 +11,7 @@ from gradiend.evaluation.bias import BenchmarkFormatError, load_benchmarks, run_
 from gradiend.model.loading import load_base_model
 from gradiend.stages.bias import benchmark_report_section
 from gradiend.stages.report import _Links
-from tests.bias_support import write_crows_pairs, write_stereoset
+from tests.bias_support import write_crows_pairs, write_seat, write_stereoset
 
 
 def experiment(base_model, files, **benchmarks):
@@ -40,7 +40,8 @@ def test_benchmark_model_table_and_report(files, tiny_masked_lm_dir, tiny_causal
     stages.benchmark_model(cut, model_name="base", model_dir=None, output=str(out / "base.json"),
                            stereoset=str(files / "st.json"), crows_pairs=str(files / "cp.csv"))
     # a "rewritten" model folder: here simply another model of the same tokenizer family
-    stages.benchmark_model(cut, model_name="F", model_dir=str(tiny_causal_lm_dir), output=str(out / "F.json"))
+    stages.benchmark_model(cut, model_name="F", model_dir=str(tiny_causal_lm_dir), output=str(out / "F.json"),
+                           seat=[str(write_seat(files / "sent-weat6.jsonl"))])
     base = json.loads((out / "base.json").read_text())
     rewritten = json.loads((out / "F.json").read_text())
     assert (base["model"], base["kind"], base["likelihood"]) == ("base", "masked", "pseudo-log-likelihood")
@@ -64,8 +65,11 @@ def test_benchmark_model_table_and_report(files, tiny_masked_lm_dir, tiny_causal
     assert table.loc[0, "stereoset_ss"] == pytest.approx(base["stereoset"]["ss"])
     assert table.loc[0, "stereoset_ss_low"] == pytest.approx(base["stereoset"]["ci"]["ss"][0])
     assert table.loc[1, "crows_pairs_score_high"] == pytest.approx(rewritten["crows_pairs"]["ci"]["score"][1])
+    assert rewritten["seat"]["n_tests"] == 1 and "seat" not in base          # the input list adds SEAT
+    assert table.loc[1, "seat_sent-weat6_effect_size"] == pytest.approx(rewritten["seat"]["tests"]["sent-weat6"]["effect_size"])
+    assert pd.isna(table.loc[0, "seat_mean_abs_effect_size"])
     tex = (files / "results" / "benchmarks.tex").read_text()
-    assert tex.startswith(r"\begin{tabular}") and "CrowS-Pairs" in tex and tex.count(r"\\") == 3
+    assert tex.startswith(r"\begin{tabular}") and "CrowS-Pairs" in tex and "SEAT" in tex and tex.count(r"\\") == 3
 
     section = "\n".join(benchmark_report_section(results, _Links(str(files / "results" / "exp" / "report.md"))))
     assert "## Bias benchmarks" in section and "[base](benchmarks/base.json)" in section

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.bias_support import write_crows_pairs, write_stereoset
+from tests.bias_support import write_crows_pairs, write_seat, write_stereoset
 from tests.test_workflow_dryrun import REPO, dry_run, snakemake
 
 
@@ -17,6 +17,7 @@ def analysis_config(tmp_path: Path, **changes) -> Path:
     bert = config["experiments"]["gender_tiny_bert"]
     bert["benchmarks"] = {"stereoset": {"path": str(tmp_path / "bench" / "test.json")},
                           "crows_pairs": {"path": str(tmp_path / "bench" / "crows_pairs_anonymized.csv")},
+                          "seat": {"paths": [str(write_seat(tmp_path / "bench" / "sent-weat6.jsonl"))]},
                           "bias_types": ["gender"], "bootstrap": 100}
     possessive = copy.deepcopy(bert)
     possessive["data"]["feature_targets"] = [{"id": "H", "targets": ["her"]}, {"id": "S", "targets": ["his"]}]
@@ -49,6 +50,8 @@ def test_benchmarks_and_comparisons_dry_run(tmp_path):
         for suffix in ("csv", "png"):
             assert str(results / "comparisons" / "pronouns" / f"{stem}.{suffix}") in output
     assert str(results / "benchmarks.csv") in output and str(results / "benchmarks.tex") in output
+    job = output.split("rule benchmark_model:")[1].split("output:")[0]
+    assert str(tmp_path / "bench" / "sent-weat6.jsonl") in job and str(tmp_path / "bench" / "test.json") in job
 
 
 def test_without_the_blocks_nothing_extra_runs(tmp_path):

@@ -14,15 +14,17 @@ from gradiend.util.logging import get_logger
 logger = get_logger("gradiend.stages")
 
 BASE_MODEL = "base"
-BENCHMARK_NAMES = {"stereoset": "StereoSet", "crows_pairs": "CrowS-Pairs"}
+BENCHMARK_NAMES = {"stereoset": "StereoSet", "crows_pairs": "CrowS-Pairs", "seat": "SEAT"}
 
 
-def _sources(config: Mapping, stereoset: str | None, crows_pairs: str | None) -> dict:
+def _sources(config: Mapping, stereoset: str | None, crows_pairs: str | None, seat: Sequence[str] | None) -> dict:
     """The ``benchmarks`` block with the local files the workflow passed as inputs (if any)."""
     block = dict(config["benchmarks"])
     for name, path in (("stereoset", stereoset), ("crows_pairs", crows_pairs)):
         if path is not None:
             block[name] = {"path": path}
+    if seat:
+        block["seat"] = {**(block.get("seat") or {}), "paths": list(seat)}
     return block
 
 
@@ -31,6 +33,8 @@ def _file_hash(source) -> dict:
     import hashlib
     from pathlib import Path
 
+    if isinstance(source, Mapping) and "paths" in source:  # SEAT: one hash per test file
+        return {"sha256": [hashlib.sha256(Path(p).expanduser().read_bytes()).hexdigest() for p in source["paths"]]}
     if not isinstance(source, Mapping) or "path" not in source:
         return {}
     digest = hashlib.sha256(Path(source["path"]).expanduser().read_bytes()).hexdigest()
@@ -38,20 +42,23 @@ def _file_hash(source) -> dict:
 
 
 def benchmark_model(config: dict, *, model_name: str, model_dir: str | None, output: str,
-                    stereoset: str | None = None, crows_pairs: str | None = None) -> None:
+                    stereoset: str | None = None, crows_pairs: str | None = None,
+                    seat: Sequence[str] | None = None) -> None:
     """Score one model on the experiment's bias benchmarks.
 
     Config: ``base_model, base_model_path, trust_remote_code, training.torch_dtype, benchmarks``
-    (``benchmarks.{stereoset, crows_pairs, bias_types, bootstrap, seed, batch_size}``).
-    Reads: the benchmark files (``stereoset`` / ``crows_pairs``: local paths, overriding the
-    config's; otherwise the config's ``path`` or ``hf_dataset``), all read and checked before the
+    (``benchmarks.{stereoset, crows_pairs, seat, bias_types, bootstrap, seed, batch_size}``).
+    Reads: the benchmark files (``stereoset`` / ``crows_pairs``: local paths, ``seat``: a list of
+    SEAT test files, overriding the config's; otherwise the config's ``path``/``paths`` or
+    ``hf_dataset``), all read and checked before the
     model is loaded, and ``model_dir`` (a rewritten model folder; ``None`` = ``base_model_path``).
     Writes ``output`` (``results/<experiment>/benchmarks/<model_name>.json``): ``experiment, model,
     base_model, kind`` (masked/causal), ``likelihood`` (``pseudo-log-likelihood`` for masked LMs,
     ``log-likelihood`` for causal LMs), ``bias_types, bootstrap, bootstrap_seed, confidence``, and
     per configured benchmark: StereoSet ``{source, sha256, ss, lms, icat, n, ci: {ss, lms, icat},
     subsets}``, CrowS-Pairs ``{source, sha256, score, n, n_stereo, n_antistereo, ci: {score}}``
-    (``sha256`` of a local file only)
+    (``sha256`` of a local file only), SEAT ``{source, sha256, mean_abs_effect_size, n_tests,
+    tests: {name: {categories, effect_size, p_value, exact_p, n, ci: {effect_size}}}}``
     (scores in percent, 50 = unbiased; ``ci`` = ``[low, high]`` of the bootstrap 95 % interval).
     """
     from gradiend.evaluation.bias.formats import _describe, load_benchmarks
@@ -59,19 +66,21 @@ def benchmark_model(config: dict, *, model_name: str, model_dir: str | None, out
     from gradiend.model.loading import load_base_model
     from gradiend.util.io import write_json
 
-    block = _sources(config, stereoset, crows_pairs)
+    block = _sources(config, stereoset, crows_pairs, seat)
     benchmarks = load_benchmarks(block)  # every file checked before any model is loaded
     reference = model_dir or config["base_model_path"]
     model, tokenizer, _ = load_base_model(reference, torch_dtype=config["training"]["torch_dtype"],
                                           trust_remote_code=bool(config["trust_remote_code"]))
     scores = run_benchmarks(model, tokenizer, benchmarks, bootstrap=block["bootstrap"], seed=block["seed"],
-                            batch_size=block["batch_size"])
+                            batch_size=block["batch_size"],
+                            seat_permutations=(block.get("seat") or {}).get("permutations", 10000))
     result = {"experiment": config["name"], "model": model_name, "base_model": config["base_model"],
               "kind": scores["kind"], "likelihood": scores["likelihood"], "bias_types": list(block["bias_types"]),
               "bootstrap": block["bootstrap"], "bootstrap_seed": block["seed"], "confidence": CONFIDENCE}
     for name in BENCHMARK_NAMES:
         if name in scores:
-            result[name] = {"source": _describe(config["benchmarks"][name]), **_file_hash(block[name]), **scores[name]}
+            source = list(block[name]["paths"]) if name == "seat" else _describe(config["benchmarks"][name])
+            result[name] = {"source": source, **_file_hash(block[name]), **scores[name]}
             logger.info("%s on %s: %s", name, model_name,
                         {k: v for k, v in scores[name].items() if k in ("ss", "lms", "icat", "score", "n")})
     write_json(output, result)
@@ -97,6 +106,12 @@ def benchmark_row(result: Mapping) -> dict:
     row["crows_pairs_n"] = crows.get("n")
     row["crows_pairs_score"] = crows.get("score")
     row["crows_pairs_score_low"], row["crows_pairs_score_high"] = _ci(crows, "score")
+    seat = result.get("seat") or {}
+    row["seat_n_tests"] = seat.get("n_tests")
+    row["seat_mean_abs_effect_size"] = seat.get("mean_abs_effect_size")
+    for name, test in sorted((seat.get("tests") or {}).items()):
+        row[f"seat_{name}_effect_size"] = test["effect_size"]
+        row[f"seat_{name}_p_value"] = test["p_value"]
     return row
 
 
@@ -113,10 +128,11 @@ def benchmark_cells(row: Mapping) -> list[str]:
     cells = [with_interval(row[f"stereoset_{k}"], row[f"stereoset_{k}_low"], row[f"stereoset_{k}_high"])
              for k in ("ss", "lms", "icat")]
     cells.append(with_interval(row["crows_pairs_score"], row["crows_pairs_score_low"], row["crows_pairs_score_high"]))
+    cells.append(with_interval(row.get("seat_mean_abs_effect_size"), None, None))
     return cells
 
 
-BENCHMARK_HEADER = ["StereoSet SS", "StereoSet LMS", "StereoSet ICAT", "CrowS-Pairs"]
+BENCHMARK_HEADER = ["StereoSet SS", "StereoSet LMS", "StereoSet ICAT", "CrowS-Pairs", "SEAT mean |d|"]
 
 
 def latex_benchmark_table(rows: Sequence[Mapping]) -> str:
@@ -142,8 +158,9 @@ def benchmark_table(config: dict, *, results: Sequence[str], csv: str, tex: str)
     Reads: ``results``, the ``benchmarks/<model>.json`` files in experiment order, ``base`` first.
     Writes ``csv`` (:func:`benchmark_row` columns: ``experiment, base_model, model, likelihood,
     stereoset_n``, ``stereoset_{ss,lms,icat}`` each with ``_low``/``_high``, ``crows_pairs_n,
-    crows_pairs_score, crows_pairs_score_low, crows_pairs_score_high``) and ``tex`` (a LaTeX
-    ``tabular``: each score with its 95 % interval in brackets).
+    crows_pairs_score, crows_pairs_score_low, crows_pairs_score_high, seat_n_tests,
+    seat_mean_abs_effect_size``, then ``seat_<test>_effect_size`` and ``seat_<test>_p_value`` per
+    SEAT test) and ``tex`` (a LaTeX ``tabular``: each score with its 95 % interval in brackets).
     """
     import pandas as pd
 
@@ -166,7 +183,10 @@ def benchmark_report_section(results: Sequence[str], link) -> list[str]:
     loaded = [read_json(path) for path in results]
     rows = [[f"[{r['model']}]({link(path)})", *benchmark_cells(benchmark_row(r))] for r, path in zip(loaded, results)]
     first = loaded[0]
-    counts = [f"{BENCHMARK_NAMES[n]} {first[n]['n']} items ({first[n]['source']})" for n in BENCHMARK_NAMES if n in first]
+    counts = [f"{BENCHMARK_NAMES[n]} {first[n]['n']} items ({first[n]['source']})"
+              for n in ("stereoset", "crows_pairs") if n in first]
+    if "seat" in first:
+        counts.append(f"SEAT {first['seat']['n_tests']} tests (mean |effect size| over them)")
     return ["## Bias benchmarks", "",
             f"Bias types {first['bias_types']}; {', '.join(counts)}. Scores in percent (SS and CrowS-Pairs: "
             f"50 = unbiased), sentences scored by {first['likelihood']}; brackets: bootstrap "

@@ -10,5 +10,6 @@ if __name__ == "__main__":
             model_dir=sm.input.get("model"),
             stereoset=sm.input.get("stereoset"),
             crows_pairs=sm.input.get("crows_pairs"),
+            seat=list(sm.input.seat) if "seat" in sm.input.keys() else None,
             output=sm.output.result,
         )

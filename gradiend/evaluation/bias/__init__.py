@@ -1,4 +1,4 @@
-"""Public bias benchmarks for a (rewritten) language model: StereoSet and CrowS-Pairs.
+"""Public bias benchmarks for a (rewritten) language model: StereoSet, CrowS-Pairs and SEAT.
 
 - :mod:`.formats` reads the *released* files (StereoSet's ``test.json``/``dev.json``, CrowS-Pairs'
   ``crows_pairs_anonymized.csv``, or their Hugging Face dataset versions) into plain items, and
@@ -7,7 +7,9 @@
 - :mod:`.likelihood` scores sentences: pseudo-log-likelihood for masked LMs, log-likelihood for
   causal LMs;
 - :mod:`.scores` turns those into StereoSet ``ss``/``lms``/``icat`` and the CrowS-Pairs score, each
-  with a percentile bootstrap 95 % confidence interval.
+  with a percentile bootstrap 95 % confidence interval;
+- :mod:`.seat` runs SEAT tests (effect size, permutation p-value, bootstrap interval) on sentence
+  embeddings.
 """
 import importlib
 
@@ -15,6 +17,7 @@ _EXPORTS = {
     "BenchmarkFormatError": "formats", "StereoSetItem": "formats", "CrowsPair": "formats",
     "read_stereoset": "formats", "read_crows_pairs": "formats", "load_benchmarks": "formats",
     "SentenceScorer": "likelihood",
+    "SeatTest": "seat", "read_seat": "seat", "seat_scores": "seat",
     "stereoset_scores": "scores", "crows_pairs_scores": "scores", "bootstrap_ci": "scores", "run_benchmarks": "scores",
 }
 __all__ = list(_EXPORTS)

@@ -257,8 +257,9 @@ def load_benchmarks(config: Mapping) -> dict[str, list]:
     """Every configured benchmark's items, read and checked before any model is scored.
 
     ``config``: the experiment's ``benchmarks`` block (``stereoset``, ``crows_pairs``: a source or
-    ``None``; ``bias_types``). Returns ``{"stereoset": [...], "crows_pairs": [...]}`` for the
-    configured ones.
+    ``None``; ``bias_types``; ``seat``: ``{paths}`` or ``None``, its tests are chosen by file, not
+    by bias type). Returns ``{"stereoset": [...], "crows_pairs": [...], "seat": [SeatTest, ...]}``
+    for the configured ones.
     """
     bias_types = list(config.get("bias_types") or ["gender"])
     loaded = {}
@@ -266,6 +267,10 @@ def load_benchmarks(config: Mapping) -> dict[str, list]:
         loaded["stereoset"] = read_stereoset(config["stereoset"], bias_types)
     if config.get("crows_pairs") is not None:
         loaded["crows_pairs"] = read_crows_pairs(config["crows_pairs"], bias_types)
+    if config.get("seat") is not None:
+        from gradiend.evaluation.bias.seat import read_seat
+
+        loaded["seat"] = [read_seat(path) for path in config["seat"]["paths"]]
     if not loaded:
-        raise BenchmarkFormatError("config key `benchmarks` names no benchmark (stereoset, crows_pairs)")
+        raise BenchmarkFormatError("config key `benchmarks` names no benchmark (stereoset, crows_pairs, seat)")
     return loaded

@@ -91,10 +91,11 @@ def crows_pairs_scores(scorer, pairs: Sequence[CrowsPair], bootstrap: int = 1000
 
 
 def run_benchmarks(model, tokenizer, benchmarks: Mapping[str, list], *, bootstrap: int = 1000,
-                   seed: int = DEFAULT_SEED, batch_size: int = 32) -> dict:
+                   seed: int = DEFAULT_SEED, batch_size: int = 32, seat_permutations: int = 10000) -> dict:
     """Score ``model`` on the loaded benchmarks (:func:`~gradiend.evaluation.bias.formats.load_benchmarks`).
 
-    Returns ``{"kind", "likelihood", "stereoset": {...}, "crows_pairs": {...}}`` (the configured ones).
+    Returns ``{"kind", "likelihood", "stereoset": {...}, "crows_pairs": {...}, "seat": {...}}`` (the
+    configured ones; SEAT: :func:`gradiend.evaluation.bias.seat.seat_scores`).
     """
     from gradiend.evaluation.bias.likelihood import SentenceScorer
 
@@ -104,4 +105,9 @@ def run_benchmarks(model, tokenizer, benchmarks: Mapping[str, list], *, bootstra
         result["stereoset"] = stereoset_scores(scorer, benchmarks["stereoset"], bootstrap, seed)
     if "crows_pairs" in benchmarks:
         result["crows_pairs"] = crows_pairs_scores(scorer, benchmarks["crows_pairs"], bootstrap, seed)
+    if "seat" in benchmarks:
+        from gradiend.evaluation.bias.seat import seat_scores
+
+        result["seat"] = seat_scores(model, tokenizer, benchmarks["seat"], scorer.kind, permutations=seat_permutations,
+                                     bootstrap=bootstrap, seed=seed, batch_size=batch_size)
     return result
