@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gradiend import stages
+from gradiend.cells import cell_name
 from gradiend import workflow_config as wfc
 
 EXCLUDED = ["her", "hers", "him", "his", "they", "them", "their"]
@@ -96,6 +97,17 @@ class StageRun:
                             training=self.path("data", "training.parquet"),
                             neutral=self.path("data", "neutral.parquet"), cell=self.cells()[name])
 
+    def decoder_grid(self) -> None:
+        """The base cell, then one ``decoder_cells`` call per learning rate, as the workflow runs them."""
+        cells = self.cells()
+        data = {"training": self.path("data", "training.parquet"), "neutral": self.path("data", "neutral.parquet")}
+        stages.decoder_base(self.cut("decoder_cell"), cell=cells["base"], **data)
+        factors = self.experiment["decoder"]["feature_factors"]
+        for lr in self.experiment["decoder"]["learning_rates"]:
+            names = [cell_name(lr, ff) for ff in factors]
+            stages.decoder_cells(self.cut("decoder_cell"), learning_rate=lr, feature_factors=factors,
+                                 model=self.path("best", "model"), cells=[cells[n] for n in names], **data)
+
     def select_cell(self) -> None:
         cells = self.cells()
         stages.select_cell(self.cut("select_cell"), base=cells.pop("base"), cells=list(cells.values()),
@@ -135,8 +147,7 @@ class StageRun:
             self.train(seed, pruned)
             self.evaluate(seed)
         self.select_seed()
-        for name in self.cells():
-            self.decoder_cell(name)
+        self.decoder_grid()
         self.select_cell()
         for target in self.experiment["rewrite"]:
             self.rewrite(target)

@@ -37,7 +37,7 @@ def test_rows_have_left_context(run):
 
 
 def test_factual_source_flips_the_feature_factors(run):
-    cell = json.loads(Path(run.cells()["lr~0.5_ff~1.0"]).read_text())
+    cell = json.loads(Path(run.cells()["lr~0.5_ff~1"]).read_text())
     assert cell["class_feature_factors"] == {"F": -1.0, "M": 1.0}
     base = json.loads(Path(run.cells()["base"]).read_text())
     assert base["class_feature_factors"] == cell["class_feature_factors"]
@@ -49,7 +49,7 @@ def test_rewrite_strengthening_m_is_a_causal_lm(run):
 
     run.select_cell()
     summary = json.loads(Path(run.path("decoder", "summary.json")).read_text())
-    assert summary["M"]["feature_factor"] == 1.0 and summary["M"]["cell"] == "lr~0.5_ff~1.0"
+    assert summary["M"]["feature_factor"] == 1.0 and summary["M"]["cell"] == "lr~0.5_ff~1"
     assert summary["skipped"] == ["F", "M_weaken"]  # their feature factor (-1) is not in the grid
     assert "F_weaken" in summary
     run.rewrite("M")

@@ -131,16 +131,17 @@ def test_select_seed_fails_when_asked(run, tmp_path):
 
 def test_decoder_cells(run):
     cells = {name: json.loads(Path(path).read_text()) for name, path in run.cells().items()}
-    assert list(cells) == ["base", "lr~1.0_ff~1.0", "lr~1.0_ff~-1.0"]
+    assert list(cells) == ["base", "lr~1_ff~1", "lr~1_ff~-1"]
     assert cells["base"]["is_base"] and cells["base"]["learning_rate"] == 0.0
     for name, cell in cells.items():
+        assert cell["id"] == name                        # the file name is the cell's id
         assert {"lms", "probs_by_dataset", "class_feature_factors", "finite", "n_rows_by_dataset"} <= set(cell)
         assert set(cell["probs_by_dataset"]) == {"F", "M"}
         assert all(set(p) == {"F", "M"} for p in cell["probs_by_dataset"].values())
         assert cell["class_feature_factors"] == {"F": 1.0, "M": -1.0}  # source alternative
-    assert cells["lr~1.0_ff~-1.0"]["feature_factor"] == -1.0
+    assert cells["lr~1_ff~-1"]["feature_factor"] == -1.0
     # a rewrite changes the probabilities, and the base cell is what the model gives unmodified
-    assert cells["lr~1.0_ff~1.0"]["probs_by_dataset"] != cells["base"]["probs_by_dataset"]
+    assert cells["lr~1_ff~1"]["probs_by_dataset"] != cells["base"]["probs_by_dataset"]
 
 
 def test_select_cell_summary(run):

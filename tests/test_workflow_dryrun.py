@@ -42,9 +42,12 @@ def dry_run(tmp_path, *args, quiet=True):
     return job_counts(output), output
 
 
-def per_experiment(seeds, cells, rewrites, pre_prune=False):
+def per_experiment(seeds, learning_rates, rewrites, pre_prune=False):
+    """Job counts of one experiment; the decoder grid is one job per learning rate (writing one cell
+    file per feature factor) plus the base cell."""
     counts = {"create_training_data": 1, "create_neutral_data": 1, "train_seed": seeds,
-              "evaluate_encoder": seeds, "select_seed": 1, "decoder_cell": cells, "select_cell": 1,
+              "evaluate_encoder": seeds, "select_seed": 1, "decoder_cell": learning_rates, "decoder_base": 1,
+              "select_cell": 1,
               "rewrite_model": rewrites, "report": 1, "provenance": 1}
     if pre_prune:
         counts["pre_prune"] = 1
@@ -53,9 +56,9 @@ def per_experiment(seeds, cells, rewrites, pre_prune=False):
 
 def test_default_config_dry_run(tmp_path):
     counts, output = dry_run(tmp_path)
-    # two experiments: 3 seeds each, 8 learning rates x 2 feature factors + base, 2 rewrites;
-    # the GPT-2 experiment pre-prunes; both demo models and the corpus are built once.
-    bert, gpt2 = per_experiment(3, 17, 2), per_experiment(3, 17, 2, pre_prune=True)
+    # two experiments: 3 seeds each, 8 learning rates (x 2 feature factors, one job per rate) + base,
+    # 2 rewrites; the GPT-2 experiment pre-prunes; both demo models and the corpus are built once.
+    bert, gpt2 = per_experiment(3, 8, 2), per_experiment(3, 8, 2, pre_prune=True)
     expected = {rule: bert.get(rule, 0) + gpt2.get(rule, 0) for rule in {*bert, *gpt2}}
     expected.update(demo_corpus=1, demo_model=2, summary=1, all=1)
     assert counts == expected
@@ -69,7 +72,7 @@ def test_default_config_dry_run(tmp_path):
 ])
 def test_paper_config_dry_run(tmp_path, name, seeds, rewrites, pre_prune, benchmarks):
     counts, _ = dry_run(tmp_path, "--configfile", str(EXPERIMENTS / f"{name}.yaml"))
-    expected = per_experiment(seeds, 16 * 2 + 1, rewrites, pre_prune)
+    expected = per_experiment(seeds, 16, rewrites, pre_prune)
     expected.update(summary=1, all=1)
     if benchmarks:  # the base model and every rewritten one, then the table
         expected.update(benchmark_model=1 + rewrites, benchmark_table=1)
@@ -88,7 +91,7 @@ def test_lint_is_clean(tmp_path):
 
 def test_slurm_profile_dry_run(tmp_path):
     counts, output = dry_run(tmp_path, "--workflow-profile", "workflow/profiles/slurm", quiet=False)
-    assert counts["decoder_cell"] == 34
+    assert counts["decoder_cell"] == 16 and counts["decoder_base"] == 2
     assert "workflow specific profile workflow/profiles/slurm" in output
     assert "slurm_partition=gpu" in output and "slurm_partition=cpu" in output
 

@@ -178,7 +178,8 @@ class DecoderEvaluator:
             rewrite.restore(state["params"], gradiend, state["saved"])
 
     @contextlib.contextmanager
-    def _grid_session(self):
+    def grid_session(self):
+        """Inside it, cells share one saved copy of the mapped parameters (restored after each cell)."""
         gradiend = self.model.gradiend
         params = rewrite.lookup_parameters(self.model.base_model, gradiend.param_map)
         self._grid_state = {"params": params, "saved": rewrite.snapshot(params, gradiend), "vector": None,
@@ -193,7 +194,7 @@ class DecoderEvaluator:
         """``{"base": base cell, cell id: cell}`` over learning rates × feature factors."""
         grid = {BASE: self.evaluate_base()}
         jobs = [(float(ff), lr) for ff in feature_factors for lr in learning_rates]
-        with self._grid_session():
+        with self.grid_session():
             for ff, lr in tqdm(jobs, desc="decoder cells", leave=False):
                 datasets = None if datasets_by_factor is None else datasets_by_factor.get(ff)
                 cell = self.evaluate_cell(lr, ff, datasets)

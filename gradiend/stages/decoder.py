@@ -22,33 +22,72 @@ def decoder_cell(config: dict, *, learning_rate: float | None, feature_factor: f
 
     ``learning_rate`` and ``feature_factor`` are both ``None`` for the ``base`` cell (the
     unmodified model; ``model`` is then ``None`` too, so the base cell never waits for training).
-    Config: ``base_model, base_model_path, trust_remote_code, data.target_classes,
-    data.neutral.additional_excluded_words, training.{source, eval_batch_size, torch_dtype,
-    max_length}, decoder.{max_size_training_like, max_size_neutral, lms_max_samples}``.
-    Reads: ``model`` (best checkpoint), ``training`` (``test`` split), ``neutral`` (LMS texts).
-    Writes ``cell``: JSON, the cell of ``DecoderEvaluator.evaluate_cell`` / ``evaluate_base``:
-    ``{"id", "is_base", "learning_rate", "feature_factor", "probs_by_dataset": {dataset class:
-    {class: mean P}}, "n_rows_by_dataset", "lms", "lms_details", "class_feature_factors",
-    "finite", "part"}`` (the base cell has learning rate and feature factor 0).
+    Config, reads and the written JSON: as :func:`decoder_cells` (one cell of it).
     """
-    from gradiend.evaluation.decoder import DecoderEvaluator
-    from gradiend.util.io import write_json
-
     is_base = learning_rate is None and feature_factor is None
     if is_base != (model is None):
         raise ValueError("decoder_cell: give learning_rate, feature_factor and model together, or none of them "
                          "(the base cell)")
+    if is_base:
+        decoder_base(config, training=training, neutral=neutral, cell=cell)
+    else:
+        decoder_cells(config, learning_rate=learning_rate, feature_factors=[feature_factor], model=model,
+                      training=training, neutral=neutral, cells=[cell])
+
+
+def _evaluator(config: dict, model: str | None, training: str, neutral: str):
+    """A :class:`DecoderEvaluator` over the loaded base model (with the checkpoint ``model``, if given)."""
+    from gradiend.evaluation.decoder import DecoderEvaluator
+
     table, neutral_table = read_tables(training, neutral)
     base = load_base(config)
-    mwg = without_gradiend(config, base) if is_base else with_checkpoint(config, base, model)
+    mwg = without_gradiend(config, base) if model is None else with_checkpoint(config, base, model)
     decoder = config["decoder"]
     parts = evaluation_parts(config, mwg, table, neutral_table,
                              decoder_max_size_training_like=decoder["max_size_training_like"],
                              decoder_max_size_neutral=_lms_cap(decoder))
-    evaluator = DecoderEvaluator(parts)
-    result = evaluator.evaluate_base() if is_base else evaluator.evaluate_cell(learning_rate, feature_factor)
+    return DecoderEvaluator(parts)
+
+
+def decoder_base(config: dict, *, training: str, neutral: str, cell: str) -> None:
+    """Score the ``base`` cell: the unmodified model (no GRADIEND, so it never waits for training).
+
+    Config, reads and the written JSON: as :func:`decoder_cells` (learning rate and feature factor 0).
+    """
+    from gradiend.util.io import write_json
+
+    result = _evaluator(config, None, training, neutral).evaluate_base()
     write_json(cell, result)
     logger.info("cell %s: lms %.4f, probabilities %s", result["id"], result["lms"], result["probs_by_dataset"])
+
+
+def decoder_cells(config: dict, *, learning_rate: float, feature_factors: Sequence[float], model: str,
+                  training: str, neutral: str, cells: Sequence[str]) -> None:
+    """Score the cells of one learning rate: ``cells[i]`` is θ + lr·dec(``feature_factors[i]``).
+
+    One job loads the base model, the checkpoint and the scored inputs once and scores every feature
+    factor of the learning rate (each update applied in place and restored bitwise, so a cell's
+    numbers do not depend on which other cells its job scored).
+    Config: ``base_model, base_model_path, trust_remote_code, data.target_classes,
+    data.neutral.additional_excluded_words, training.{source, eval_batch_size, torch_dtype,
+    max_length}, decoder.{max_size_training_like, max_size_neutral, lms_max_samples}``.
+    Reads: ``model`` (best checkpoint), ``training`` (``test`` split), ``neutral`` (LMS texts).
+    Writes each of ``cells``: JSON, the cell of ``DecoderEvaluator.evaluate_cell`` / ``evaluate_base``:
+    ``{"id", "is_base", "learning_rate", "feature_factor", "probs_by_dataset": {dataset class:
+    {class: mean P}}, "n_rows_by_dataset", "lms", "lms_details", "class_feature_factors",
+    "finite", "part"}``; ``"id"`` is :func:`gradiend.cells.cell_name`, the workflow's file stem.
+    """
+    from gradiend.util.io import write_json
+
+    if len(cells) != len(feature_factors) or not cells:
+        raise ValueError(f"decoder_cells: one output per feature factor, got {len(cells)} for {list(feature_factors)}")
+    evaluator = _evaluator(config, model, training, neutral)
+    with evaluator.grid_session():
+        for feature_factor, path in zip(feature_factors, cells):
+            result = evaluator.evaluate_cell(learning_rate, feature_factor)
+            write_json(path, result)
+            logger.info("cell %s: lms %.4f, probabilities %s", result["id"], result["lms"],
+                        result["probs_by_dataset"])
 
 
 def _policy(selection: Mapping):

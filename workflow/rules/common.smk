@@ -7,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 from gradiend import __version__ as GRADIEND_VERSION
 from gradiend import workflow_config as wfc
+from gradiend.cells import number_label
 from gradiend.schema_validation import ConfigError, check_yaml_file
 
 try:
@@ -119,26 +120,43 @@ def per_seed(*parts):
     return files
 
 
-def cell_setting(wildcards):
-    """(learning rate, feature factor) of a decoder cell; (None, None) for `base`."""
-    cells = wfc.decoder_cells(experiment_of(wildcards))
-    if wildcards.cell not in cells:
-        raise WorkflowError(
-            f"decoder cell {wildcards.cell!r} is not in the grid of experiment "
-            f"{wildcards.experiment!r} (decoder.learning_rates x decoder.feature_factors)"
-        )
-    return cells[wildcards.cell]
+def decoder_learning_rate(wildcards):
+    """The learning rate of a decoder job; its `lr` wildcard is the rate as written in cell names."""
+    for lr in experiment_of(wildcards)["decoder"]["learning_rates"]:
+        if number_label(lr) == wildcards.lr:
+            return float(lr)
+    raise WorkflowError(
+        f"decoder learning rate {wildcards.lr!r} is not in `decoder.learning_rates` of experiment "
+        f"{wildcards.experiment!r}"
+    )
 
 
-def decoder_cell_input(wildcards):
+def decoder_data_input(wildcards):
+    """What every decoder cell reads: the tables (test split, neutral texts) and the demo model."""
     files = {
         "training": exp_file(wildcards, "data", "training.parquet"),
         "neutral": exp_file(wildcards, "data", "neutral.parquet"),
     }
-    if wildcards.cell != "base":
-        files["model"] = exp_file(wildcards, "best", "model")
     files.update(base_model_input(wildcards))
     return files
+
+
+def decoder_lr_input(wildcards):
+    return {**decoder_data_input(wildcards), "model": exp_file(wildcards, "best", "model")}
+
+
+def decoder_factor_sets():
+    """Sorted feature factors -> the experiments with that set (one decoder_cell rule per set)."""
+    sets = {}
+    for name, experiment in EXPERIMENTS.items():
+        factors = tuple(sorted(float(f) for f in experiment["decoder"]["feature_factors"]))
+        sets.setdefault(factors, []).append(name)
+    return sets
+
+
+def decoder_cell_pattern(feature_factor):
+    """Output pattern of one feature factor's cell, with the `lr` wildcard (gradiend.cells.cell_name)."""
+    return exp_path("decoder", "cells", f"lr~{{lr}}_ff~{number_label(feature_factor)}.json")
 
 
 def grid_cells(wildcards):

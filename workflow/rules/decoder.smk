@@ -1,20 +1,19 @@
-"""Decoder grid (one job per learning rate x feature factor, plus `base`), cell choice, rewrites."""
+"""Decoder grid (one job per learning rate writing one file per feature factor, plus `base`), cell choice,
+rewrites."""
 
 
-rule decoder_cell:
+rule decoder_base:
     input:
-        unpack(decoder_cell_input),
+        unpack(decoder_data_input),
     output:
-        cell=exp_path("decoder", "cells", "{cell}.json"),
+        cell=exp_path("decoder", "cells", "base.json"),
     log:
-        exp_path("logs", "decoder_cell_{cell}.log"),
+        exp_path("logs", "decoder_cell_base.log"),
     benchmark:
-        exp_path("benchmarks", "decoder_cell_{cell}.tsv")
+        exp_path("benchmarks", "decoder_cell_base.tsv")
     params:
         version=GRADIEND_VERSION,
         config=stage_params("decoder_cell"),
-        learning_rate=lambda wildcards: cell_setting(wildcards)[0],
-        feature_factor=lambda wildcards: cell_setting(wildcards)[1],
     group:
         "decoder_grid"
     threads: resource("decoder_cell", "threads")
@@ -25,7 +24,46 @@ rule decoder_cell:
     conda:
         CONDA_ENV
     script:
-        "../scripts/decoder_cell.py"
+        "../scripts/decoder_base.py"
+
+
+# One job per learning rate writes the cells of every feature factor of that rate (one file per
+# cell, so a changed learning rate reruns only its cells): each job pays the start-up (Python,
+# torch, transformers, the model) once for all its cells. A rule's outputs must be fixed patterns,
+# so experiments are grouped by their set of feature factors, one rule per set; the usual case
+# (every experiment with both factors) is the single rule `decoder_cell`.
+for _index, (_factors, _names) in enumerate(decoder_factor_sets().items()):
+
+    rule:
+        name:
+            "decoder_cell" if _index == 0 else f"decoder_cell_{_index + 1}"
+        wildcard_constraints:
+            experiment="|".join(re.escape(n) for n in _names),
+            lr=r"[^_/~]+",
+        input:
+            unpack(decoder_lr_input),
+        output:
+            cells=[decoder_cell_pattern(ff) for ff in _factors],
+        log:
+            exp_path("logs", "decoder_cell_lr~{lr}.log"),
+        benchmark:
+            exp_path("benchmarks", "decoder_cell_lr~{lr}.tsv")
+        params:
+            version=GRADIEND_VERSION,
+            config=stage_params("decoder_cell"),
+            learning_rate=decoder_learning_rate,
+            feature_factors=list(_factors),
+        group:
+            "decoder_grid"
+        threads: resource("decoder_cell", "threads")
+        resources:
+            gpu=resource("decoder_cell", "gpu"),
+            mem_mb=resource("decoder_cell", "mem_mb"),
+            runtime=resource("decoder_cell", "runtime"),
+        conda:
+            CONDA_ENV
+        script:
+            "../scripts/decoder_cells.py"
 
 
 rule select_cell:
