@@ -6,7 +6,7 @@ from gradiend.data.creator import TextPredictionDataCreator
 from gradiend.data.demo_corpus import generate_demo_corpus
 from gradiend.data.filter_config import TextFilterConfig
 from gradiend.data.matching import find_class_occurrences, find_neutral, mask_spans
-from gradiend.data.tables import read_training_data
+from gradiend.data.tables import read_neutral_data, read_training_data
 
 # words before each target are counted by hand in the comments
 CORPUS = [
@@ -205,7 +205,7 @@ def test_neutral_data(tmp_path):
     assert set(neutral["text"]) == {"Nothing to see here.", "The theme of the hearing was shelter.", "Their house is big."}
     capped = c.generate_neutral_data(max_size=4, additional_excluded_words=["their"], output=tmp_path / "n.parquet")
     assert len(capped) == 4 and "Their house is big." not in set(capped["text"])
-    assert (tmp_path / "n.parquet").is_file()
+    assert list(read_neutral_data(tmp_path / "n.parquet")["text"]) == list(capped["text"])
 
 
 def test_base_data_is_shuffled_with_the_seed():

@@ -87,12 +87,15 @@ def test_gradients_reach_frozen_parameters_and_leave_them_frozen(setup):
     model, objective, batch, params, dtype = setup
     names = list(params)[:3]
     subset = {n: params[n] for n in names}
+    unfrozen = parameter_gradients(model, subset, objective, batch, "diff")["diff"]
+    assert float(flat(unfrozen).norm()) > 0
     for p in subset.values():
         p.requires_grad_(False)
     try:
         grads = parameter_gradients(model, subset, objective, batch, "diff")["diff"]
         assert all(g.dtype == torch.float32 for g in grads.values())
-        assert float(flat(grads).norm()) > 0
+        for name in names:  # the same gradients as with the parameters trainable, not zeros
+            torch.testing.assert_close(grads[name], unfrozen[name], rtol=0, atol=0)
         assert not any(p.requires_grad for p in subset.values())
     finally:
         for p in subset.values():
