@@ -108,10 +108,12 @@ class SentenceScorer:
         totals = [0.0] * len(encoded)
         for batch in chunks(order, self.batch_size):
             ids, attention = pad_right([encoded[s][0] for s in batch], self.pad_id)
-            logp = torch.log_softmax(forward_logits(self.model, ids, attention).cpu().double(), dim=-1)
+            logits = forward_logits(self.model, ids, attention).cpu()
             for r, s in enumerate(batch):
                 positions = torch.tensor(encoded[s][1])
-                totals[s] = float(logp[r, positions - 1, ids[r, positions]].sum())
+                # only the predicting positions, in float64 (never the whole (B, L, V) block)
+                logp = torch.log_softmax(logits[r, positions - 1].double(), dim=-1)
+                totals[s] = float(logp[torch.arange(len(positions)), ids[r, positions]].sum())
         return totals
 
     def __call__(self, sentences: Sequence[str], contexts: Sequence[str | None] | None = None) -> list[float]:
