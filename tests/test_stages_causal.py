@@ -20,6 +20,7 @@ def run(tmp_path_factory, demo_corpus, tiny_causal_lm_dir):
         decoder={"learning_rates": [0.5], "feature_factors": [1.0], "max_size_training_like": 12,
                  "max_size_neutral": 12})
     experiment["data"]["min_left_context_words"] = 3
+    experiment["data"]["neutral"]["max_size"] = 12  # = decoder.max_size_neutral: the LMS scores every neutral text
     stage_run = StageRun(experiment, corpus, root / "results" / "exp")
     stage_run.data()
     stage_run.train(3)
@@ -36,12 +37,26 @@ def test_rows_have_left_context(run):
     assert (before >= 3).all()
 
 
-def test_factual_source_flips_the_feature_factors(run):
+def test_factual_source_flips_the_feature_factors(run, tiny_causal_lm_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     cell = json.loads(Path(run.cells()["lr~0.5_ff~1"]).read_text())
     assert cell["class_feature_factors"] == {"F": -1.0, "M": 1.0}
     base = json.loads(Path(run.cells()["base"]).read_text())
     assert base["class_feature_factors"] == cell["class_feature_factors"]
-    assert 0 < base["lms"] < 1  # causal LMS: 1 / (1 + mean next-token NLL)
+    # causal LMS: 1 / (1 + mean next-token NLL) over every neutral text, computed here token by token
+    texts = pd.read_parquet(run.path("data", "neutral.parquet"))["text"].tolist()
+    assert len(texts) == 12
+    model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm_dir, attn_implementation="eager").eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm_dir)
+    nlls = []
+    with torch.no_grad():
+        for text in texts:
+            ids = tokenizer(text)["input_ids"]
+            log_probs = torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), -1)
+            nlls += [-float(log_probs[t, ids[t + 1]]) for t in range(len(ids) - 1)]
+    assert base["lms"] == pytest.approx(1 / (1 + sum(nlls) / len(nlls)), rel=1e-5)
 
 
 def test_rewrite_strengthening_m_is_a_causal_lm(run):
