@@ -14,6 +14,7 @@ _EXPORTS = {
     "ParamMappedGradiendModel": "gradiend.model.param_mapped",
     "ModelWithGradiend": "gradiend.model.with_gradiend",
     "TextModelWithGradiend": "gradiend.model.text",
+    "FeatureLearningDefinition": "gradiend.model.feature_definition",
     "TextFilterConfig": "gradiend.data.filter_config",
     "SpacyTagSpec": "gradiend.data.filter_config",
     "TextPreprocessConfig": "gradiend.data.preprocess",

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from gradiend import FeatureLearningDefinition
 from gradiend.model.base_reference import BaseModelLocationError, make_reference, sha256_file
 from gradiend.model.text import TextModelWithGradiend
 from gradiend.model.with_gradiend import ModelWithGradiend
@@ -88,5 +89,8 @@ def test_feature_definition_sets_directions(tiny_masked_lm_dir, tree):
     assert same.feature_class_encoding_direction == {"she": 1, "he": -1}
     with pytest.raises(ValueError, match="class 'he' direction \\+1, but the model has -1"):
         ModelWithGradiend.from_pretrained(root / "exp" / "ckpt", feature_definition=SimpleNamespace(pair=["he", "she"]))
+    documented = FeatureLearningDefinition(pair=("3SG", "3PL"), classes=("3SG", "3PL", "1SG"))
+    assert ModelWithGradiend.from_pretrained(str(tiny_masked_lm_dir), feature_definition=documented
+                                             ).feature_class_encoding_direction == {"3SG": 1, "3PL": -1, "1SG": 0}
     with pytest.raises(ValueError, match="`pair` of two classes"):
         ModelWithGradiend.from_pretrained(str(tiny_masked_lm_dir), feature_definition=SimpleNamespace(pair="she"))

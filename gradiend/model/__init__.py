@@ -12,6 +12,7 @@ _EXPORTS = {
     "ParamMappedGradiendModel": "gradiend.model.param_mapped",
     "ModelWithGradiend": "gradiend.model.with_gradiend",
     "TextModelWithGradiend": "gradiend.model.text",
+    "FeatureLearningDefinition": "gradiend.model.feature_definition",
 }
 
 __all__ = list(_EXPORTS)

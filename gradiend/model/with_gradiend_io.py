@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gradiend.model.base_reference import REFERENCE_KEY, make_reference, resolve_reference
+from gradiend.model.feature_definition import directions_from_definition
 from gradiend.model.gradiend_model import TRAINING_FILE, GradiendModel
 from gradiend.model.param_mapped import ParamMappedGradiendModel
 from gradiend.util.io import read_json, write_json
@@ -106,20 +107,6 @@ def _resolve_forms(load_directory, base_model, gradiend_model, require_gradiend_
         raise ValueError("from_pretrained needs a GRADIEND checkpoint or a base model (load_directory, "
                          "base_model= or gradiend_model=)")
     return checkpoint, base_model
-
-
-def directions_from_definition(definition: Any) -> dict[str, int]:
-    """``{pair[0]: +1, pair[1]: −1, every other class of definition.classes: 0}``."""
-    pair = getattr(definition, "pair", None)
-    if pair is None or isinstance(pair, str) or len(tuple(pair)) != 2:
-        raise ValueError(f"feature_definition must have a `pair` of two classes, got {pair!r}")
-    positive, negative = (str(c) for c in pair)
-    if positive == negative:
-        raise ValueError(f"feature_definition.pair names one class twice: {pair!r}")
-    classes = getattr(definition, "classes", None) or ()
-    directions = {str(c): 0 for c in classes}
-    directions.update({positive: 1, negative: -1})
-    return directions
 
 
 def _merge_directions(saved, explicit, definition) -> dict[str, int] | None:
