@@ -68,7 +68,8 @@ def test_backbone_parameters_exclude_heads_and_count_tied_embeddings_once(tiny_m
 def test_parameter_patterns_narrow_the_backbone(tiny_masked_lm_dir):
     bert, _, _ = load_base_model(tiny_masked_lm_dir)
     layer0 = mapped_parameters(bert, ["bert.encoder.layer.0.*"])
-    assert layer0 and all(n.startswith("bert.encoder.layer.0.") for n in layer0)
+    assert list(layer0) == [n for n, _ in bert.named_parameters() if n.startswith("bert.encoder.layer.0.")]
+    assert len(layer0) == 16  # q, k, v, attention output, its LayerNorm, intermediate, output, its LayerNorm: weight + bias
     both = mapped_parameters(bert, ["*.query.weight", "bert.embeddings.word_embeddings.weight"])
     assert list(both) == [n for n in mapped_parameters(bert) if n in both]
     assert len(both) == bert.config.num_hidden_layers + 1
