@@ -81,9 +81,20 @@ def test_outputs_have_content(workflow):
     summary = json.loads((exp / "decoder" / "summary.json").read_text())
     assert {"F", "F_weaken", "M", "M_weaken", "base", "policy"} <= set(summary)
     assert summary["F"]["strengthen"] and not summary["F_weaken"]["strengthen"]
-    assert summary["F"]["learning_rate"] in (1.0, 0.1)
+    # the chosen cell, by the documented rule applied here to the cell files: best P(F) on M rows among the
+    # cells keeping lms >= ratio * base lms (smallest |lr| first on ties), else the smallest |lr|
+    cells = {p.stem: json.loads(p.read_text()) for p in (exp / "decoder" / "cells").glob("*.json")}
+    base = cells.pop("base")
+    assert summary["policy"]["name"] == "lms_threshold" and len(cells) == 4
+    candidates = sorted((c for c in cells.values() if c["feature_factor"] == summary["F"]["feature_factor"]),
+                        key=lambda c: abs(c["learning_rate"]))
+    passing = [c for c in candidates if c["lms"] >= summary["policy"]["ratio"] * base["lms"]]
+    expected = max(passing, key=lambda c: c["probs_by_dataset"]["M"]["F"]) if passing else candidates[0]
+    assert (summary["F"]["learning_rate"], summary["F"]["fallback"]) == (expected["learning_rate"], not passing)
     choice = json.loads((exp / "best" / "seed.json").read_text())
-    assert choice["seed"] in (0, 1)
+    scores = choice["scores"]
+    pool = [s for s in (0, 1) if scores[str(s)]["converged"]] or [0, 1]
+    assert choice["seed"] == max(pool, key=lambda s: abs(scores[str(s)]["validation_correlation"]))
     report = (exp / "report.md").read_text()
     assert f"Chosen seed: **{choice['seed']}**" in report
     table = pd.read_csv(root / "results" / "summary.csv")
