@@ -37,6 +37,10 @@ def test_cell_restores_base_model_bitwise_and_is_order_independent(parts, evalua
     assert first["id"] == "lr~1_ff~1" and first["finite"] is True
     assert first["class_feature_factors"] == {"she": 1.0, "he": -1.0}
     assert set(first["probs_by_dataset"]) == {"she", "he"}
+    # scored on the test split: one row per distinct masked text of each class (no cap set here)
+    assert parts.decoder_max_size_training_like is None
+    test = parts.data[parts.data["split"] == "test"]
+    assert first["n_rows_by_dataset"] == {c: test.loc[test["factual_class"] == c, "masked"].nunique() for c in ("she", "he")}
     # the rewrite is really applied while scoring
     base = evaluator.evaluate_base()
     assert first["probs_by_dataset"] != base["probs_by_dataset"]
