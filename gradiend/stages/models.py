@@ -39,10 +39,13 @@ def load_base(config: Mapping) -> Base:
     """The experiment's base model (``base_model_path``) in ``training.torch_dtype``, in eval mode."""
     from gradiend.model.loading import load_base_model
 
+    import torch
+
     reference = config["base_model_path"]
     model, tokenizer, objective = load_base_model(
         reference, torch_dtype=config["training"]["torch_dtype"],
-        trust_remote_code=bool(config["trust_remote_code"]))
+        trust_remote_code=bool(config["trust_remote_code"]),
+        device="cuda" if torch.cuda.is_available() else None)  # as the trainer: the GPU whenever one is visible
     return Base(model, tokenizer, objective, reference)
 
 
@@ -52,7 +55,7 @@ def with_checkpoint(config: Mapping, base: Base, checkpoint: str):
 
     mwg = ModelWithGradiend.from_pretrained(
         base_model=base.model, gradiend_model=checkpoint, tokenizer=base.tokenizer, objective=base.objective,
-        max_length=config["training"]["max_length"])
+        max_length=config["training"]["max_length"], device=next(base.model.parameters()).device)
     mwg.base_model_id = base.reference
     return mwg
 
