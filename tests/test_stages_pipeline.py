@@ -131,6 +131,10 @@ def test_select_seed_fails_when_asked(run, tmp_path):
 
 def test_decoder_cells(run):
     cells = {name: json.loads(Path(path).read_text()) for name, path in run.cells().items()}
+    table = pd.read_parquet(run.path("data", "training.parquet"))
+    test = table[table["split"] == "test"]
+    # each class's distinct masked texts of the test split, capped at decoder.max_size_training_like (12)
+    n_rows = {c: min(12, test.loc[test["factual_class"] == c, "masked"].nunique()) for c in ("F", "M")}
     assert list(cells) == ["base", "lr~1_ff~1", "lr~1_ff~-1"]
     assert cells["base"]["is_base"] and cells["base"]["learning_rate"] == 0.0
     for name, cell in cells.items():
@@ -139,6 +143,7 @@ def test_decoder_cells(run):
         assert set(cell["probs_by_dataset"]) == {"F", "M"}
         assert all(set(p) == {"F", "M"} for p in cell["probs_by_dataset"].values())
         assert cell["class_feature_factors"] == {"F": 1.0, "M": -1.0}  # source alternative
+        assert cell["n_rows_by_dataset"] == n_rows
     assert cells["lr~1_ff~-1"]["feature_factor"] == -1.0
     # a rewrite changes the probabilities, and the base cell is what the model gives unmodified
     assert cells["lr~1_ff~1"]["probs_by_dataset"] != cells["base"]["probs_by_dataset"]
