@@ -94,8 +94,8 @@ def test_pruned_model_selects_mapped_entries_of_a_full_gradient_dict(model):
     with pytest.raises(ValueError, match=r"lacks mapped parameter\(s\) \['lin.bias'\]"):
         pruned.flatten(g)
     g = grads()
-    g["lin.weight"] = torch.zeros(3, 4)
-    with pytest.raises(ValueError, match=r"'lin.weight' has shape \(3, 4\)"):
+    g["lin.weight"] = torch.zeros(4, 3)
+    with pytest.raises(ValueError, match=r"'lin.weight' has shape \(4, 3\), expected \(3, 4\)"):
         pruned.flatten(g)
 
 
