@@ -1,14 +1,18 @@
-"""Determinism: the same config and seeds give byte-identical outputs on a CPU, run after run.
+"""Determinism: the same config and seeds give byte-identical outputs on a CPU, process after process.
 
 The whole stage chain (data, pre-pruning, one seed, encoder evaluation, seed choice, a 1 x 2 decoder
-grid, cell choice, both rewrites, provenance, report) runs twice into the same folder (the first
-run is moved aside, so paths written into the files are equal too). Every output file is then
-compared byte for byte, except the wall-clock times, which live only in ``timing.json``. The git
-commit recorded in provenance is held fixed: other work may commit to the repository between the two
-runs, and a different commit is different code, not non-determinism.
+grid, cell choice, both rewrites, provenance, report) runs twice, each time in a fresh Python
+process (hash seeds, import order and allocator state differ between processes, which one process
+run twice would never show), into the same folder (the first run is moved aside, so paths written
+into the files are equal too). Every output file is then compared byte for byte, except the
+wall-clock times, which live only in ``timing.json``. The git commit recorded in provenance is held
+fixed: other work may commit to the repository between the two runs, and a different commit is
+different code, not non-determinism.
 """
-import importlib
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,21 +23,36 @@ from tests.reliability_support import file_digests, tiny_run
 TIMING_FILES = {"timing.json"}
 
 
-def run_chain(base_model, corpus_lines, root: Path) -> None:
-    stage_run = tiny_run(base_model, corpus_lines, root, pre_prune={"n_samples": 8, "topk": 0.5})
-    stage_run.run_all(pruned=True)
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+# Run in a fresh interpreter: the stage chain on the corpus lines in argv[3] (one per line).
+CHAIN = """
+import importlib, sys
+from pathlib import Path
+# the module, not the stage function of the same name that gradiend.stages exports
+importlib.import_module("gradiend.stages.provenance").git_commit = lambda folder=None: "0" * 40
+from tests.reliability_support import tiny_run
+lines = Path(sys.argv[3]).read_text(encoding="utf-8").splitlines()
+run = tiny_run(Path(sys.argv[1]), lines, Path(sys.argv[2]), pre_prune={"n_samples": 8, "topk": 0.5})
+run.run_all(pruned=True)
+"""
+
+
+def run_chain_in_new_process(base_model: Path, corpus_file: Path, root: Path) -> None:
+    env = {**os.environ, "PYTHONHASHSEED": "random"}
+    subprocess.run([sys.executable, "-c", CHAIN, str(base_model), str(root), str(corpus_file)],
+                   cwd=REPOSITORY, env=env, check=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory, demo_corpus, tiny_masked_lm_dir):
     root = tmp_path_factory.mktemp("determinism")
+    corpus_file = root / "lines.txt"
+    corpus_file.write_text("\n".join(demo_corpus[:1000]) + "\n", encoding="utf-8")
     work = root / "work"
-    with pytest.MonkeyPatch.context() as patch:
-        # the module, not the stage function of the same name that gradiend.stages exports
-        patch.setattr(importlib.import_module("gradiend.stages.provenance"), "git_commit", lambda folder=None: "0" * 40)
-        run_chain(tiny_masked_lm_dir, demo_corpus[:1000], work)
-        shutil.move(work, root / "first")
-        run_chain(tiny_masked_lm_dir, demo_corpus[:1000], work)
+    run_chain_in_new_process(tiny_masked_lm_dir, corpus_file, work)
+    shutil.move(work, root / "first")
+    run_chain_in_new_process(tiny_masked_lm_dir, corpus_file, work)
     return file_digests(root / "first"), file_digests(work)
 
 
