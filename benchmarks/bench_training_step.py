@@ -47,7 +47,7 @@ from gradiend.data.demo_corpus import generate_demo_corpus  # noqa: E402
 from gradiend.objectives.gradients import parameter_gradients  # noqa: E402
 from gradiend.objectives.losses import batch_loss  # noqa: E402
 from gradiend.training.arguments import PrePruneConfig, TrainingArguments  # noqa: E402
-from gradiend.training.rows import FEATURE_CLASS_ID, TRAINING_LABEL  # noqa: E402
+from gradiend.data.rows import FEATURE_CLASS_ID, TRAINING_LABEL  # noqa: E402
 from gradiend.training.scheduler import BatchScheduler  # noqa: E402
 from gradiend.training.trainer import TextPredictionTrainer  # noqa: E402
 from gradiend.training.training_loop import TrainingRun, make_optimizer  # noqa: E402

@@ -7,7 +7,7 @@ import torch
 import gradiend
 from gradiend.model.with_gradiend import ModelWithGradiend
 from gradiend.training.encoder_probe import EncoderProbe
-from gradiend.training.rows import TRAINING_LABEL, Rows
+from gradiend.data.rows import TRAINING_LABEL, Rows
 from gradiend.util.stats import pearson
 from tests.objectives_support import hand_encoded
 

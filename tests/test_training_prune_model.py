@@ -5,7 +5,7 @@ import torch
 from gradiend.objectives import MaskedLMObjective, plain_parameter_gradients
 from gradiend.training.arguments import PrePruneConfig
 from gradiend.training.pruning import compute_pre_prune_mask, stratified_sample
-from gradiend.training.rows import training_rows
+from gradiend.data.rows import training_rows
 from tests.training_support import she_he_table
 
 

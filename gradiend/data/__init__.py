@@ -6,5 +6,5 @@ Modules (import what you need; nothing heavy is imported here):
 preprocess_texts), ``base_loader`` (resolve_base_data), ``matching`` (whole-word / spaCy matching),
 ``creator`` (TextPredictionDataCreator), ``splitting``, ``alternatives``, ``tables`` (the unified
 table, Parquet I/O, summary), ``ingest`` (TextPredictionConfig, load_training_table),
-``spacy_util``, ``demo_corpus``.
+``rows`` (a split's training / evaluation rows), ``spacy_util``, ``demo_corpus``.
 """

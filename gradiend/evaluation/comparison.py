@@ -42,7 +42,7 @@ def topk_overlap(sets: Mapping[str, set]) -> pd.DataFrame:
 
 def comparison_rows(table: pd.DataFrame, target_classes: Sequence[str], max_size: int | None, seed: int) -> pd.DataFrame:
     """The test rows of the pair ``target_classes``, at most ``max_size`` per transition (seeded)."""
-    from gradiend.training.rows import select_rows
+    from gradiend.data.rows import select_rows
 
     return select_rows(table, list(target_classes), "test", "factual", max_size=max_size, seed=seed).frame
 

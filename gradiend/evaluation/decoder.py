@@ -35,7 +35,7 @@ from gradiend.evaluation.selection import (
 )
 from gradiend.evaluation.tokens import ignore_token_ids
 from gradiend.model import rewrite
-from gradiend.training.rows import select_rows
+from gradiend.data.rows import select_rows
 from gradiend.util.io import write_json
 from gradiend.util.logging import get_logger
 

@@ -2,7 +2,7 @@
 
 Rows (reference-behaviour.md §5):
 - ``training``: the pair transitions of the split; ``label`` ±1 after source inversion
-  (:func:`gradiend.training.rows.select_rows`), encoded from the model's ``source`` gradient;
+  (:func:`gradiend.data.rows.select_rows`), encoded from the model's ``source`` gradient;
 - ``neutral_training_masked`` (split ``test`` only): each test template un-masked with its factual
   token, then one random non-target word masked (factual gradient of that word, label 0);
 - ``neutral_dataset``: the same masking on the neutral texts (label 0).
@@ -22,7 +22,7 @@ from gradiend.data.tables import ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUA
 from gradiend.evaluation.context import EvaluationParts, sample_at_most
 from gradiend.evaluation.encoder_metrics import NEUTRAL_DATASET, NEUTRAL_TRAINING_MASKED, TRAINING, encoder_metrics
 from gradiend.evaluation.neutral_rows import neutral_masked_rows, unmask
-from gradiend.training.rows import FEATURE_CLASS_ID, select_rows
+from gradiend.data.rows import FEATURE_CLASS_ID, select_rows
 from gradiend.util.io import write_json, write_parquet
 from gradiend.util.logging import get_logger
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gradiend.training.rows import TRAINING_LABEL, Rows
+from gradiend.data.rows import TRAINING_LABEL, Rows
 from gradiend.util.stats import pearson
 
 

@@ -24,7 +24,7 @@ from gradiend.training.convergence import ConvergenceInfo
 from gradiend.training.encoder_probe import EncoderProbe
 from gradiend.training.history import TIMING_FILE, load_training_stats
 from gradiend.training.pruning import PrePruneResult, compute_pre_prune_mask
-from gradiend.training.rows import FEATURE_CLASS_ID, TRAINING_LABEL, Rows, evaluation_rows, training_rows
+from gradiend.data.rows import FEATURE_CLASS_ID, TRAINING_LABEL, Rows, evaluation_rows, training_rows
 from gradiend.training.scheduler import BatchScheduler
 from gradiend.training.seeds import (SEED_REPORT_FILE, SeedRun, build_seed_report, check_enough_convergent,
                                      run_seeds, seeds_to_try, select_best_seed)

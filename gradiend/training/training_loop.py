@@ -22,7 +22,7 @@ from gradiend.training.convergence import BestCheckpoint, ConvergenceInfo, asses
 from gradiend.training.encoder_probe import EncoderProbe
 from gradiend.training.history import EvalRecord, TrainingHistory
 from gradiend.training.reconstruction import ReconstructionLoss
-from gradiend.training.rows import Rows
+from gradiend.data.rows import Rows
 from gradiend.training.scheduler import BatchScheduler
 from gradiend.util.logging import get_logger
 

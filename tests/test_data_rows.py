@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from gradiend.training.rows import evaluation_rows, select_rows, training_rows
+from gradiend.data.rows import evaluation_rows, select_rows, training_rows
 
 
 def _table():
