@@ -92,6 +92,47 @@ from gradiend.demo.pretrain import (  # noqa: E402
 )
 
 HELD_OUT = generate_demo_corpus(400, seed=12345)
+_SWAP = {"she": "he", "he": "she", "She": "He", "He": "She"}
+
+
+def _hand_she_he_accuracy(folder, kind, corpus, seed):
+    """The documented yardstick, one sentence at a time on the saved model: masked LM, every pronoun
+    masked, right when the true she/he outscores the other at its position; causal LM, right when
+    " she" / " he" after the text before it favours the true one. Test sentences: the seeded split."""
+    import re
+
+    from gradiend.data.demo_corpus import DEMO_PRONOUNS
+    from gradiend.demo.pretrain import _split
+
+    test = _split(list(corpus), seed)[2]
+    auto = AutoModelForMaskedLM if kind == "masked" else AutoModelForCausalLM
+    model, tokenizer = auto.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+
+    def token(text):
+        [piece] = tokenizer(text, add_special_tokens=False).input_ids
+        return piece
+    right = total = 0
+    with torch.no_grad():
+        for text in test:
+            if kind == "masked":
+                encoded = tokenizer(text, return_offsets_mapping=True)
+                ids, words = list(encoded.input_ids), [text[b:e] for b, e in encoded.offset_mapping]
+                ids = [tokenizer.mask_token_id if w.lower() in DEMO_PRONOUNS else t for t, w in zip(ids, words)]
+                logits = model(torch.tensor([ids])).logits[0]
+                for position, word in enumerate(words):
+                    if word in _SWAP:
+                        right += int(logits[position, token(word)] > logits[position, token(_SWAP[word])])
+                        total += 1
+            else:
+                for match in re.finditer(r"\b(she|he)\b", text, re.IGNORECASE):
+                    word, begin = match.group(0), match.start()
+                    if begin == 0 or word not in _SWAP or text[begin - 1] != " ":
+                        continue
+                    logits = model(torch.tensor([tokenizer(text[: begin - 1]).input_ids])).logits[0, -1]
+                    right += int(logits[token(" " + word)] > logits[token(" " + _SWAP[word])])
+                    total += 1
+    assert total > 0, "no she/he in the test sentences"
+    return right / total
 
 
 @pytest.mark.parametrize("kind", ["masked", "causal"])
@@ -112,7 +153,7 @@ def test_short_pretraining_is_deterministic_and_records_its_run(tmp_path, kind, 
     assert info["recipe"]["lr"] == 2e-3
     assert info["loss"][-1] < info["loss"][0]
     assert [check["step"] for check in info["validation_checks"]] == [4, 8]
-    assert 0.0 <= info["test_she_he_accuracy"] <= 1.0
+    assert info["test_she_he_accuracy"] == pytest.approx(_hand_she_he_accuracy(first, kind, corpus, seed=3))
     assert info["train_sentences"] + info["validation_sentences"] + info["test_sentences"] == 120
     assert AutoTokenizer.from_pretrained(first).model_max_length == 128
 
