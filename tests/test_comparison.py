@@ -9,6 +9,7 @@ import torch
 from gradiend import stages
 from gradiend import workflow_config as wfc
 from gradiend.model.param_mapped import ParamMappedGradiendModel
+from tests.objectives_support import hand_encoded
 from tests.stages_support import StageRun, experiment_config
 
 PNG_MAGIC = b"\x89PNG"
@@ -103,6 +104,11 @@ def test_cross_encoding_equals_the_plain_gradient_path(runs, tmp_path):
                     & (frame.factual_class == cls)].iloc[0]
         assert row.mean_encoded == pytest.approx(float(plain.double().mean()), abs=1e-5)
         assert row.std_encoded == pytest.approx(float(plain.double().std(unbiased=False)), abs=1e-5)
+        # and a reference that shares none of the library's batching, losses or gradient code
+        hand = np.array([hand_encoded(encoder, m, f, a, encoder.source)
+                         for m, f, a in zip(chosen["masked"], chosen["factual"], chosen["alternative"])])
+        assert row.mean_encoded == pytest.approx(hand.mean(), abs=1e-5)
+        assert row.std_encoded == pytest.approx(hand.std(), abs=1e-5)
 
 
 def test_a_comparison_of_two_base_models_is_refused_by_the_stage(runs, tmp_path):
