@@ -1,5 +1,5 @@
 """GRADIEND workflow: learn a feature of a language model from its gradients, one cached,
-restartable file-to-file stage per rule (DESIGN.md §2). Run from the repository root:
+restartable file-to-file stage per rule (docs/design.md §1). Run from the repository root:
 
     snakemake --cores 2                                   # config/config.yaml, offline demo
     snakemake --cores 8 --configfile config/experiments/bert_gender_en.yaml

@@ -1,7 +1,7 @@
 """Tiny random BERT / GPT-2 models with offline tokenizers, for the evaluation tests.
 
 Built in memory in well under a second; the vocabulary is written out explicitly (the WordPiece
-trainer is not deterministic across processes, DESIGN.md §5).
+trainer is not deterministic across processes, docs/design.md §3).
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ def model_device(model) -> torch.device:
 def max_input_length(model, tokenizer) -> int:
     """The model's own position limit and the tokenizer's limit, whichever is smaller.
 
-    Models with fewer than 256 positions must work (DESIGN.md §6), so nothing here assumes 256.
+    Models with fewer than 256 positions must work (docs/design.md §5), so nothing here assumes 256.
     """
     limits = [getattr(tokenizer, "model_max_length", None)]
     config = getattr(model, "config", None)

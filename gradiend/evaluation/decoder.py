@@ -4,7 +4,7 @@ A *cell* is one (learning rate, feature factor) rewrite, scored by P(class token
 held-out rows (:mod:`.probabilities`) and by the LMS on neutral text (:mod:`.lms`). The ``base``
 cell is the unmodified model, scored once. One loaded model scores every cell: the update is
 applied in place and restored bitwise afterwards (``ModelWithGradiend.applied_update``), so cells
-do not depend on their order and nothing is reloaded (DESIGN.md §4.4).
+do not depend on their order and nothing is reloaded (docs/design.md §2.4).
 
 ``evaluate_cell`` / ``evaluate_base`` return JSON-ready dicts, so a workflow can fan the cells out
 as jobs and :meth:`DecoderEvaluator.summarize` (or :func:`~.selection.summarize_cells`) can pick
@@ -100,7 +100,7 @@ class DecoderEvaluator:
 
     def lms_texts(self) -> tuple[list[str], set[str]]:
         """Neutral texts and words to skip; without neutral data, the un-masked test rows with every
-        target word skipped (reference-behaviour.md §6)."""
+        target word skipped (docs/design.md §4)."""
         ignored = {w for w in (self.parts.ignore_tokens or ())}
         texts = self.parts.neutral_texts
         if texts is None:

@@ -1,6 +1,6 @@
 """Encoder evaluation: encode held-out feature rows and neutral rows, then compute the metrics.
 
-Rows (reference-behaviour.md §5):
+Rows (docs/design.md §4):
 - ``training``: the pair transitions of the split; ``label`` ±1 after source inversion
   (:func:`gradiend.data.rows.select_rows`), encoded from the model's ``source`` gradient;
 - ``neutral_training_masked`` (split ``test`` only): each test template un-masked with its factual

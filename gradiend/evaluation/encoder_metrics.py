@@ -1,4 +1,4 @@
-"""Encoder metrics from a table of encoded rows (reference-behaviour.md §5).
+"""Encoder metrics from a table of encoded rows (docs/design.md §4).
 
 Input: one row per encoded example with the columns ``encoded`` (float), ``label`` (+1 / −1 for
 the two target classes after source inversion, 0 for neutral or other rows), ``type``

@@ -6,10 +6,10 @@ For each row (a masked text of one factual class, the row's *dataset*) and each 
 single token. The dataset score is the mean over its rows.
 
 * Masked LM: a single-mask row is expanded to ``k`` masks for a ``k``-sub-token variant and scored by
-  the product of the sub-token probabilities (reference-behaviour.md §6); a row with several masks
+  the product of the sub-token probabilities (docs/design.md §4); a row with several masks
   (all occurrences masked) scores each mask with the variant's first sub-token and averages them.
 * Causal LM: the next token after the text before the first mask, with the token the model would
-  really predict there (" she" after a space, DESIGN.md §6); a multi-token variant counts its first
+  really predict there (" she" after a space, docs/design.md §5); a multi-token variant counts its first
   sub-token.
 
 Inputs come from the objective's own ``prepare`` (same tokenization, mask handling and truncation

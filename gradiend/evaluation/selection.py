@@ -5,7 +5,7 @@ A *cell* is one rewrite ``θ + lr·dec(ff)`` scored by the decoder evaluator: a 
 P(class tokens)}}``, dataset = the factual class of the rows). For target class ``C``:
 
 * strengthen (key ``"C"``): cells with C's strengthening feature factor, metric = P(C) on the rows
-  of the other class (reference-behaviour.md §6);
+  of the other class (docs/design.md §4);
 * weaken (key ``"C_weaken"``): cells with the other class's feature factor, metric = 1 − P(C) on C's
   own rows.
 

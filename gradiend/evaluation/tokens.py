@@ -3,7 +3,7 @@
 A word in a sentence is scored through its casing variants ("she", "She", "SHE"), each as the
 sub-token sequence the tokenizer really produces for it. For a byte-level BPE tokenizer (GPT-2) a
 word inside a sentence is the token *with* its leading space (" she"); the bare string would split
-into other pieces (DESIGN.md §6).
+into other pieces (docs/design.md §5).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Masked LM objective: score the factual / alternative token at every mask of a row.
 
-Rules (they match the reference's labelling, see reference-behaviour.md §4.2):
+Rules (they match the original package's labelling, docs/design.md §4):
 - the placeholder (``"[MASK]"`` by default) becomes ``tokenizer.mask_token``; every mask of a row is
   scored, all with the target's token id;
 - a row with exactly one mask and a target of ``k > 1`` sub-tokens gets ``k`` consecutive masks,

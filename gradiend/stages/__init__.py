@@ -1,4 +1,4 @@
-"""One function per workflow stage: read files, write files (DESIGN.md §2).
+"""One function per workflow stage: read files, write files (docs/design.md §1).
 
 The Snakemake scripts under ``workflow/scripts/`` call exactly one of these; a notebook can call
 them too. Every stage has the signature ``(config, *, <inputs>, <outputs>, [wildcard values])``:

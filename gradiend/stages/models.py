@@ -1,7 +1,7 @@
 """What several stages load the same way: the base model, a GRADIEND checkpoint over it, the tables.
 
 A stage loads its base model once (:func:`load_base`) and puts every GRADIEND it needs on top of
-that one copy (:func:`with_checkpoint`), so no job reloads weights (DESIGN.md §4.4).
+that one copy (:func:`with_checkpoint`), so no job reloads weights (docs/design.md §2.4).
 """
 from __future__ import annotations
 

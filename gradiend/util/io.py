@@ -1,7 +1,7 @@
 """Atomic, deterministic file writers, and readers that name a corrupt file and how to rebuild it.
 
 Every artefact is written to a temporary name in its own folder and renamed into place, so a
-killed job never leaves a file that looks complete (DESIGN.md §2). JSON and Parquet are written
+killed job never leaves a file that looks complete (docs/design.md §1). JSON and Parquet are written
 deterministically so that the same inputs give byte-identical files. The temporary file or folder
 gets the permissions an ordinary ``open``/``mkdir`` would give under the process's umask (``mkstemp``
 alone would leave 0600 files and 0700 folders that nobody else on a shared cluster can read).
