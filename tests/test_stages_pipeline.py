@@ -12,6 +12,7 @@ import torch
 from gradiend import stages
 from gradiend.evaluation.encoder import COLUMNS as ENCODED_COLUMNS
 from gradiend.util.io import load_safetensors
+from tests.objectives_support import hand_encoded
 from tests.stages_support import StageRun, experiment_config
 
 PNG_MAGIC = b"\x89PNG"
@@ -73,12 +74,25 @@ def test_seed_checkpoints_are_pre_pruned_and_complete(run):
 
 
 def test_encoder_outputs(run):
+    from gradiend.stages.models import load_base, with_checkpoint
+    from gradiend.data.rows import select_rows
+
+    cut = run.cut("evaluate_encoder")
+    base = load_base(cut)
+    table = pd.read_parquet(run.path("data", "training.parquet"))
+    validation = select_rows(table, ["F", "M"], "validation", "alternative").frame  # every validation pair row
     for seed in run.seeds:
         metrics = read(run, "seeds", str(seed), "encoder", "metrics.json")
         assert {"correlation", "validation_correlation", "accuracy", "mean_by_target_class", "neutral_mean",
                 "n_by_type", "mean_by_class", "seed"} <= set(metrics)
         assert set(metrics["mean_by_target_class"]) == {"F", "M"} and metrics["seed"] == seed
-        assert -1 <= metrics["validation_correlation"] <= 1  # its rows are not in encoded.parquet
+        # what select_seed ranks by: Pearson of the validation rows' encodings (by the hand reference) and labels
+        model = with_checkpoint(cut, base, run.path("seeds", str(seed), "model"))
+        hand = [hand_encoded(model, m, f, a, "alternative")
+                for m, f, a in zip(validation["masked"], validation["factual"], validation["alternative"])]
+        expected = np.corrcoef(hand, validation["label"].to_numpy(float))[0, 1]
+        assert metrics["n_validation"] == len(validation) and metrics["validation_correlation"] == pytest.approx(
+            expected, abs=1e-4)
         encoded = pd.read_parquet(run.path("seeds", str(seed), "encoder", "encoded.parquet"))
         # the numbers, recomputed from the encoded rows: Pearson over the training rows, means by label
         training = encoded[encoded["type"] == "training"]
