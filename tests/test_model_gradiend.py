@@ -42,6 +42,18 @@ def test_init_follows_reference_and_callers_seed():
     assert float(a.encoder_weight.detach().abs().max()) <= 1 / math.sqrt(50)
     for name, tensor in a.state_dict().items():
         assert torch.equal(tensor, b.state_dict()[name]), name
+    # the reference's recipe drawn here from the same seed: PyTorch's default Linear init for the encoder
+    # (and a Linear(1, 50) for the decoder, drawn but then overwritten), decoder weight and bias ~ U(-x, x),
+    # x = max(encoder weight)
+    torch.manual_seed(3)
+    encoder, decoder = torch.nn.Linear(50, 1), torch.nn.Linear(1, 50)
+    x = float(encoder.weight.detach().max())
+    with torch.no_grad():
+        decoder.weight.uniform_(-x, x)
+        decoder.bias.uniform_(-x, x)
+    for got, want in ((a.encoder.weight, encoder.weight), (a.encoder.bias, encoder.bias),
+                      (a.decoder.weight, decoder.weight), (a.decoder.bias, decoder.bias)):
+        assert torch.equal(got, want)
 
 
 def test_activations_and_unknown_activation():
