@@ -15,6 +15,10 @@ import pandas as pd
 
 from gradiend.data.tables import ALTERNATIVE, FACTUAL, TEXT
 
+# Every evaluation draws its row samples with this seed, never with a training seed: all seeds of an
+# experiment are scored on the same rows, and the library and the workflow sample the same rows.
+EVALUATION_SEED = 0
+
 
 @dataclass
 class EvaluationParts:
@@ -29,7 +33,7 @@ class EvaluationParts:
     data: pd.DataFrame
     neutral_data: pd.DataFrame | Sequence[str] | None = None
     target_classes: Sequence[str] | None = None
-    seed: int = 0
+    seed: int = EVALUATION_SEED
     batch_size: int = 32
     excluded_words: Sequence[str] = ()
     ignore_tokens: Sequence[str] | None = None

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from gradiend.data.tables import ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS, MASKED, SPLIT
 from gradiend.evaluation.context import EvaluationParts, sample_at_most
 from gradiend.evaluation.encoder_metrics import NEUTRAL_DATASET, NEUTRAL_TRAINING_MASKED, TRAINING, encoder_metrics
+from gradiend.util.stats import pearson
 from gradiend.evaluation.neutral_rows import neutral_masked_rows, unmask
 from gradiend.data.rows import FEATURE_CLASS_ID, select_rows
 from gradiend.util.io import write_json, write_parquet
@@ -126,6 +127,13 @@ class EncoderEvaluator:
         return pd.concat(parts, ignore_index=True)[COLUMNS]
 
     # ------------------------------------------------------------------ evaluation
+    def validation_correlation(self, max_size: int | None) -> tuple[float, int]:
+        """Pearson(encoded, label) over the ``validation`` rows (at most ``max_size`` per transition)
+        and their count: the score seed selection ranks by, in the library's multi-seed loop and in
+        the workflow's ``select_seed`` alike."""
+        rows = self.training_rows("validation", max_size)
+        return pearson(self.encode(rows, kind=None), rows["label"]), len(rows)
+
     def evaluate(self, split: str = "test", max_size: int | None = None, plot: bool = False,
                  output_dir: str | Path | None = None, return_df: bool = False) -> dict:
         """Metrics of the split; with ``output_dir`` writes metrics.json, encoded.parquet (+ the plot)."""

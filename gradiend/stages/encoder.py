@@ -38,7 +38,7 @@ def evaluate_encoder(config: dict, *, seed: int, model: str, training: str, neut
       - ``distributions``: PNG of the encoded values per class and for neutral texts.
     """
     from gradiend.evaluation.encoder import EncoderEvaluator
-    from gradiend.evaluation.encoder_metrics import NEUTRAL_TYPES, pearson
+    from gradiend.evaluation.encoder_metrics import NEUTRAL_TYPES
     from gradiend.plots.encoder import plot_encoder_distributions
     from gradiend.util.io import write_json, write_parquet
 
@@ -50,13 +50,13 @@ def evaluate_encoder(config: dict, *, seed: int, model: str, training: str, neut
     evaluator = EncoderEvaluator(parts)
     result = evaluator.evaluate("test", return_df=True)
     frame = result.pop("encoder_df")
-    validation = evaluator.training_rows("validation", training_config["seed_selection_eval_max_size"])
-    validation_encoded = evaluator.encode(validation, kind=None)
+    validation_correlation, n_validation = evaluator.validation_correlation(
+        training_config["seed_selection_eval_max_size"])
     neutral_rows = frame[frame["type"].isin(NEUTRAL_TYPES)]
     result.update({
         "seed": int(seed),
-        "validation_correlation": pearson(validation_encoded, validation["label"]),
-        "n_validation": len(validation),
+        "validation_correlation": validation_correlation,
+        "n_validation": n_validation,
         "mean_by_target_class": _class_means(result, target_classes(config)),
         "neutral_mean": float(neutral_rows["encoded"].mean()) if len(neutral_rows) else None,
         "n_by_type": result["sample_counts"]["by_type"],

@@ -8,13 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from gradiend.evaluation.context import EVALUATION_SEED  # evaluation rows never follow a training seed
 from gradiend.util.logging import get_logger
 
 logger = get_logger("gradiend.stages")
-
-# Every evaluation stage draws its row samples with this seed, not the training seed, so that all
-# seeds of an experiment are scored on exactly the same rows.
-EVALUATION_SEED = 0
 
 
 @dataclass

@@ -136,17 +136,19 @@ class TextPredictionTrainer:
             raise ValueError(f"cannot infer the target pair from classes {present}; pass target_classes=[c0, c1]")
         return tuple(classes)
 
-    def train_rows(self) -> Rows:
+    def train_rows(self, seed: int | None = None) -> Rows:
+        """Training rows sampled with ``seed`` (the run's seed; None: ``args.seed``)."""
         args = self.args
         return training_rows(self.training_table, self.target_classes, args.source,
                              add_identity=args.add_identity_for_other_classes, max_size=args.train_max_size,
-                             seed=args.seed)
+                             seed=args.seed if seed is None else seed)
 
-    def eval_rows(self) -> Rows | None:
+    def eval_rows(self, seed: int | None = None) -> Rows | None:
+        """In-training evaluation rows sampled with ``seed`` (the run's seed; None: ``args.seed``)."""
         if not self.args.do_eval:
             return None
         return evaluation_rows(self.training_table, self.target_classes, self.args.source,
-                               max_size=self.args.encoder_eval_max_size, seed=self.args.seed)
+                               max_size=self.args.encoder_eval_max_size, seed=self.args.seed if seed is None else seed)
 
     @property
     def eval_neutral_data(self):
@@ -187,7 +189,7 @@ class TextPredictionTrainer:
         config = self.args.pre_prune_config
         if config is None:
             raise ValueError("compute_pre_prune_mask needs TrainingArguments.pre_prune_config")
-        rows = self.train_rows()
+        rows = self.train_rows(config.seed)
         model, tokenizer, objective, _ = self.base()
         self._pre_prune = compute_pre_prune_mask(model, tokenizer, objective, self._mapped_parameters(),
                                                  rows.frame, config, seed=self.args.seed,
@@ -244,11 +246,11 @@ class TextPredictionTrainer:
         """
         started = time.perf_counter()
         args = self.args
-        rows = self.train_rows()
+        rows = self.train_rows(seed)  # a run is a function of its own seed: the workflow's job per seed
         names = rows.transition_names
         scheduler = BatchScheduler(rows.frame[FEATURE_CLASS_ID].tolist(), rows.frame[TRAINING_LABEL].tolist(),
                                    args.train_batch_size, seed, group_names=names)
-        eval_rows = self.eval_rows()
+        eval_rows = self.eval_rows(seed)
         probe = None if eval_rows is None else EncoderProbe(eval_rows, self.target_classes, args.source,
                                                             args.eval_batch_size, self.progress)
         pre_prune = self._resolve_pre_prune(pre_prune_importance)
@@ -317,8 +319,9 @@ class TextPredictionTrainer:
         def train_one(seed: int) -> SeedRun:
             result = self.train_seed(seed, output_dir=seeds_dir / f"seed_{seed}")
             results[seed] = dataclasses.replace(result, model_with_gradiend=None)  # free the GRADIEND
-            return SeedRun(seed, result.converged, result.best_correlation, model_dir=str(result.model_dir),
-                           reason=result.convergence.reason)
+            return SeedRun(seed, result.converged, result.best_correlation,
+                           eval_score=self._validation_correlation(result.model_dir),
+                           model_dir=str(result.model_dir), reason=result.convergence.reason)
 
         runs, early = run_seeds(train_one, seeds_to_try(args.seed, args.max_seeds), args.min_convergent_seeds)
         self.seed_report = build_seed_report(
@@ -338,6 +341,15 @@ class TextPredictionTrainer:
         check_enough_convergent(runs, args.min_convergent_seeds, args.fail_on_non_convergence)
         return dataclasses.replace(results[best.seed], model_dir=final,
                                    model_with_gradiend=self.model_with_gradiend)
+
+    def _validation_correlation(self, model_dir) -> float:
+        """What seeds are ranked by (as in the workflow's ``evaluate_encoder`` / ``select_seed``): the
+        saved checkpoint's encoder correlation on the validation rows."""
+        from gradiend.evaluation.encoder import EncoderEvaluator
+
+        self.model_with_gradiend = self.load_trained(model_dir)
+        return EncoderEvaluator(self.evaluation_parts()).validation_correlation(
+            self.args.seed_selection_eval_max_size)[0]
 
     def load_trained(self, model_dir):
         """A saved GRADIEND checkpoint over this trainer's loaded base model."""
@@ -362,14 +374,14 @@ class TextPredictionTrainer:
 
     def evaluation_parts(self):
         """What the evaluators need from this trainer (see :mod:`gradiend.evaluation.context`)."""
-        from gradiend.evaluation.context import EvaluationParts
+        from gradiend.evaluation.context import EVALUATION_SEED, EvaluationParts
 
         if self.model_with_gradiend is None:
             raise ValueError("no trained GRADIEND yet: call train() first")
         args, config = self.args, self.config
         return EvaluationParts(
             model_with_gradiend=self.model_with_gradiend, data=self.training_table,
-            neutral_data=self.eval_neutral_data, target_classes=list(self.target_classes), seed=args.seed,
+            neutral_data=self.eval_neutral_data, target_classes=list(self.target_classes), seed=EVALUATION_SEED,
             batch_size=args.eval_batch_size,
             excluded_words=list(config.eval_neutral_additional_excluded_words or ()),
             ignore_tokens=config.decoder_eval_ignore_tokens, output_dir=args.experiment_dir,
