@@ -44,14 +44,19 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
         "data.source", "data.max_texts", "data.seed", "data.preprocess", "data.spacy_model",
         "data.feature_targets", "data.neutral",
     ),
-    "pre_prune": (
+    "pre_prune": (  # `pre_prune.seed` is resolved (null = the first seed), so adding a seed keeps the mask
         "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "pre_prune",
-        "seeds", "training.params", "training.torch_dtype", "training.max_length",
+        "training.params", "training.torch_dtype", "training.max_length",
         "training.train_max_size",
     ),
-    "train_seed": (
-        "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "training",
-        "post_prune",
+    "train_seed": (  # every `training` key but those only seed selection and evaluation read
+        "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "post_prune",
+        *(f"training.{key}" for key in (
+            "source", "target", "train_batch_size", "train_max_size", "learning_rate", "num_train_epochs",
+            "max_steps", "weight_decay", "adam_epsilon", "optim", "max_length", "add_identity_for_other_classes",
+            "eval_steps", "eval_batch_size", "encoder_eval_max_size", "params", "latent_dim",
+            "activation_encoder", "activation_decoder", "bias_decoder", "normalize_gradiend", "torch_dtype",
+            "convergent_score_threshold", "convergent_mean_by_class_threshold")),
     ),
     "evaluate_encoder": (
         "base_model", "base_model_path", "trust_remote_code", "data.target_classes",
@@ -378,6 +383,8 @@ def _resolve_experiment(name: str, exp: dict, cfg: dict) -> None:
     else:
         exp["demo_model"] = None
         exp["base_model_path"] = os.path.expanduser(spec) if spec.startswith("~") else spec
+    if exp["pre_prune"] is not None and exp["pre_prune"]["seed"] is None:
+        exp["pre_prune"]["seed"] = int(exp["seeds"][0])
     decoder = exp["decoder"]
     if decoder["feature_factors"] is None:
         source = exp["training"]["source"]

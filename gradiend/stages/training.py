@@ -23,7 +23,7 @@ def pre_prune(config: dict, *, training: str, importance: str, mask: str, summar
     """Score every base-model entry by its mean source gradient and keep the top ones.
 
     Config: ``base_model, base_model_path, trust_remote_code, data.target_classes, pre_prune.{n_samples,
-    topk, threshold, source, batch_size, seed}`` (``seed: null`` = ``seeds[0]``), ``seeds``,
+    topk, threshold, source, batch_size, seed}`` (the config resolves ``seed: null`` to the first seed),
     ``training.{params, torch_dtype, max_length, train_max_size}``.
     Reads: ``training`` (rows of the ``train`` split of the two target classes).
     Writes:
@@ -36,8 +36,6 @@ def pre_prune(config: dict, *, training: str, importance: str, mask: str, summar
     from gradiend.util.io import save_safetensors, write_json
 
     settings = dict(config["pre_prune"])
-    if settings["seed"] is None:
-        settings["seed"] = int(config["seeds"][0])
     training_config = config["training"]
     args = TrainingArguments(
         params=training_config["params"], torch_dtype=training_config["torch_dtype"],
@@ -71,7 +69,7 @@ def training_arguments(config: Mapping, seed: int):
     from gradiend.training.arguments import TrainingArguments
 
     values = dict(config["training"])
-    return TrainingArguments(**values, seed=int(seed), max_seeds=max(1, values["min_convergent_seeds"]),
+    return TrainingArguments(**values, seed=int(seed), max_seeds=1,  # one job, one seed; select_seed chooses
                              trust_remote_code=bool(config["trust_remote_code"]),
                              post_prune_config=config["post_prune"])
 
@@ -80,8 +78,8 @@ def train_seed(config: dict, *, seed: int, training: str, mask: str | None, mode
                convergence: str) -> None:
     """Train one GRADIEND for one seed (then post-prune it when configured).
 
-    Config: ``base_model, base_model_path, trust_remote_code, data.target_classes``, all of
-    ``training`` (TrainingArguments fields), ``post_prune`` (null or ``{topk, threshold, part}``).
+    Config: ``base_model, base_model_path, trust_remote_code, data.target_classes``, the ``training``
+    keys a run reads (TrainingArguments fields; ``workflow_config.STAGE_KEYS``), ``post_prune`` (null or ``{topk, threshold, part}``).
     Reads: ``training`` (``train`` split for steps, ``validation`` split for in-training encoder
     evaluation); ``mask`` from :func:`pre_prune` (``importance.safetensors`` beside it) or ``None``
     (no pre-pruning). Every seed reuses the same mask, and its GRADIEND is built at the pruned size.
