@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from gradiend.cells import WEAKEN_SUFFIX, cell_name, class_feature_factor, grid_cells, number_label  # noqa: F401
 from gradiend.schema_validation import ConfigError, load_yaml, validate_with_defaults
+from gradiend.util.io import written_as_path
 from gradiend.util.tokenizer_files import missing_tokenizer_message
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
@@ -29,7 +30,6 @@ BUILTIN_RESOURCES = {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1}
 RESERVED_CLASS_IDS = ("base", "policy", "skipped", "non_finite_cells")
 # Encoder activations with act(-x) = -act(x), which `normalize_gradiend` needs to flip the encoding.
 ODD_ACTIVATIONS = ("tanh", "smht", "id")
-_PATH_PREFIXES = ("/", "./", "../", "~")
 
 # Dotted keys of an experiment that each stage reads ("*" = the whole experiment except its
 # scheduling ``resources``). ``name`` is always included. Keep in step with the docstrings of gradiend.stages.
@@ -331,11 +331,6 @@ def _check_experiment(name: str, exp: dict, cfg: dict) -> list[str]:
     return problems
 
 
-def looks_like_local_path(value: str) -> bool:
-    """A base model written as a path (``/x``, ``./x``, ``../x``, ``~/x``) or an existing folder."""
-    return value.startswith(_PATH_PREFIXES) or Path(value).is_dir()
-
-
 def _check_base_model(key: str, value: str, cfg: dict) -> list[str]:
     if value.startswith(DEMO_PREFIX):
         demo = value[len(DEMO_PREFIX):]
@@ -343,10 +338,10 @@ def _check_base_model(key: str, value: str, cfg: dict) -> list[str]:
         if demo not in known:
             return [f"config key `{key}.base_model`: unknown demo model {demo!r} (configured: {known})"]
         return []
-    if value.startswith(_PATH_PREFIXES) and not Path(value).expanduser().is_dir():
+    if written_as_path(value) and not Path(value).expanduser().is_dir():
         return [f"config key `{key}.base_model`: local model folder not found: {value} "
                 f"(a Hugging Face id must not start with '/', './', '../' or '~')"]
-    if looks_like_local_path(value):
+    if written_as_path(value) or Path(value).is_dir():
         message = missing_tokenizer_message(Path(value).expanduser(), value)
         if message:
             return [f"config key `{key}.base_model`: {message}"]

@@ -17,6 +17,7 @@ import random
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from gradiend.util.io import written_as_path
 from gradiend.util.logging import get_logger
 
 logger = get_logger(__name__)
@@ -85,7 +86,7 @@ def _read_table(path: Path):
 
 def looks_like_path(value: str) -> bool:
     """True for strings that name a file rather than a hub id (known suffix or explicit path prefix)."""
-    return Path(value).suffix.lower() in SUPPORTED_SUFFIXES or value.startswith(("/", "./", "../", "~"))
+    return Path(value).suffix.lower() in SUPPORTED_SUFFIXES or written_as_path(value)
 
 
 def is_saved_dataset_dir(path: Path) -> bool:

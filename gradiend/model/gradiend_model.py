@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from gradiend.model.topk import keep_mask, resolve_topk, top_indices
+from gradiend.util.dtypes import dtype_name, resolve_dtype
 from gradiend.util.io import load_safetensors, read_json, save_safetensors, write_json
 
 FORMAT_VERSION = 1
@@ -53,22 +54,6 @@ def make_activation(name: str) -> nn.Module:
         return _ACTIVATIONS[name]()
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)}") from None
-
-
-def resolve_dtype(dtype: Any) -> torch.dtype:
-    """``torch.float32`` from a dtype, ``"float32"`` or ``"torch.float32"``; None → float32."""
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    resolved = getattr(torch, str(dtype).removeprefix("torch."), None)
-    if not isinstance(resolved, torch.dtype):
-        raise ValueError(f"unknown torch_dtype {dtype!r}")
-    return resolved
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
 
 
 def check_part(part: str) -> str:

@@ -17,13 +17,12 @@ Choices (DESIGN §4–5):
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-import torch
 
 from gradiend.objectives.base import resolve_objective
 from gradiend.objectives.tokens import ensure_pad_token
+from gradiend.util.dtypes import resolve_dtype
+from gradiend.util.io import written_as_path
 from gradiend.util.logging import get_logger
 
 logger = get_logger(__name__)
@@ -66,7 +65,7 @@ def load_tokenizer(name_or_path, trust_remote_code: bool = False):
 
     name = str(name_or_path)
     path = Path(name).expanduser()
-    if _looks_like_path(name) and not path.exists():
+    if written_as_path(name) and not path.exists():
         raise BaseModelNotAvailableError(f"base model path {name!r} does not exist (and is not available offline)")
     check_tokenizer_files(path, name)
     source = str(path) if path.exists() else name
@@ -127,19 +126,6 @@ def check_target_words(tokenizer, words_by_class: dict, where: str = "the traini
             f"whose vocabulary holds these words, or change `data.feature_targets`")
 
 
-def _looks_like_path(name: str) -> bool:
-    return os.path.isabs(name) or name.startswith((".", "~"))
-
-
-def _resolve_dtype(torch_dtype):
-    if torch_dtype is None or isinstance(torch_dtype, torch.dtype) or torch_dtype == "auto":
-        return torch_dtype
-    value = getattr(torch, str(torch_dtype).replace("torch.", ""), None)
-    if not isinstance(value, torch.dtype):
-        raise ValueError(f"unknown torch_dtype {torch_dtype!r}; use e.g. 'float32', 'bfloat16' or 'auto'")
-    return value
-
-
 def _not_available(name: str, cause: Exception) -> BaseModelNotAvailableError:
     return BaseModelNotAvailableError(
         f"base model {name!r} is not available offline: it is neither a local model folder nor in "
@@ -166,7 +152,7 @@ def load_base_model(
 
     name = str(name_or_path)
     path = Path(name).expanduser()
-    if _looks_like_path(name) and not path.exists():
+    if written_as_path(name) and not path.exists():
         raise BaseModelNotAvailableError(f"base model path {name!r} does not exist (and is not available offline)")
     check_tokenizer_files(path, name)
     source = str(path) if path.exists() else name
@@ -183,7 +169,7 @@ def load_base_model(
     try:
         model = auto_class.from_pretrained(
             source,
-            dtype=_resolve_dtype(torch_dtype),
+            dtype=resolve_dtype(torch_dtype, default=None, allow_auto=True),
             attn_implementation=attn_implementation,
             use_safetensors=True,
             trust_remote_code=trust_remote_code,

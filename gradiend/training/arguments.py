@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from gradiend.util.dtypes import dtype_name
+
 GRADIENT_KINDS = ("factual", "alternative", "diff")
 PRUNE_PARTS = ("encoder-weight", "decoder-weight", "decoder-bias", "decoder-sum")
 OPTIMIZERS = ("adamw", "adam")
@@ -289,9 +291,4 @@ class TrainingArguments:
         if unknown:
             raise ValueError(f"TrainingArguments: unknown key(s) {unknown}")
         return cls(**dict(values))
-
-
-def dtype_name(dtype: Any) -> str:
-    """'float32' for torch.float32 or 'float32'; the form stored in JSON."""
-    return str(dtype).removeprefix("torch.")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from gradiend.util.io import read_json, write_json
+from gradiend.util.io import read_json
 
 TRAINING_FILE = "training.json"
 TIMING_FILE = "timing.json"
@@ -93,14 +93,6 @@ class TrainingHistory:
             "training_args": dict(training_args),
             **dict(extra or {}),
         }
-
-
-def write_training_files(model_dir: str | Path, training: Mapping, timing: Mapping | None = None) -> None:
-    """Write ``training.json`` (and ``timing.json``) into a checkpoint folder, atomically."""
-    model_dir = Path(model_dir)
-    write_json(model_dir / TRAINING_FILE, training)
-    if timing is not None:
-        write_json(model_dir / TIMING_FILE, timing)
 
 
 def load_training_stats(model_dir: str | Path) -> dict | None:

@@ -23,6 +23,12 @@ from typing import Any, Iterator
 
 PathLike = str | os.PathLike
 
+
+def written_as_path(name: str) -> bool:
+    """A name written as a filesystem path (``/x``, ``./x``, ``../x``, ``~/x``): never a Hugging Face id,
+    which cannot start with ``.``, ``~`` or ``/``."""
+    return os.path.isabs(name) or str(name).startswith((".", "~"))
+
 # Workflow outputs (paths relative to results/<experiment>/ or results/) -> the rule that writes them.
 _PRODUCERS: tuple[tuple[str, str], ...] = (
     (r"(^|/)_demo/corpus\.txt$", "demo_corpus"),
