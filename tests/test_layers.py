@@ -122,3 +122,18 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
     # a guard against a checker that passes vacuously: the lazy imports in the trainer are found
     assert "gradiend.evaluation.evaluator" in imports_of(ROOT / "training" / "trainer.py")
     assert "gradiend.cells" in imports_of(ROOT / "model" / "with_gradiend.py")
+
+
+def test_workflow_scripts_reach_the_library_only_through_stages():
+    scripts = sorted((ROOT.parent / "workflow" / "scripts").glob("*.py"))
+    assert scripts
+    bad = []
+    for path in scripts:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "gradiend":
+                bad += [f"{path.name}: {node.module}.{a.name}" for a in node.names
+                        if f"{node.module}.{a.name}" != "gradiend.stages" and node.module != "gradiend.stages"]
+            elif isinstance(node, ast.Import):
+                bad += [f"{path.name}: {a.name}" for a in node.names
+                        if a.name.split(".")[0] == "gradiend" and a.name != "gradiend.stages"]
+    assert bad == []
