@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from gradiend.data.tables import read_training_data
 from gradiend.training.arguments import PrePruneConfig, TrainingArguments
@@ -22,6 +23,12 @@ SEEDS = [3, 4]
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory, demo_corpus, tiny_masked_lm_dir):
+    with pytest.MonkeyPatch.context() as patch:  # CPU for both front doors, also on a machine with a GPU
+        patch.setattr(torch.cuda, "is_available", lambda: False)
+        yield _run_both(tmp_path_factory, demo_corpus, tiny_masked_lm_dir)
+
+
+def _run_both(tmp_path_factory, demo_corpus, tiny_masked_lm_dir):
     root = tmp_path_factory.mktemp("one_computation")
     corpus = root / "corpus.txt"
     corpus.write_text("\n".join(demo_corpus[:300]) + "\n", encoding="utf-8")
@@ -48,7 +55,7 @@ def both(tmp_path_factory, demo_corpus, tiny_masked_lm_dir):
     training["min_convergent_seeds"] = None  # the workflow trains every listed seed; the library may stop early
     args = TrainingArguments(
         **training, seed=SEEDS[0], max_seeds=len(SEEDS),
-        device="cpu", experiment_dir=str(root / "library"), post_prune_config=experiment["post_prune"],
+        experiment_dir=str(root / "library"), post_prune_config=experiment["post_prune"],
         pre_prune_config=PrePruneConfig(**experiment["pre_prune"]),
         decoder_eval_max_size_training_like=experiment["decoder"]["max_size_training_like"],
         decoder_eval_max_size_neutral=experiment["decoder"]["max_size_neutral"])
