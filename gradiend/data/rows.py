@@ -47,6 +47,28 @@ def check_table(table: pd.DataFrame, target_classes: Sequence[str]) -> None:
             raise ValueError(f"target class {cls!r} has no rows in the training data; classes present: {present}")
 
 
+def check_class_rows(data, target_classes=None) -> None:
+    """Refuse data handed over in memory (per-class frames or one table) whose target classes have no
+    rows: data creation only warns about empty classes, training names them here.
+
+    The target classes are ``target_classes``, else the two classes present, else every class.
+    """
+    if isinstance(data, dict) and data and all(isinstance(f, pd.DataFrame) for f in data.values()):
+        counts = {str(c): len(f) for c, f in data.items()}
+    elif isinstance(data, pd.DataFrame) and "factual_class" in data.columns:
+        if data.empty:
+            raise ValueError("the training data has no rows (data creation warned why: too few sentences with "
+                             "the targets of two classes); add base data")
+        counts = {str(c): int(n) for c, n in data["factual_class"].astype(str).value_counts().items()}
+    else:
+        return
+    wanted = [str(c) for c in target_classes] if target_classes else list(counts)
+    empty = [c for c in wanted if counts.get(c, 0) == 0]
+    if empty:
+        raise ValueError(f"class {empty[0]!r} has no training rows (rows per class: {counts}); training needs rows "
+                         "of both target classes: add base data containing its targets")
+
+
 def _pair_rows(frame: pd.DataFrame, c0: str, c1: str) -> pd.DataFrame:
     forward = (frame[FACTUAL_CLASS] == c0) & (frame[ALTERNATIVE_CLASS] == c1)
     backward = (frame[FACTUAL_CLASS] == c1) & (frame[ALTERNATIVE_CLASS] == c0)

@@ -8,9 +8,12 @@ held-out rows); when none converged, the largest score overall, and the report s
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from gradiend.util.io import atomic_dir, write_json
 from gradiend.util.logging import get_logger
 
 logger = get_logger(__name__)
@@ -95,6 +98,30 @@ def run_seeds(train_one: Callable[[int], SeedRun], seeds: Iterable[int],
         if min_convergent_seeds is not None and count >= min_convergent_seeds and len(runs) < len(seeds):
             return runs, f"{count} convergent seed(s) reached min_convergent_seeds={min_convergent_seeds}"
     return runs, None
+
+
+def train_seeds(train_one: Callable[[int, Path], SeedRun], args, seeds_dir: Path,
+                final_dir: Path | None) -> tuple[list[SeedRun], dict, SeedRun, Path]:
+    """The multi-seed loop: ``train_one(seed, folder)`` trains a seed into ``seeds_dir/seed_<s>``;
+    seeds run until ``args.min_convergent_seeds`` converged, ``seed_report.json`` records all of
+    them, and the best seed's checkpoint is copied to ``final_dir`` (when given).
+
+    Returns the runs, the report, the best run and the folder holding the best checkpoint.
+    """
+    runs, early = run_seeds(lambda seed: train_one(seed, seeds_dir / f"seed_{seed}"),
+                            seeds_to_try(args.seed, args.max_seeds), args.min_convergent_seeds)
+    report = build_seed_report(
+        runs, max_seeds=args.max_seeds, min_convergent_seeds=args.min_convergent_seeds,
+        score_threshold=args.convergent_score_threshold,
+        mean_by_class_threshold=args.convergent_mean_by_class_threshold, early_stop_reason=early)
+    write_json(seeds_dir / SEED_REPORT_FILE, {**report, "runs": [
+        {**r, "model_dir": Path(r["model_dir"]).name} for r in report["runs"]]})
+    best, _ = select_best_seed(runs)
+    best_dir = Path(best.model_dir)
+    if final_dir is not None:
+        with atomic_dir(final_dir) as tmp:
+            shutil.copytree(best_dir, tmp, dirs_exist_ok=True)
+    return runs, report, best, final_dir or best_dir
 
 
 def check_enough_convergent(runs: Sequence[SeedRun], min_convergent_seeds: int | None, fail: bool) -> None:

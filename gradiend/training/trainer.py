@@ -1,85 +1,27 @@
-"""``TextPredictionTrainer``: data in, trained GRADIEND out (one seed or several).
+"""``TextPredictionTrainer``: data in, trained GRADIEND out (one seed or several); a thin facade.
 
 The trainer reads the data once (``TextPredictionConfig`` → unified table), loads the base model
-once, and for each seed builds a fresh GRADIEND (at the pre-pruned size when pre-pruning), trains
-it (:mod:`.training_loop`), post-prunes it and saves it with its ``training.json``. Every data
-problem (a class without rows, a transition smaller than the batch, a split missing for
+once, computes the shared pre-pruning mask and hands each seed to :mod:`.one_seed` (build, train,
+post-prune, save) and several seeds to :func:`.seeds.train_seeds`; it forwards evaluation and plots.
+Every data problem (a class without rows, a transition smaller than the batch, a split missing for
 evaluation) is reported before the model is loaded.
 """
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from gradiend._version import __version__
+from gradiend.data.rows import Rows, check_class_rows, evaluation_rows, training_rows
 from gradiend.training.arguments import TrainingArguments
-from gradiend.training.convergence import ConvergenceInfo
-from gradiend.training.encoder_probe import EncoderProbe
-from gradiend.training.history import TIMING_FILE, load_training_stats
+from gradiend.training.history import load_training_stats
+from gradiend.training.one_seed import TrainResult, build_model_with_gradiend, train_one_seed
 from gradiend.training.pruning import PrePruneResult, compute_pre_prune_mask
-from gradiend.data.rows import FEATURE_CLASS_ID, TRAINING_LABEL, Rows, evaluation_rows, training_rows
-from gradiend.training.scheduler import BatchScheduler
-from gradiend.training.seeds import (SEED_REPORT_FILE, SeedRun, build_seed_report, check_enough_convergent,
-                                     run_seeds, seeds_to_try, select_best_seed)
-from gradiend.training.training_loop import TrainingRun
-from gradiend.util.io import atomic_dir, write_json
-from gradiend.util.logging import get_logger
-from gradiend.util.seed import set_seed
-
-logger = get_logger(__name__)
-
-# where a run was written is not a hyper-parameter: kept out of training.json so runs compare equal
-_LOCATION_ARGS = ("experiment_dir", "output_dir")
-
-
-@dataclass
-class TrainResult:
-    """One trained seed: its checkpoint folder (None when nothing was saved) and statistics."""
-
-    seed: int
-    model_dir: Path | None
-    training: dict
-    convergence: ConvergenceInfo
-    model_with_gradiend: Any = None
-
-    @property
-    def converged(self) -> bool:
-        return self.convergence.converged
-
-    @property
-    def best_correlation(self) -> float | None:
-        return self.convergence.best_correlation
-
-
-def check_class_rows(data, target_classes=None) -> None:
-    """Refuse data handed over in memory (per-class frames or one table) whose target classes have no
-    rows: data creation only warns about empty classes, training names them here.
-
-    The target classes are ``target_classes``, else the two classes present, else every class.
-    """
-    import pandas as pd
-
-    if isinstance(data, dict) and data and all(isinstance(f, pd.DataFrame) for f in data.values()):
-        counts = {str(c): len(f) for c, f in data.items()}
-    elif isinstance(data, pd.DataFrame) and "factual_class" in data.columns:
-        if data.empty:
-            raise ValueError("the training data has no rows (data creation warned why: too few sentences with "
-                             "the targets of two classes); add base data")
-        counts = {str(c): int(n) for c, n in data["factual_class"].astype(str).value_counts().items()}
-    else:
-        return
-    wanted = [str(c) for c in target_classes] if target_classes else list(counts)
-    empty = [c for c in wanted if counts.get(c, 0) == 0]
-    if empty:
-        raise ValueError(f"class {empty[0]!r} has no training rows (rows per class: {counts}); training needs rows "
-                         "of both target classes: add base data containing its targets")
+from gradiend.training.seeds import SeedRun, check_enough_convergent, train_seeds
+__all__ = ["TextPredictionTrainer", "TrainResult", "check_class_rows"]
 
 
 class TextPredictionTrainer:
@@ -208,33 +150,8 @@ class TextPredictionTrainer:
     # ------------------------------------------------------------------ model
     def create_model_with_gradiend(self, seed: int, pre_prune: PrePruneResult | None = None):
         """A fresh GRADIEND for ``seed`` over the loaded base model, built at the pre-pruned size."""
-        from gradiend.model.param_mapped import ParamMappedGradiendModel, spec_from_indices
-        from gradiend.model.text import TextModelWithGradiend
-
-        model, tokenizer, objective, base_id = self.base()
-        params = self._mapped_parameters()
-        shapes = {name: tuple(p.shape) for name, p in params.items()}
-        param_map: dict[str, Any] = dict(shapes)
-        if pre_prune is not None:
-            mask = pre_prune.ordered_as(list(params)).mask
-            param_map = {}
-            for name, shape in shapes.items():
-                spec = spec_from_indices(shape, mask[name].reshape(-1).nonzero().reshape(-1))
-                if spec is not None:
-                    param_map[name] = spec
-        args = self.args
-        set_seed(seed)
-        gradiend = ParamMappedGradiendModel(
-            param_map, latent_dim=args.latent_dim, activation_encoder=args.activation_encoder,
-            activation_decoder=args.activation_decoder, bias_decoder=args.bias_decoder, torch_dtype=torch.float32,
-            device=next(model.parameters()).device, base_layout=shapes)
-        c0, c1 = self.target_classes
-        gradiend.metadata = {"target_classes": [c0, c1], "seed": seed, "gradiend_version": __version__}
-        directions = {str(c): 0 for c in self.training_table.attrs.get("all_classes") or ()}
-        directions.update({c0: 1, c1: -1})
-        return TextModelWithGradiend(model, gradiend, tokenizer=tokenizer, objective=objective, source=args.source,
-                                 target=args.target, feature_class_encoding_direction=directions,
-                                 base_model_id=base_id, max_length=args.max_length)
+        return build_model_with_gradiend(self.base(), self._mapped_parameters(), self.args, self.target_classes,
+                                         self.training_table.attrs.get("all_classes"), seed, pre_prune)
 
     # ------------------------------------------------------------------ one seed
     def train_seed(self, seed: int, output_dir=None, pre_prune_importance=None) -> TrainResult:
@@ -245,46 +162,13 @@ class TextPredictionTrainer:
         :meth:`PrePruneResult.save`; None computes it when ``args.pre_prune_config`` is set.
         """
         started = time.perf_counter()
-        args = self.args
         rows = self.train_rows(seed)  # a run is a function of its own seed: the workflow's job per seed
-        names = rows.transition_names
-        scheduler = BatchScheduler(rows.frame[FEATURE_CLASS_ID].tolist(), rows.frame[TRAINING_LABEL].tolist(),
-                                   args.train_batch_size, seed, group_names=names)
         eval_rows = self.eval_rows(seed)
-        probe = None if eval_rows is None else EncoderProbe(eval_rows, self.target_classes, args.source,
-                                                            args.eval_batch_size, self.progress)
-        pre_prune = self._resolve_pre_prune(pre_prune_importance)
-        mwg = self.create_model_with_gradiend(seed, pre_prune)
-        run = TrainingRun(mwg, scheduler, rows, probe, args, self.target_classes, self.progress)
-        outcome = run.run()
-        trained_dim = mwg.gradiend.input_dim
-        post = args.post_prune_config
-        if post is not None:
-            mwg.prune_gradiend(topk=post.topk, threshold=post.threshold, part=post.part)
-        training = outcome.history.to_dict(
-            best_step=outcome.best_step, convergence=outcome.convergence.to_dict(),
-            training_args={k: v for k, v in args.to_dict().items() if k not in _LOCATION_ARGS},
-            extra={"seed": seed, "source": args.source, "target": args.target,
-                   "total_steps": outcome.total_steps, "batches_per_epoch": outcome.batches_per_epoch,
-                   "epochs": outcome.total_steps / outcome.batches_per_epoch,
-                   "train_rows": len(rows), "eval_rows": 0 if eval_rows is None else len(eval_rows),
-                   "eval_split": None if eval_rows is None else eval_rows.split,
-                   "transitions": {str(k): v for k, v in names.items()},
-                   "input_dim": {"unpruned": mwg.unpruned_length, "trained": trained_dim,
-                                 "final": mwg.gradiend.input_dim},
-                   "gradiend_version": __version__})
-        timing = {**outcome.timing, "total_s": time.perf_counter() - started,
-                  "seconds_per_step": outcome.timing["train_s"] / outcome.total_steps}
-        target_dir = output_dir if output_dir is not None else self._final_dir()
-        if target_dir is not None:
-            with atomic_dir(target_dir) as tmp:
-                mwg.save_pretrained(tmp, training=training)
-                write_json(Path(tmp) / TIMING_FILE, timing)
-        info = outcome.convergence
-        logger.info("seed %d: %s (best step %s, correlation %s)", seed, info.reason, info.best_step,
-                    info.best_correlation)
-        self.model_with_gradiend, self.training_stats = mwg, training
-        return TrainResult(seed, None if target_dir is None else Path(target_dir), training, info, mwg)
+        make_model = lambda: self.create_model_with_gradiend(seed, self._resolve_pre_prune(pre_prune_importance))
+        result = train_one_seed(make_model, seed, rows, eval_rows, self.args, self.target_classes,
+                                output_dir if output_dir is not None else self._final_dir(), self.progress, started)
+        self.model_with_gradiend, self.training_stats = result.model_with_gradiend, result.training
+        return result
 
     # ------------------------------------------------------------------ all seeds
     def _final_dir(self) -> Path | None:
@@ -316,28 +200,17 @@ class TextPredictionTrainer:
         args = self.args
         results: dict[int, TrainResult] = {}
 
-        def train_one(seed: int) -> SeedRun:
-            result = self.train_seed(seed, output_dir=seeds_dir / f"seed_{seed}")
+        def train_one(seed: int, folder: Path) -> SeedRun:
+            result = self.train_seed(seed, output_dir=folder)
             results[seed] = dataclasses.replace(result, model_with_gradiend=None)  # free the GRADIEND
             return SeedRun(seed, result.converged, result.best_correlation,
                            eval_score=self._validation_correlation(result.model_dir),
                            model_dir=str(result.model_dir), reason=result.convergence.reason)
 
-        runs, early = run_seeds(train_one, seeds_to_try(args.seed, args.max_seeds), args.min_convergent_seeds)
-        self.seed_report = build_seed_report(
-            runs, max_seeds=args.max_seeds, min_convergent_seeds=args.min_convergent_seeds,
-            score_threshold=args.convergent_score_threshold,
-            mean_by_class_threshold=args.convergent_mean_by_class_threshold, early_stop_reason=early)
-        write_json(seeds_dir / SEED_REPORT_FILE, {**self.seed_report, "runs": [
-            {**r, "model_dir": Path(r["model_dir"]).name} for r in self.seed_report["runs"]]})
-        best, _ = select_best_seed(runs)
-        best_dir = Path(best.model_dir)
         final = self._final_dir()
-        if final is not None:
-            with atomic_dir(final) as tmp:
-                shutil.copytree(best_dir, tmp, dirs_exist_ok=True)
-        self.model_with_gradiend = self.load_trained(final or best_dir)
-        self.training_stats = load_training_stats(final or best_dir)
+        runs, self.seed_report, best, checkpoint = train_seeds(train_one, args, seeds_dir, final)
+        self.model_with_gradiend = self.load_trained(checkpoint)
+        self.training_stats = load_training_stats(checkpoint)
         check_enough_convergent(runs, args.min_convergent_seeds, args.fail_on_non_convergence)
         return dataclasses.replace(results[best.seed], model_dir=final,
                                    model_with_gradiend=self.model_with_gradiend)
@@ -389,7 +262,6 @@ class TextPredictionTrainer:
             decoder_max_size_training_like=args.decoder_eval_max_size_training_like,
             decoder_max_size_neutral=args.decoder_eval_max_size_neutral, decoder_lrs=args.decoder_eval_lrs,
             decoder_feature_factors=args.decoder_eval_feature_factors, img_format=config.img_format)
-
 
     # ------------------------------------------------------------------ evaluation (delegated)
     @property
