@@ -20,40 +20,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from gradiend.model import checkpoint
+from gradiend.model.activations import ODD_ACTIVATIONS, make_activation
+from gradiend.model.checkpoint import CONFIG_FILE, FORMAT_VERSION, TRAINING_FILE, WEIGHTS_FILE
 from gradiend.model.topk import keep_mask, resolve_topk, top_indices
 from gradiend.util.dtypes import dtype_name, resolve_dtype
-from gradiend.util.io import load_safetensors, read_json, save_safetensors, write_json
 
-FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-TRAINING_FILE = "training.json"
+__all__ = ["GradiendModel", "UPDATE_PARTS", "ODD_ACTIVATIONS", "make_activation", "check_part", "FORMAT_VERSION",
+           "CONFIG_FILE", "WEIGHTS_FILE", "TRAINING_FILE"]
 
 UPDATE_PARTS = ("decoder-weight", "decoder-bias", "decoder-sum", "encoder-weight")
-
-# Encoder activations with act(-x) = -act(x): only these let ``invert_encoding`` flip the latent
-# value while keeping the reconstruction.
-ODD_ACTIVATIONS = ("tanh", "smht", "id")
-
-_ACTIVATIONS = {
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "leakyrelu": nn.LeakyReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "sigmoid": nn.Sigmoid,
-    "smht": nn.Hardtanh,
-    "id": nn.Identity,
-}
-
-
-def make_activation(name: str) -> nn.Module:
-    """Activation module for a config name; an unknown name lists the known ones."""
-    try:
-        return _ACTIVATIONS[name]()
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)}") from None
 
 
 def check_part(part: str) -> str:
@@ -330,52 +306,19 @@ class GradiendModel(nn.Module):
         Each file is written atomically; ``config.json`` is written after the weights, so a folder
         with a config always has the weights that belong to it. Other files in the folder are kept.
         """
-        directory = Path(save_directory)
-        directory.mkdir(parents=True, exist_ok=True)
         if metadata is not None:
             self.metadata = dict(metadata)
-        save_safetensors(self._weight_tensors(), directory / WEIGHTS_FILE)
-        config = {
-            "format_version": FORMAT_VERSION,
-            "architecture": self.architecture(),
-            "mapping": self._mapping_config(directory),
-            "metadata": self.metadata,
-        }
-        write_json(directory / CONFIG_FILE, config)
-        if training is not None:
-            write_json(directory / TRAINING_FILE, training)
-        return directory
+        return checkpoint.save_checkpoint(self, save_directory, training)
 
     @staticmethod
     def read_config(load_directory) -> dict[str, Any]:
         """``config.json`` of a GRADIEND checkpoint; a missing folder or non-checkpoint is one clear error."""
-        directory = Path(load_directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"GRADIEND checkpoint folder not found: {directory}")
-        config_path = directory / CONFIG_FILE
-        if not config_path.is_file():
-            raise FileNotFoundError(f"{config_path} not found: {directory} is not a GRADIEND checkpoint")
-        try:
-            config = read_json(config_path)
-        except ValueError as err:
-            raise ValueError(f"{config_path} is not valid JSON ({err})") from err
-        if not isinstance(config, dict) or "architecture" not in config:
-            raise ValueError(f"{config_path} has no 'architecture': {directory} is not a GRADIEND checkpoint")
-        version = config.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ValueError(f"{config_path}: unsupported format_version {version!r} (expected {FORMAT_VERSION})")
-        return config
+        return checkpoint.read_config(load_directory)
 
     @staticmethod
     def is_checkpoint(path) -> bool:
         """Whether ``path`` is a folder with a GRADIEND ``config.json`` (one with an 'architecture')."""
-        config_path = Path(path) / CONFIG_FILE
-        if not config_path.is_file():
-            return False
-        try:
-            return "architecture" in read_json(config_path)
-        except (ValueError, TypeError):
-            return False
+        return checkpoint.is_checkpoint(path)
 
     @classmethod
     def _blank_from_config(cls, config: dict[str, Any], directory: Path) -> "GradiendModel":
@@ -385,11 +328,7 @@ class GradiendModel(nn.Module):
 
     @staticmethod
     def _arch_kwargs(arch: dict[str, Any], directory: Path) -> dict[str, Any]:
-        keys = ("input_dim", "latent_dim", "activation_encoder", "activation_decoder", "bias_decoder", "torch_dtype")
-        missing = [k for k in keys if k not in arch]
-        if missing:
-            raise ValueError(f"{Path(directory) / CONFIG_FILE}: architecture lacks {missing}")
-        return {k: arch[k] for k in keys}
+        return checkpoint.architecture_kwargs(arch, directory)
 
     @classmethod
     def from_pretrained(cls, load_directory, device: Any = None) -> "GradiendModel":
@@ -397,25 +336,7 @@ class GradiendModel(nn.Module):
         directory = Path(load_directory)
         config = cls.read_config(directory)
         model = cls._blank_from_config(config, directory)
-        weights_path = directory / WEIGHTS_FILE
-        if not weights_path.is_file():
-            hint = " (pickled pytorch_model.bin checkpoints are not loaded)" if (directory / "pytorch_model.bin").exists() else ""
-            raise FileNotFoundError(f"GRADIEND weights not found: {weights_path}{hint}")
-        tensors = load_safetensors(weights_path, device=str(device) if device is not None else "cpu")
-        expected = {name: tuple(t.shape) for name, t in model._weight_tensors().items()}
-        missing = sorted(set(expected) - set(tensors))
-        unexpected = sorted(set(tensors) - set(expected))
-        if missing or unexpected:
-            raise ValueError(f"{weights_path}: missing tensors {missing}, unexpected tensors {unexpected}")
-        for name, shape in expected.items():
-            if tuple(tensors[name].shape) != shape:
-                raise ValueError(f"{weights_path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, "
-                                 f"config.json expects {shape}")
-        dtype = model.dtype
-        model._set_weights(*(tensors[n].to(dtype) if n in tensors else None
-                             for n in ("encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias")))
-        model.metadata = dict(config.get("metadata") or {})
-        return model
+        return checkpoint.load_weights(model, directory, config, device)
 
     def extra_repr(self) -> str:
         return (f"input_dim={self.input_dim}, latent_dim={self.latent_dim}, "

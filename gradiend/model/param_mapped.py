@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 import torch
 
-from gradiend.model.gradiend_model import CONFIG_FILE, GradiendModel
+from gradiend.model.checkpoint import CONFIG_FILE
+from gradiend.model.gradiend_model import GradiendModel
 from gradiend.util.io import load_safetensors, save_safetensors
 
 MAPPING_FILE = "mapping.safetensors"

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gradiend.model.base_reference import REFERENCE_KEY, make_reference, resolve_reference
+from gradiend.model.checkpoint import TRAINING_FILE
 from gradiend.model.feature_definition import directions_from_definition
-from gradiend.model.gradiend_model import TRAINING_FILE, GradiendModel
+from gradiend.model.gradiend_model import GradiendModel
 from gradiend.model.param_mapped import ParamMappedGradiendModel
 from gradiend.util.io import read_json, write_json
 from gradiend.util.logging import get_logger

@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
-from gradiend.model.gradiend_model import ODD_ACTIVATIONS
+from gradiend.model.activations import ODD_ACTIVATIONS
 
 #: correlation below which the GRADIEND is flipped so that the first target class encodes to +1
 NORMALISE_BELOW = -0.6
