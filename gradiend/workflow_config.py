@@ -1,7 +1,8 @@
 """The workflow configuration: validation, resolution, and what each stage is allowed to see.
 
 ``load_and_validate`` is what ``workflow/rules/common.smk`` calls at start-up; it needs no Snakemake,
-so the same checks run in unit tests and notebooks. It returns a *resolved* copy of the config:
+so the same checks run in unit tests and notebooks (the checks a schema cannot express are in
+:mod:`gradiend.workflow_checks`). It returns a *resolved* copy of the config:
 schema defaults filled in, each experiment given its ``name``, the model to load
 (``base_model_path``), its ``target_classes`` and its decoder ``feature_factors``.
 
@@ -12,24 +13,17 @@ cannot silently depend on a key whose change would not rerun it.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
 from gradiend.cells import WEAKEN_SUFFIX, cell_name, class_feature_factor, grid_cells, number_label  # noqa: F401
 from gradiend.schema_validation import ConfigError, load_yaml, validate_with_defaults
-from gradiend.util.io import written_as_path
-from gradiend.util.tokenizer_files import missing_tokenizer_message
+# the semantic checks live in gradiend.workflow_checks; the names stay importable here for the workflow
+from gradiend.workflow_checks import (DEMO_PREFIX, ODD_ACTIVATIONS, RESERVED_CLASS_IDS, SAFE_NAME,  # noqa: F401
+                                      config_problems)
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-DEMO_PREFIX = "demo:"
 BUILTIN_RESOURCES = {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1}
-# Keys of decoder/summary.json (and the `base` cell) that sit beside the class ids: a class with one
-# of these ids would overwrite them (or be overwritten).
-RESERVED_CLASS_IDS = ("base", "policy", "skipped", "non_finite_cells")
-# Encoder activations with act(-x) = -act(x), which `normalize_gradiend` needs to flip the encoding.
-ODD_ACTIVATIONS = ("tanh", "smht", "id")
 
 # Dotted keys of an experiment that each stage reads ("*" = the whole experiment except its
 # scheduling ``resources``). ``name`` is always included. Keep in step with the docstrings of gradiend.stages.
@@ -105,78 +99,12 @@ def load_and_validate(config: Mapping[str, Any], schema_path: str | Path | None 
     """
     schema = load_yaml(schema_path or SCHEMA_PATH)
     resolved = validate_with_defaults(dict(config), schema)
-    problems = _check_results_dir(resolved["results_dir"])
-    folded: dict[str, list[str]] = {}
-    for name in resolved["experiments"]:
-        folded.setdefault(name.casefold(), []).append(name)
-    problems += [f"config key `experiments`: the names {same} differ only in case, so their result folders "
-                 f"collide on case-insensitive file systems; rename one" for same in folded.values() if len(same) > 1]
-    for name, experiment in resolved["experiments"].items():
-        problems += _check_experiment(name, experiment, resolved)
-        problems += _check_benchmarks(f"experiments.{name}.benchmarks", experiment["benchmarks"])
-    problems += _check_comparisons(resolved)
+    problems = config_problems(resolved)
     if problems:
         raise ConfigError(problems)
     for name, experiment in resolved["experiments"].items():
         _resolve_experiment(name, experiment, resolved)
     return resolved
-
-
-def _check_benchmarks(key: str, benchmarks: Mapping | None) -> list[str]:
-    """A benchmarks block names at least one benchmark, and its local files exist, are in the
-    released format and hold items of every requested bias type (hub datasets are read by the job)."""
-    if benchmarks is None:
-        return []
-    if benchmarks["stereoset"] is None and benchmarks["crows_pairs"] is None and benchmarks["seat"] is None:
-        return [f"config key `{key}` names no benchmark: give `stereoset`, `crows_pairs` and/or `seat` "
-                f"(or remove the block)"]
-    from gradiend.evaluation.bias.formats import BenchmarkFormatError, read_crows_pairs, read_stereoset
-
-    problems = []
-    readers = {"stereoset": read_stereoset, "crows_pairs": read_crows_pairs}
-    for name, read in readers.items():
-        source = benchmarks[name]
-        if source is None or "path" not in source:
-            continue
-        if not Path(source["path"]).expanduser().is_file():
-            problems.append(f"config key `{key}.{name}.path`: file not found: {source['path']}")
-            continue
-        try:  # the released format and the requested bias types, checked before anything runs
-            read(source, benchmarks["bias_types"])
-        except BenchmarkFormatError as error:
-            problems.append(f"config key `{key}.{name}.path`: {error}")
-    if benchmarks["seat"] is not None:
-        from gradiend.evaluation.bias.seat import read_seat
-
-        for i, path in enumerate(benchmarks["seat"]["paths"]):
-            if not Path(path).expanduser().is_file():
-                problems.append(f"config key `{key}.seat.paths[{i}]`: file not found: {path}")
-                continue
-            try:
-                read_seat(path)
-            except BenchmarkFormatError as error:
-                problems.append(f"config key `{key}.seat.paths[{i}]`: {error}")
-    return problems
-
-
-def _check_comparisons(cfg: Mapping) -> list[str]:
-    """Every compared experiment exists, and the experiments of one comparison share their base model."""
-    problems = []
-    experiments = cfg["experiments"]
-    if cfg["comparisons"] and "comparisons" in experiments:
-        problems.append("config key `experiments`: the name 'comparisons' is taken by the comparison results "
-                        "folder (results/comparisons/) while `comparisons` is set; rename the experiment")
-    for name, comparison in cfg["comparisons"].items():
-        key = f"comparisons.{name}.experiments"
-        unknown = [e for e in comparison["experiments"] if e not in experiments]
-        if unknown:
-            problems.append(f"config key `{key}`: unknown experiment(s) {unknown} (configured: {sorted(experiments)})")
-            continue
-        bases = {e: experiments[e]["base_model"] for e in comparison["experiments"]}
-        if len(set(bases.values())) > 1:
-            problems.append(f"config key `{key}`: the experiments of one comparison must share their base model "
-                            f"(top-k parameters and encoders are only comparable on one model), got {bases}")
-    return problems
 
 
 def comparison_experiments(cfg: Mapping) -> dict[str, list[str]]:
@@ -202,163 +130,12 @@ def benchmark_paths(experiment: Mapping[str, Any]) -> dict[str, Any]:
     return paths
 
 
-def _check_results_dir(results_dir: str) -> list[str]:
-    path = Path(results_dir).expanduser()
-    if path.exists() and not path.is_dir():
-        return [f"config key `results_dir`: {results_dir!r} is an existing file, not a folder; "
-                f"name a folder (it is created if missing)"]
-    return []
-
-
-def _check_class_ids(key: str, targets: list[dict]) -> list[str]:
-    """Class ids that would collide in output names, and target words claimed by two classes."""
-    problems = []
-    ids = [t["id"] for t in targets]
-    for cls in ids:
-        if cls in RESERVED_CLASS_IDS:
-            problems.append(f"config key `{key}.data.feature_targets`: class id {cls!r} is reserved (the decoder "
-                            f"summary uses {list(RESERVED_CLASS_IDS)} for its own entries); rename the class")
-        if cls.endswith(WEAKEN_SUFFIX):
-            problems.append(f"config key `{key}.data.feature_targets`: class id {cls!r} ends in '{WEAKEN_SUFFIX}', "
-                            f"the suffix of weakening rewrites (class '{cls.removesuffix(WEAKEN_SUFFIX)}' weakened "
-                            f"is called {cls!r}); rename the class")
-    folded: dict[str, list[str]] = {}
-    for cls in dict.fromkeys(ids):
-        folded.setdefault(cls.casefold(), []).append(cls)
-    for same in folded.values():
-        if len(same) > 1:
-            problems.append(f"config key `{key}.data.feature_targets`: class ids {same} differ only in case, so "
-                            f"their output folders collide on case-insensitive file systems; rename one")
-    owner: dict[str, list[dict]] = {}
-    for target in targets:
-        for word in dict.fromkeys(w.casefold() for w in target["targets"]):
-            owner.setdefault(word, []).append(target)
-    for word, classes in owner.items():
-        for i, first in enumerate(classes):
-            for second in classes[i + 1:]:
-                if (first["spacy_tags"], first["use_lemma"]) == (second["spacy_tags"], second["use_lemma"]):
-                    problems.append(
-                        f"config key `{key}.data.feature_targets`: target {word!r} is in class {first['id']!r} "
-                        f"and in class {second['id']!r} with the same filter, so its rows cannot tell the classes "
-                        f"apart (targets match case-insensitively); keep it in one class, or tell the classes "
-                        f"apart with different `spacy_tags`")
-    return problems
-
-
-def _check_experiment(name: str, exp: dict, cfg: dict) -> list[str]:
-    key = f"experiments.{name}"
-    if not SAFE_NAME.match(name):
-        return [f"config key `experiments`: the name {name!r} is not a safe folder name"]
-    data = exp["data"]
-    problems = []
-    ids = [target["id"] for target in data["feature_targets"]]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        problems.append(f"config key `{key}.data.feature_targets` repeats the class id(s) {duplicates}")
-    problems += _check_class_ids(key, data["feature_targets"])
-    pair = data["target_classes"]
-    if pair is None and len(ids) != 2:
-        problems.append(f"config key `{key}.data.target_classes` is required when there are "
-                        f"{len(ids)} feature classes ({ids}); name the two to learn")
-    for cls in pair or []:
-        if cls not in ids:
-            problems.append(f"config key `{key}.data.target_classes`: {cls!r} is not a feature class id {ids}")
-    classes = pair or sorted(ids)
-    factors = exp["decoder"]["feature_factors"]
-    for target in exp["rewrite"]:
-        cls = target.removesuffix(WEAKEN_SUFFIX)
-        if cls not in classes:
-            problems.append(f"config key `{key}.rewrite`: {target!r} is neither a target class {classes} "
-                            f"nor one of them followed by '{WEAKEN_SUFFIX}'")
-        elif factors is not None:
-            needed = rewrite_factor(exp["training"]["source"], classes.index(cls), target != cls)
-            if needed not in [float(f) for f in factors]:
-                problems.append(f"config key `{key}.rewrite`: {target!r} needs feature factor {needed:g}, which "
-                                f"`decoder.feature_factors` {factors} does not hold")
-    needs_spacy = any(t["spacy_tags"] or t["use_lemma"] for t in data["feature_targets"])
-    if (needs_spacy or data["neutral"]["excluded_spacy_tags"]) and not data["spacy_model"]:
-        problems.append(f"config key `{key}.data.spacy_model` is required: spaCy tags or lemmas are "
-                        f"used (e.g. de_core_news_sm, en_core_web_sm)")
-    ratios = data["split_ratios"]
-    if abs(sum(ratios.values()) - 1.0) > 1e-6:
-        problems.append(f"config key `{key}.data.split_ratios` must sum to 1, got {sum(ratios.values())}")
-    for split, ratio in ratios.items():
-        if ratio <= 0:
-            problems.append(f"config key `{key}.data.split_ratios.{split}` must be above 0, got {ratio}: the workflow "
-                            f"trains on `train`, selects the seed on `validation` and evaluates on `test`")
-    preprocess = data["preprocess"]
-    if preprocess is not None and None not in (preprocess["min_chars"], preprocess["max_chars"]) \
-            and preprocess["min_chars"] > preprocess["max_chars"]:
-        problems.append(f"config key `{key}.data.preprocess.min_chars` ({preprocess['min_chars']}) is larger than "
-                        f"`max_chars` ({preprocess['max_chars']}): every text would be dropped")
-    training = exp["training"]
-    if training["normalize_gradiend"] and training["activation_encoder"] not in ODD_ACTIVATIONS:
-        problems.append(f"config key `{key}.training.activation_encoder`: {training['activation_encoder']!r} cannot be "
-                        f"used with `normalize_gradiend: true`, which flips the encoding and needs an odd activation "
-                        f"{list(ODD_ACTIVATIONS)}; choose one of those or set `normalize_gradiend: false`")
-    for factor in factors or []:
-        if factor == 0:
-            problems.append(f"config key `{key}.decoder.feature_factors`: a feature factor of 0 leaves the model "
-                            f"unchanged (every such cell is the base model); remove it")
-    source = data["source"]
-    if isinstance(source, dict) and "path" in source and not Path(source["path"]).expanduser().is_file():
-        problems.append(f"config key `{key}.data.source.path`: file not found: {source['path']}")
-    elif isinstance(source, dict) and "path" in source:
-        from gradiend.data.base_loader import SUPPORTED_SUFFIXES
-
-        suffix = Path(source["path"]).suffix.lower()
-        if suffix not in SUPPORTED_SUFFIXES:
-            problems.append(f"config key `{key}.data.source.path`: {source['path']} has the suffix {suffix!r}, which "
-                            f"names no supported format ({', '.join(SUPPORTED_SUFFIXES)}); rename or convert the file")
-    problems += _check_base_model(key, exp["base_model"], cfg)
-    demo = exp["base_model"][len(DEMO_PREFIX):] if exp["base_model"].startswith(DEMO_PREFIX) else None
-    if demo in cfg["demo"]["models"] and cfg["demo"]["models"][demo]["kind"] == "causal":
-        without = [t["id"] for t in data["feature_targets"]
-                   if (t["min_left_context_words"] if t["min_left_context_words"] is not None
-                       else data["min_left_context_words"]) < 1]
-        if without:
-            problems.append(f"config key `{key}.data.min_left_context_words`: the base model {exp['base_model']!r} is a "
-                            f"causal LM, which predicts a target from the words before it, but class(es) {without} "
-                            f"accept targets with no word before them; set it to 1 or more (e.g. 3)")
-    if exp["training"]["min_convergent_seeds"] > len(exp["seeds"]):
-        problems.append(f"config key `{key}.training.min_convergent_seeds` "
-                        f"({exp['training']['min_convergent_seeds']}) exceeds the number of seeds "
-                        f"({len(exp['seeds'])})")
-    for section in ("pre_prune", "post_prune"):
-        prune = exp[section]
-        if prune is not None and prune["topk"] is None and prune["threshold"] is None:
-            problems.append(f"config key `{key}.{section}` needs `topk` or `threshold`")
-    return problems
-
-
-def _check_base_model(key: str, value: str, cfg: dict) -> list[str]:
-    if value.startswith(DEMO_PREFIX):
-        demo = value[len(DEMO_PREFIX):]
-        known = sorted(cfg["demo"]["models"])
-        if demo not in known:
-            return [f"config key `{key}.base_model`: unknown demo model {demo!r} (configured: {known})"]
-        return []
-    if written_as_path(value) and not Path(value).expanduser().is_dir():
-        return [f"config key `{key}.base_model`: local model folder not found: {value} "
-                f"(a Hugging Face id must not start with '/', './', '../' or '~')"]
-    if written_as_path(value) or Path(value).is_dir():
-        message = missing_tokenizer_message(Path(value).expanduser(), value)
-        if message:
-            return [f"config key `{key}.base_model`: {message}"]
-    return []
-
-
 def demo_model_dir(cfg: Mapping, name: str) -> str:
     return os.path.join(cfg["results_dir"], "_demo", "models", name)
 
 
 def demo_corpus_path(cfg: Mapping) -> str:
     return os.path.join(cfg["results_dir"], "_demo", "corpus.txt")
-
-
-def strengthen_factor(source: str, class_index: int) -> float:
-    """Feature factor that strengthens ``target_classes[class_index]`` (:func:`gradiend.cells.class_feature_factor`)."""
-    return class_feature_factor(source, class_index)
 
 
 def rewrite_factor(source: str, class_index: int, weaken: bool) -> float:
@@ -383,7 +160,7 @@ def _resolve_experiment(name: str, exp: dict, cfg: dict) -> None:
     decoder = exp["decoder"]
     if decoder["feature_factors"] is None:
         source = exp["training"]["source"]
-        decoder["feature_factors"] = [strengthen_factor(source, 0), strengthen_factor(source, 1)]
+        decoder["feature_factors"] = [class_feature_factor(source, 0), class_feature_factor(source, 1)]
 
 
 def _pick(tree: Mapping, dotted: str) -> Any:

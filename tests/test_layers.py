@@ -21,7 +21,7 @@ LAYERS = [
     {"evaluation"},
     {"training"},
     {"stages"},
-    {"workflow_config"},
+    {"workflow_config", "workflow_checks"},
 ]
 RANK = {package: rank for rank, layer in enumerate(LAYERS) for package in layer}
 
