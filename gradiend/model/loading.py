@@ -58,17 +58,23 @@ def _unreadable_folder(path: Path, what: str, error: BaseException) -> ValueErro
                       f"a file may be truncated or damaged: {rebuild_hint(path / 'model.safetensors')}")
 
 
-def load_tokenizer(name_or_path, trust_remote_code: bool = False):
-    """The tokenizer of a local model folder or a cached Hugging Face id (checked as in
-    :func:`load_base_model`), without loading the weights."""
-    from transformers import AutoTokenizer
-
+def _model_source(name_or_path) -> tuple[str, Path, str]:
+    """``(name, local path, what from_pretrained reads)``; a missing local path or a folder without
+    tokenizer files is refused before transformers sees it."""
     name = str(name_or_path)
     path = Path(name).expanduser()
     if written_as_path(name) and not path.exists():
         raise BaseModelNotAvailableError(f"base model path {name!r} does not exist (and is not available offline)")
     check_tokenizer_files(path, name)
-    source = str(path) if path.exists() else name
+    return name, path, str(path) if path.exists() else name
+
+
+def load_tokenizer(name_or_path, trust_remote_code: bool = False):
+    """The tokenizer of a local model folder or a cached Hugging Face id (checked as in
+    :func:`load_base_model`), without loading the weights."""
+    from transformers import AutoTokenizer
+
+    name, path, source = _model_source(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
@@ -150,12 +156,7 @@ def load_base_model(
     from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
-    name = str(name_or_path)
-    path = Path(name).expanduser()
-    if written_as_path(name) and not path.exists():
-        raise BaseModelNotAvailableError(f"base model path {name!r} does not exist (and is not available offline)")
-    check_tokenizer_files(path, name)
-    source = str(path) if path.exists() else name
+    name, path, source = _model_source(name_or_path)
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
