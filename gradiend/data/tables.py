@@ -115,3 +115,12 @@ def data_summary(frame) -> dict:
         minus = [str(c) for c, v in labelled.items() if v == -1]
         summary["target_classes"] = plus + minus if plus and minus else None
     return summary
+
+
+def target_words_by_class(table) -> dict[str, list[str]]:
+    """Class id -> the distinct factual and alternative tokens of that class in a unified table."""
+    words: dict[str, list[str]] = {}
+    for word_col, class_col in ((FACTUAL, FACTUAL_CLASS), (ALTERNATIVE, ALTERNATIVE_CLASS)):
+        for cls, word in zip(table[class_col].astype(str), table[word_col].astype(str)):
+            words.setdefault(cls, []).append(word)
+    return {cls: list(dict.fromkeys(ws)) for cls, ws in words.items()}

@@ -93,15 +93,10 @@ def fit_tables_to_tokenizer(config: Mapping, tokenizer, table, neutral=None, obj
     causal LM (``objective``), a row with no text before its first mask is an error naming the row and
     `data.min_left_context_words` (found here, not at the batch that holds the row mid-training)."""
     from gradiend.data.mask_token import drop_neutral_with_mask, drop_rows_with_mask
-    from gradiend.data.tables import ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS
+    from gradiend.data.tables import target_words_by_class
     from gradiend.model.loading import check_target_words
 
-    words: dict[str, list[str]] = {}
-    for word_col, class_col in ((FACTUAL, FACTUAL_CLASS), (ALTERNATIVE, ALTERNATIVE_CLASS)):
-        for cls, word in zip(table[class_col].astype(str), table[word_col].astype(str)):
-            words.setdefault(cls, []).append(word)
-    check_target_words(tokenizer, {cls: list(dict.fromkeys(ws)) for cls, ws in words.items()},
-                       where=f"the training data of {config['name']}")
+    check_target_words(tokenizer, target_words_by_class(table), where=f"the training data of {config['name']}")
     table = drop_rows_with_mask(table, tokenizer, where=f"training data of {config['name']}")
     neutral = drop_neutral_with_mask(neutral, tokenizer, where=f"neutral data of {config['name']}")
     if getattr(objective, "name", None) == "causal_lm":

@@ -117,6 +117,7 @@ class TextPredictionTrainer:
                 model, tokenizer, objective = load_base_model(
                     self.model, torch_dtype=self.args.torch_dtype, trust_remote_code=self.args.trust_remote_code,
                     device=self.device)
+                _check_target_words(tokenizer, self.training_table)
                 self._base = (model, tokenizer, objective, str(self.model))
         return self._base
 
@@ -284,3 +285,11 @@ class TextPredictionTrainer:
     def rewrite_base_model(self, *args, **kwargs):
         """See :meth:`Evaluator.rewrite_base_model`."""
         return self.evaluator.rewrite_base_model(*args, **kwargs)
+
+
+def _check_target_words(tokenizer, table) -> None:
+    """A target word the tokenizer cannot represent leaves nothing to learn: refuse it by name."""
+    from gradiend.data.tables import target_words_by_class
+    from gradiend.model.loading import check_target_words
+
+    check_target_words(tokenizer, target_words_by_class(table), where="the training data")
