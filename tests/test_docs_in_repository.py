@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-OUTSIDE_NOTES = ("DESIGN" + ".md", "reference-" + "behaviour.md")  # split so this file does not cite them
+OUTSIDE_NOTES = ("DESIGN" + ".md", "reference-" + "behaviour.md", "platform-" + "facts.md")  # split so this file does not cite them
 
 
 def repository_files() -> list[Path]:

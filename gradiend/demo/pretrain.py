@@ -1,9 +1,8 @@
 """Pre-train the tiny demo models on the demo corpus until they know she from he.
 
 A random model has no gender feature for GRADIEND to find, so the offline pipeline first teaches
-the tiny models name → pronoun. The recipe follows platform-facts.md ("Pre-training the demo
-models"): every pronoun is masked (a visible "his"/"her" would be a shortcut) plus 10% random
-masking with 80/10/10 replacement, batches padded to their longest row, AdamW with a linear
+the tiny models name → pronoun. The recipe (docs/design.md §6): every pronoun is masked (a visible
+"his"/"her" would be a shortcut) plus 10% random masking with 80/10/10 replacement, batches padded to their longest row, AdamW with a linear
 warm-up, and the output layer computed only at masked positions. The causal model learns plain
 next-token prediction.
 
