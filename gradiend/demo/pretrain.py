@@ -2,9 +2,9 @@
 
 A random model has no gender feature for GRADIEND to find, so the offline pipeline first teaches
 the tiny models name → pronoun. The recipe (docs/design.md §6): every pronoun is masked (a visible
-"his"/"her" would be a shortcut) plus 10% random masking with 80/10/10 replacement, batches padded to their longest row, AdamW with a linear
-warm-up, and the output layer computed only at masked positions. The causal model learns plain
-next-token prediction.
+"his"/"her" would be a shortcut) plus 10% random masking with 80/10/10 replacement, batches padded
+to their longest row, AdamW with a linear warm-up, and the output layer computed only at masked
+positions. The causal model learns plain next-token prediction.
 
 Measured here: the she/he accuracy sits at chance for a while and then jumps, and the jump comes
 anywhere between 150 and 400+ steps depending on the seed (some seeds never jump at lr 3e-3). So
