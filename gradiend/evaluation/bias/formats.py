@@ -73,6 +73,16 @@ class CrowsPair:
         return self.sent_less if self.direction == "stereo" else self.sent_more
 
 
+def read_json_file(path: Path, name: str, kind: str):
+    """The parsed JSON document of a benchmark file; a missing or unparsable file is one error naming it."""
+    if not path.is_file():
+        raise BenchmarkFormatError(f"{name}: {kind} file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BenchmarkFormatError(f"{name}: not a {kind} JSON file ({err})") from None
+
+
 def _describe(source: Any) -> str:
     if isinstance(source, Mapping):
         if "path" in source:
@@ -159,12 +169,7 @@ def read_stereoset(source: Any, bias_types: Sequence[str] | None = None) -> list
             items += stereoset_items(rows, config, name)
     else:
         path = Path(str(source["path"] if isinstance(source, Mapping) else source)).expanduser()
-        if not path.is_file():
-            raise BenchmarkFormatError(f"{name}: StereoSet file not found")
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise BenchmarkFormatError(f"{name}: not a StereoSet JSON file ({err})") from None
+        document = read_json_file(path, name, "StereoSet")
         data = document.get("data") if isinstance(document, Mapping) else None
         if not isinstance(data, Mapping) or not any(s in data for s in SUBSETS):
             raise BenchmarkFormatError(f"{name}: not the released StereoSet format "

@@ -15,7 +15,6 @@ sets ``attr1`` / ``attr2`` (A, B), each ``{"category": ..., "examples": [sentenc
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from gradiend.evaluation.bias.formats import BenchmarkFormatError
+from gradiend.evaluation.bias.formats import BenchmarkFormatError, read_json_file
 from gradiend.evaluation.bias.scores import CONFIDENCE
 
 SETS = ("targ1", "targ2", "attr1", "attr2")
@@ -40,12 +39,7 @@ class SeatTest:
 def read_seat(path) -> SeatTest:
     """One SEAT test file; a file in another format is one error naming it."""
     path = Path(str(path)).expanduser()
-    if not path.is_file():
-        raise BenchmarkFormatError(f"{path}: SEAT file not found")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BenchmarkFormatError(f"{path}: not a SEAT JSON file ({err})") from None
+    document = read_json_file(path, str(path), "SEAT")
     if not isinstance(document, dict) or any(key not in document for key in SETS):
         raise BenchmarkFormatError(f"{path}: not the released SEAT format, which needs the keys {list(SETS)} "
                                    f"each with `examples`")
