@@ -10,6 +10,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.stages_support import StageRun, experiment_config
 
 PNG_MAGIC = b"\x89PNG"
@@ -36,6 +38,15 @@ def file_digests(folder: Path) -> dict[str, str]:
     folder = Path(folder)
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def finished(run):
+    """The experiment's results before the test (needs the module's ``run`` fixture); asserts
+    afterwards that nothing under it changed."""
+    snapshot = Finished(Path(run.path()))
+    yield snapshot
+    assert snapshot.unchanged(), "a failing stage touched a finished output"
 
 
 class Finished:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from gradiend import workflow_config as wfc
+from tests.workflow_support import planned_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = {"base_model", "base_model_path", "trust_remote_code"}  # who loads the base model
@@ -158,20 +159,6 @@ def _snakemake(*args, cwd=REPO):
     return done.stdout + done.stderr
 
 
-def _rules_to_run(output: str) -> dict[str, int]:
-    if "Nothing to be done" in output:
-        return {}
-    lines = output.splitlines()
-    start = lines.index("Job stats:") + 3
-    counts = {}
-    for line in lines[start:]:
-        rule, count = line.split()
-        if rule == "total":
-            return counts
-        counts[rule] = int(count)
-    return counts
-
-
 @pytest.fixture(scope="module")
 def finished_workflow(tmp_path_factory):
     """The default config's workflow marked as finished without running it: every output exists and
@@ -219,7 +206,7 @@ def _training(key, value):
     ("learning_rate", _training("learning_rate", 0.123), {"train_seed", "select_seed"}, {"create_training_data"}),
 ])
 def test_snakemake_dry_run_reruns_what_reads_the_key(finished_workflow, name, change, reruns, keeps):
-    rules = _rules_to_run(_snakemake("-n", "--quiet", "rules", "--rerun-triggers", "params", "mtime",
+    rules = planned_jobs(_snakemake("-n", "--quiet", "rules", "--rerun-triggers", "params", "mtime",
                                      "--configfile", str(finished_workflow(name, change))))
     assert reruns <= set(rules) and not keeps & set(rules), rules
     if change is None:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.workflow_support import planned_jobs
+
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "config" / "experiments"
 
@@ -22,24 +24,11 @@ def snakemake(*args, results_dir):
     return done.returncode, done.stdout + done.stderr
 
 
-def job_counts(output):
-    """Parse Snakemake's 'Job stats' table into {rule: count}."""
-    lines = output.splitlines()
-    start = lines.index("Job stats:") + 3
-    counts = {}
-    for line in lines[start:]:
-        rule, count = line.split()
-        if rule == "total":
-            break
-        counts[rule] = int(count)
-    return counts
-
-
 def dry_run(tmp_path, *args, quiet=True):
     quietness = ("--quiet", "rules") if quiet else ()
     code, output = snakemake("-n", *quietness, *args, results_dir=tmp_path / "results")
     assert code == 0, output
-    return job_counts(output), output
+    return planned_jobs(output), output
 
 
 def per_experiment(seeds, learning_rates, rewrites, pre_prune=False):

@@ -21,6 +21,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.workflow_support import planned_jobs
+
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = "gender_tiny_bert"
 
@@ -50,20 +52,6 @@ def snakemake(config_file: Path, *args: str, timeout: int = 600) -> str:
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
     return output
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """{rule: count} from Snakemake's 'Job stats' table; {} when there is nothing to do."""
-    lines = output.splitlines()
-    if "Job stats:" not in lines:
-        return {}
-    counts = {}
-    for line in lines[lines.index("Job stats:") + 3:]:
-        rule, count = line.split()
-        if rule == "total":
-            break
-        counts[rule] = int(count)
-    return counts
 
 
 @pytest.fixture(scope="module")
