@@ -241,3 +241,9 @@ def test_a_target_word_the_tokenizer_maps_to_unknown_is_refused_before_training(
     trainer = _trainer(tiny_masked_lm_dir, odd, _args())
     with pytest.raises(ValueError, match=r"'zyxwvq' \(class 'she'\).*unknown token '\[UNK\]'"):
         trainer.train()
+
+
+def test_a_trainer_without_data_still_loads_its_base_model(tiny_masked_lm_dir):
+    """The target-word check belongs to training, not to loading the base model."""
+    model, tokenizer, objective, reference = TextPredictionTrainer(str(tiny_masked_lm_dir), progress=False).base()
+    assert objective.name == "masked_lm" and reference == str(tiny_masked_lm_dir)

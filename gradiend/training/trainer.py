@@ -117,9 +117,14 @@ class TextPredictionTrainer:
                 model, tokenizer, objective = load_base_model(
                     self.model, torch_dtype=self.args.torch_dtype, trust_remote_code=self.args.trust_remote_code,
                     device=self.device)
-                _check_target_words(tokenizer, self.training_table)
                 self._base = (model, tokenizer, objective, str(self.model))
         return self._base
+
+    def _training_base(self):
+        """The base model for training; refuses target words its tokenizer cannot represent (cheap)."""
+        base = self.base()
+        _check_target_words(base[1], self.training_table)
+        return base
 
     def _mapped_parameters(self):
         from gradiend.model.backbone import mapped_parameters
@@ -133,7 +138,7 @@ class TextPredictionTrainer:
         if config is None:
             raise ValueError("compute_pre_prune_mask needs TrainingArguments.pre_prune_config")
         rows = self.train_rows(config.seed)
-        model, tokenizer, objective, _ = self.base()
+        model, tokenizer, objective, _ = self._training_base()
         self._pre_prune = compute_pre_prune_mask(model, tokenizer, objective, self._mapped_parameters(),
                                                  rows.frame, config, seed=self.args.seed,
                                                  max_length=self.args.max_length)
@@ -151,7 +156,7 @@ class TextPredictionTrainer:
     # ------------------------------------------------------------------ model
     def create_model_with_gradiend(self, seed: int, pre_prune: PrePruneResult | None = None):
         """A fresh GRADIEND for ``seed`` over the loaded base model, built at the pre-pruned size."""
-        return build_model_with_gradiend(self.base(), self._mapped_parameters(), self.args, self.target_classes,
+        return build_model_with_gradiend(self._training_base(), self._mapped_parameters(), self.args, self.target_classes,
                                          self.training_table.attrs.get("all_classes"), seed, pre_prune)
 
     # ------------------------------------------------------------------ one seed
