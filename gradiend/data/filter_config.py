@@ -100,7 +100,8 @@ class TextFilterConfig:
         if self.spacy_tags is not None:
             validate_tag_spec(self.spacy_tags, f"TextFilterConfig{self._label()}")
         if self.id is None:
-            self.id = self._first_string()
+            first = self.targets[0]
+            self.id = first if isinstance(first, str) else first.id
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"TextFilterConfig: 'id' must be a non-empty string, got {self.id!r}")
         if not isinstance(self.mask, str) or not self.mask:
@@ -113,13 +114,6 @@ class TextFilterConfig:
 
     def _label(self) -> str:
         return f" '{self.id}'" if self.id else ""
-
-    def _first_string(self) -> str:
-        for item in self.targets:
-            if isinstance(item, str):
-                return item
-            return item.id
-        raise AssertionError("unreachable: targets is non-empty")
 
     def flatten_targets_with_tags(self, inherited: Optional[SpacyTagSpec] = None) -> list[tuple[str, SpacyTagSpec]]:
         """Every target string with its effective tags (parent tags overridden by the child's)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
 _SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])\s+")
 
@@ -61,45 +61,14 @@ class TextPreprocessConfig:
         return self.custom_filter is None or bool(self.custom_filter(segment))
 
 
-def iter_lines(texts: Iterable[str]) -> Iterator[str]:
-    """Non-empty stripped lines of every text."""
-    for text in texts:
-        for line in text.split("\n"):
-            line = line.strip()
-            if line:
-                yield line
-
-
-def _iter_sentence_lists(lines: Iterable[str], spacy_model: Optional[str]) -> Iterator[list[str]]:
+def _sentence_lists(lines: list[str], spacy_model: Optional[str]) -> Iterable[list[str]]:
     """The sentences of each line, by spaCy's sentencizer (batched) or by the regex."""
-    if spacy_model:
-        from gradiend.data.spacy_util import load_sentence_splitter
+    if not spacy_model:
+        return ([s for s in _SENTENCE_BOUNDARY.split(line) if s] for line in lines)
+    from gradiend.data.spacy_util import load_sentence_splitter
 
-        for doc in load_sentence_splitter(spacy_model).pipe(lines, batch_size=256):
-            yield [s.text.strip() for s in doc.sents if s.text.strip()]
-    else:
-        for line in lines:
-            yield [s for s in _SENTENCE_BOUNDARY.split(line) if s]
-
-
-def iter_sentences_from_texts(
-    texts: Iterable[str],
-    config: Optional[TextPreprocessConfig] = None,
-    spacy_model: Optional[str] = None,
-) -> Iterator[str]:
-    """Yield the segments of ``texts`` after ``config`` (``None``: every non-empty line as is)."""
-    if config is None:
-        yield from iter_lines(texts)
-        return
-    window = config.window
-    lines = iter_lines(texts)
-    groups = ([line] for line in lines) if window == 0 else _iter_sentence_lists(lines, spacy_model)
-    for sentences in groups:
-        step = max(window, 1)
-        for i in range(0, len(sentences), step):
-            segment = " ".join(sentences[i:i + step])
-            if config.keep(segment):
-                yield segment
+    docs = load_sentence_splitter(spacy_model).pipe(lines, batch_size=256)
+    return ([s.text.strip() for s in doc.sents if s.text.strip()] for doc in docs)
 
 
 def preprocess_texts(
@@ -107,5 +76,11 @@ def preprocess_texts(
     config: Optional[TextPreprocessConfig] = None,
     spacy_model: Optional[str] = None,
 ) -> list[str]:
-    """List version of :func:`iter_sentences_from_texts`."""
-    return list(iter_sentences_from_texts(texts, config, spacy_model))
+    """The segments of ``texts`` after ``config`` (``None``: every non-empty stripped line as is)."""
+    lines = [line.strip() for text in texts for line in text.split("\n") if line.strip()]
+    if config is None:
+        return lines
+    step = max(config.window, 1)
+    groups = ([line] for line in lines) if config.window == 0 else _sentence_lists(lines, spacy_model)
+    segments = (" ".join(sentences[i:i + step]) for sentences in groups for i in range(0, len(sentences), step))
+    return [segment for segment in segments if config.keep(segment)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 
-from gradiend.data.filter_config import SpacyTagSpec
+from gradiend.data.filter_config import TOKEN_ATTRIBUTE_KEYS, SpacyTagSpec
 
 
 def _import_spacy():
@@ -63,17 +63,8 @@ def require_spacy_model(spacy_model, reason: str) -> str:
 
 def token_matches_tags(token, tags: SpacyTagSpec) -> bool:
     """True if ``token`` satisfies every constraint: pos/tag/dep by name, others as morph features."""
-    for key, value in tags.items():
-        lowered = key.lower()
-        if lowered == "pos":
-            if token.pos_ != value:
-                return False
-        elif lowered == "tag":
-            if token.tag_ != value:
-                return False
-        elif lowered == "dep":
-            if token.dep_ != value:
-                return False
-        elif token.morph.get(key) != [value]:
-            return False
-    return True
+    return all(
+        getattr(token, key.lower() + "_") == value if key.lower() in TOKEN_ATTRIBUTE_KEYS
+        else token.morph.get(key) == [value]
+        for key, value in tags.items()
+    )
