@@ -18,30 +18,15 @@ def casing_variants(word: str) -> list[str]:
     return list(dict.fromkeys(v for v in variants if v))
 
 
-def word_token_ids(tokenizer, word: str, leading_space: bool) -> tuple[int, ...]:
-    """Sub-token ids of ``word`` as it appears in running text (after a space if ``leading_space``)."""
-    text = f" {word}" if leading_space else word
-    return tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def variant_sequences(tokenizer, words: Iterable[str], leading_space: bool) -> list[tuple[int, ...]]:
-    """Distinct sub-token sequences of every casing variant of every word, in first-seen order."""
-    sequences: dict[tuple[int, ...], None] = {}
+def ignore_token_ids(tokenizer, words: Iterable[str]) -> set[int]:
+    """Ids of every single-token spelling (casing variant) of ``words``, with and without a leading space."""
+    ids: set[int] = set()
     for word in words:
         for variant in casing_variants(word):
-            ids = word_token_ids(tokenizer, variant, leading_space)
-            if ids:
-                sequences.setdefault(ids, None)
-    return list(sequences)
-
-
-def ignore_token_ids(tokenizer, words: Iterable[str]) -> set[int]:
-    """Ids of every single-token spelling of ``words``, with and without a leading space."""
-    ids: set[int] = set()
-    for space in (False, True):
-        for seq in variant_sequences(tokenizer, words, space):
-            if len(seq) == 1:
-                ids.add(seq[0])
+            for text in (variant, f" {variant}"):
+                sequence = tokenizer(text, add_special_tokens=False)["input_ids"]
+                if len(sequence) == 1:
+                    ids.add(sequence[0])
     return ids
 
 
