@@ -8,6 +8,7 @@ regex prefilter (lemma classes cannot be prefiltered: "is" has lemma "be").
 from __future__ import annotations
 
 import re
+from itertools import islice
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Sequence
 
@@ -78,27 +79,23 @@ class ClassMatcher:
         """Cheap test that the sentence can match (always True for lemma classes)."""
         return self.use_lemma or self.regex.search(sentence) is not None
 
-    def _keep_left_context(self, sentence: str, spans: list[Span]) -> list[Span]:
-        if self.min_left_context_words <= 0:
-            return spans
-        return [s for s in spans if words_before(sentence, s[0]) >= self.min_left_context_words]
+    def _has_left_context(self, sentence: str, start: int) -> bool:
+        return self.min_left_context_words <= 0 or words_before(sentence, start) >= self.min_left_context_words
 
     def string_spans(self, sentence: str) -> list[Span]:
-        spans = [(m.start(), m.end(), m.group()) for m in self.regex.finditer(sentence)]
-        return self._keep_left_context(sentence, spans)
+        return [(m.start(), m.end(), m.group()) for m in self.regex.finditer(sentence)
+                if self._has_left_context(sentence, m.start())]
 
     def token_spans(self, sentence: str, doc) -> tuple[list[Span], set]:
         """Spans of matching tokens and the keys (text or lemma, lower-cased) they matched."""
-        found = []
+        spans, keys = [], set()
         for token in doc:
             key = (token.lemma_ if self.use_lemma else token.text).lower()
-            tag_specs = self.specs.get(key)
-            if tag_specs is not None and any(token_matches_tags(token, tags) for tags in tag_specs):
-                found.append(((token.idx, token.idx + len(token.text), token.text), key))
-        left = self.min_left_context_words
-        if left > 0:
-            found = [(span, key) for span, key in found if words_before(sentence, span[0]) >= left]
-        return [span for span, _ in found], {key for _, key in found}
+            if (any(token_matches_tags(token, tags) for tags in self.specs.get(key, ()))
+                    and self._has_left_context(sentence, token.idx)):
+                spans.append((token.idx, token.idx + len(token.text), token.text))
+                keys.add(key)
+        return spans, keys
 
     def record(self, index: int, spans: list[Span], keys: Iterable[str]) -> None:
         if not spans:
@@ -120,10 +117,9 @@ def _match_strings(sentences: Sequence[str], matchers: list[ClassMatcher]) -> No
             spans = matcher.string_spans(sentence)
             if spans:
                 matcher.record(index, spans, (s[2].lower() for s in spans))
-        if any(m.done for m in active):
-            active = [m for m in active if not m.done]
-            if not active:
-                return
+        active = [m for m in active if not m.done]
+        if not active:
+            return
 
 
 def _candidates(sentences: Sequence[str], matchers: list[ClassMatcher]) -> Iterator[tuple[str, int]]:
@@ -132,8 +128,9 @@ def _candidates(sentences: Sequence[str], matchers: list[ClassMatcher]) -> Itera
             yield sentence, index
 
 
-def parse_pipes_to_disable(nlp, need_dep: bool) -> list[str]:
+def parse_pipes_to_disable(nlp, tag_specs: Iterable[SpacyTagSpec]) -> list[str]:
     """Pipes whose output no tag or lemma check reads (NER always; the parser unless ``dep`` is used)."""
+    need_dep = any(key.lower() == "dep" for tags in tag_specs for key in tags)
     unused = {"ner"} if need_dep else {"ner", "parser"}
     return [name for name in nlp.pipe_names if name in unused]
 
@@ -141,10 +138,8 @@ def parse_pipes_to_disable(nlp, need_dep: bool) -> list[str]:
 def _match_tokens(sentences: Sequence[str], matchers: list[ClassMatcher], nlp) -> None:
     if not matchers:
         return
-    need_dep = any(
-        key.lower() == "dep" for m in matchers for specs in m.specs.values() for tags in specs for key in tags
-    )
-    with nlp.select_pipes(disable=parse_pipes_to_disable(nlp, need_dep)):
+    specs = [tags for m in matchers for tag_specs in m.specs.values() for tags in tag_specs]
+    with nlp.select_pipes(disable=parse_pipes_to_disable(nlp, specs)):
         docs = nlp.pipe(_candidates(sentences, matchers), as_tuples=True, batch_size=_PARSE_BATCH)
         for doc, index in docs:
             for matcher in matchers:
@@ -166,11 +161,9 @@ def find_class_occurrences(
     """Scan ``sentences`` once for every class; each returned matcher holds its ``hits`` (at most
     ``max_per_class``, in sentence order) and the targets it ``seen``. Scanning stops for a class
     once it is full and, with ``track_targets``, every one of its targets has been seen."""
-    matchers = []
-    for config in configs:
-        own = config.min_left_context_words
-        left = default_min_left_context_words if own is None else own
-        matchers.append(ClassMatcher(config, left, max_per_class, track_targets))
+    default = default_min_left_context_words
+    matchers = [ClassMatcher(c, default if c.min_left_context_words is None else c.min_left_context_words,
+                             max_per_class, track_targets) for c in configs]
     _match_strings(sentences, [m for m in matchers if not m.uses_spacy])
     spacy_matchers = [m for m in matchers if m.uses_spacy]
     if spacy_matchers and nlp is None:
@@ -206,21 +199,11 @@ def find_neutral(
     if excluded_tag_specs:
         if nlp is None:
             raise ValueError("excluded_spacy_tags need a spaCy model")
-        need_dep = any(key.lower() == "dep" for tags in excluded_tag_specs for key in tags)
-        with nlp.select_pipes(disable=parse_pipes_to_disable(nlp, need_dep)):
-            word_free = (
+        with nlp.select_pipes(disable=parse_pipes_to_disable(nlp, excluded_tag_specs)):
+            tag_free = (
                 doc.text
                 for doc in nlp.pipe(word_free, batch_size=_PARSE_BATCH)
                 if not any(token_matches_tags(t, tags) for t in doc for tags in excluded_tag_specs)
             )
-            return _take(word_free, max_size)
-    return _take(word_free, max_size)
-
-
-def _take(items: Iterable[str], limit: Optional[int]) -> list[str]:
-    out = []
-    for item in items:
-        out.append(item)
-        if limit is not None and len(out) >= limit:
-            break
-    return out
+            return list(islice(tag_free, max_size))
+    return list(islice(word_free, max_size))
