@@ -5,15 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from gradiend.plots.figures import save_figure
+from gradiend.plots.figures import pyplot, save_figure
 
 
 def _heatmap(matrix: pd.DataFrame, title: str, label: str, output_path, vmin, vmax, cmap: str, digits: int = 2):
-    import matplotlib
-
-    if output_path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot(output_path)
 
     fig, ax = plt.subplots(figsize=(1.5 + 1.1 * matrix.shape[1], 1.2 + 0.6 * matrix.shape[0]))
     image = ax.imshow(matrix.to_numpy(dtype=float), vmin=vmin, vmax=vmax, cmap=cmap, aspect="auto")

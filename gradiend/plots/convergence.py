@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from gradiend.plots.figures import save_figure
+from gradiend.plots.figures import pyplot, save_figure
 from gradiend.util.io import read_json
 
 NON_CONVERGED_MARK = "\u2020"  # dagger after the title of a run that did not converge
@@ -29,11 +29,7 @@ def plot_training_convergence(training: Mapping | str | Path, output_path: str |
     a dashed line; steps where the encoding was sign-normalised are dotted; a run that did not
     converge has a dagger after its title. Saves to ``output_path`` when given; returns the figure.
     """
-    import matplotlib
-
-    if output_path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot(output_path)
 
     stats = _load(training)
     history = stats.get("history") or []

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from gradiend.plots.figures import save_figure
+from gradiend.plots.figures import pyplot, save_figure
 
 _LINESTYLES = ["-", "--", "-.", ":"]
 
@@ -29,11 +29,7 @@ def _base_x(rates: list[float]) -> float:
 def plot_probability_shifts(grid: Mapping | Sequence, summary: Mapping | None = None,
                             output_path: str | Path | None = None, title: str | None = None, dpi: int = 150) -> Any:
     """Plot decoder cells (``{"base": …, key: cell}`` or a list); star the chosen cells of ``summary``."""
-    import matplotlib
-
-    if output_path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot(output_path)
 
     base, cells = _cells(grid)
     if not cells:
@@ -65,18 +61,16 @@ def plot_probability_shifts(grid: Mapping | Sequence, summary: Mapping | None = 
     for key, entry in (summary or {}).items():
         if not isinstance(entry, Mapping) or "learning_rate" not in entry:
             continue
-        target = entry["target_class"]
-        dataset = [d for d in datasets if d != target] if entry["strengthen"] else [target]
+        target, rate = entry["target_class"], entry["learning_rate"]
+        cell = next((c for c in cells if c["learning_rate"] == rate and c["feature_factor"] == entry["feature_factor"]),
+                    None)
         for ax, d in zip(axes[1:], datasets):
-            if d in dataset:
-                cell = next((c for c in cells if c["learning_rate"] == entry["learning_rate"]
-                             and c["feature_factor"] == entry["feature_factor"]), None)
-                if cell is not None:
-                    ax.plot([entry["learning_rate"]], [cell["probs_by_dataset"][d][target]], marker="*", ms=15,
-                            color=colours.get(target, "black"), markeredgecolor="black", zorder=5)
-                    ax.annotate(key, (entry["learning_rate"], cell["probs_by_dataset"][d][target]),
-                                textcoords="offset points", xytext=(5, 5), fontsize="x-small")
-        axes[0].plot([entry["learning_rate"]], [entry["lms"]], marker="*", ms=12, color="gold",
+            if cell is not None and (d != target if entry["strengthen"] else d == target):  # the metric's rows
+                value = cell["probs_by_dataset"][d][target]
+                ax.plot([rate], [value], marker="*", ms=15, color=colours.get(target, "black"), markeredgecolor="black",
+                        zorder=5)
+                ax.annotate(key, (rate, value), textcoords="offset points", xytext=(5, 5), fontsize="x-small")
+        axes[0].plot([rate], [entry["lms"]], marker="*", ms=12, color="gold",
                      markeredgecolor="black", zorder=5)
     for ax in axes:
         ax.set_xscale("log")

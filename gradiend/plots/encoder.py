@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from gradiend.plots.figures import save_figure
+from gradiend.plots.figures import pyplot, save_figure
 from gradiend.util.io import read_parquet
 
 TRAINING = "training"
@@ -19,9 +19,8 @@ def _groups(encoded: pd.DataFrame) -> list[tuple[str, list[float]]]:
     training = encoded[encoded["type"] == TRAINING]
     order = training.groupby("source_id")["label"].mean().sort_values(ascending=False).index
     for source_id in order:
-        values = training.loc[training["source_id"] == source_id, "encoded"].astype(float).tolist()
-        label = training.loc[training["source_id"] == source_id, "label"].iloc[0]
-        groups.append((f"{source_id}\n(label {int(label):+d})", values))
+        rows = training[training["source_id"] == source_id]
+        groups.append((f"{source_id}\n(label {int(rows['label'].iloc[0]):+d})", rows["encoded"].astype(float).tolist()))
     for kind, name in NEUTRAL_LABELS.items():
         values = encoded.loc[encoded["type"] == kind, "encoded"].astype(float).tolist()
         if values:
@@ -36,11 +35,7 @@ def plot_encoder_distributions(encoded: pd.DataFrame | str | Path, output_path: 
     Target classes should sit near ±1 and neutral rows near 0; dotted lines mark the ±0.5
     boundaries of the ternary accuracy.
     """
-    import matplotlib
-
-    if output_path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot(output_path)
 
     if not isinstance(encoded, pd.DataFrame):
         encoded = read_parquet(encoded, required_columns=("encoded", "label", "type", "source_id"))

@@ -6,6 +6,17 @@ from pathlib import Path
 from gradiend.util.io import PathLike, atomic_path
 
 
+def pyplot(output_path: PathLike | None):
+    """``matplotlib.pyplot``, on the non-interactive Agg backend when the figure goes to a file."""
+    import matplotlib
+
+    if output_path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig, output_path: PathLike | None, dpi: int | None = None):
     """Write ``fig`` to ``output_path`` (if given) atomically and close it; return ``fig``."""
     if output_path is None:
