@@ -14,8 +14,9 @@ from __future__ import annotations
 import math
 import os
 import random
+from itertools import islice
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from gradiend.util.io import written_as_path
 from gradiend.util.logging import get_logger
@@ -70,18 +71,18 @@ def read_table_file(path: Path):
 def _read_table(path: Path):
     import pandas as pd
 
+    readers = {
+        ".csv": lambda: pd.read_csv(path, keep_default_na=False),
+        ".tsv": lambda: pd.read_csv(path, sep="\t", keep_default_na=False),
+        ".parquet": lambda: pd.read_parquet(path),
+        ".pq": lambda: pd.read_parquet(path),
+        ".jsonl": lambda: pd.read_json(path, lines=True),
+        ".json": lambda: pd.read_json(path),
+    }
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path, keep_default_na=False)
-    if suffix == ".tsv":
-        return pd.read_csv(path, sep="\t", keep_default_na=False)
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix == ".jsonl":
-        return pd.read_json(path, lines=True)
-    if suffix == ".json":
-        return pd.read_json(path)
-    raise ValueError(f"{path}: unknown file format {suffix!r}; supported: {', '.join(TABLE_FILE_SUFFIXES)}")
+    if suffix not in readers:
+        raise ValueError(f"{path}: unknown file format {suffix!r}; supported: {', '.join(TABLE_FILE_SUFFIXES)}")
+    return readers[suffix]()
 
 
 def looks_like_path(value: str) -> bool:
@@ -94,12 +95,24 @@ def is_saved_dataset_dir(path: Path) -> bool:
     return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
 
 
-def load_hf_dataset(source: str, hf_config: Optional[str] = None, split: Optional[str] = "train"):
-    """A ``datasets`` Dataset (or DatasetDict when ``split`` is None) from a saved folder or an id."""
+def _import_datasets(source: str):
     try:
         import datasets
     except ImportError as err:
         raise ImportError(f"loading {source!r} needs the `datasets` package: pip install gradiend[data]") from err
+    return datasets
+
+
+def _unreachable_dataset(verb: str, source: str, hf_config, split, err: Exception) -> ValueError:
+    return ValueError(
+        f"could not {verb} dataset {source!r} (config={hf_config!r}, split={split!r}): {err}. "
+        f"Hub ids need network access; offline, use a local file or dataset folder."
+    )
+
+
+def load_hf_dataset(source: str, hf_config: Optional[str] = None, split: Optional[str] = "train"):
+    """A ``datasets`` Dataset (or DatasetDict when ``split`` is None) from a saved folder or an id."""
+    datasets = _import_datasets(source)
     path = Path(source).expanduser()
     if path.is_dir() and is_saved_dataset_dir(path):
         loaded = datasets.load_from_disk(str(path))
@@ -111,10 +124,7 @@ def load_hf_dataset(source: str, hf_config: Optional[str] = None, split: Optiona
     try:
         return datasets.load_dataset(str(source), name=hf_config, split=split)
     except Exception as err:  # datasets raises many types (ConnectionError, FileNotFoundError, ValueError ...)
-        raise ValueError(
-            f"could not load dataset {source!r} (config={hf_config!r}, split={split!r}): {err}. "
-            f"Hub ids need network access; offline, use a local file or dataset folder."
-        ) from err
+        raise _unreachable_dataset("load", source, hf_config, split, err) from err
 
 
 def stream_hf_texts(source: str, text_column: str, max_size: int, seed: Optional[int],
@@ -126,39 +136,26 @@ def stream_hf_texts(source: str, text_column: str, max_size: int, seed: Optional
     order of the dataset's shards is shuffled with it too), so at most about ``max_size +
     buffer_size`` rows (plus empty ones) are read. ``seed=None`` keeps the stream order.
     """
-    try:
-        import datasets
-    except ImportError as err:
-        raise ImportError(f"loading {source!r} needs the `datasets` package: pip install gradiend[data]") from err
+    datasets = _import_datasets(source)
     if max_size < 1:
         raise ValueError(f"max_size must be at least 1 to stream {source!r}, got {max_size}")
     try:
         stream = datasets.load_dataset(str(source), name=hf_config, split=split, streaming=True)
     except Exception as err:  # datasets raises many types (ConnectionError, FileNotFoundError, ValueError ...)
-        raise ValueError(
-            f"could not stream dataset {source!r} (config={hf_config!r}, split={split!r}): {err}. "
-            f"Hub ids need network access; offline, use a local file or dataset folder."
-        ) from err
+        raise _unreachable_dataset("stream", source, hf_config, split, err) from err
     columns = getattr(stream, "column_names", None)
     if columns is not None and text_column not in columns:
         raise ValueError(f"{source}: no text column {text_column!r}; found {columns}")
     if seed is not None:
         stream = stream.shuffle(seed=seed, buffer_size=buffer_size)
-    texts: list[str] = []
-    for row in stream:
-        if text_column not in row:
-            raise ValueError(f"{source}: no text column {text_column!r}; found {sorted(row)}")
-        value = row[text_column]
-        if isinstance(value, str):
-            value = value.strip()
-            if value:
-                texts.append(value)
-                if len(texts) >= max_size:
-                    break
-        elif value is not None:
-            raise ValueError(f"{source}: texts must be strings, got {type(value).__name__} ({value!r})")
-    if not texts:
-        raise ValueError(f"{source} is empty: it holds no non-empty text")
+
+    def values():
+        for row in stream:
+            if text_column not in row:
+                raise ValueError(f"{source}: no text column {text_column!r}; found {sorted(row)}")
+            yield row[text_column]
+
+    texts = _non_empty_texts(values(), source, max_size)
     logger.info("base data: %d texts streamed from %s (shuffle buffer %s)", len(texts), source,
                 buffer_size if seed is not None else "off")
     return texts
@@ -231,23 +228,11 @@ def resolve_base_data(
 
     Texts that contain the mask placeholder ``[MASK]`` literally are dropped (the count is logged as a
     warning): once masked, that string would be an extra mask scored as the target."""
-    from gradiend.data.mask_token import drop_texts_with_mask
-
     if _streams(base_data, max_size):
         texts = stream_hf_texts(str(base_data), text_column, max_size, seed, hf_config, split, stream_buffer_size)
-        return _without_masks(drop_texts_with_mask(texts, str(base_data)), str(base_data))
+        return _without_masks(texts, str(base_data))
     raw, source = _raw_texts(base_data, text_column, hf_config, split)
-    texts = []
-    for value in raw:
-        if isinstance(value, str):
-            value = value.strip()
-            if value:
-                texts.append(value)
-        elif not (value is None or (isinstance(value, float) and math.isnan(value))):
-            raise ValueError(f"{source}: texts must be strings, got {type(value).__name__} ({value!r})")
-    if not texts:
-        raise ValueError(f"{source} is empty: it holds no non-empty text")
-    texts = _without_masks(drop_texts_with_mask(texts, source), source)
+    texts = _without_masks(_non_empty_texts(raw, source), source)
     if seed is not None:
         random.Random(seed).shuffle(texts)
     if max_size is not None:
@@ -256,7 +241,27 @@ def resolve_base_data(
     return texts
 
 
+def _non_empty_texts(values: Iterable, source: str, limit: Optional[int] = None) -> list[str]:
+    """The first ``limit`` stripped non-empty strings of ``values``; None and NaN are skipped, any
+    other non-string is an error, and so is finding no text at all."""
+    def stripped():
+        for value in values:
+            if isinstance(value, str):
+                if value.strip():
+                    yield value.strip()
+            elif not (value is None or (isinstance(value, float) and math.isnan(value))):
+                raise ValueError(f"{source}: texts must be strings, got {type(value).__name__} ({value!r})")
+
+    texts = list(islice(stripped(), limit))
+    if not texts:
+        raise ValueError(f"{source} is empty: it holds no non-empty text")
+    return texts
+
+
 def _without_masks(texts: list[str], source: str) -> list[str]:
+    from gradiend.data.mask_token import drop_texts_with_mask
+
+    texts = drop_texts_with_mask(texts, source)
     if not texts:
         raise ValueError(f"{source}: every text contains the mask placeholder [MASK]; none can be used")
     return texts
