@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import pandas as pd
-import torch
 
 TOPK_COLUMNS = ["experiment_a", "experiment_b", "k_a", "k_b", "shared", "overlap"]
 CROSS_COLUMNS = ["encoder_experiment", "data_experiment", "factual_class", "n", "mean_encoded", "std_encoded"]
@@ -47,18 +46,6 @@ def comparison_rows(table: pd.DataFrame, target_classes: Sequence[str], max_size
     return select_rows(table, list(target_classes), "test", "factual", max_size=max_size, seed=seed).frame
 
 
-def encode_rows(model_with_gradiend, rows: pd.DataFrame, batch_size: int = 32) -> list[float]:
-    """Encoded value of each row under ``model_with_gradiend`` (its own source gradient)."""
-    from gradiend.data.tables import ALTERNATIVE, FACTUAL, MASKED
-
-    values: list[float] = []
-    for start in range(0, len(rows), batch_size):
-        chunk = rows.iloc[start:start + batch_size]
-        encoded = model_with_gradiend.encode_batch(list(chunk[MASKED]), list(chunk[FACTUAL]), list(chunk[ALTERNATIVE]))
-        values.extend(encoded.detach().to("cpu", torch.float64).reshape(len(chunk), -1)[:, 0].tolist())
-    return values
-
-
 def cross_encoding(encoders: Mapping[str, object], datasets: Mapping[str, pd.DataFrame],
                    batch_size: int = 32) -> pd.DataFrame:
     """Mean encoded value per (encoder experiment, data experiment, factual class).
@@ -67,6 +54,7 @@ def cross_encoding(encoders: Mapping[str, object], datasets: Mapping[str, pd.Dat
     ``datasets``: experiment -> its rows (:func:`comparison_rows`).
     """
     from gradiend.data.tables import FACTUAL_CLASS
+    from gradiend.evaluation.encoder import encode_rows
 
     out = []
     for encoder_name, model in encoders.items():

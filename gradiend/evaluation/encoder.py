@@ -35,6 +35,19 @@ COLUMNS = ["type", "split", MASKED, FACTUAL, ALTERNATIVE, FACTUAL_CLASS, ALTERNA
            "source_id", "source_token", "label", "encoded"]
 
 
+def encode_rows(model_with_gradiend, frame: pd.DataFrame, batch_size: int, kind: str | None = None,
+                with_alternative: bool = True, desc: str = "encoding") -> list[float]:
+    """Encoded value of each row (``kind`` None: the model's source gradient), ``batch_size`` rows at a time."""
+    values: list[float] = []
+    starts = range(0, len(frame), batch_size)
+    for start in tqdm(starts, desc=desc, leave=False, disable=len(starts) < 2):
+        chunk = frame.iloc[start:start + batch_size]
+        alternative = list(chunk[ALTERNATIVE]) if with_alternative else None
+        encoded = model_with_gradiend.encode_batch(list(chunk[MASKED]), list(chunk[FACTUAL]), alternative, kind=kind)
+        values.extend(encoded.detach().to("cpu", torch.float64).reshape(len(chunk), -1)[:, 0].tolist())
+    return values
+
+
 class EncoderEvaluator:
     """Encodes the rows of a split and neutral rows, and scores how the encoder separates them."""
 
@@ -91,24 +104,11 @@ class EncoderEvaluator:
         texts = list(dict.fromkeys(unmask(list(test[MASKED]), list(test[FACTUAL]))))
         return self._neutral_frame(NEUTRAL_TRAINING_MASKED, "test", texts, max_size)
 
-    def neutral_dataset_rows(self, max_size: int | None) -> pd.DataFrame:
-        texts = self.parts.neutral_texts
-        return self._neutral_frame(NEUTRAL_DATASET, "neutral", texts or [], max_size)
-
-    # ------------------------------------------------------------------ encoding
     def encode(self, frame: pd.DataFrame, kind: str | None) -> list[float]:
         """Encoded value per row, in batches (``kind`` None = the model's source gradient)."""
-        model, size = self.model, self.parts.batch_size
-        needs_alternative = (kind or model.source) in ("alternative", "diff")
-        values: list[float] = []
-        starts = range(0, len(frame), size)
-        for start in tqdm(starts, desc=f"encoding {frame['type'].iloc[0] if len(frame) else ''}", leave=False,
-                          disable=len(starts) < 2):
-            chunk = frame.iloc[start:start + size]
-            alternative = list(chunk[ALTERNATIVE]) if needs_alternative else None
-            encoded = model.encode_batch(list(chunk[MASKED]), list(chunk[FACTUAL]), alternative, kind=kind)
-            values.extend(encoded.detach().to("cpu", torch.float64).reshape(len(chunk), -1)[:, 0].tolist())
-        return values
+        needs_alternative = (kind or self.model.source) in ("alternative", "diff")
+        return encode_rows(self.model, frame, self.parts.batch_size, kind, needs_alternative,
+                           f"encoding {frame['type'].iloc[0] if len(frame) else ''}")
 
     def encoded_frame(self, split: str = "test", max_size: int | None = None) -> pd.DataFrame:
         """All encoded rows of the split plus the neutral variants, as one table (:data:`COLUMNS`)."""
@@ -119,7 +119,7 @@ class EncoderEvaluator:
         if split == "test":
             neutral.append(self.neutral_training_masked_rows(max_size))
         if self.parts.neutral_texts:
-            neutral.append(self.neutral_dataset_rows(max_size))
+            neutral.append(self._neutral_frame(NEUTRAL_DATASET, "neutral", self.parts.neutral_texts, max_size))
         for frame in neutral:
             if len(frame):
                 frame["encoded"] = self.encode(frame, kind="factual")
