@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gradiend.data.demo_corpus import DEMO_PRONOUNS, generate_demo_corpus
-from gradiend.util.io import PathLike, atomic_dir
+from gradiend.util.io import PathLike, atomic_dir, write_json
 
 MASKED_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 CAUSAL_EOS_TOKEN = "<|endoftext|>"
@@ -122,10 +122,13 @@ def _seeded_model(model_class, config, seed: int):
     return model.eval()
 
 
-def _save(model, tokenizer, out_dir: PathLike) -> Path:
+def save_model_folder(model, tokenizer, out_dir: PathLike, json_files: dict | None = None) -> Path:
+    """Write a Hugging Face model folder (plus ``{file name: content}`` JSON files) atomically."""
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        for name, content in (json_files or {}).items():
+            write_json(tmp / name, content)
     return Path(out_dir)
 
 
@@ -161,7 +164,7 @@ def build_tiny_masked_lm(
     tokenizer = _masked_tokenizer(corpus, max_positions)
     model = _bert_model(tokenizer, seed, hidden_size, num_layers, num_heads, intermediate_size,
                         max_positions)
-    return _save(model, tokenizer, out_dir)
+    return save_model_folder(model, tokenizer, out_dir)
 
 
 def build_tiny_causal_lm(
@@ -196,7 +199,7 @@ def build_tiny_causal_lm(
         pad_token_id=eos_id,
     )
     model = _seeded_model(GPT2LMHeadModel, config, seed)
-    return _save(model, tokenizer, out_dir)
+    return save_model_folder(model, tokenizer, out_dir)
 
 
 def build_random_like(
@@ -213,4 +216,4 @@ def build_random_like(
     corpus = _corpus_or_default(corpus, seed)
     tokenizer = _masked_tokenizer(corpus, positions, size=vocab_size)
     model = _bert_model(tokenizer, seed, hidden, layers, heads, intermediate, positions)
-    return _save(model, tokenizer, out_dir)
+    return save_model_folder(model, tokenizer, out_dir)

@@ -23,8 +23,8 @@ from typing import Callable
 
 from gradiend.data.demo_corpus import DEMO_PRONOUNS
 from gradiend.demo.evaluate import pronoun_accuracy, score_pronouns
-from gradiend.demo.models import build_tiny_causal_lm, build_tiny_masked_lm
-from gradiend.util.io import PathLike, atomic_dir, write_json
+from gradiend.demo.models import build_tiny_causal_lm, build_tiny_masked_lm, save_model_folder
+from gradiend.util.io import PathLike
 from gradiend.util.logging import get_logger
 
 __all__ = ["pretrain_masked_lm", "pretrain_causal_lm", "pronoun_accuracy", "build_demo_model"]
@@ -35,6 +35,9 @@ HELD_OUT_FRACTION = 0.1  # half validation (early stopping), half test (reported
 RANDOM_MASK_PROB = 0.1
 ADAM_BETAS = (0.9, 0.98)
 MAX_GRAD_NORM = 1.0
+DEFAULT_RECIPE = {"max_steps": 800, "seed": 0, "batch_size": 64, "lr": 2e-3, "warmup": 100, "eval_every": 50,
+                  "target_accuracy": 0.98}
+"""Pre-training settings; ``target_accuracy=None`` never stops early, ``max_steps`` is only the cap."""
 
 
 def _split(corpus: list[str], seed: int) -> tuple[list[str], list[str], list[str]]:
@@ -70,13 +73,10 @@ def _index_batches(n_rows: int, batch_size: int, generator):
 def _pad(rows: list[list[int]], pad_id: int):
     """Pad id lists to the longest row; returns (input_ids, attention_mask)."""
     import torch
+    from torch.nn.utils.rnn import pad_sequence
 
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-        attention[i, : len(row)] = 1
+    ids = pad_sequence([torch.tensor(row, dtype=torch.long) for row in rows], batch_first=True, padding_value=pad_id)
+    attention = pad_sequence([torch.ones(len(row), dtype=torch.long) for row in rows], batch_first=True)
     return ids, attention
 
 
@@ -176,9 +176,13 @@ def _train(model, rows, pad_id, step_loss: Callable, check: Callable, *, max_ste
     return losses, checks
 
 
-def _pretrain(kind, model_dir, corpus, out_dir, **recipe) -> Path:
+def _pretrain(kind, model_dir, corpus, out_dir, overrides: dict) -> Path:
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
+    unknown = sorted(set(overrides) - set(DEFAULT_RECIPE))
+    if unknown:
+        raise TypeError(f"unknown pre-training setting {unknown[0]!r}; known: {list(DEFAULT_RECIPE)}")
+    recipe = {**DEFAULT_RECIPE, **overrides}
     if recipe["max_steps"] < 1:
         raise ValueError(f"max_steps must be >= 1, got {recipe['max_steps']}")
     started = time.perf_counter()
@@ -202,45 +206,32 @@ def _pretrain(kind, model_dir, corpus, out_dir, **recipe) -> Path:
                             desc=f"pre-train {kind} LM", **recipe)
     train_seconds = time.perf_counter() - started
     accuracy = _accuracy_or_none(model, tokenizer, test)
-    with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        # pretraining.json is a pure function of the recipe (the starting folder by name only, as
-        # build_demo_model starts from a random temporary one); wall-clock time goes to timing.json.
-        write_json(tmp / "pretraining.json", {
+    # pretraining.json is a pure function of the recipe (the starting folder by name only, as
+    # build_demo_model starts from a random temporary one); wall-clock time goes to timing.json.
+    save_model_folder(model, tokenizer, out_dir, {
+        "pretraining.json": {
             "kind": kind, "base_model": Path(model_dir).name, "recipe": recipe, "steps": len(losses),
             "seed": recipe["seed"], "train_sentences": len(train),
             "validation_sentences": len(validation), "test_sentences": len(test),
             "validation_checks": checks, "test_she_he_accuracy": accuracy, "loss": losses,
-        })
-        write_json(tmp / "timing.json", {"train_seconds": round(train_seconds, 2)})
+        },
+        "timing.json": {"train_seconds": round(train_seconds, 2)},
+    })
     logger.info("pre-trained %s LM: %d steps, %.1f s, test she/he accuracy %s",
                 kind, len(losses), train_seconds, accuracy)
     return Path(out_dir)
 
 
-def pretrain_masked_lm(model_dir: PathLike, corpus: list[str], out_dir: PathLike, max_steps: int = 800,
-                       seed: int = 0, batch_size: int = 64, lr: float = 2e-3, warmup: int = 100,
-                       eval_every: int = 50, target_accuracy: float | None = 0.98) -> Path:
+def pretrain_masked_lm(model_dir: PathLike, corpus: list[str], out_dir: PathLike, **recipe) -> Path:
     """Pre-train a masked LM on ``corpus`` (pronouns always masked); write it to ``out_dir``.
-
-    Stops early once the validation she/he accuracy reaches ``target_accuracy`` (None: never).
-    """
-    return _pretrain("masked", model_dir, corpus, out_dir, max_steps=max_steps, seed=seed,
-                     batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every,
-                     target_accuracy=target_accuracy)
+    ``recipe`` overrides :data:`DEFAULT_RECIPE`."""
+    return _pretrain("masked", model_dir, corpus, out_dir, recipe)
 
 
-def pretrain_causal_lm(model_dir: PathLike, corpus: list[str], out_dir: PathLike, max_steps: int = 800,
-                       seed: int = 0, batch_size: int = 64, lr: float = 2e-3, warmup: int = 100,
-                       eval_every: int = 50, target_accuracy: float | None = 0.98) -> Path:
+def pretrain_causal_lm(model_dir: PathLike, corpus: list[str], out_dir: PathLike, **recipe) -> Path:
     """Pre-train a causal LM on ``corpus`` with next-token loss; write it to ``out_dir``.
-
-    Stops early once the validation she/he accuracy reaches ``target_accuracy`` (None: never).
-    """
-    return _pretrain("causal", model_dir, corpus, out_dir, max_steps=max_steps, seed=seed,
-                     batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every,
-                     target_accuracy=target_accuracy)
+    ``recipe`` overrides :data:`DEFAULT_RECIPE`."""
+    return _pretrain("causal", model_dir, corpus, out_dir, recipe)
 
 
 def _read_corpus(corpus_path_or_list: PathLike | list[str]) -> list[str]:
@@ -257,17 +248,15 @@ def build_demo_model(kind: str, out_dir: PathLike, corpus_path_or_list: PathLike
                      steps: int | None = None, seed: int = 0) -> Path:
     """Build a random tiny model for ``corpus`` and pre-train it: ``kind`` is "masked" or "causal".
 
-    ``steps`` defaults to the pre-training function's own default for that kind.
+    ``steps`` defaults to ``DEFAULT_RECIPE["max_steps"]``.
     """
     import tempfile
 
-    builders = {"masked": (build_tiny_masked_lm, pretrain_masked_lm),
-                "causal": (build_tiny_causal_lm, pretrain_causal_lm)}
+    builders = {"masked": build_tiny_masked_lm, "causal": build_tiny_causal_lm}
     if kind not in builders:
         raise ValueError(f"unknown demo model kind {kind!r}; expected 'masked' or 'causal'")
-    build, pretrain = builders[kind]
     corpus = _read_corpus(corpus_path_or_list)
-    step_args = {} if steps is None else {"max_steps": steps}
+    recipe = {"seed": seed} if steps is None else {"seed": seed, "max_steps": steps}
     with tempfile.TemporaryDirectory(prefix="gradiend-demo-") as scratch:
-        random_dir = build(Path(scratch) / "random", corpus, seed=seed)
-        return pretrain(random_dir, corpus, out_dir, seed=seed, **step_args)
+        random_dir = builders[kind](Path(scratch) / "random", corpus, seed=seed)
+        return _pretrain(kind, random_dir, corpus, out_dir, recipe)
