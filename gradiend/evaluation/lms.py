@@ -18,16 +18,8 @@ from typing import Iterable, Sequence
 
 import torch
 
-from gradiend.evaluation.batching import (
-    chunks,
-    eval_mode,
-    forward_logits,
-    length_order,
-    max_input_length,
-    model_device,
-    pad_id,
-    pad_right,
-)
+from gradiend.evaluation.batching import (chunks, eval_mode, forward_logits, length_order, max_input_length,
+                                          model_device, pad_id, pad_right)
 from gradiend.evaluation.tokens import mask_id
 from gradiend.objectives.heads import scored_hidden_logits
 
@@ -49,18 +41,11 @@ def lm_kind(model, tokenizer) -> str:
 
 
 def _tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[dict]:
-    encoded = tokenizer(
-        list(texts),
-        add_special_tokens=True,
-        truncation=True,
-        max_length=max_length,
-        return_special_tokens_mask=True,
-    )
+    encoded = tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=max_length,
+                        return_special_tokens_mask=True)
     special_ids = set(tokenizer.all_special_ids)
-    rows = []
-    for ids, special in zip(encoded["input_ids"], encoded["special_tokens_mask"]):
-        rows.append({"ids": list(ids), "special": [bool(s) or t in special_ids for t, s in zip(ids, special)]})
-    return rows
+    return [{"ids": list(ids), "special": [bool(s) or t in special_ids for t, s in zip(ids, special)]}
+            for ids, special in zip(encoded["input_ids"], encoded["special_tokens_mask"])]
 
 
 def _canonical_forms(tokenizer) -> torch.Tensor:
@@ -82,17 +67,9 @@ def masked_position_logits(model, ids, attention, row_index, col_index) -> torch
 class MaskedLMS:
     """Accuracy of a masked LM on seeded random masks over the non-special tokens of neutral texts."""
 
-    def __init__(
-        self,
-        tokenizer,
-        texts: Iterable[str],
-        *,
-        max_length: int = 512,
-        mask_ratio: float = DEFAULT_MASK_RATIO,
-        seed: int = DEFAULT_SEED,
-        ignore_token_ids: Iterable[int] = (),
-        batch_size: int = 32,
-    ):
+    def __init__(self, tokenizer, texts: Iterable[str], *, max_length: int = 512,
+                 mask_ratio: float = DEFAULT_MASK_RATIO, seed: int = DEFAULT_SEED, ignore_token_ids: Iterable[int] = (),
+                 batch_size: int = 32):
         if not 0 < mask_ratio <= 1:
             raise ValueError(f"mask_ratio must be in (0, 1], got {mask_ratio}")
         self.batch_size = batch_size
@@ -104,9 +81,7 @@ class MaskedLMS:
         self.rows: list[list[int]] = []
         self.positions: list[list[int]] = []
         for row in _tokenize(tokenizer, list(texts), max_length):
-            candidates = [
-                i for i, (t, s) in enumerate(zip(row["ids"], row["special"])) if not s and t not in ignored
-            ]
+            candidates = [i for i, (t, s) in enumerate(zip(row["ids"], row["special"])) if not s and t not in ignored]
             if not candidates:
                 continue
             k = max(1, int(mask_ratio * len(candidates)))
@@ -148,15 +123,8 @@ class MaskedLMS:
 class CausalLMS:
     """``1 / (1 + mean NLL)`` of a causal LM's next-token predictions on neutral texts."""
 
-    def __init__(
-        self,
-        tokenizer,
-        texts: Iterable[str],
-        *,
-        max_length: int = 1024,
-        ignore_token_ids: Iterable[int] = (),
-        batch_size: int = 32,
-    ):
+    def __init__(self, tokenizer, texts: Iterable[str], *, max_length: int = 1024, ignore_token_ids: Iterable[int] = (),
+                 batch_size: int = 32):
         self.batch_size = batch_size
         self.pad_id = pad_id(tokenizer)
         self.ignored = torch.tensor(sorted(set(int(i) for i in ignore_token_ids)), dtype=torch.long)
@@ -165,8 +133,7 @@ class CausalLMS:
             raise ValueError("no neutral text has two or more tokens for the causal LMS")
 
     def __call__(self, model) -> dict:
-        total_nll = 0.0
-        count = 0
+        total_nll, count = 0.0, 0
         with eval_mode(model):
             for batch in chunks(length_order(self.rows), self.batch_size):
                 ids, attention = pad_right([self.rows[i] for i in batch], self.pad_id)
@@ -188,29 +155,16 @@ class CausalLMS:
         return {"lms": lms, "mean_nll": mean_nll, "n_tokens": count}
 
 
-def lms_scorer(
-    model,
-    tokenizer,
-    texts: Iterable[str],
-    *,
-    kind: str | None = None,
-    ignore_token_ids: Iterable[int] = (),
-    batch_size: int = 32,
-    seed: int = DEFAULT_SEED,
-    mask_ratio: float = DEFAULT_MASK_RATIO,
-):
+def lms_scorer(model, tokenizer, texts: Iterable[str], *, kind: str | None = None, ignore_token_ids: Iterable[int] = (),
+               batch_size: int = 32, seed: int = DEFAULT_SEED, mask_ratio: float = DEFAULT_MASK_RATIO):
     """The LMS scorer for this model family, prepared once for ``texts``."""
     kind = kind or lm_kind(model, tokenizer)
-    max_length = max_input_length(model, tokenizer)
+    common = dict(max_length=max_input_length(model, tokenizer), ignore_token_ids=ignore_token_ids,
+                  batch_size=batch_size)
     if kind == MASKED:
-        return MaskedLMS(
-            tokenizer, texts, max_length=max_length, mask_ratio=mask_ratio, seed=seed,
-            ignore_token_ids=ignore_token_ids, batch_size=batch_size,
-        )
+        return MaskedLMS(tokenizer, texts, mask_ratio=mask_ratio, seed=seed, **common)
     if kind == CAUSAL:
-        return CausalLMS(
-            tokenizer, texts, max_length=max_length, ignore_token_ids=ignore_token_ids, batch_size=batch_size
-        )
+        return CausalLMS(tokenizer, texts, **common)
     raise ValueError(f"unknown LM kind {kind!r}; expected {MASKED!r} or {CAUSAL!r}")
 
 
