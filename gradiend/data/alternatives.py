@@ -6,7 +6,7 @@ token's casing ("She" → "They"), so that only the feature, not the capitalisat
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import Mapping
 
 import numpy as np
 
@@ -49,12 +49,16 @@ def token_distribution(tokens) -> tuple[np.ndarray, np.ndarray]:
     return counts.index.to_numpy(dtype=object), (counts.to_numpy(dtype=float) / counts.sum())
 
 
+def holds_strings(column) -> bool:
+    return column.map(lambda v: isinstance(v, str)).all()
+
+
 def factual_column(frame, class_id: str) -> str:
     """Which column of a per-class frame holds the factual token: ``factual``, else a string
     ``label`` column (the original package's name), else the column named like the class."""
     if FACTUAL in frame.columns:
         return FACTUAL
-    if "label" in frame.columns and frame["label"].map(lambda v: isinstance(v, str)).all():
+    if "label" in frame.columns and holds_strings(frame["label"]):
         return "label"
     if class_id in frame.columns:
         return class_id
@@ -72,17 +76,11 @@ def _sample(n_rows: int, k: int, vocab: np.ndarray, probs: np.ndarray, rng) -> l
     return [list(vocab[rng.choice(len(vocab), size=k, replace=False, p=probs)]) for _ in range(n_rows)]
 
 
-def per_class_to_unified(
-    per_class: Mapping[str, "object"],
-    seed: int = 42,
-    max_counterfactuals_per_sentence: int = 1,
-    transitions: Optional[list[tuple[str, str]]] = None,
-):
+def per_class_to_unified(per_class: Mapping[str, "object"], seed: int = 42, max_counterfactuals_per_sentence: int = 1):
     """One unified table from per-class frames (each with ``masked``, a factual column and
     optionally ``split``, ``text``, ``token_count``).
 
-    For every transition (S, T) (default: every ordered pair of different classes) each row of S gets
-    up to ``max_counterfactuals_per_sentence`` distinct alternatives of T. If S's frame has a column
+    For every ordered pair (S, T) of different classes each row of S gets up to ``max_counterfactuals_per_sentence`` distinct alternatives of T. If S's frame has a column
     named T, that column gives the alternative per row instead (rows with an empty cell are skipped).
     Sampling is seeded: the same inputs and ``seed`` give the same table.
     """
@@ -96,8 +94,7 @@ def per_class_to_unified(
             raise ValueError(f"class '{cls}': no 'masked' column; found {list(frame.columns)}")
         if len(frame) == 0:
             raise ValueError(f"class '{cls}' has no rows")
-    if transitions is None:
-        transitions = [(s, t) for s in classes for t in classes if s != t]
+    transitions = [(s, t) for s in classes for t in classes if s != t]
     if not transitions:
         raise ValueError(f"counterfactual rows need at least two classes, got {classes}")
     factual_cols = {cls: factual_column(per_class[cls], cls) for cls in classes}

@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
-from gradiend.data.alternatives import per_class_to_unified
+from gradiend.data.alternatives import factual_column, holds_strings, per_class_to_unified
 from gradiend.data.splitting import (
     SPLITS,
     assign_group_splits,
@@ -37,7 +37,7 @@ from gradiend.util.logging import get_logger
 
 logger = get_logger(__name__)
 
-LEGACY_COLUMNS = {"label": FACTUAL, "label_class": FACTUAL_CLASS}
+LEGACY_NAMES = {FACTUAL: "label", FACTUAL_CLASS: "label_class"}
 """The original package's merged-table names, used when the configured column is absent."""
 
 
@@ -135,23 +135,17 @@ def _validated_merge_map(merge_map: Mapping[str, Sequence[str]]) -> Dict[str, Li
     return out
 
 
-def _merge_lookup(merge_map: Dict[str, List[str]]) -> dict[str, str]:
-    return {base: merged for merged, bases in merge_map.items() for base in bases}
-
-
-def _check_merge_classes(merge_map: Dict[str, List[str]], present: Sequence[str]) -> None:
-    missing = [b for bases in merge_map.values() for b in bases if b not in present]
+def _require_present(key: str, wanted: Sequence[str], present: Sequence[str]) -> None:
+    missing = [c for c in wanted if c not in present]
     if missing:
-        raise ValueError(f"class_merge_map: class {missing[0]!r} is not in the data; classes present: {sorted(present)}")
+        raise ValueError(f"{key}: class {missing[0]!r} is not in the data; classes present: {sorted(present)}")
 
 
-def _pick(frame, wanted: str, legacy: Optional[str], where: str) -> str:
-    """The column to read for ``wanted``: itself, else a legacy name that holds the same thing."""
-    if wanted in frame.columns:
-        return wanted
-    if legacy is not None and legacy in frame.columns:
-        return legacy
-    raise ValueError(f"{where}: no column {wanted!r}; found {list(frame.columns)}")
+def _merge_lookup(merge_map: Dict[str, List[str]], present: Sequence[str]) -> dict[str, str]:
+    """Base class -> merged class; every base class must be in the data."""
+    lookup = {base: merged for merged, bases in merge_map.items() for base in bases}
+    _require_present("class_merge_map", list(lookup), present)
+    return lookup
 
 
 def _rename_onto(frame, renames: dict[str, str]):
@@ -164,17 +158,19 @@ def _standard_names(frame, config: TextPredictionConfig, where: str):
     """``frame`` with the configured / legacy column names renamed to the unified ones; a stored
     ``label`` is dropped (labels are recomputed from the target pair) and so is ``split`` when
     ``split_col`` is None (the data is re-split)."""
-    legacy_of = {new: old for old, new in LEGACY_COLUMNS.items()}
     renames = {}
     for wanted, standard in (
         (config.masked_col, MASKED),
         (config.factual_col, FACTUAL),
         (config.factual_class_col, FACTUAL_CLASS),
     ):
-        legacy = legacy_of.get(standard) if wanted == standard else None
-        if standard == FACTUAL and legacy in frame.columns and not frame[legacy].map(lambda v: isinstance(v, str)).all():
-            legacy = None  # a numeric label column is not a token column
-        renames[_pick(frame, wanted, legacy, where)] = standard
+        legacy = LEGACY_NAMES.get(standard) if wanted == standard else None
+        if wanted in frame.columns:
+            renames[wanted] = standard
+        elif legacy in frame.columns and (standard != FACTUAL or holds_strings(frame[legacy])):
+            renames[legacy] = standard  # a numeric label column is not a token column
+        else:
+            raise ValueError(f"{where}: no column {wanted!r}; found {list(frame.columns)}")
     for wanted, standard in ((config.alternative_col, ALTERNATIVE), (config.alternative_class_col, ALTERNATIVE_CLASS)):
         if wanted in frame.columns:
             renames[wanted] = standard
@@ -203,10 +199,7 @@ def _per_class_frames(per_class: dict, config: TextPredictionConfig) -> dict:
 def _merge_per_class(per_class: dict, merge_map: Dict[str, List[str]]) -> dict:
     import pandas as pd
 
-    from gradiend.data.alternatives import factual_column
-
-    _check_merge_classes(merge_map, list(per_class))
-    lookup = _merge_lookup(merge_map)
+    lookup = _merge_lookup(merge_map, list(per_class))
     merged: dict[str, list] = {}
     for cls, frame in per_class.items():
         frame = frame.rename(columns={factual_column(frame, cls): FACTUAL}).assign(**{RAW_FACTUAL_CLASS: cls})
@@ -215,19 +208,11 @@ def _merge_per_class(per_class: dict, merge_map: Dict[str, List[str]]) -> dict:
 
 
 def _merge_table(frame, merge_map: Dict[str, List[str]]):
-    present = sorted(set(frame[FACTUAL_CLASS]) | set(frame[ALTERNATIVE_CLASS]))
-    _check_merge_classes(merge_map, present)
-    lookup = _merge_lookup(merge_map)
+    lookup = _merge_lookup(merge_map, sorted(set(frame[FACTUAL_CLASS]) | set(frame[ALTERNATIVE_CLASS])))
     out = frame.assign(**{RAW_FACTUAL_CLASS: frame[FACTUAL_CLASS], RAW_ALTERNATIVE_CLASS: frame[ALTERNATIVE_CLASS]})
     out[FACTUAL_CLASS] = out[FACTUAL_CLASS].map(lambda c: lookup.get(c, c))
     out[ALTERNATIVE_CLASS] = out[ALTERNATIVE_CLASS].map(lambda c: lookup.get(c, c))
     return out[out[FACTUAL_CLASS] != out[ALTERNATIVE_CLASS]].reset_index(drop=True)
-
-
-def _restrict(classes: Sequence[str], present: Sequence[str]) -> None:
-    missing = [c for c in classes if c not in present]
-    if missing:
-        raise ValueError(f"all_classes: class {missing[0]!r} is not in the data; classes present: {sorted(present)}")
 
 
 def _to_unified(kind: str, raw, config: TextPredictionConfig):
@@ -238,7 +223,7 @@ def _to_unified(kind: str, raw, config: TextPredictionConfig):
             if config.class_merge_map:
                 frame = _merge_table(frame, config.class_merge_map)
             if config.all_classes is not None:
-                _restrict(config.all_classes, list(dict.fromkeys(frame[FACTUAL_CLASS])))
+                _require_present("all_classes", config.all_classes, list(dict.fromkeys(frame[FACTUAL_CLASS])))
                 keep = frame[FACTUAL_CLASS].isin(config.all_classes) & frame[ALTERNATIVE_CLASS].isin(config.all_classes)
                 frame = frame[keep].reset_index(drop=True)
             return frame
@@ -248,7 +233,7 @@ def _to_unified(kind: str, raw, config: TextPredictionConfig):
     if config.class_merge_map:
         raw = _merge_per_class(raw, config.class_merge_map)
     if config.all_classes is not None:
-        _restrict(config.all_classes, list(raw))
+        _require_present("all_classes", config.all_classes, list(raw))
         raw = {c: raw[c] for c in config.all_classes}
     return per_class_to_unified(raw, config.random_state, config.max_counterfactuals_per_sentence)
 

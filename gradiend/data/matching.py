@@ -44,7 +44,6 @@ class ClassMatcher:
     config: TextFilterConfig
     min_left_context_words: int
     cap: Optional[int] = None
-    track_targets: bool = True
     hits: list = field(default_factory=list)  # (sentence index, spans)
     seen: set = field(default_factory=set)  # lower-cased targets (lemmas) that matched at least once
 
@@ -72,8 +71,8 @@ class ClassMatcher:
 
     @property
     def done(self) -> bool:
-        """Nothing left to learn: the class is full and (if tracked) every target has been seen."""
-        return self.full and (not self.track_targets or len(self.seen) == len(self.targets))
+        """Nothing left to learn: the class is full and every target has been seen."""
+        return self.full and len(self.seen) == len(self.targets)
 
     def prefilter(self, sentence: str) -> bool:
         """Cheap test that the sentence can match (always True for lemma classes)."""
@@ -156,14 +155,13 @@ def find_class_occurrences(
     default_min_left_context_words: int = 0,
     max_per_class: Optional[int] = None,
     nlp=None,
-    track_targets: bool = True,
 ) -> list[ClassMatcher]:
     """Scan ``sentences`` once for every class; each returned matcher holds its ``hits`` (at most
     ``max_per_class``, in sentence order) and the targets it ``seen``. Scanning stops for a class
-    once it is full and, with ``track_targets``, every one of its targets has been seen."""
+    once it is full and every one of its targets has been seen."""
     default = default_min_left_context_words
     matchers = [ClassMatcher(c, default if c.min_left_context_words is None else c.min_left_context_words,
-                             max_per_class, track_targets) for c in configs]
+                             max_per_class) for c in configs]
     _match_strings(sentences, [m for m in matchers if not m.uses_spacy])
     spacy_matchers = [m for m in matchers if m.uses_spacy]
     if spacy_matchers and nlp is None:
