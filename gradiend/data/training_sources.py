@@ -19,7 +19,8 @@ TRAINING_FILE_NAMES = ("training.parquet", "training.csv")
 
 
 def _dataset_to_frame(dataset, split_col: str):
-    """A DataFrame from a Dataset or a DatasetDict (splits concatenated, split name in ``split_col``)."""
+    """A DataFrame from a Dataset, or from a DatasetDict or ``{split: Dataset}`` (splits concatenated, the
+    split name in ``split_col`` unless the data has that column)."""
     import pandas as pd
 
     if hasattr(dataset, "to_pandas"):
@@ -35,17 +36,9 @@ def _dataset_to_frame(dataset, split_col: str):
 
 def load_hf_merged(source: str, subset: Optional[str], splits: Optional[Sequence[str]], split_col: str):
     """A merged table from a dataset id or folder; ``splits=None`` loads every split."""
-    import pandas as pd
-
     if splits is None:
         return _dataset_to_frame(load_hf_dataset(source, subset, split=None), split_col)
-    frames = []
-    for split in splits:
-        frame = _dataset_to_frame(load_hf_dataset(source, subset, split=split), split_col)
-        if split_col not in frame.columns:
-            frame[split_col] = split
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    return _dataset_to_frame({split: load_hf_dataset(source, subset, split=split) for split in splits}, split_col)
 
 
 def _config_names(source: str) -> list[str]:
@@ -58,12 +51,6 @@ def _config_names(source: str) -> list[str]:
             f"could not read the configs of dataset {source!r}: {err}. Hub ids need network access; "
             f"offline, use a local file or dataset folder."
         ) from err
-
-
-def load_hf_per_class(source: str, classes: Optional[Sequence[str]], split_col: str) -> dict:
-    """``{class: frame}`` from a dataset with one config per class (every split, split name kept)."""
-    names = list(classes) if classes else _config_names(source)
-    return {name: _dataset_to_frame(load_hf_dataset(source, name, split=None), split_col) for name in names}
 
 
 def read_training_source(
@@ -111,5 +98,6 @@ def read_training_source(
     wanted = list(classes) if classes else names
     if len(names) > 1 and all(c in names for c in wanted):
         logger.info("loading %s as one dataset config per class: %s", source, wanted)
-        return "per_class", load_hf_per_class(source, wanted, split_col)
+        return "per_class", {name: _dataset_to_frame(load_hf_dataset(source, name, split=None), split_col)
+                             for name in wanted}
     return "merged", load_hf_merged(source, hf_subset, hf_splits, split_col)
