@@ -7,6 +7,7 @@ resolved) and returns one line per problem, each naming the offending key:
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -49,30 +50,23 @@ def _check_benchmarks(key: str, benchmarks: Mapping | None) -> list[str]:
                 f"(or remove the block)"]
     from gradiend.evaluation.bias.formats import BenchmarkFormatError, read_crows_pairs, read_stereoset
 
-    problems = []
-    readers = {"stereoset": read_stereoset, "crows_pairs": read_crows_pairs}
-    for name, read in readers.items():
-        source = benchmarks[name]
-        if source is None or "path" not in source:
-            continue
-        if not Path(source["path"]).expanduser().is_file():
-            problems.append(f"config key `{key}.{name}.path`: file not found: {source['path']}")
-            continue
-        try:  # the released format and the requested bias types, checked before anything runs
-            read(source, benchmarks["bias_types"])
-        except BenchmarkFormatError as error:
-            problems.append(f"config key `{key}.{name}.path`: {error}")
+    files = [(f"{name}.path", source["path"], partial(read, source, benchmarks["bias_types"]))
+             for name, read in (("stereoset", read_stereoset), ("crows_pairs", read_crows_pairs))
+             if (source := benchmarks[name]) is not None and "path" in source]
     if benchmarks["seat"] is not None:
         from gradiend.evaluation.bias.seat import read_seat
 
-        for i, path in enumerate(benchmarks["seat"]["paths"]):
-            if not Path(path).expanduser().is_file():
-                problems.append(f"config key `{key}.seat.paths[{i}]`: file not found: {path}")
-                continue
-            try:
-                read_seat(path)
-            except BenchmarkFormatError as error:
-                problems.append(f"config key `{key}.seat.paths[{i}]`: {error}")
+        files += [(f"seat.paths[{i}]", path, partial(read_seat, path))
+                  for i, path in enumerate(benchmarks["seat"]["paths"])]
+    problems = []
+    for where, path, read in files:
+        if not Path(path).expanduser().is_file():
+            problems.append(f"config key `{key}.{where}`: file not found: {path}")
+            continue
+        try:  # the released format and the requested bias types, checked before anything runs
+            read()
+        except BenchmarkFormatError as error:
+            problems.append(f"config key `{key}.{where}`: {error}")
     return problems
 
 
