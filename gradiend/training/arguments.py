@@ -57,16 +57,14 @@ def _check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -
         _fail(owner, name, value, f"one of {list(choices)}")
 
 
-def _check_topk(owner: str, name: str, value: Any) -> None:
-    """A top-k is a count (int >= 1) or a fraction (float in (0, 1])."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _fail(owner, name, value, "an int >= 1 (count) or a float in (0, 1] (fraction)")
-    if isinstance(value, int) and value < 1:
-        _fail(owner, name, value, "an int >= 1 (count) or a float in (0, 1] (fraction)")
-    if isinstance(value, float) and not 0.0 < value <= 1.0:
-        _fail(owner, name, value, "an int >= 1 (count) or a float in (0, 1] (fraction)")
+def _check_keep(owner: str, topk: Any, threshold: Any) -> None:
+    """What a pruning keeps: a top-k count (int >= 1) or fraction (float in (0, 1]) and/or a threshold."""
+    count = isinstance(topk, int) and not isinstance(topk, bool) and topk >= 1
+    if not (topk is None or count or (isinstance(topk, float) and 0.0 < topk <= 1.0)):
+        _fail(owner, "topk", topk, "an int >= 1 (count) or a float in (0, 1] (fraction)")
+    _check_number(owner, "threshold", threshold, minimum=0.0, strict=False, allow_none=True)
+    if topk is None and threshold is None:
+        raise ValueError(f"{owner}: set topk (count or fraction) or threshold; both are None")
 
 
 def _apply_alias(owner: str, topk, keep_top_k, default):
@@ -115,10 +113,7 @@ class PrePruneConfig:
         _check_int(owner, "batch_size", self.batch_size, 1)
         _check_int(owner, "seed", self.seed, 0, allow_none=True)
         _check_choice(owner, "source", self.source, GRADIENT_KINDS)
-        _check_topk(owner, "topk", self.topk)
-        _check_number(owner, "threshold", self.threshold, minimum=0.0, strict=False, allow_none=True)
-        if self.topk is None and self.threshold is None:
-            raise ValueError("PrePruneConfig: set topk (count or fraction) or threshold; both are None")
+        _check_keep(owner, self.topk, self.threshold)
 
 
 @dataclass
@@ -150,10 +145,7 @@ class PostPruneConfig:
                                  f"{mapped!r}, which conflicts with part={self.part!r}; set only one")
             self.part = mapped
         _check_choice(owner, "part", self.part, PRUNE_PARTS)
-        _check_topk(owner, "topk", self.topk)
-        _check_number(owner, "threshold", self.threshold, minimum=0.0, strict=False, allow_none=True)
-        if self.topk is None and self.threshold is None:
-            raise ValueError("PostPruneConfig: set topk (count or fraction) or threshold; both are None")
+        _check_keep(owner, self.topk, self.threshold)
 
 
 def _as_config(value: Any, cls: type, name: str):
@@ -257,10 +249,8 @@ class TrainingArguments:
                 f"TrainingArguments.min_convergent_seeds={self.min_convergent_seeds} exceeds "
                 f"max_seeds={self.max_seeds}: the run could never succeed")
         for name in ("decoder_eval_lrs", "decoder_eval_feature_factors"):
-            values = getattr(self, name)
-            if values is not None:
-                for value in values:
-                    _check_number(owner, name, value, minimum=-math.inf, strict=True)
+            for value in getattr(self, name) or ():
+                _check_number(owner, name, value, minimum=-math.inf, strict=True)
         if self.params is not None and (isinstance(self.params, str) or not self.params):
             _fail(owner, "params", self.params, "a non-empty list of parameter-name patterns or None")
         if self.torch_dtype is not None and dtype_name(self.torch_dtype) not in TORCH_DTYPES:
