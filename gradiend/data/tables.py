@@ -89,30 +89,24 @@ def read_neutral_data(path: PathLike):
     return _ordered(read_parquet(path), NEUTRAL_COLUMNS, f"neutral data file {path}")
 
 
+def _counts(values) -> dict[str, int]:
+    return {str(k): int(n) for k, n in values.value_counts().sort_index().items()}
+
+
 def data_summary(frame) -> dict:
     """Rows per class and split, rows per split, the target classes, and each class's factual tokens
     (case-folded, with counts): what a person checks before training on a table."""
-    classes = list(dict.fromkeys(frame[FACTUAL_CLASS]))
-    per_class_split = frame.groupby([FACTUAL_CLASS, SPLIT], sort=True).size()
+    by_class = frame.groupby(FACTUAL_CLASS, sort=True)
     summary = {
         "rows": int(len(frame)),
-        "rows_per_split": {str(k): int(v) for k, v in frame[SPLIT].value_counts().sort_index().items()},
-        "rows_per_class": {str(c): int((frame[FACTUAL_CLASS] == c).sum()) for c in sorted(classes)},
-        "rows_per_class_and_split": {
-            str(c): {str(s): int(n) for (cc, s), n in per_class_split.items() if cc == c} for c in sorted(classes)
-        },
-        "factual_tokens_per_class": {
-            str(c): {
-                str(t): int(n)
-                for t, n in frame.loc[frame[FACTUAL_CLASS] == c, FACTUAL].str.casefold().value_counts().sort_index().items()
-            }
-            for c in sorted(classes)
-        },
+        "rows_per_split": _counts(frame[SPLIT]),
+        "rows_per_class": _counts(frame[FACTUAL_CLASS]),
+        "rows_per_class_and_split": {str(c): _counts(rows[SPLIT]) for c, rows in by_class},
+        "factual_tokens_per_class": {str(c): _counts(rows[FACTUAL].str.casefold()) for c, rows in by_class},
     }
     if LABEL in frame.columns:
-        labelled = frame.drop_duplicates(FACTUAL_CLASS).set_index(FACTUAL_CLASS)[LABEL]
-        plus = [str(c) for c, v in labelled.items() if v == 1]
-        minus = [str(c) for c, v in labelled.items() if v == -1]
+        labels = frame.drop_duplicates(FACTUAL_CLASS).set_index(FACTUAL_CLASS)[LABEL]
+        plus, minus = ([str(c) for c, v in labels.items() if v == sign] for sign in (1, -1))
         summary["target_classes"] = plus + minus if plus and minus else None
     return summary
 
