@@ -22,12 +22,8 @@ from torch import nn
 
 from gradiend.model import checkpoint
 from gradiend.model.activations import ODD_ACTIVATIONS, make_activation
-from gradiend.model.checkpoint import CONFIG_FILE, FORMAT_VERSION, TRAINING_FILE, WEIGHTS_FILE
 from gradiend.model.topk import keep_mask, resolve_topk, top_indices
 from gradiend.util.dtypes import dtype_name, resolve_dtype
-
-__all__ = ["GradiendModel", "UPDATE_PARTS", "ODD_ACTIVATIONS", "make_activation", "check_part", "FORMAT_VERSION",
-           "CONFIG_FILE", "WEIGHTS_FILE", "TRAINING_FILE"]
 
 UPDATE_PARTS = ("decoder-weight", "decoder-bias", "decoder-sum", "encoder-weight")
 
@@ -96,14 +92,7 @@ class GradiendModel(nn.Module):
 
     def _init_kwargs(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this architecture (subclasses add theirs)."""
-        return {
-            "input_dim": self.input_dim,
-            "latent_dim": self.latent_dim,
-            "activation_encoder": self.activation_encoder,
-            "activation_decoder": self.activation_decoder,
-            "bias_decoder": self.bias_decoder,
-            "torch_dtype": self.dtype,
-        }
+        return self.architecture()
 
     def _set_weights(self, enc_w, enc_b, dec_w, dec_b) -> None:
         """Install new weight tensors (possibly of another input size) without re-initialising."""
@@ -173,10 +162,7 @@ class GradiendModel(nn.Module):
         return self.decoder_activation(self.decoder(h))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Encode gradient(s) to the latent space (as documented); :meth:`forward_decoder` goes back.
-
-        ``model(x)`` is therefore ``forward_encoder(x)``; the round trip is :meth:`reconstruct`.
-        """
+        """``model(x)`` encodes (= :meth:`forward_encoder`); the round trip is :meth:`reconstruct`."""
         return self.forward_encoder(x)
 
     def reconstruct(self, x: torch.Tensor, return_encoded: bool = False):
@@ -207,17 +193,12 @@ class GradiendModel(nn.Module):
     @torch.no_grad()
     def get_weight_importance(self, part: str = "decoder-weight") -> torch.Tensor:
         """Per-input-dimension importance (higher = more influential), a float tensor on CPU."""
-        check_part(part)
         if part == "encoder-weight":
             value = self.encoder.weight.detach().abs().sum(dim=0)
         elif part == "decoder-weight":
             value = self.decoder.weight.detach().abs().sum(dim=1)
-        elif part == "decoder-bias":
-            bias = self.decoder.bias
-            value = bias.detach().abs() if bias is not None else torch.zeros(self.input_dim)
-        else:
-            bias = self.decoder.bias.detach() if self.decoder.bias is not None else 0.0
-            value = (self.decoder.weight.detach().sum(dim=1) + bias).abs()
+        else:  # decoder-bias / decoder-sum: the magnitude of that (any-latent-size) update vector
+            value = self.get_update_vector(part).abs()
         return value.float().cpu()
 
     def get_topk_weights(self, part: str = "decoder-weight", topk: int | float = 1000) -> torch.Tensor:
@@ -277,28 +258,17 @@ class GradiendModel(nn.Module):
 
     # ----------------------------------------------------------------- save / load
     def architecture(self) -> dict[str, Any]:
-        return {
-            "input_dim": self.input_dim,
-            "latent_dim": self.latent_dim,
-            "activation_encoder": self.activation_encoder,
-            "activation_decoder": self.activation_decoder,
-            "bias_decoder": self.bias_decoder,
-            "torch_dtype": dtype_name(self.dtype),
-        }
+        return {"input_dim": self.input_dim, "latent_dim": self.latent_dim, "activation_encoder": self.activation_encoder,
+                "activation_decoder": self.activation_decoder, "bias_decoder": self.bias_decoder,
+                "torch_dtype": dtype_name(self.dtype)}
 
     def _mapping_config(self, directory: Path) -> Any:
         """Subclass hook: write mapping tensors into ``directory`` and return the JSON mapping."""
         return None
 
     def _weight_tensors(self) -> dict[str, torch.Tensor]:
-        tensors = {
-            "encoder.weight": self.encoder.weight,
-            "encoder.bias": self.encoder.bias,
-            "decoder.weight": self.decoder.weight,
-        }
-        if self.decoder.bias is not None:
-            tensors["decoder.bias"] = self.decoder.bias
-        return tensors
+        """``encoder.weight``, ``encoder.bias``, ``decoder.weight`` (and ``decoder.bias``): the saved tensors."""
+        return dict(self.named_parameters())
 
     def save_pretrained(self, save_directory, metadata: dict | None = None, training: dict | None = None) -> Path:
         """Write ``model.safetensors``, mapping files, ``config.json`` (last) and ``training.json``.
@@ -310,31 +280,16 @@ class GradiendModel(nn.Module):
             self.metadata = dict(metadata)
         return checkpoint.save_checkpoint(self, save_directory, training)
 
-    @staticmethod
-    def read_config(load_directory) -> dict[str, Any]:
-        """``config.json`` of a GRADIEND checkpoint; a missing folder or non-checkpoint is one clear error."""
-        return checkpoint.read_config(load_directory)
-
-    @staticmethod
-    def is_checkpoint(path) -> bool:
-        """Whether ``path`` is a folder with a GRADIEND ``config.json`` (one with an 'architecture')."""
-        return checkpoint.is_checkpoint(path)
-
     @classmethod
     def _blank_from_config(cls, config: dict[str, Any], directory: Path) -> "GradiendModel":
         """An instance on the meta device with the checkpoint's architecture (subclasses read the mapping)."""
-        arch = config["architecture"]
-        return cls(**cls._arch_kwargs(arch, directory), device="meta")
-
-    @staticmethod
-    def _arch_kwargs(arch: dict[str, Any], directory: Path) -> dict[str, Any]:
-        return checkpoint.architecture_kwargs(arch, directory)
+        return cls(**checkpoint.architecture_kwargs(config["architecture"], directory), device="meta")
 
     @classmethod
     def from_pretrained(cls, load_directory, device: Any = None) -> "GradiendModel":
         """Load a checkpoint written by :meth:`save_pretrained`; every defect names the bad file."""
         directory = Path(load_directory)
-        config = cls.read_config(directory)
+        config = checkpoint.read_config(directory)
         model = cls._blank_from_config(config, directory)
         return checkpoint.load_weights(model, directory, config, device)
 

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import torch
 
-from gradiend.model.checkpoint import CONFIG_FILE
+from gradiend.model.checkpoint import CONFIG_FILE, architecture_kwargs
 from gradiend.model.gradiend_model import GradiendModel
 from gradiend.util.io import load_safetensors, save_safetensors
 
@@ -60,12 +60,6 @@ def normalize_spec(name: str, spec: Any) -> dict[str, Any]:
             raise ValueError(f"param_map[{name!r}]: indices must be strictly increasing flat indices in [0, {numel})")
         return {"shape": shape, "repr": "indices", "indices": indices}
     raise ValueError(f"param_map[{name!r}]: unknown repr {rep!r}; expected one of {list(REPRS)}")
-
-
-def normalize_param_map(param_map: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    if not param_map:
-        raise ValueError("param_map is empty: a GRADIEND needs at least one base parameter")
-    return {str(name): normalize_spec(str(name), spec) for name, spec in param_map.items()}
 
 
 def selected_count(spec: Mapping[str, Any]) -> int:
@@ -136,7 +130,9 @@ class ParamMappedGradiendModel(GradiendModel):
         base_layout: Mapping[str, Any] | None = None,
         input_dim: int | None = None,
     ):
-        param_map = normalize_param_map(param_map)
+        if not param_map:
+            raise ValueError("param_map is empty: a GRADIEND needs at least one base parameter")
+        param_map = {str(name): normalize_spec(str(name), spec) for name, spec in param_map.items()}
         size = sum(selected_count(s) for s in param_map.values())
         if input_dim is not None and int(input_dim) != size:
             raise ValueError(f"input_dim {input_dim} does not match the {size} entries param_map selects")
@@ -154,10 +150,6 @@ class ParamMappedGradiendModel(GradiendModel):
         return {**kwargs, "param_map": self.param_map, "base_layout": self.base_layout}
 
     # ----------------------------------------------------------------- layout
-    @property
-    def param_names(self) -> list[str]:
-        return list(self.param_map)
-
     def selected_flat_indices(self, name: str) -> torch.Tensor | None:
         """Sorted flat indices of ``name`` in the input space; None when all entries are used."""
         if name not in self.param_map:
@@ -187,20 +179,15 @@ class ParamMappedGradiendModel(GradiendModel):
         return torch.cat(parts)
 
     # ----------------------------------------------------------------- dict <-> flat
-    def _check_names(self, grads: Mapping[str, torch.Tensor]) -> None:
-        """Every mapped parameter must be present; entries the map does not name are ignored (a full
-        gradient dict of the base model fits a pruned GRADIEND)."""
-        missing = [n for n in self.param_map if n not in grads]
-        if missing:
-            raise ValueError(f"gradient dict lacks mapped parameter(s) {missing[:5]}{' …' if len(missing) > 5 else ''} "
-                             f"({len(missing)} of {len(self.param_map)} missing)")
-
     def flatten(self, grads: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Concatenate the selected entries of per-parameter tensors (full shapes) into the input space.
 
         Only the mapped entries are read: extra names (e.g. the rest of a full gradient dict handed to
         a pruned GRADIEND) are ignored; a missing or misshaped mapped parameter is an error."""
-        self._check_names(grads)
+        missing = [n for n in self.param_map if n not in grads]
+        if missing:
+            raise ValueError(f"gradient dict lacks mapped parameter(s) {missing[:5]}{' …' if len(missing) > 5 else ''} "
+                             f"({len(missing)} of {len(self.param_map)} missing)")
         parts = []
         for name, spec in self.param_map.items():
             grad = grads[name]
@@ -272,19 +259,15 @@ class ParamMappedGradiendModel(GradiendModel):
         needs_tensors = any(e.get("repr") != "all" for e in entries)
         tensors = load_safetensors(Path(directory) / MAPPING_FILE) if needs_tensors else {}
         param_map = {}
-        for entry in entries:
+        for entry in entries:  # the constructor validates each spec (its errors get the file's name below)
             name, rep = entry["name"], entry.get("repr")
-            spec = {"shape": entry["shape"], "repr": rep}
+            param_map[name] = {"shape": entry["shape"], "repr": rep}
             if rep in ("mask", "indices"):
                 if name not in tensors:
                     raise ValueError(f"{Path(directory) / MAPPING_FILE} has no tensor for parameter {name!r}")
-                spec[rep] = tensors[name]
-            try:
-                param_map[name] = normalize_spec(name, spec)
-            except ValueError as err:
-                raise ValueError(f"{config_path}: {err}") from err
+                param_map[name][rep] = tensors[name]
         layout = {e["name"]: e["shape"] for e in mapping.get("base_layout") or []} or None
-        arch = cls._arch_kwargs(config["architecture"], directory)
+        arch = architecture_kwargs(config["architecture"], directory)
         try:
             return cls(param_map=param_map, base_layout=layout, device="meta", **arch)
         except ValueError as err:

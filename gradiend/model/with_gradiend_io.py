@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gradiend.model.base_reference import REFERENCE_KEY, make_reference, resolve_reference
-from gradiend.model.checkpoint import TRAINING_FILE
+from gradiend.model.checkpoint import TRAINING_FILE, is_checkpoint, read_config
 from gradiend.model.feature_definition import directions_from_definition
-from gradiend.model.gradiend_model import GradiendModel
 from gradiend.model.param_mapped import ParamMappedGradiendModel
 from gradiend.util.io import read_json, write_json
 from gradiend.util.logging import get_logger
@@ -93,17 +92,17 @@ def _resolve_forms(load_directory, base_model, gradiend_model, require_gradiend_
     if load_directory is not None:
         if isinstance(load_directory, torch.nn.Module):
             base_model, load_directory = load_directory, None
-        elif GradiendModel.is_checkpoint(load_directory):
+        elif is_checkpoint(load_directory):
             checkpoint = load_directory
         elif require_gradiend_model:
-            GradiendModel.read_config(load_directory)  # raises the precise reason
+            read_config(load_directory)  # raises the precise reason
         elif base_model is not None:
             raise ValueError(f"{load_directory} is not a GRADIEND checkpoint, and base_model is given too")
         else:
             base_model = load_directory
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
-        GradiendModel.read_config(checkpoint)  # clear error for a missing folder / config
+        read_config(checkpoint)  # clear error for a missing folder / config
     if base_model is None and checkpoint is None:
         raise ValueError("from_pretrained needs a GRADIEND checkpoint or a base model (load_directory, "
                          "base_model= or gradiend_model=)")
