@@ -89,16 +89,11 @@ class TextModelWithGradiend(ModelWithGradiend):
         return model, tokenizer if tokenizer is not None else loaded_tokenizer, objective
 
     @classmethod
-    def _create_gradiend(cls, base_model: nn.Module, *, params=None, **kwargs) -> ParamMappedGradiendModel:
-        """A fresh GRADIEND over the Hugging Face backbone (heads excluded; ``params`` patterns narrow it)."""
+    def _gradiend_parameters(cls, base_model: nn.Module, params=None) -> dict[str, nn.Parameter]:
+        """The Hugging Face backbone's parameters (heads excluded; ``params`` patterns narrow it)."""
         from gradiend.model.backbone import mapped_parameters
 
-        shapes = {name: tuple(p.shape) for name, p in mapped_parameters(base_model, params).items()}
-        lazy = kwargs.get("lazy_gradiend", False)
-        return ParamMappedGradiendModel(
-            shapes, latent_dim=kwargs.get("latent_dim", 1), activation_encoder=kwargs.get("activation_encoder", "tanh"),
-            activation_decoder=kwargs.get("activation_decoder", "id"), bias_decoder=kwargs.get("bias_decoder", True),
-            torch_dtype=kwargs.get("gradiend_dtype", torch.float32), device="meta" if lazy else None)
+        return mapped_parameters(base_model, params)
 
     def _save_model(self, save_directory) -> dict:
         """Nothing is copied: the base model's id or folder (and the tokenizer's) are recorded."""

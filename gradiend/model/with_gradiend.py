@@ -12,8 +12,8 @@ family subclasses it and implements the documented hooks:
   arguments after ``gradiend`` (for text: tokenizer, objective);
 * ``_save_model(save_directory)`` — persist what the base model needs and return metadata
   (``{"base_model": id or folder, ...}``) recorded in the checkpoint's ``config.json``;
-* optionally ``_create_gradiend``, ``_get_device_config`` / ``_resolve_device_config``,
-  ``_post_init_from_pretrained``.
+* optionally ``_gradiend_parameters`` (which parameters a fresh GRADIEND maps), ``_create_gradiend``,
+  ``_get_device_config`` / ``_resolve_device_config``, ``_post_init_from_pretrained``.
 
 :class:`gradiend.model.text.TextModelWithGradiend` is the text (masked / causal LM) family;
 ``ModelWithGradiend.from_pretrained(...)`` on the base class builds that one.
@@ -82,19 +82,26 @@ class ModelWithGradiend(nn.Module, ABC):
         """Persist base-model artifacts; return metadata for ``config.json`` (``base_model``: id or folder)."""
 
     @classmethod
-    def _create_gradiend(cls, base_model: nn.Module, *, params=None, latent_dim: int = 1,
-                         activation_encoder: str = "tanh", activation_decoder: str = "id", bias_decoder: bool = True,
-                         gradiend_dtype=torch.float32, lazy_gradiend: bool = False, **_) -> ParamMappedGradiendModel:
-        """A fresh GRADIEND over the base model's parameters (``params``: names or ``*`` patterns), from the
-        caller's torch RNG; ``lazy_gradiend`` builds it on the meta device (prune, then ``materialize``)."""
+    def _gradiend_parameters(cls, base_model: nn.Module, params=None) -> dict[str, nn.Parameter]:
+        """The base parameters a fresh GRADIEND maps: all, or those ``params`` (names or ``*`` patterns) match."""
         from gradiend.model.backbone import pattern_regex
 
         named = dict(base_model.named_parameters())
-        if params is not None:
-            regexes = [pattern_regex(p) for p in ([params] if isinstance(params, str) else params)]
-            named = {n: p for n, p in named.items() if any(rx.fullmatch(n) for rx in regexes)}
-            if not named:
-                raise ValueError(f"parameter patterns {params!r} match no parameter of {type(base_model).__name__}")
+        if params is None:
+            return named
+        regexes = [pattern_regex(p) for p in ([params] if isinstance(params, str) else params)]
+        named = {n: p for n, p in named.items() if any(rx.fullmatch(n) for rx in regexes)}
+        if not named:
+            raise ValueError(f"parameter patterns {params!r} match no parameter of {type(base_model).__name__}")
+        return named
+
+    @classmethod
+    def _create_gradiend(cls, base_model: nn.Module, *, params=None, latent_dim: int = 1,
+                         activation_encoder: str = "tanh", activation_decoder: str = "id", bias_decoder: bool = True,
+                         gradiend_dtype=torch.float32, lazy_gradiend: bool = False, **_) -> ParamMappedGradiendModel:
+        """A fresh GRADIEND over :meth:`_gradiend_parameters`, from the caller's torch RNG; ``lazy_gradiend``
+        builds it on the meta device (prune, then ``materialize``)."""
+        named = cls._gradiend_parameters(base_model, params)
         return ParamMappedGradiendModel(
             {n: tuple(p.shape) for n, p in named.items()}, latent_dim=latent_dim, activation_encoder=activation_encoder,
             activation_decoder=activation_decoder, bias_decoder=bias_decoder, torch_dtype=gradiend_dtype,
@@ -321,11 +328,7 @@ class ModelWithGradiend(nn.Module, ABC):
 
     # ----------------------------------------------------------------- devices
     def cuda(self, device=None) -> "ModelWithGradiend":
-        if device is None:
-            device = "cuda"
-        elif isinstance(device, int):
-            device = f"cuda:{device}"
-        return self.to(device)
+        return self.to(f"cuda:{device}" if isinstance(device, int) else device or "cuda")
 
     def cpu(self) -> "ModelWithGradiend":
         return self.to("cpu")
