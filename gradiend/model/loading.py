@@ -58,6 +58,16 @@ def _unreadable_folder(path: Path, what: str, error: BaseException) -> ValueErro
                       f"a file may be truncated or damaged: {rebuild_hint(path / 'model.safetensors')}")
 
 
+def _read(name: str, path: Path, what: str, load):
+    """``load()``; a failure is a damaged-folder error for a local folder, else "not available offline"."""
+    try:
+        return load()
+    except (OSError, ValueError) as error:
+        if path.is_dir():
+            raise _unreadable_folder(path, what, error) from error
+        raise _not_available(name, error) from error
+
+
 def _model_source(name_or_path) -> tuple[str, Path, str]:
     """``(name, local path, what from_pretrained reads)``; a missing local path or a folder without
     tokenizer files is refused before transformers sees it."""
@@ -75,12 +85,8 @@ def load_tokenizer(name_or_path, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     name, path, source = _model_source(name_or_path)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as error:
-        if path.is_dir():
-            raise _unreadable_folder(path, "tokenizer", error) from error
-        raise _not_available(name, error) from error
+    tokenizer = _read(name, path, "tokenizer",
+                      lambda: AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code))
     _check_vocabulary_size(tokenizer, name)
     return tokenizer
 
@@ -91,14 +97,8 @@ def load_tokenizer_and_objective(name_or_path, trust_remote_code: bool = False):
     from transformers import AutoConfig
 
     tokenizer = load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
-    path = Path(str(name_or_path)).expanduser()
-    source = str(path) if path.exists() else str(name_or_path)
-    try:
-        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as error:
-        if path.is_dir():
-            raise _unreadable_folder(path, "config", error) from error
-        raise _not_available(str(name_or_path), error) from error
+    name, path, source = _model_source(name_or_path)
+    config = _read(name, path, "config", lambda: AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code))
     return tokenizer, resolve_objective("auto", model=config, tokenizer=tokenizer)
 
 
@@ -157,13 +157,9 @@ def load_base_model(
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     name, path, source = _model_source(name_or_path)
-    try:
-        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as error:
-        if path.is_dir():
-            raise _unreadable_folder(path, "config or tokenizer", error) from error
-        raise _not_available(name, error) from error
+    config, tokenizer = _read(name, path, "config or tokenizer", lambda: (
+        AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code),
+        AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)))
     _check_vocabulary_size(tokenizer, name)
     chosen = resolve_objective(objective, model=config, tokenizer=tokenizer)
     auto_class = AutoModelForMaskedLM if chosen.name == "masked_lm" else AutoModelForCausalLM
