@@ -52,11 +52,6 @@ def _requiring_grad(tensors: Sequence[torch.Tensor]):
             t.requires_grad_(False)
 
 
-def _grads(loss, names, tensors, dtype, retain_graph: bool) -> dict[str, torch.Tensor]:
-    grads = torch.autograd.grad(loss, tensors, retain_graph=retain_graph, allow_unused=True, materialize_grads=True)
-    return {n: (g if dtype is None else g.to(dtype)) for n, g in zip(names, grads)}
-
-
 def parameter_gradients(
     model: torch.nn.Module,
     params: Mapping[str, torch.nn.Parameter],
@@ -80,7 +75,9 @@ def parameter_gradients(
         result = {}
         for i, kind in enumerate(kinds):
             loss = batch_loss(logits, batch, kind, reduction)
-            result[kind] = _grads(loss, names, tensors, dtype, retain_graph=i < len(kinds) - 1)
+            grads = torch.autograd.grad(loss, tensors, retain_graph=i < len(kinds) - 1, allow_unused=True,
+                                        materialize_grads=True)
+            result[kind] = {n: (g if dtype is None else g.to(dtype)) for n, g in zip(names, grads)}
     return result
 
 
@@ -142,15 +139,11 @@ def plain_parameter_gradients(
     """Reference path for :func:`parameter_gradients`: one forward and backward per loss,
     ``diff = g_factual - g_alternative``."""
     kinds = _check_kinds(kinds)
-    names, tensors = list(params), list(params.values())
-    needed = ["factual", "alternative"] if "diff" in kinds else []
-    separate = {}
-    with torch.enable_grad(), _requiring_grad(tensors):
-        for kind in dict.fromkeys([k for k in kinds if k != "diff"] + needed):
-            loss = batch_loss(objective.scored_logits(model, batch), batch, kind, reduction)
-            separate[kind] = _grads(loss, names, tensors, None, retain_graph=False)
+    needed = [k for k in kinds if k != "diff"] + (["factual", "alternative"] if "diff" in kinds else [])
+    separate = {kind: parameter_gradients(model, params, objective, batch, [kind], reduction, dtype=None)[kind]
+                for kind in dict.fromkeys(needed)}
     if "diff" in kinds:
-        separate["diff"] = {n: separate["factual"][n] - separate["alternative"][n] for n in names}
+        separate["diff"] = {n: separate["factual"][n] - separate["alternative"][n] for n in params}
     return {k: {n: (g if dtype is None else g.to(dtype)) for n, g in separate[k].items()} for k in kinds}
 
 
