@@ -15,6 +15,7 @@ dropped is logged as a warning naming where they came from:
 """
 from __future__ import annotations
 
+import re
 from typing import Iterable, Optional
 
 from gradiend.util.logging import get_logger
@@ -25,7 +26,7 @@ PLACEHOLDER = "[MASK]"
 
 
 def _markers(tokenizer=None) -> list[str]:
-    mask_token = getattr(tokenizer, "mask_token", None) if tokenizer is not None else None
+    mask_token = getattr(tokenizer, "mask_token", None)
     return list(dict.fromkeys([PLACEHOLDER] + ([str(mask_token)] if mask_token else [])))
 
 
@@ -50,14 +51,12 @@ def mask_rows(table, tokenizer=None):
     markers = _markers(tokenizer)
     others = [m for m in markers if m != PLACEHOLDER]
     masked = table[MASKED].astype(str)
-    bad = masked.map(lambda t: any(m in t.replace(PLACEHOLDER, "") for m in others)) if others else \
-        masked.map(lambda _: False)
+    bad = masked.map(lambda t: any(m in t.replace(PLACEHOLDER, "") for m in others))
     if TEXT in table.columns:
         bad |= table[TEXT].map(lambda t: _holds_marker(t, markers))
     if TOKEN_COUNT in table.columns:
         counts = table[TOKEN_COUNT]
-        bad |= counts.notna() & (masked.str.count(PLACEHOLDER.replace("[", r"\[").replace("]", r"\]"))
-                                 > counts.fillna(0).astype("int64"))
+        bad |= counts.notna() & (masked.str.count(re.escape(PLACEHOLDER)) > counts.fillna(0).astype("int64"))
     return bad
 
 
