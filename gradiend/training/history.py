@@ -7,7 +7,7 @@ timings go to ``timing.json`` beside it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -42,16 +42,11 @@ class EvalRecord:
         self.normalised = True
 
     def to_dict(self) -> dict:
-        return {
-            "step": self.step,
-            "correlation": _finite_or_none(self.correlation),
-            "mean_by_class": {c: _finite_or_none(m) for c, m in self.mean_by_class.items()},
-            "n_by_class": dict(self.n_by_class),
-            "train_loss": _finite_or_none(self.train_loss),
-            "encoder_norm": float(self.encoder_norm),
-            "decoder_norm": float(self.decoder_norm),
-            "normalised": self.normalised,
-        }
+        """JSON-ready, in field order; NaN and infinity written as null."""
+        return {**asdict(self), "correlation": _finite_or_none(self.correlation),
+                "mean_by_class": {c: _finite_or_none(m) for c, m in self.mean_by_class.items()},
+                "train_loss": _finite_or_none(self.train_loss), "encoder_norm": float(self.encoder_norm),
+                "decoder_norm": float(self.decoder_norm)}
 
 
 @dataclass
@@ -62,22 +57,13 @@ class TrainingHistory:
     losses: list[float] = field(default_factory=list)
     evaluations: list[EvalRecord] = field(default_factory=list)
 
-    def add_loss(self, loss: float) -> None:
-        self.losses.append(float(loss))
-
     def mean_loss_since_last_eval(self) -> float | None:
         last = self.evaluations[-1].step if self.evaluations else 0
         window = self.losses[last:]
         return sum(window) / len(window) if window else None
 
-    def add_evaluation(self, record: EvalRecord) -> None:
-        self.evaluations.append(record)
-
     def record_at(self, step: int | None) -> EvalRecord | None:
-        for record in self.evaluations:
-            if record.step == step:
-                return record
-        return None
+        return next((record for record in self.evaluations if record.step == step), None)
 
     def to_dict(self, *, best_step: int | None, convergence: Mapping[str, Any], training_args: Mapping,
                 extra: Mapping[str, Any] | None = None) -> dict:

@@ -83,12 +83,10 @@ def build_model_with_gradiend(base, params: dict, args: TrainingArguments, targe
 
 
 def train_one_seed(make_model, seed: int, rows: Rows, eval_rows: Rows | None, args: TrainingArguments,
-                   target_classes, target_dir=None, progress: bool = True,
-                   started: float | None = None) -> TrainResult:
+                   target_classes, target_dir, progress: bool, started: float) -> TrainResult:
     """Train the GRADIEND ``make_model()`` builds for ``seed`` on ``rows``, post-prune it and save it to
     ``target_dir`` (None: keep it in memory only). The batch schedule is checked (a transition smaller
     than the batch) before the model is built. ``started``: when the seed's run began (``timing.json``)."""
-    started = time.perf_counter() if started is None else started
     names = rows.transition_names
     scheduler = BatchScheduler(rows.frame[FEATURE_CLASS_ID].tolist(), rows.frame[TRAINING_LABEL].tolist(),
                                args.train_batch_size, seed, group_names=names)

@@ -121,9 +121,13 @@ class TextPredictionTrainer:
         return self._base
 
     def _training_base(self):
-        """The base model for training; refuses target words its tokenizer cannot represent (cheap)."""
+        """The base model for training; a target word its tokenizer cannot represent leaves nothing to learn,
+        so it is refused by name (cheap)."""
+        from gradiend.data.tables import target_words_by_class
+        from gradiend.model.loading import check_target_words
+
         base = self.base()
-        _check_target_words(base[1], self.training_table)
+        check_target_words(base[1], target_words_by_class(self.training_table), where="the training data")
         return base
 
     def _mapped_parameters(self):
@@ -290,11 +294,3 @@ class TextPredictionTrainer:
     def rewrite_base_model(self, *args, **kwargs):
         """See :meth:`Evaluator.rewrite_base_model`."""
         return self.evaluator.rewrite_base_model(*args, **kwargs)
-
-
-def _check_target_words(tokenizer, table) -> None:
-    """A target word the tokenizer cannot represent leaves nothing to learn: refuse it by name."""
-    from gradiend.data.tables import target_words_by_class
-    from gradiend.model.loading import check_target_words
-
-    check_target_words(tokenizer, target_words_by_class(table), where="the training data")

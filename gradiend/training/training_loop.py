@@ -136,7 +136,7 @@ class TrainingRun:
             _flip_momentum(optimizer, gradiend)
             record.negate()
             logger.info("step %d: correlation %.3f < -0.6, encoding inverted", step, -record.correlation)
-        self.history.add_evaluation(record)
+        self.history.evaluations.append(record)
         if self.best.update(step, record.correlation):
             self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in gradiend.state_dict().items()}
         self.timing["eval_s"] += time.perf_counter() - start
@@ -156,7 +156,7 @@ class TrainingRun:
         start, eval_before = time.perf_counter(), self.timing["eval_s"]
         for step in bar:
             loss = self.train_step(step, optimizer)
-            self.history.add_loss(loss)
+            self.history.losses.append(loss)
             if evaluating and (step % self.args.eval_steps == 0 or step == self.total_steps):
                 record = self.evaluate(step, optimizer)
                 bar.set_postfix(loss=f"{loss:.3g}", corr=f"{record.correlation:+.3f}")
