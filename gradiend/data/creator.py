@@ -308,7 +308,7 @@ class TextPredictionDataCreator:
                 kept[cls] = frame  # already reported as empty
                 continue
             try:
-                check_class_splits(frame.assign(**{FACTUAL_CLASS: cls}), FACTUAL_CLASS, SPLIT, [cls], splits, "training data")
+                check_class_splits(frame, cls, splits, "training data")
             except ValueError as err:
                 if mode == "raise":
                     raise

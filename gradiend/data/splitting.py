@@ -5,6 +5,7 @@ rest for test, so 10 rows give 8/1/1 and 25 rows 20/2/3.
 """
 from __future__ import annotations
 
+from functools import reduce
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
@@ -31,10 +32,7 @@ def split_sizes(n: int, ratios: tuple[float, float, float]) -> tuple[int, int, i
 
 def _labels(order: np.ndarray, sizes: tuple[int, int, int]) -> np.ndarray:
     labels = np.empty(len(order), dtype=object)
-    start = 0
-    for name, size in zip(SPLITS, sizes):
-        labels[order[start:start + size]] = name
-        start += size
+    labels[order] = np.repeat(np.array(SPLITS, dtype=object), sizes)
     return labels
 
 
@@ -50,12 +48,7 @@ def group_keys(values: Iterable[str], key_functions: KeyFunctions = None) -> lis
         key_functions = (str.strip, str.casefold)
     elif callable(key_functions):
         key_functions = (key_functions,)
-    keys = []
-    for value in values:
-        for fn in key_functions:
-            value = fn(value)
-        keys.append(value)
-    return keys
+    return [reduce(lambda value, fn: fn(value), key_functions, value) for value in values]
 
 
 def _group_sizes(n_groups: int, ratios: tuple[float, float, float]) -> tuple[int, int, int]:
@@ -91,19 +84,13 @@ def required_splits(ratios: tuple[float, float, float]) -> list[str]:
     return [name for name, r in zip(SPLITS, ratios) if r > 0]
 
 
-def check_class_splits(
-    frame, class_col: str, split_col: str, classes: Iterable[str], splits: Iterable[str], where: str = "data"
-) -> None:
-    """ValueError naming the first class that has no row in one of ``splits``."""
-    present = set(zip(frame[class_col], frame[split_col]))
-    for cls in classes:
-        for split in splits:
-            if (cls, split) not in present:
-                n = int((frame[class_col] == cls).sum())
-                raise ValueError(
-                    f"{where}: class '{cls}' has no row in split '{split}' ({n} rows in total); "
-                    f"add data for it or change the split ratios"
-                )
+def check_class_splits(frame, cls: str, splits: Iterable[str], where: str = "data") -> None:
+    """ValueError naming the first of ``splits`` in which ``frame`` (the rows of class ``cls``) has no row."""
+    present = set(frame["split"])
+    missing = [split for split in splits if split not in present]
+    if missing:
+        raise ValueError(f"{where}: class '{cls}' has no row in split '{missing[0]}' ({len(frame)} rows in total); "
+                         f"add data for it or change the split ratios")
 
 
 def split_frame(
