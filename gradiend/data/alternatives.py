@@ -76,12 +76,14 @@ def _sample(n_rows: int, k: int, vocab: np.ndarray, probs: np.ndarray, rng) -> l
     return [list(vocab[rng.choice(len(vocab), size=k, replace=False, p=probs)]) for _ in range(n_rows)]
 
 
-def per_class_to_unified(per_class: Mapping[str, "object"], seed: int = 42, max_counterfactuals_per_sentence: int = 1):
+def per_class_to_unified(per_class: Mapping[str, "object"], seed: int = 42,
+                         max_counterfactuals_per_sentence: int = 1):
     """One unified table from per-class frames (each with ``masked``, a factual column and
     optionally ``split``, ``text``, ``token_count``).
 
-    For every ordered pair (S, T) of different classes each row of S gets up to ``max_counterfactuals_per_sentence`` distinct alternatives of T. If S's frame has a column
-    named T, that column gives the alternative per row instead (rows with an empty cell are skipped).
+    For every ordered pair (S, T) of different classes each row of S gets up to
+    ``max_counterfactuals_per_sentence`` distinct alternatives of T. If S's frame has a column named T,
+    that column gives the alternative per row instead (rows with an empty cell are skipped).
     Sampling is seeded: the same inputs and ``seed`` give the same table.
     """
     import pandas as pd

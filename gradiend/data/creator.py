@@ -172,17 +172,15 @@ class TextPredictionDataCreator:
         ``label`` from ``target_classes`` or the two classes alphabetically); ``"minimal"`` →
         :data:`MINIMAL_COLUMNS`. ``output`` (a ``.parquet`` path) writes the unified table there and
         ``summary.json`` beside it. ``balance="strict"`` cuts every class to the smallest class size.
-        A class with fewer than ``min_rows_per_class_for_split`` rows or missing from a split raises
-        (or, with ``raise_on_incomplete_classes=False``, is dropped and listed in ``self.report``).
         ``split_group_col="factual"`` holds out whole factual tokens per split instead of rows.
 
         Problems: by default (``strict=False``) every class is returned as found, even empty, and a
         warning names each target that never occurs, each empty class, each class below
         ``min_rows_per_class_for_split`` and each class missing from a split (``format="unified"``
-        leaves empty classes out; fewer than two non-empty classes give an empty table). Training then
-        refuses a class with too few rows. ``strict=True`` makes each of these an error here.
-        ``require_all_targets`` / ``raise_on_incomplete_classes`` override ``strict`` for targets /
-        classes; ``raise_on_incomplete_classes=False`` drops incomplete classes (listed in ``self.report``).
+        leaves empty classes out; fewer than two non-empty classes give an empty table); training then
+        refuses a class with too few rows. ``strict=True`` makes each of these an error here;
+        ``require_all_targets`` / ``raise_on_incomplete_classes`` override it for targets / classes, and
+        ``raise_on_incomplete_classes=False`` drops incomplete classes (listed in ``self.report``).
         """
         if format not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
@@ -277,26 +275,23 @@ class TextPredictionDataCreator:
         """``mode``: "raise" (error), "drop" (drop and report) or "keep" (keep and warn)."""
         kept = {}
         for cls, frame in per_class.items():
-            if len(frame) >= minimum:
-                kept[cls] = frame
-                continue
-            message = (
-                f"class '{cls}' has {len(frame)} rows, fewer than the minimum of {minimum} "
-                f"(min_rows_per_class_for_split)"
-            )
-            if mode == "raise":
-                raise ValueError(message + "; add base data, lower the minimum, or pass raise_on_incomplete_classes=False")
-            if mode == "keep":
+            if len(frame) < minimum:
+                message = (f"class '{cls}' has {len(frame)} rows, fewer than the minimum of {minimum} "
+                           f"(min_rows_per_class_for_split)")
+                if mode == "raise":
+                    raise ValueError(f"{message}; add base data, lower the minimum, or pass "
+                                     f"raise_on_incomplete_classes=False")
+                if mode == "drop":
+                    logger.warning("%s; dropped", message)
+                    self.report["dropped_classes"][cls] = {"rows": len(frame), "reason": f"fewer than {minimum} rows"}
+                    continue
                 if len(frame) == 0:
                     self.report["empty_classes"].append(cls)
                     _warn(f"class '{cls}' is empty: none of its targets occurs in the base data")
                 else:
                     self.report["small_classes"][cls] = len(frame)
                     _warn(message + "; kept (training needs more rows)")
-                kept[cls] = frame
-                continue
-            logger.warning("%s; dropped", message)
-            self.report["dropped_classes"][cls] = {"rows": len(frame), "reason": f"fewer than {minimum} rows"}
+            kept[cls] = frame
         if not kept:
             raise ValueError(f"no class has at least {minimum} rows: {self.report['dropped_classes']}")
         return kept
@@ -304,21 +299,17 @@ class TextPredictionDataCreator:
     def _drop_unsplit(self, per_class: dict, splits: list[str], mode: str) -> dict:
         kept = {}
         for cls, frame in per_class.items():
-            if mode == "keep" and len(frame) < 1:
-                kept[cls] = frame  # already reported as empty
-                continue
             try:
-                check_class_splits(frame, cls, splits, "training data")
+                if mode != "keep" or len(frame):  # an empty kept class was reported as empty already
+                    check_class_splits(frame, cls, splits, "training data")
             except ValueError as err:
                 if mode == "raise":
                     raise
-                if mode == "keep":
-                    _warn(f"{err}; kept")
-                    kept[cls] = frame
+                if mode == "drop":
+                    logger.warning("%s; dropped", err)
+                    self.report["dropped_classes"][cls] = {"rows": len(frame), "reason": str(err)}
                     continue
-                logger.warning("%s; dropped", err)
-                self.report["dropped_classes"][cls] = {"rows": len(frame), "reason": str(err)}
-                continue
+                _warn(f"{err}; kept")
             kept[cls] = frame
         if not kept:
             raise ValueError(f"no class has rows in every split {splits}: {self.report['dropped_classes']}")
