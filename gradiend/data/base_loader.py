@@ -130,12 +130,9 @@ def load_hf_dataset(source: str, hf_config: Optional[str] = None, split: Optiona
 def stream_hf_texts(source: str, text_column: str, max_size: int, seed: Optional[int],
                     hf_config: Optional[str] = None, split: str = "train",
                     buffer_size: int = DEFAULT_STREAM_BUFFER_SIZE) -> list[str]:
-    """The first ``max_size`` non-empty texts (stripped) of a streamed dataset.
-
-    ``seed`` set: rows pass a shuffle buffer of ``buffer_size`` rows seeded with ``seed`` (the
-    order of the dataset's shards is shuffled with it too), so at most about ``max_size +
-    buffer_size`` rows (plus empty ones) are read. ``seed=None`` keeps the stream order.
-    """
+    """The first ``max_size`` non-empty texts (stripped) of a streamed dataset, through a shuffle
+    buffer of ``buffer_size`` rows seeded with ``seed`` (which shuffles the shard order too);
+    ``seed=None`` keeps the stream order."""
     datasets = _import_datasets(source)
     if max_size < 1:
         raise ValueError(f"max_size must be at least 1 to stream {source!r}, got {max_size}")
@@ -220,14 +217,9 @@ def resolve_base_data(
     stream_buffer_size: int = DEFAULT_STREAM_BUFFER_SIZE,
 ) -> list[str]:
     """The base texts: stripped, empties dropped, shuffled with ``random.Random(seed)`` (``seed=None``
-    keeps the input order), then capped at ``max_size``. Empty base data is an error.
-
-    A dataset id or data-file folder with ``max_size`` set is streamed instead
-    (:func:`stream_hf_texts`: a seeded shuffle buffer of ``stream_buffer_size`` rows, reading stops
-    after ``max_size`` texts).
-
-    Texts that contain the mask placeholder ``[MASK]`` literally are dropped (the count is logged as a
-    warning): once masked, that string would be an extra mask scored as the target."""
+    keeps the input order), then capped at ``max_size``; a dataset id or data-file folder with
+    ``max_size`` is streamed instead (:func:`stream_hf_texts`). Empty base data is an error. Texts that
+    contain ``[MASK]`` literally are dropped (:mod:`gradiend.data.mask_token`)."""
     if _streams(base_data, max_size):
         texts = stream_hf_texts(str(base_data), text_column, max_size, seed, hf_config, split, stream_buffer_size)
         return _without_masks(texts, str(base_data))

@@ -1,11 +1,9 @@
 """``TextPredictionDataCreator``: base texts → masked rows per feature class → splits → tables.
 
 A row is one sentence for one class: every occurrence of the class's targets is replaced by the mask,
-``factual`` is the first occurrence (original casing). By default the creator returns what exists and
-warns (logger ``gradiend.data.creator`` and :class:`DataCreationWarning`) about each target that
-never occurs, each empty or small class, each class missing from a split and an empty neutral set;
-refusing is left to training, which names the class that has too few rows. ``strict=True`` turns
-those warnings into errors here, naming the class and target (the workflow uses that).
+``factual`` is the first occurrence (original casing). Data problems are warnings (logger
+``gradiend.data.creator`` and :class:`DataCreationWarning`) unless ``strict=True`` (the workflow's
+choice); refusing is left to training, which names the class that has too few rows.
 """
 from __future__ import annotations
 

@@ -1,17 +1,11 @@
 """Texts that already contain a mask token are never scored.
 
 The training table marks each target occurrence with the placeholder ``[MASK]``, and a masked LM
-sees its own mask token (``[MASK]`` for BERT, ``<mask>`` for RoBERTa) at those places. A raw text
-that holds either string literally would get an extra mask that is scored as if it were the target
-(or, in a neutral text, an extra masked position in the LMS). Such texts are dropped, and the number
-dropped is logged as a warning naming where they came from:
-
-- :func:`drop_texts_with_mask` on raw texts (no model known: the placeholder only);
-- :func:`drop_rows_with_mask` on a unified training table once the tokenizer is known: a row is
-  dropped when its unmasked ``text`` holds the placeholder or the mask token, when it has more
-  placeholders than ``token_count`` masked occurrences, or when its masked text holds the
-  tokenizer's mask token outside the placeholders;
-- :func:`drop_neutral_with_mask` on the neutral table.
+sees its own mask token (``[MASK]`` for BERT, ``<mask>`` for RoBERTa) at those places. A text that
+holds either string literally would get an extra mask scored as if it were the target (or, in a
+neutral text, an extra masked position in the LMS). Such texts are dropped and the number dropped is
+logged as a warning naming where they came from: raw texts at ingestion (the placeholder only),
+table rows and neutral texts once the tokenizer is known.
 """
 from __future__ import annotations
 
@@ -45,7 +39,8 @@ def drop_texts_with_mask(texts: list, where: str, tokenizer=None) -> list:
 
 
 def mask_rows(table, tokenizer=None):
-    """Boolean Series: rows of the unified ``table`` whose text holds a mask token of its own."""
+    """Boolean Series: rows of the unified ``table`` whose unmasked ``text`` holds a marker, whose
+    ``masked`` text has more placeholders than ``token_count`` or the tokenizer's mask token outside them."""
     from gradiend.data.tables import MASKED, TEXT, TOKEN_COUNT
 
     markers = _markers(tokenizer)
