@@ -132,9 +132,11 @@ def save_model_folder(model, tokenizer, out_dir: PathLike, json_files: dict | No
     return Path(out_dir)
 
 
-def _bert_model(tokenizer, seed, hidden_size, num_layers, num_heads, intermediate_size, max_positions):
+def _write_bert(out_dir, corpus, seed, hidden_size, num_layers, num_heads, intermediate_size, max_positions,
+                vocab_size=None) -> Path:
     from transformers import BertConfig, BertForMaskedLM
 
+    tokenizer = _masked_tokenizer(_corpus_or_default(corpus, seed), max_positions, vocab_size)
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
@@ -146,7 +148,7 @@ def _bert_model(tokenizer, seed, hidden_size, num_layers, num_heads, intermediat
         attention_probs_dropout_prob=0.0,
         pad_token_id=tokenizer.pad_token_id,
     )
-    return _seeded_model(BertForMaskedLM, config, seed)
+    return save_model_folder(_seeded_model(BertForMaskedLM, config, seed), tokenizer, out_dir)
 
 
 def build_tiny_masked_lm(
@@ -160,11 +162,7 @@ def build_tiny_masked_lm(
     max_positions: int = TINY_MAX_POSITIONS,
 ) -> Path:
     """Write a random BERT masked LM with a whole-word tokenizer over ``corpus`` to ``out_dir``."""
-    corpus = _corpus_or_default(corpus, seed)
-    tokenizer = _masked_tokenizer(corpus, max_positions)
-    model = _bert_model(tokenizer, seed, hidden_size, num_layers, num_heads, intermediate_size,
-                        max_positions)
-    return save_model_folder(model, tokenizer, out_dir)
+    return _write_bert(out_dir, corpus, seed, hidden_size, num_layers, num_heads, intermediate_size, max_positions)
 
 
 def build_tiny_causal_lm(
@@ -213,7 +211,4 @@ def build_random_like(
     if config_name not in RANDOM_LIKE_SHAPES:
         raise ValueError(f"unknown config_name {config_name!r}; known: {sorted(RANDOM_LIKE_SHAPES)}")
     hidden, layers, heads, intermediate, vocab_size, positions = RANDOM_LIKE_SHAPES[config_name]
-    corpus = _corpus_or_default(corpus, seed)
-    tokenizer = _masked_tokenizer(corpus, positions, size=vocab_size)
-    model = _bert_model(tokenizer, seed, hidden, layers, heads, intermediate, positions)
-    return save_model_folder(model, tokenizer, out_dir)
+    return _write_bert(out_dir, corpus, seed, hidden, layers, heads, intermediate, positions, vocab_size)
