@@ -1,6 +1,7 @@
 """Small input helpers shared by the scorers: padding to the batch, length limits, devices."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 import torch
@@ -59,20 +60,15 @@ def forward_logits(model, ids: torch.Tensor, attention: torch.Tensor) -> torch.T
     return out.logits.float()
 
 
-class eval_mode:
+@contextmanager
+def eval_mode(model):
     """Put a model in eval mode (dropout off) for a block, then restore its previous mode."""
-
-    def __init__(self, model):
-        self.model = model
-        self.was_training = bool(getattr(model, "training", False))
-
-    def __enter__(self):
-        self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc):
-        self.model.train(self.was_training)
-        return False
+    was_training = bool(getattr(model, "training", False))
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def length_order(rows: Sequence[Sequence[int]]) -> list[int]:

@@ -63,11 +63,8 @@ class Evaluator:
     # ------------------------------------------------------------------ encoder
     def evaluate_encoder(self, split: str = "test", max_size: int | None = None, plot: bool = False,
                          output_dir: str | Path | None = None, return_df: bool = False) -> dict:
-        """Encoder metrics of ``split`` (correlation, accuracy, means by class/type/feature class).
-
-        ``plot=True`` draws the distributions: saved under ``output_dir`` (default
-        ``<experiment_dir>/encoder``) when there is one, and always returned as ``result["figure"]``.
-        """
+        """Encoder metrics of ``split``; ``plot=True`` returns the distributions as ``result["figure"]`` and
+        saves them under ``output_dir`` (default ``<experiment_dir>/encoder``) when there is one."""
         return self.encoder.evaluate(split, max_size, plot, self._output_dir(output_dir, "encoder"), return_df)
 
     # ------------------------------------------------------------------ decoder
@@ -85,13 +82,14 @@ class Evaluator:
         """
         results = self.decoder.evaluate_decoder(lrs, feature_factors, target_class, increase_target_probabilities,
                                                 selector, plot, self._output_dir(output_dir, "decoder"))
-        if self.last_decoder_results is not None:
-            merged = {k: v for k, v in self.last_decoder_results.items() if k != "grid"}
-            merged.update(results)
-            merged["grid"] = {**self.last_decoder_results.get("grid", {}), **results["grid"]}
-            self.last_decoder_results = merged
-        else:
-            self.last_decoder_results = dict(results)
+        previous = self.last_decoder_results or {}
+        self.last_decoder_results = {**previous, **results, "grid": {**previous.get("grid", {}), **results["grid"]}}
+        return results
+
+    def _decoder_results(self, given: Mapping | None) -> Mapping:
+        results = given if given is not None else self.last_decoder_results
+        if results is None:
+            raise ValueError("no decoder results: run evaluate_decoder() first or pass decoder_results")
         return results
 
     # ------------------------------------------------------------------ rewriting
@@ -104,11 +102,8 @@ class Evaluator:
         classes → a list, saved under ``output_dir/<key>``. Without ``decoder_results`` the results
         of this evaluator's last ``evaluate_decoder`` call are used.
         """
-        results = decoder_results if decoder_results is not None else self.last_decoder_results
-        if results is None:
-            raise ValueError("no decoder results: run evaluate_decoder() first or pass decoder_results")
-        decoder = self.decoder
-        classes = decoder.check_target_classes(target_class)
+        results = self._decoder_results(decoder_results)
+        classes = self.decoder.check_target_classes(target_class)
         entries = [summary_entry(results, c, increase_target_probabilities) for c in classes]
         mwg = self.parts.model_with_gradiend
         if output_dir is None:
@@ -136,8 +131,6 @@ class Evaluator:
         """Probability-shift figure of decoder results (default: the last evaluate_decoder call)."""
         from gradiend.plots.decoder import plot_probability_shifts
 
-        results = decoder_results if decoder_results is not None else self.last_decoder_results
-        if results is None:
-            raise ValueError("no decoder results: run evaluate_decoder() first or pass decoder_results")
+        results = self._decoder_results(decoder_results)
         summary = {k: v for k, v in results.items() if k != "grid"}
         return plot_probability_shifts(results["grid"], summary, output_path, **options)

@@ -258,13 +258,9 @@ class TrainingArguments:
         self.pre_prune_config = _as_config(self.pre_prune_config, PrePruneConfig, "pre_prune_config")
         self.post_prune_config = _as_config(self.post_prune_config, PostPruneConfig, "post_prune_config")
 
-    @property
-    def uses_max_steps(self) -> bool:
-        return self.max_steps > 0
-
     def total_steps(self, batches_per_epoch: int) -> int:
         """Optimiser steps of one run: ``max_steps`` when set (epochs do not cap it), else epochs."""
-        return self.max_steps if self.uses_max_steps else self.num_train_epochs * batches_per_epoch
+        return self.max_steps if self.max_steps > 0 else self.num_train_epochs * batches_per_epoch
 
     def to_dict(self) -> dict:
         """JSON-ready copy (nested configs as dicts, dtype as its name)."""

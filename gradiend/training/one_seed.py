@@ -61,13 +61,11 @@ def build_model_with_gradiend(base, params: dict, args: TrainingArguments, targe
     model, tokenizer, objective, base_id = base
     shapes = {name: tuple(p.shape) for name, p in params.items()}
     param_map: dict[str, Any] = dict(shapes)
-    if pre_prune is not None:
+    if pre_prune is not None:  # a parameter without kept entries is left out
         mask = pre_prune.ordered_as(list(params)).mask
-        param_map = {}
-        for name, shape in shapes.items():
-            spec = spec_from_indices(shape, mask[name].reshape(-1).nonzero().reshape(-1))
-            if spec is not None:
-                param_map[name] = spec
+        specs = {name: spec_from_indices(shape, mask[name].reshape(-1).nonzero().reshape(-1))
+                 for name, shape in shapes.items()}
+        param_map = {name: spec for name, spec in specs.items() if spec is not None}
     set_seed(seed)
     gradiend = ParamMappedGradiendModel(
         param_map, latent_dim=args.latent_dim, activation_encoder=args.activation_encoder,

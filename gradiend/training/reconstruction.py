@@ -70,11 +70,9 @@ class ReconstructionLoss:
         with torch.no_grad():
             if decoder.bias is not None:
                 residual = self._grad_of(decoder.bias)  # r, then scaled to g = ∂loss/∂b_d in place
-            else:
-                residual = self._scratch_like(target)
-            if decoder.bias is not None:
                 torch.addmv(decoder.bias, decoder.weight, h.detach(), out=residual)
             else:
+                residual = self._scratch_like(target)
                 torch.mv(decoder.weight, h.detach(), out=residual)
             residual.sub_(target)
             loss = torch.dot(residual, residual) / n

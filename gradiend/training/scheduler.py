@@ -14,16 +14,9 @@ rather than the same epoch repeated: a large transition's later batches are reac
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-
-
-@dataclass(frozen=True)
-class _Group:
-    feature_class_id: int
-    batches: tuple[np.ndarray, ...]
 
 
 class BatchScheduler:
@@ -64,8 +57,8 @@ class BatchScheduler:
                 batches.extend(rows[i * batch_size:(i + 1) * batch_size] for i in range(n_full))
             if batch_size > 1:
                 random.Random(seed + fid).shuffle(batches)
-            groups.append(_Group(int(fid), tuple(batches)))
-        self._groups = tuple(groups)
+            groups.append(tuple(batches))
+        self._groups = tuple(groups)  # per transition (sorted ids): its batches
 
     @property
     def n_groups(self) -> int:
@@ -74,25 +67,24 @@ class BatchScheduler:
     @property
     def batches_per_epoch(self) -> int:
         """Number of full batches over all transitions: one pass's worth of steps."""
-        return sum(len(g.batches) for g in self._groups)
+        return sum(len(g) for g in self._groups)
 
     def key(self, step: int) -> tuple[int, int]:
         """``(group, batch)`` index of the batch used at 0-based ``step``: equal keys, equal rows."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
         group = step % self.n_groups
-        return group, (step // self.n_groups) % len(self._groups[group].batches)
+        return group, (step // self.n_groups) % len(self._groups[group])
 
     def batch(self, step: int) -> np.ndarray:
         """Row positions of the batch used at 0-based ``step`` (any step >= 0 is valid)."""
-        group, index = self.key(step)
-        return self._groups[group].batches[index]
+        return self.rows_of(self.key(step))
 
     def keys_used(self, n_steps: int) -> list[tuple[int, int]]:
         """Distinct batch keys of steps ``0 … n_steps-1``, in first-use order."""
-        period = self.n_groups * max(len(g.batches) for g in self._groups)
+        period = self.n_groups * max(len(g) for g in self._groups)
         return list(dict.fromkeys(self.key(s) for s in range(min(n_steps, period))))
 
     def rows_of(self, key: tuple[int, int]) -> np.ndarray:
         group, index = key
-        return self._groups[group].batches[index]
+        return self._groups[group][index]

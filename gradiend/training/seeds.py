@@ -42,10 +42,6 @@ class SeedRun:
         return -math.inf if score is None or not math.isfinite(score) else abs(score)
 
 
-def seeds_to_try(seed: int, max_seeds: int) -> list[int]:
-    return [seed + i for i in range(max_seeds)]
-
-
 def select_best_seed(runs: Sequence[SeedRun]) -> tuple[SeedRun, str]:
     """The best run and how it was chosen (``"best_convergent"`` or ``"best_non_convergent"``).
 
@@ -109,7 +105,7 @@ def train_seeds(train_one: Callable[[int, Path], SeedRun], args, seeds_dir: Path
     Returns the runs, the report, the best run and the folder holding the best checkpoint.
     """
     runs, early = run_seeds(lambda seed: train_one(seed, seeds_dir / f"seed_{seed}"),
-                            seeds_to_try(args.seed, args.max_seeds), args.min_convergent_seeds)
+                            range(args.seed, args.seed + args.max_seeds), args.min_convergent_seeds)
     report = build_seed_report(
         runs, max_seeds=args.max_seeds, min_convergent_seeds=args.min_convergent_seeds,
         score_threshold=args.convergent_score_threshold,
