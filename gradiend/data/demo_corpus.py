@@ -198,12 +198,8 @@ def _fill_slot(slot: str, kind: str, rng: random.Random) -> str:
 
 
 def _render(template: str, kind: str, rng: random.Random) -> str:
-    slots = [field for _, field, _, _ in string.Formatter().parse(template) if field]
-    values: dict[str, str] = {}
-    for slot in slots:
-        if slot not in values:
-            values[slot] = _fill_slot(slot, kind, rng)
-    text = template.format(**values)
+    slots = dict.fromkeys(field for _, field, _, _ in string.Formatter().parse(template) if field)
+    text = template.format(**{slot: _fill_slot(slot, kind, rng) for slot in slots})
     return text[0].upper() + text[1:]
 
 
@@ -212,8 +208,7 @@ def generate_labelled_corpus(n_sentences: int = 6000, seed: int = 0) -> list[Dem
     if n_sentences < 0:
         raise ValueError(f"n_sentences must be >= 0, got {n_sentences}")
     rng = random.Random(seed)
-    kinds = [kind for kind, _ in _KIND_WEIGHTS]
-    weights = [weight for _, weight in _KIND_WEIGHTS]
+    kinds, weights = zip(*_KIND_WEIGHTS)
     sentences = []
     for _ in range(n_sentences):
         kind = rng.choices(kinds, weights)[0]
