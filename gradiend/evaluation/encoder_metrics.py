@@ -19,6 +19,8 @@ NEUTRAL_DATASET = "neutral_dataset"
 NEUTRAL_TYPES = (NEUTRAL_TRAINING_MASKED, NEUTRAL_DATASET)
 NEG_BOUNDARY, POS_BOUNDARY, NEUTRAL_BOUNDARY = -0.5, 0.5, 0.0
 REQUIRED_COLUMNS = ("encoded", "label", "type", "source_id")
+_STATISTICS = {"mean": np.mean, "min": np.min, "max": np.max, "q1": lambda v: np.quantile(v, 0.25),
+               "q3": lambda v: np.quantile(v, 0.75), "std": lambda v: v.std(ddof=0)}
 
 
 def ternary(values) -> np.ndarray:
@@ -40,17 +42,12 @@ def _label_key(value) -> str:
 
 def grouped_statistics(frame: pd.DataFrame, column: str, suffix: str, key=str) -> dict:
     """``mean_<suffix>``, ``min_…``, ``max_…``, ``q1_…``, ``q3_…``, ``std_…``, ``n_…`` of ``encoded`` by ``column``."""
-    stats = {f"{name}_{suffix}": {} for name in ("mean", "min", "max", "q1", "q3", "std", "n")}
+    stats = {f"{name}_{suffix}": {} for name in (*_STATISTICS, "n")}
     for group, values in sorted(frame.groupby(column)["encoded"], key=lambda item: key(item[0])):
-        name = key(group)
         v = values.to_numpy(dtype=np.float64)
-        stats[f"mean_{suffix}"][name] = float(v.mean())
-        stats[f"min_{suffix}"][name] = float(v.min())
-        stats[f"max_{suffix}"][name] = float(v.max())
-        stats[f"q1_{suffix}"][name] = float(np.quantile(v, 0.25))
-        stats[f"q3_{suffix}"][name] = float(np.quantile(v, 0.75))
-        stats[f"std_{suffix}"][name] = float(v.std(ddof=0))
-        stats[f"n_{suffix}"][name] = int(len(v))
+        for name, statistic in _STATISTICS.items():
+            stats[f"{name}_{suffix}"][key(group)] = float(statistic(v))
+        stats[f"n_{suffix}"][key(group)] = len(v)
     return stats
 
 

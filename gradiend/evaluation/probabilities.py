@@ -38,10 +38,8 @@ logger = get_logger(__name__)
 def class_target_words(table: pd.DataFrame, classes: Sequence[str]) -> dict[str, list[str]]:
     """Per class: every token seen as factual of it or as alternative toward it (first-seen order)."""
     words: dict[str, dict[str, None]] = {c: {} for c in classes}
-    for token, cls in zip(table[FACTUAL], table[FACTUAL_CLASS]):
-        if cls in words:
-            words[cls].setdefault(str(token), None)
-    for token, cls in zip(table[ALTERNATIVE], table[ALTERNATIVE_CLASS]):
+    pairs = [*zip(table[FACTUAL], table[FACTUAL_CLASS]), *zip(table[ALTERNATIVE], table[ALTERNATIVE_CLASS])]
+    for token, cls in pairs:
         if cls in words:
             words[cls].setdefault(str(token), None)
     empty = [c for c, w in words.items() if not w]

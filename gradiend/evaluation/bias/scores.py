@@ -25,8 +25,10 @@ CONFIDENCE = 0.95
 DEFAULT_SEED = 0
 
 
-def _resamples(n: int, bootstrap: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, size=(bootstrap, n))
+def percentile_interval(values) -> list[float]:
+    """``[low, high]``: the central ``CONFIDENCE`` share of bootstrap ``values``."""
+    tail = 100 * (1 - CONFIDENCE) / 2
+    return [float(v) for v in np.percentile(values, [tail, 100 - tail])]
 
 
 def bootstrap_ci(statistic: Callable[[np.ndarray], np.ndarray], n: int, bootstrap: int,
@@ -34,10 +36,7 @@ def bootstrap_ci(statistic: Callable[[np.ndarray], np.ndarray], n: int, bootstra
     """``[low, high]`` of ``statistic(index array (B, n)) → (B,)`` over ``bootstrap`` resamples."""
     if bootstrap <= 0 or n == 0:
         return None
-    values = statistic(_resamples(n, bootstrap, seed))
-    tail = 100 * (1 - CONFIDENCE) / 2
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return [float(low), float(high)]
+    return percentile_interval(statistic(np.random.default_rng(seed).integers(0, n, size=(bootstrap, n))))
 
 
 def _ss_lms_icat(stereo_wins: np.ndarray, lms_wins: np.ndarray) -> tuple:
@@ -53,9 +52,8 @@ def _stereoset_block(stereo, anti, unrelated, bootstrap: int, seed: int) -> dict
     lms_wins = (stereo > unrelated).astype(float) + (anti > unrelated).astype(float)
     ss, lms, icat = (float(v) for v in _ss_lms_icat(stereo_wins, lms_wins))
     n = len(stereo_wins)
-    ci = {}
-    for i, key in enumerate(("ss", "lms", "icat")):
-        ci[key] = bootstrap_ci(lambda idx, i=i: _ss_lms_icat(stereo_wins[idx], lms_wins[idx])[i], n, bootstrap, seed)
+    ci = {key: bootstrap_ci(lambda idx, i=i: _ss_lms_icat(stereo_wins[idx], lms_wins[idx])[i], n, bootstrap, seed)
+          for i, key in enumerate(("ss", "lms", "icat"))}
     return {"ss": ss, "lms": lms, "icat": icat, "n": n, "ci": ci}
 
 

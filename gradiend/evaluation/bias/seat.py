@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from gradiend.evaluation.bias.formats import BenchmarkFormatError, read_json_file
-from gradiend.evaluation.bias.scores import CONFIDENCE
+from gradiend.evaluation.bias.scores import percentile_interval
 
 SETS = ("targ1", "targ2", "attr1", "attr2")
 
@@ -78,11 +78,12 @@ def sentence_embeddings(model, tokenizer, sentences: Sequence[str], kind: str, b
     return np.concatenate(vectors) if vectors else out
 
 
-def _association(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    def unit(m):
-        return m / np.linalg.norm(m, axis=1, keepdims=True)
+def _unit(m: np.ndarray) -> np.ndarray:
+    return m / np.linalg.norm(m, axis=1, keepdims=True)
 
-    x, a, b = unit(x), unit(a), unit(b)
+
+def _association(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    x, a, b = _unit(x), _unit(a), _unit(b)
     return (x @ a.T).mean(axis=1) - (x @ b.T).mean(axis=1)
 
 
@@ -110,7 +111,7 @@ def seat_test(embeddings: Sequence[np.ndarray], *, permutations: int = 10000, bo
     ci = None
     if bootstrap > 0:
         values = []
-        unit = [m / np.linalg.norm(m, axis=1, keepdims=True) for m in (x, y, a, b)]
+        unit = [_unit(m) for m in (x, y, a, b)]
         xa, xb, ya, yb = unit[0] @ unit[2].T, unit[0] @ unit[3].T, unit[1] @ unit[2].T, unit[1] @ unit[3].T
         boot = np.random.default_rng(seed)
         for _ in range(bootstrap):
@@ -119,8 +120,7 @@ def seat_test(embeddings: Sequence[np.ndarray], *, permutations: int = 10000, bo
             by = ya[np.ix_(iy, ia)].mean(axis=1) - yb[np.ix_(iy, ib)].mean(axis=1)
             spread = np.concatenate([bx, by]).std(ddof=1)
             values.append((bx.mean() - by.mean()) / spread if spread > 0 else 0.0)
-        tail = 100 * (1 - CONFIDENCE) / 2
-        ci = [float(v) for v in np.percentile(values, [tail, 100 - tail])]
+        ci = percentile_interval(values)
     return {"effect_size": effect, "p_value": p_value, "exact_p": n_partitions <= permutations,
             "n": [len(x), len(y), len(a), len(b)], "ci": {"effect_size": ci}}
 
