@@ -167,12 +167,14 @@ class TextModelWithGradiend(ModelWithGradiend):
         if len(facts) != len(texts) or (alts is not None and len(alts) != len(texts)):
             raise ValueError(f"got {len(texts)} text(s) but {len(facts)} factual / "
                              f"{None if alts is None else len(alts)} alternative target(s)")
-        encoded = []
-        for i, text in enumerate(texts):
-            grad = self.create_gradients([text], [facts[i]], None if alts is None else [alts[i]], kind)
-            with torch.no_grad():
-                encoded.append(self.gradiend.forward_encoder(grad))
-        return encoded[0] if isinstance(x, str) else torch.stack(encoded)
+        encoded = self._encode_rows(self.prepare(texts, facts, alts), check_kind(kind or self.source))
+        return encoded[0] if isinstance(x, str) else encoded
+
+    @torch.no_grad()
+    def _encode_rows(self, batch: TargetBatch, kind: str) -> torch.Tensor:
+        """``(B, latent)``: each row's own gradient (one backward per row), encoded; the plain path."""
+        return torch.stack([self.gradiend.forward_encoder(self._gradients(batch.select([i]), [kind])[kind])
+                            for i in range(batch.n_rows)])
 
     def encoder_tangents(self, latent_index: int = 0) -> dict[str, torch.Tensor]:
         """Encoder weight row ``latent_index`` laid out on the mapped parameters (zeros elsewhere)."""
@@ -195,12 +197,10 @@ class TextModelWithGradiend(ModelWithGradiend):
         prepared = isinstance(masked, TargetBatch)
         if prepared and (factual is not None or alternative is not None):
             raise ValueError("a prepared TargetBatch carries its own targets; pass no factual / alternative")
-        if plain and prepared:
-            batch = masked.to(self._base_device())
-            rows = [self._gradients(batch.select([i]), [kind])[kind] for i in range(batch.n_rows)]
-            encoded = self.gradiend.forward_encoder(torch.stack(rows))
-        elif plain:
+        if plain and not prepared:
             encoded = self.encode(_as_list(masked, "masked"), factual, alternative, kind=kind)
+        elif plain:
+            encoded = self._encode_rows(masked.to(self._base_device()), kind)
         else:
             batch = self._as_batch(masked if prepared else
                                    {"masked": masked, "factual": factual, "alternative": alternative})
