@@ -28,12 +28,6 @@ from gradiend.util.dtypes import dtype_name, resolve_dtype
 UPDATE_PARTS = ("decoder-weight", "decoder-bias", "decoder-sum", "encoder-weight")
 
 
-def check_part(part: str) -> str:
-    if part not in UPDATE_PARTS:
-        raise ValueError(f"unknown part {part!r}; expected one of {list(UPDATE_PARTS)}")
-    return part
-
-
 class GradiendModel(nn.Module):
     """Encoder/decoder pair over a flat gradient vector of length ``input_dim``."""
 
@@ -172,16 +166,14 @@ class GradiendModel(nn.Module):
         return (decoded, encoded) if return_encoded else decoded
 
     # ----------------------------------------------------------------- update vectors, importance
-    def _single_latent(self, part: str) -> None:
-        if self.latent_dim != 1:
-            raise ValueError(f"part {part!r} is only defined for latent_dim 1, this model has {self.latent_dim}")
-
     @torch.no_grad()
     def get_update_vector(self, part: str = "decoder-weight") -> torch.Tensor:
         """A raw vector of length ``input_dim`` read off the weights (used by ``rewrite`` parts)."""
-        check_part(part)
+        if part not in UPDATE_PARTS:
+            raise ValueError(f"unknown part {part!r}; expected one of {list(UPDATE_PARTS)}")
         if part in ("decoder-weight", "encoder-weight"):
-            self._single_latent(part)
+            if self.latent_dim != 1:
+                raise ValueError(f"part {part!r} is only defined for latent_dim 1, this model has {self.latent_dim}")
             weight = self.decoder.weight if part == "decoder-weight" else self.encoder.weight
             return weight.detach().reshape(-1).clone()
         bias = self.decoder.bias

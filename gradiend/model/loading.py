@@ -23,6 +23,7 @@ from gradiend.objectives.base import resolve_objective
 from gradiend.objectives.tokens import ensure_pad_token
 from gradiend.util.dtypes import resolve_dtype
 from gradiend.util.io import written_as_path
+from gradiend.util.tokenizer_files import missing_tokenizer_message
 from gradiend.util.logging import get_logger
 
 logger = get_logger(__name__)
@@ -30,15 +31,6 @@ logger = get_logger(__name__)
 
 class BaseModelNotAvailableError(OSError):
     """The base model id or path cannot be loaded here (no such folder, not cached, no hub)."""
-
-
-def check_tokenizer_files(folder: Path, name: str) -> None:
-    """A local model folder must hold a tokenizer vocabulary; raise naming the folder if it does not."""
-    from gradiend.util.tokenizer_files import missing_tokenizer_message
-
-    message = missing_tokenizer_message(folder, name)
-    if message:
-        raise BaseModelNotAvailableError(message)
 
 
 def _check_vocabulary_size(tokenizer, name: str) -> None:
@@ -75,7 +67,9 @@ def _model_source(name_or_path) -> tuple[str, Path, str]:
     path = Path(name).expanduser()
     if written_as_path(name) and not path.exists():
         raise BaseModelNotAvailableError(f"base model path {name!r} does not exist (and is not available offline)")
-    check_tokenizer_files(path, name)
+    message = missing_tokenizer_message(path, name)
+    if message:
+        raise BaseModelNotAvailableError(message)
     return name, path, str(path) if path.exists() else name
 
 

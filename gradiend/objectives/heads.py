@@ -75,9 +75,8 @@ def scored_hidden_logits(
     model: torch.nn.Module, inputs: dict, row_index: torch.Tensor, position: torch.Tensor
 ) -> torch.Tensor:
     """Logits ``(P, V)`` at ``(row_index[p], position[p])`` for every scored position ``p``."""
-    head = _HEADS.get(model, None) if model in _HEADS else scoring_head(model)
+    head = scoring_head(model)
     if head is None:
-        logits = model(**inputs).logits
-        return logits[row_index, position]
+        return model(**inputs).logits[row_index, position]
     hidden = backbone_module(model)(**inputs)[0]
     return head(hidden[row_index, position])
