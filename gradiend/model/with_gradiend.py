@@ -281,18 +281,10 @@ class ModelWithGradiend(nn.Module, ABC):
         Without ``topk`` / ``threshold``: every mapped entry; with them: only the entries kept by
         that importance rule (the same keep-set as :meth:`prune_gradiend`).
         """
-        keep = None
+        keep = torch.ones(self.gradiend.input_dim, dtype=torch.bool)
         if topk is not None or threshold is not None:
             keep = self.gradiend.keep_mask(topk=topk, threshold=threshold, part=part)
-        out = {}
-        for name, start, stop in self.gradiend.segments():
-            shape = self.gradiend.param_map[name]["shape"]
-            mask = torch.zeros(torch.Size(shape).numel(), dtype=torch.bool)
-            selected = self.gradiend.selected_flat_indices(name)
-            positions = torch.arange(mask.numel()) if selected is None else selected.cpu()
-            mask[positions if keep is None else positions[keep[start:stop]]] = True
-            out[name] = mask.reshape(shape)
-        return out
+        return self.gradiend.unflatten(keep)  # False where the map selects nothing
 
     def prune_gradiend(self, *, topk=None, threshold=None, mask=None, part: str = "decoder-weight",
                        importance=None, inplace: bool = True, return_mask: bool = False):
