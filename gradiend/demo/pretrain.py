@@ -106,31 +106,27 @@ class _PronounMasker:
         inputs = torch.where(picked & (choice >= 0.8) & (choice < 0.9), replacement, inputs)
         return inputs, labels
 
+    def loss(self, model, ids, attention, generator):
+        """Cross-entropy at the masked positions; the output layer runs only there."""
+        import torch.nn.functional as F
+
+        inputs, labels = self(ids, attention, generator)
+        hidden = model.base_model(input_ids=inputs, attention_mask=attention).last_hidden_state
+        scored = labels != -100
+        if not scored.any():  # a batch without pronouns whose random draw picked nothing
+            return hidden.sum() * 0.0
+        return F.cross_entropy(model.cls(hidden[scored]), labels[scored])
+
 
 def _single_token_ids(tokenizer, words) -> set[int]:
     """Ids of ``words`` (lower and capitalised) that the tokenizer keeps as one token."""
-    ids = set()
-    for word in words:
-        for form in (word, word.capitalize()):
-            pieces = tokenizer(form, add_special_tokens=False).input_ids
-            if len(pieces) == 1:
-                ids.add(pieces[0])
-    return ids
+    forms = (form for word in words for form in (word, word.capitalize()))
+    pieces = (tokenizer(form, add_special_tokens=False).input_ids for form in forms)
+    return {piece[0] for piece in pieces if len(piece) == 1}
 
 
-def _masked_lm_loss(model, ids, attention, labels):
-    """Cross-entropy at the labelled positions; the output layer runs only there."""
-    import torch.nn.functional as F
-
-    hidden = model.base_model(input_ids=ids, attention_mask=attention).last_hidden_state
-    scored = labels != -100
-    if not scored.any():  # a batch without pronouns whose random draw picked nothing
-        return hidden.sum() * 0.0
-    return F.cross_entropy(model.cls(hidden[scored]), labels[scored])
-
-
-def _causal_lm_loss(model, ids, attention):
-    """Next-token cross-entropy over the real (non-padding) tokens."""
+def _causal_lm_loss(model, ids, attention, generator=None):
+    """Next-token cross-entropy over the real (non-padding) tokens (``generator``: unused, no masking)."""
     import torch.nn.functional as F
 
     logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
@@ -191,16 +187,7 @@ def _pretrain(kind, model_dir, corpus, out_dir, overrides: dict) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     train, validation, test = _split(list(corpus), recipe["seed"])
     rows = tokenizer(train, truncation=True, max_length=tokenizer.model_max_length).input_ids
-    if kind == "masked":
-        masker = _PronounMasker(tokenizer)
-
-        def step_loss(model, ids, attention, generator):
-            inputs, labels = masker(ids, attention, generator)
-            return _masked_lm_loss(model, inputs, attention, labels)
-    else:
-        def step_loss(model, ids, attention, generator):
-            return _causal_lm_loss(model, ids, attention)
-
+    step_loss = _PronounMasker(tokenizer).loss if kind == "masked" else _causal_lm_loss
     losses, checks = _train(model, rows, tokenizer.pad_token_id, step_loss,
                             lambda m: _accuracy_or_none(m, tokenizer, validation),
                             desc=f"pre-train {kind} LM", **recipe)
