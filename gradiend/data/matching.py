@@ -172,13 +172,9 @@ def find_class_occurrences(
 
 def mask_spans(sentence: str, spans: Sequence[Span], mask: str) -> str:
     """``sentence`` with every span replaced by ``mask`` (spans sorted and non-overlapping)."""
-    pieces, last = [], 0
-    for start, end, _ in spans:
-        pieces.append(sentence[last:start])
-        pieces.append(mask)
-        last = end
-    pieces.append(sentence[last:])
-    return "".join(pieces)
+    for start, end, _ in reversed(spans):  # from the end, so earlier offsets stay valid
+        sentence = sentence[:start] + mask + sentence[end:]
+    return sentence
 
 
 def find_neutral(
