@@ -8,7 +8,7 @@ code above this layer (gradients, encoding, training) sees only :class:`TargetBa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Sequence
 
 import torch
@@ -34,7 +34,6 @@ class TargetBatch:
     factual_ids: torch.LongTensor
     alternative_ids: torch.LongTensor | None
     n_rows: int
-    texts: list[str] | None = field(default=None, compare=False)
 
     @property
     def n_positions(self) -> int:
@@ -74,7 +73,6 @@ class TargetBatch:
             factual_ids=self.factual_ids[keep],
             alternative_ids=None if self.alternative_ids is None else self.alternative_ids[keep],
             n_rows=int(rows_t.numel()),
-            texts=None if self.texts is None else [self.texts[r] for r in rows_t.tolist()],
         )
 
 

@@ -75,7 +75,6 @@ class CausalLMObjective(Objective):
             factual_ids=factual_ids,
             alternative_ids=alternative_ids,
             n_rows=len(rows),
-            texts=list(masked),
         )
 
 

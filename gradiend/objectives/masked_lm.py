@@ -99,7 +99,6 @@ class MaskedLMObjective(Objective):
             factual_ids=torch.tensor(labels_f, dtype=torch.long),
             alternative_ids=None if alternative is None else torch.tensor(labels_a, dtype=torch.long),
             n_rows=len(masked),
-            texts=list(masked),
         )
 
 
