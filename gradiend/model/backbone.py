@@ -38,11 +38,7 @@ def mapped_parameters(model: torch.nn.Module, params: Sequence[str] | None = Non
     parameter is a ValueError naming it.
     """
     names = _backbone_names(model)
-    selected: dict[str, torch.nn.Parameter] = {}
-    for _, param in model.named_parameters():
-        name = names.get(id(param))
-        if name is not None:
-            selected[name] = param
+    selected = {names[id(p)]: p for _, p in model.named_parameters() if id(p) in names}
     if params is None:
         return selected
     if isinstance(params, str):

@@ -119,12 +119,11 @@ class TextModelWithGradiend(ModelWithGradiend):
                    buffers: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Input-space float32 gradients per kind, written into ``buffers`` (reused when they fit)."""
         gradiend, out = self.gradiend, {}
+        buffers = {} if buffers is None else buffers
         for kind in dict.fromkeys(kinds):
-            buffer = None if buffers is None else buffers.get(kind)
+            buffer = buffers.get(kind)
             if buffer is None or buffer.shape != (gradiend.input_dim,) or buffer.device != gradiend.device:
-                buffer = torch.empty(gradiend.input_dim, dtype=torch.float32, device=gradiend.device)
-                if buffers is not None:
-                    buffers[kind] = buffer
+                buffers[kind] = buffer = torch.empty(gradiend.input_dim, dtype=torch.float32, device=gradiend.device)
             out[kind] = buffer
         return flat_parameter_gradients(self.base_model, self.mapped_parameters(), self.objective, batch, out,
                                         self._flat_segments())
