@@ -61,9 +61,9 @@ def duplicate_keys(text: str, where: str = "<text>") -> list[str]:
     return problems
 
 
-def check_yaml_file(path: str | Path) -> None:
-    """Raise :class:`ConfigError` if the YAML file at ``path`` is not UTF-8, does not parse, or writes
-    a key twice in one mapping."""
+def check_yaml_file(path: str | Path) -> str:
+    """The text of the YAML file at ``path``; :class:`ConfigError` if it is not UTF-8, does not parse, or
+    writes a key twice in one mapping."""
     import yaml
 
     try:
@@ -76,15 +76,14 @@ def check_yaml_file(path: str | Path) -> None:
         raise ConfigError([f"{path}: not valid YAML: {' '.join(str(error).split())}"]) from None
     if problems:
         raise ConfigError(problems)
+    return text
 
 
 def load_yaml(path: str | Path) -> Any:
     """The YAML file at ``path``, after :func:`check_yaml_file` (a key written twice is an error)."""
     import yaml
 
-    check_yaml_file(path)
-    with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+    return yaml.safe_load(check_yaml_file(path))
 
 
 def non_finite_values(value: Any, path: list | None = None) -> list[str]:
@@ -143,15 +142,11 @@ def validate_with_defaults(instance: dict, schema: dict) -> dict:
     non_finite = non_finite_values(filled)
     validator = _default_filling_validator(schema)
     errors = sorted(validator.iter_errors(filled), key=lambda e: [str(p) for p in e.absolute_path])
-    errors = [e for e in errors if not _is_non_finite(e.instance)]
+    errors = [e for e in errors if not (isinstance(e.instance, float) and not math.isfinite(e.instance))]
     problems = non_finite + [line for error in errors for line in describe_error(error)]
     if problems:
         raise ConfigError(problems)
     return filled
-
-
-def _is_non_finite(value: Any) -> bool:
-    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _number_hint(value: Any) -> str:

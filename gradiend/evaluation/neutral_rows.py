@@ -27,9 +27,7 @@ def _single_token(tokenizer, prefix: str, word: str, special: set[int]) -> bool:
 def mask_random_word(tokenizer, text: str, excluded: set[str], rng: random.Random, causal: bool,
                      min_prefix_tokens: int = DEFAULT_MIN_PREFIX_TOKENS) -> tuple[str, str] | None:
     """``(masked text, masked word)`` for one randomly chosen qualifying word, or None."""
-    special = set(tokenizer.all_special_ids)
-    if getattr(tokenizer, "unk_token_id", None) is not None:
-        special.add(tokenizer.unk_token_id)
+    special = set(tokenizer.all_special_ids) | {getattr(tokenizer, "unk_token_id", None)}  # None matches no id
     spans = [m for m in WORD.finditer(text) if m.group().lower() not in excluded]
     rng.shuffle(spans)
     if causal:

@@ -81,16 +81,11 @@ def _apply_alias(owner: str, topk, keep_top_k, default):
 class PrePruneConfig:
     """Keep only the base-model entries whose mean source gradient is large, before training.
 
-    Importance is ``|mean of the per-example source gradients|`` over ``n_samples`` training rows,
-    drawn evenly from the two target transitions. ``topk`` is a count (int) or a fraction (float);
-    ``threshold`` keeps entries with importance >= threshold (both may be set: threshold first,
-    then top-k among the survivors). ``batch_size`` is how many sampled rows share one
-    forward/backward pass (``n_samples <= batch_size`` means a single backward). ``seed=None``
-    uses the training seed. ``keep_top_k`` is accepted as an alias of ``topk`` (the name used in
-    the user documentation). ``importance_metric`` ("how to compute importance"): the only one
-    pre-pruning computes is ``"gradient_norm"``, the magnitude ``|mean source gradient|`` of each
-    entry (:data:`PRE_PRUNE_METRICS`); ``"weight_magnitude"`` needs trained weights and is a
-    post-pruning metric.
+    Importance is ``|mean of the per-example source gradients|`` (``importance_metric``
+    ``"gradient_norm"``, the only one pre-pruning computes) over ``n_samples`` training rows drawn
+    evenly from the two target transitions, ``batch_size`` rows per backward. ``topk`` is a count (int)
+    or a fraction (float), ``keep_top_k`` its alias; ``threshold`` keeps importance >= threshold (with
+    both: threshold first, then top-k of the survivors). ``seed=None`` uses the training seed.
     """
 
     n_samples: int = 8

@@ -83,6 +83,10 @@ def read_json_file(path: Path, name: str, kind: str):
         raise BenchmarkFormatError(f"{name}: not a {kind} JSON file ({err})") from None
 
 
+def _path(source: Any) -> Path:
+    return Path(str(source["path"] if isinstance(source, Mapping) else source)).expanduser()
+
+
 def _describe(source: Any) -> str:
     if isinstance(source, Mapping):
         if "path" in source:
@@ -168,8 +172,7 @@ def read_stereoset(source: Any, bias_types: Sequence[str] | None = None) -> list
             rows = _hf_rows(source, config)
             items += stereoset_items(rows, config, name)
     else:
-        path = Path(str(source["path"] if isinstance(source, Mapping) else source)).expanduser()
-        document = read_json_file(path, name, "StereoSet")
+        document = read_json_file(_path(source), name, "StereoSet")
         data = document.get("data") if isinstance(document, Mapping) else None
         if not isinstance(data, Mapping) or not any(s in data for s in SUBSETS):
             raise BenchmarkFormatError(f"{name}: not the released StereoSet format "
@@ -217,7 +220,7 @@ def read_crows_pairs(source: Any, bias_types: Sequence[str] | None = None) -> li
     if isinstance(source, Mapping) and "hf_dataset" in source:
         frame = pd.DataFrame(list(_hf_rows(source, source.get("hf_config"))))
     else:
-        path = Path(str(source["path"] if isinstance(source, Mapping) else source)).expanduser()
+        path = _path(source)
         if not path.is_file():
             raise BenchmarkFormatError(f"{name}: CrowS-Pairs file not found")
         try:
