@@ -263,11 +263,8 @@ class GradiendModel(nn.Module):
         return dict(self.named_parameters())
 
     def save_pretrained(self, save_directory, metadata: dict | None = None, training: dict | None = None) -> Path:
-        """Write ``model.safetensors``, mapping files, ``config.json`` (last) and ``training.json``.
-
-        Each file is written atomically; ``config.json`` is written after the weights, so a folder
-        with a config always has the weights that belong to it. Other files in the folder are kept.
-        """
+        """Write the checkpoint atomically, ``config.json`` after the weights (:mod:`.checkpoint`); other
+        files in the folder are kept."""
         if metadata is not None:
             self.metadata = dict(metadata)
         return checkpoint.save_checkpoint(self, save_directory, training)

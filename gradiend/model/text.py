@@ -138,13 +138,9 @@ class TextModelWithGradiend(ModelWithGradiend):
 
     def source_and_target_gradients(self, batch, buffers: dict[str, torch.Tensor] | None = None
                                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(source, target)`` input-space gradients of a batch from ONE forward pass.
-
-        ``batch``: a :class:`TargetBatch` or a mapping with ``masked``, ``factual``, ``alternative``.
-        When source and target are the same kind, the same tensor is returned twice. ``buffers``: a
-        dict the caller keeps across calls (a training loop); the gradients are written into its
-        float32 vectors (created on first use), so the next call overwrites the returned tensors.
-        """
+        """``(source, target)`` input-space gradients of a batch (a :class:`TargetBatch` or a mapping with
+        ``masked``, ``factual``, ``alternative``) from ONE forward pass; one tensor twice when the kinds agree.
+        ``buffers``: a dict the caller keeps across steps; its float32 vectors are reused (overwritten)."""
         grads = self._gradients(self._as_batch(batch), [self.source, self.target], buffers)
         return grads[self.source], grads[self.target]
 

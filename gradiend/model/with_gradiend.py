@@ -301,12 +301,8 @@ class ModelWithGradiend(nn.Module, ABC):
         return (result, keep) if return_mask else result
 
     def invert_encoding(self, update_direction: bool = True) -> None:
-        """Flip the sign of the encoded value; reconstruction is unchanged (see ``GradiendModel.invert_encoding``).
-
-        ``update_direction`` also negates ``feature_class_encoding_direction`` so that class
-        directions keep describing the encoded sign (manual flips); training normalisation passes
-        False.
-        """
+        """Flip the encoded sign, reconstruction unchanged; ``update_direction`` (manual flips) negates the
+        class directions with it so they keep describing the sign (training normalisation passes False)."""
         self.gradiend.invert_encoding()
         if update_direction and self.feature_class_encoding_direction is not None:
             self.feature_class_encoding_direction = {c: -d for c, d in self.feature_class_encoding_direction.items()}
@@ -332,14 +328,10 @@ class ModelWithGradiend(nn.Module, ABC):
 
     @classmethod
     def from_pretrained(cls, load_directory=None, **kwargs) -> "ModelWithGradiend":
-        """Load base model + GRADIEND (:func:`gradiend.model.with_gradiend_io.load_model_with_gradiend`).
-
-        Forms: ``from_pretrained(base_model=..., gradiend_model="ckpt")``; ``from_pretrained("ckpt")``
-        (base model from the checkpoint's reference); ``from_pretrained(base)`` (fresh GRADIEND).
-        ``feature_definition``: an object with ``pair`` (+1 class, −1 class) and optional ``classes``
-        (the others get 0) that sets ``feature_class_encoding_direction``. On the abstract base class
-        this builds a :class:`~gradiend.model.text.TextModelWithGradiend`.
-        """
+        """Load base model + GRADIEND (:func:`gradiend.model.with_gradiend_io.load_model_with_gradiend`):
+        ``from_pretrained(base_model=..., gradiend_model="ckpt")``, ``from_pretrained("ckpt")`` (base model
+        from the checkpoint's reference) or ``from_pretrained(base)`` (fresh GRADIEND). On the abstract
+        base class this builds a :class:`~gradiend.model.text.TextModelWithGradiend`."""
         if cls is ModelWithGradiend:
             from gradiend.model.text import TextModelWithGradiend
 

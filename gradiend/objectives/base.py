@@ -100,13 +100,8 @@ class Objective:
         raise NotImplementedError
 
     def scored_logits(self, model, batch: TargetBatch) -> torch.Tensor:
-        """Logits at the scored positions, shape ``(P, V)``.
-
-        The output head runs only on the ``P`` scored hidden states when the model's head is known
-        to be a plain function of the backbone's last hidden state (checked once per model, see
-        :mod:`gradiend.objectives.heads`); otherwise the full model runs and the scored rows are
-        picked from its logits. Both give the same numbers.
-        """
+        """Logits at the scored positions, shape ``(P, V)`` (the head runs on those positions alone when
+        that gives the same numbers, :mod:`gradiend.objectives.heads`)."""
         inputs = {**batch.inputs, **no_cache_kwargs(model)}
         return scored_hidden_logits(model, inputs, batch.row_index, batch.position)
 
