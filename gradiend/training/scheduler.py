@@ -29,12 +29,7 @@ class BatchScheduler:
 
     def __init__(self, feature_class_ids: Sequence[int], labels: Sequence[float], batch_size: int,
                  seed: int, group_names: Mapping[int, str] | None = None):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        ids = np.asarray(feature_class_ids)
-        labs = np.asarray(labels)
-        if ids.shape != labs.shape or ids.ndim != 1:
-            raise ValueError("feature_class_ids and labels must be 1-D and of equal length")
+        ids, labs = np.asarray(feature_class_ids), np.asarray(labels)  # batch_size >= 1: TrainingArguments checks it
         if ids.size == 0:
             raise ValueError("no training rows to schedule")
         self.batch_size = batch_size

@@ -88,13 +88,9 @@ class SentenceScorer:
         jobs.sort(key=lambda job: len(encoded[job[0]][0]))
         totals = [0.0] * len(encoded)
         for batch in chunks(jobs, self.batch_size):
-            rows, originals = [], []
-            for s, p in batch:
-                ids = list(encoded[s][0])
-                originals.append(ids[p])
-                ids[p] = mask
-                rows.append(ids)
-            ids, attention = pad_right(rows, self.pad_id)
+            originals = [encoded[s][0][p] for s, p in batch]
+            masked = [encoded[s][0][:p] + [mask] + encoded[s][0][p + 1:] for s, p in batch]
+            ids, attention = pad_right(masked, self.pad_id)
             row_index = torch.arange(len(batch))
             col_index = torch.tensor([p for _, p in batch])
             logits = masked_position_logits(self.model, ids, attention, row_index, col_index)

@@ -64,7 +64,6 @@ def sentence_embeddings(model, tokenizer, sentences: Sequence[str], kind: str, b
     from gradiend.evaluation.batching import eval_mode, model_device, pad_id, pad_right
 
     rows = [list(tokenizer(s, add_special_tokens=True)["input_ids"]) for s in sentences]
-    out = np.zeros((len(rows), 0))
     vectors = []
     with eval_mode(model):
         for start in range(0, len(rows), batch_size):
@@ -75,7 +74,7 @@ def sentence_embeddings(model, tokenizer, sentences: Sequence[str], kind: str, b
                            output_hidden_states=True).hidden_states[-1].double().cpu()
             index = torch.zeros(len(batch), dtype=torch.long) if kind == "masked" else attention.sum(1) - 1
             vectors.append(hidden[torch.arange(len(batch)), index].numpy())
-    return np.concatenate(vectors) if vectors else out
+    return np.concatenate(vectors) if vectors else np.zeros((0, 0))
 
 
 def _unit(m: np.ndarray) -> np.ndarray:
