@@ -68,106 +68,102 @@ _ACTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("answered", "answer", ("the phone", "the questions", "the email")),
     ("organized", "organize", ("the party", "the files", "the meeting", "the trip")),
 )
-_PLACES = (
-    "the library", "the park", "the office", "the station", "the beach", "the market", "the hospital",
-    "the school", "the gym", "the bakery", "the museum", "the garden", "the cafe", "the airport",
-    "the harbour", "the cinema", "the farm", "the lake", "the church", "the hotel", "the bank",
-    "the stadium",
-)
-_TIMES = (
-    "in the morning", "in the evening", "after lunch", "on Monday", "on Friday", "last week",
-    "yesterday", "at noon", "before dawn", "during the storm", "over the weekend", "this afternoon",
-    "at midnight", "in the spring", "after work",
-)
-_MOVES = ("walked to", "drove to", "ran to", "went to", "hurried to", "returned to", "cycled to")
-_ADJECTIVES = (
-    "tired", "happy", "nervous", "proud", "hungry", "excited", "calm", "worried", "sleepy",
-    "cheerful", "angry", "relieved", "busy", "bored", "curious",
-)
-_RELATIVES = (
-    "sister", "brother", "mother", "father", "friend", "neighbour", "teacher", "boss", "cousin",
-    "grandmother", "grandfather", "coach", "doctor", "colleague", "uncle", "aunt",
-)
-_RELATIVES_PLURAL = ("friends", "teachers", "neighbours", "parents", "coaches", "grandparents")
-_ITEMS = ("keys", "wallet", "phone", "umbrella", "glasses", "notebook", "bag", "ticket", "jacket", "hat")
-_ITEMS_PLURAL = ("keys", "tickets", "bags", "phones", "maps", "umbrellas")
-_GIFTS = ("book", "scarf", "watch", "card", "plant", "mug")
-_ROLES = ("manager", "librarian", "driver", "waiter", "pilot", "clerk", "mayor", "gardener")
-_VEHICLES = ("train", "bus", "ferry", "truck", "plane")
-_EVENTS = ("concert", "meeting", "wedding", "party", "match", "lecture")
-_PLACE_STATES = ("quiet", "crowded", "empty", "closed", "noisy", "warm")
-_ANIMALS = ("cat", "dog", "fox", "horse", "bird", "goat")
 
-# Gendered shapes: a name first, pronouns after it (same clause, next clause, or next sentence).
-_GENDERED_TEMPLATES = (
-    "{name} {action} before {he} went home.",
-    "{name} {action} {time}, and then {he} {action2}.",
-    "{name} was {adj} because {he} had lost {his} {item}.",
-    "{name} called {his} {relative} when {he} arrived at {place}.",
-    "{name} stayed at {place} {time}. {He} {action}.",
-    "When {name} got to {place}, {he} {action}.",
-    "{name} said that {he} would {action_base} {time}.",
-    "{name} asked {his} {relative} to help {him} {action_base}.",
-    "After {name} {action}, {he} {move} {place}.",
-    "{name} forgot {his} {item} at {place}, so {he} went back.",
-    "{name} {move} {place} {time} because {he} wanted to {action_base}.",
-    "Everyone thanked {name} because {he} {action}.",
-    "{name} smiled when {his} {relative} gave {him} a {gift}.",
-    "{name} was {adj}. {He} {action} and {move} {place}.",
-    "Yesterday {name} {action}, but {he} did not {action_base}.",
-    "{name} told {his} {relative} that {he} was {adj}.",
-    "{name} could not find {his} {item}, so {he} {action}.",
-    "{name} met {his} {relative} at {place}, and {he} {action}.",
-    "Although {name} was {adj}, {he} {action} {time}.",
-    "{name} {move} {place}, where {he} {action}.",
-    "{name} hoped that {his} {relative} would visit {him} {time}.",
-    "{name} took {his} {item} and {move} {place}. Later {he} {action}.",
-    "{name} visited {his} {relatives} because {he} missed them.",
-    "{name} was at {place} {time}, and {his} {relative} asked {him} to {action_base}.",
-    "The {role} thanked {name} after {he} {action}.",
-    "{name} {action}. Then {he} {action2} {time}.",
-)
-_PLURAL_TEMPLATES = (
-    "{group} {action} before they went home.",
-    "{group} were {adj} because they had lost their {items}.",
-    "{group} {move} {place} {time}. They {action}.",
-    "When {group} arrived at {place}, they {action}.",
-    "{group} said that they would {action_base} {time}.",
-    "{group} asked their {relatives} to help them {action_base}.",
-    "After {group} {action}, they {move} {place}.",
-    "Everyone thanked {group} because they {action}.",
-    "{group} met their {relatives} at {place}, and they {action} together.",
-    "{group} could not find their {items}, so they {action}.",
-)
-_NEUTRAL_TEMPLATES = (
-    "{group} {action} {time}.",
-    "{name} {action} {time}.",
-    "{name} {move} {place} {time}.",
-    "The {vehicle} arrived at {place} {time}.",
-    "It rained {time}, so the {event} moved to {place}.",
-    "{place} was {state} {time}.",
-    "{name} and {name2} {action} {time}.",
-    "A {animal} slept near {place} {time}.",
-    "The {role} {action} at {place}.",
-    "Nobody {action} {time}.",
-    "{group} {move} {place} and {action}.",
-)
+# Fillers of the other slots, by slot name.
+_SLOT_FILLERS: dict[str, tuple[str, ...]] = {
+    "place": (
+        "the library", "the park", "the office", "the station", "the beach", "the market", "the hospital",
+        "the school", "the gym", "the bakery", "the museum", "the garden", "the cafe", "the airport",
+        "the harbour", "the cinema", "the farm", "the lake", "the church", "the hotel", "the bank",
+        "the stadium",
+    ),
+    "time": (
+        "in the morning", "in the evening", "after lunch", "on Monday", "on Friday", "last week",
+        "yesterday", "at noon", "before dawn", "during the storm", "over the weekend", "this afternoon",
+        "at midnight", "in the spring", "after work",
+    ),
+    "move": ("walked to", "drove to", "ran to", "went to", "hurried to", "returned to", "cycled to"),
+    "adj": (
+        "tired", "happy", "nervous", "proud", "hungry", "excited", "calm", "worried", "sleepy",
+        "cheerful", "angry", "relieved", "busy", "bored", "curious",
+    ),
+    "relative": (
+        "sister", "brother", "mother", "father", "friend", "neighbour", "teacher", "boss", "cousin",
+        "grandmother", "grandfather", "coach", "doctor", "colleague", "uncle", "aunt",
+    ),
+    "relatives": ("friends", "teachers", "neighbours", "parents", "coaches", "grandparents"),
+    "item": ("keys", "wallet", "phone", "umbrella", "glasses", "notebook", "bag", "ticket", "jacket", "hat"),
+    "items": ("keys", "tickets", "bags", "phones", "maps", "umbrellas"),
+    "gift": ("book", "scarf", "watch", "card", "plant", "mug"),
+    "role": ("manager", "librarian", "driver", "waiter", "pilot", "clerk", "mayor", "gardener"),
+    "vehicle": ("train", "bus", "ferry", "truck", "plane"),
+    "event": ("concert", "meeting", "wedding", "party", "match", "lecture"),
+    "state": ("quiet", "crowded", "empty", "closed", "noisy", "warm"),
+    "animal": ("cat", "dog", "fox", "horse", "bird", "goat"),
+    "group": PLURAL_SUBJECTS,
+}
+
 TEMPLATES: dict[str, tuple[str, ...]] = {
-    "gendered": _GENDERED_TEMPLATES,
-    "plural": _PLURAL_TEMPLATES,
-    "neutral": _NEUTRAL_TEMPLATES,
+    # Gendered shapes: a name first, pronouns after it (same clause, next clause, or next sentence).
+    "gendered": (
+        "{name} {action} before {he} went home.",
+        "{name} {action} {time}, and then {he} {action2}.",
+        "{name} was {adj} because {he} had lost {his} {item}.",
+        "{name} called {his} {relative} when {he} arrived at {place}.",
+        "{name} stayed at {place} {time}. {He} {action}.",
+        "When {name} got to {place}, {he} {action}.",
+        "{name} said that {he} would {action_base} {time}.",
+        "{name} asked {his} {relative} to help {him} {action_base}.",
+        "After {name} {action}, {he} {move} {place}.",
+        "{name} forgot {his} {item} at {place}, so {he} went back.",
+        "{name} {move} {place} {time} because {he} wanted to {action_base}.",
+        "Everyone thanked {name} because {he} {action}.",
+        "{name} smiled when {his} {relative} gave {him} a {gift}.",
+        "{name} was {adj}. {He} {action} and {move} {place}.",
+        "Yesterday {name} {action}, but {he} did not {action_base}.",
+        "{name} told {his} {relative} that {he} was {adj}.",
+        "{name} could not find {his} {item}, so {he} {action}.",
+        "{name} met {his} {relative} at {place}, and {he} {action}.",
+        "Although {name} was {adj}, {he} {action} {time}.",
+        "{name} {move} {place}, where {he} {action}.",
+        "{name} hoped that {his} {relative} would visit {him} {time}.",
+        "{name} took {his} {item} and {move} {place}. Later {he} {action}.",
+        "{name} visited {his} {relatives} because {he} missed them.",
+        "{name} was at {place} {time}, and {his} {relative} asked {him} to {action_base}.",
+        "The {role} thanked {name} after {he} {action}.",
+        "{name} {action}. Then {he} {action2} {time}.",
+    ),
+    "plural": (
+        "{group} {action} before they went home.",
+        "{group} were {adj} because they had lost their {items}.",
+        "{group} {move} {place} {time}. They {action}.",
+        "When {group} arrived at {place}, they {action}.",
+        "{group} said that they would {action_base} {time}.",
+        "{group} asked their {relatives} to help them {action_base}.",
+        "After {group} {action}, they {move} {place}.",
+        "Everyone thanked {group} because they {action}.",
+        "{group} met their {relatives} at {place}, and they {action} together.",
+        "{group} could not find their {items}, so they {action}.",
+    ),
+    "neutral": (
+        "{group} {action} {time}.",
+        "{name} {action} {time}.",
+        "{name} {move} {place} {time}.",
+        "The {vehicle} arrived at {place} {time}.",
+        "It rained {time}, so the {event} moved to {place}.",
+        "{place} was {state} {time}.",
+        "{name} and {name2} {action} {time}.",
+        "A {animal} slept near {place} {time}.",
+        "The {role} {action} at {place}.",
+        "Nobody {action} {time}.",
+        "{group} {move} {place} and {action}.",
+    ),
 }
 # Share of each kind of sentence; female and male split the gendered share evenly.
 _KIND_WEIGHTS = (("female", 0.25), ("male", 0.25), ("plural", 0.25), ("neutral", 0.25))
 _PRONOUN_FORMS = {
     "female": {"he": "she", "He": "She", "him": "her", "his": "her"},
     "male": {"he": "he", "He": "He", "him": "him", "his": "his"},
-}
-_SIMPLE_SLOTS = {
-    "place": _PLACES, "time": _TIMES, "move": _MOVES, "adj": _ADJECTIVES, "relative": _RELATIVES,
-    "relatives": _RELATIVES_PLURAL, "item": _ITEMS, "items": _ITEMS_PLURAL, "gift": _GIFTS,
-    "role": _ROLES, "vehicle": _VEHICLES, "event": _EVENTS, "state": _PLACE_STATES,
-    "animal": _ANIMALS, "group": PLURAL_SUBJECTS,
 }
 _WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
 
@@ -192,8 +188,8 @@ def _fill_slot(slot: str, kind: str, rng: random.Random) -> str:
     if base in ("action", "action_base"):
         past, bare, objects = rng.choice(_ACTIONS)
         return f"{past if base == 'action' else bare} {rng.choice(objects)}"
-    if base in _SIMPLE_SLOTS:
-        return rng.choice(_SIMPLE_SLOTS[base])
+    if base in _SLOT_FILLERS:
+        return rng.choice(_SLOT_FILLERS[base])
     raise KeyError(f"demo corpus template uses unknown slot {slot!r}")
 
 

@@ -8,8 +8,8 @@ regex prefilter (lemma classes cannot be prefiltered: "is" has lemma "be").
 from __future__ import annotations
 
 import re
-from itertools import islice
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Iterable, Iterator, Optional, Sequence
 
 from gradiend.data.filter_config import SpacyTagSpec, TextFilterConfig
@@ -114,8 +114,7 @@ def _match_strings(sentences: Sequence[str], matchers: list[ClassMatcher]) -> No
             continue
         for matcher in active:
             spans = matcher.string_spans(sentence)
-            if spans:
-                matcher.record(index, spans, (s[2].lower() for s in spans))
+            matcher.record(index, spans, (s[2].lower() for s in spans))
         active = [m for m in active if not m.done]
         if not active:
             return
