@@ -356,9 +356,8 @@ class TextPredictionDataCreator:
         specs = [excluded_spacy_tags] if isinstance(excluded_spacy_tags, dict) else list(excluded_spacy_tags or [])
         for i, spec in enumerate(specs):
             validate_tag_spec(spec, f"excluded_spacy_tags[{i}]")
-        nlp = None
-        if specs:
-            nlp = load_spacy_model(require_spacy_model(self.spacy_model, "excluded_spacy_tags are given"))
+        why = "excluded_spacy_tags are given"
+        nlp = load_spacy_model(require_spacy_model(self.spacy_model, why)) if specs else None
         sentences = self.sentences() if base_data is None else self._sentences_of(base_data)
         texts = find_neutral(sentences, excluded, specs, max_size, nlp)
         if not texts:

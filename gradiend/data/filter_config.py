@@ -29,8 +29,8 @@ MORPH_FEATURES = frozenset({
 """Morphological feature names accepted as tag keys (compared exactly, case-sensitive)."""
 
 
-def validate_tag_spec(tags: SpacyTagSpec, where: str) -> SpacyTagSpec:
-    """Return ``tags`` if every key is known and every value a string, else one clear ValueError."""
+def validate_tag_spec(tags: SpacyTagSpec, where: str) -> None:
+    """One clear ValueError unless every key of ``tags`` is known and every value a string."""
     if not isinstance(tags, dict):
         raise ValueError(f"{where}: spacy_tags must be a dict of key -> value, got {type(tags).__name__}")
     for key, value in tags.items():
@@ -44,7 +44,6 @@ def validate_tag_spec(tags: SpacyTagSpec, where: str) -> SpacyTagSpec:
             )
         if not isinstance(value, str):
             raise ValueError(f"{where}: spaCy tag {key!r} must have a string value, got {value!r}")
-    return tags
 
 
 def _is_known_tag_key(key) -> bool:

@@ -121,7 +121,6 @@ class TextPredictionConfig:
 
 def _validated_merge_map(merge_map: Mapping[str, Sequence[str]]) -> Dict[str, List[str]]:
     owner: dict[str, str] = {}
-    out = {}
     for merged, bases in merge_map.items():
         if isinstance(bases, str) or not bases:
             raise ValueError(f"class_merge_map[{merged!r}] must be a non-empty list of class ids, got {bases!r}")
@@ -131,8 +130,7 @@ def _validated_merge_map(merge_map: Mapping[str, Sequence[str]]) -> Dict[str, Li
                     f"class_merge_map: class {base!r} is in both {owner[base]!r} and {merged!r}"
                 )
             owner[base] = merged
-        out[str(merged)] = list(bases)
-    return out
+    return {str(merged): list(bases) for merged, bases in merge_map.items()}
 
 
 def _require_present(key: str, wanted: Sequence[str], present: Sequence[str]) -> None:

@@ -40,9 +40,7 @@ def resolve_target_classes(classes: Iterable[str], target_classes: Optional[Sequ
 def assign_labels(frame, target_classes: Optional[Sequence[str]]):
     """``frame`` with ``label`` = +1 for target_classes[0], -1 for target_classes[1], 0 otherwise."""
     out = frame.copy()
-    values = {}
-    if target_classes:
-        values = {target_classes[0]: 1, target_classes[1]: -1}
+    values = {target_classes[0]: 1, target_classes[1]: -1} if target_classes else {}
     out[LABEL] = out[FACTUAL_CLASS].map(values).fillna(0).astype("int64")
     return out
 
