@@ -265,11 +265,9 @@ def _check_target_splits(frame, target_classes: Optional[list[str]], by_token: b
     for cls in target_classes or []:
         rows = frame[FACTUAL_CLASS] == cls
         splits = set(frame.loc[rows, SPLIT])
-        missing = "train" if "train" not in splits else None
-        if missing is None and not splits & {"validation", "test"}:
-            missing = "validation' or 'test"
-        if missing is None:
+        if "train" in splits and splits & {"validation", "test"}:
             continue
+        missing = "train" if "train" not in splits else "validation' or 'test"
         hint = ""
         if by_token:
             n_tokens = frame.loc[rows, FACTUAL].str.casefold().nunique()
