@@ -18,25 +18,25 @@ REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "config" / "experiments"
 
 
-def snakemake(*args, results_dir):
-    command = [sys.executable, "-m", "snakemake", *args, "--config", f"results_dir={results_dir}"]
+def snakemake(*args, results_dir, config=()):
+    command = [sys.executable, "-m", "snakemake", *args, "--config", f"results_dir={results_dir}", *config]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
     return done.returncode, done.stdout + done.stderr
 
 
-def dry_run(tmp_path, *args, quiet=True):
+def dry_run(tmp_path, *args, quiet=True, config=()):
     quietness = ("--quiet", "rules") if quiet else ()
-    code, output = snakemake("-n", *quietness, *args, results_dir=tmp_path / "results")
+    code, output = snakemake("-n", *quietness, *args, results_dir=tmp_path / "results", config=config)
     assert code == 0, output
     return planned_jobs(output), output
 
 
-def per_experiment(seeds, learning_rates, rewrites, pre_prune=False):
-    """Job counts of one experiment; the decoder grid is one job per learning rate (writing one cell
-    file per feature factor) plus the base cell."""
+def per_experiment(seeds, learning_rates, rewrites, pre_prune=False, fan_out=False):
+    """Job counts of one experiment. On one machine the decoder grid is one job; with ``fan_out``
+    (a cluster) one job per learning rate (writing one cell file per feature factor) plus the base cell."""
+    grid = {"decoder_cell": learning_rates, "decoder_base": 1} if fan_out else {"decoder_grid": 1}
     counts = {"create_training_data": 1, "create_neutral_data": 1, "train_seed": seeds,
-              "evaluate_encoder": seeds, "select_seed": 1, "decoder_cell": learning_rates, "decoder_base": 1,
-              "select_cell": 1,
+              "evaluate_encoder": seeds, "select_seed": 1, **grid, "select_cell": 1,
               "rewrite_model": rewrites, "report": 1, "provenance": 1}
     if pre_prune:
         counts["pre_prune"] = 1
@@ -45,7 +45,7 @@ def per_experiment(seeds, learning_rates, rewrites, pre_prune=False):
 
 def test_default_config_dry_run(tmp_path):
     counts, output = dry_run(tmp_path)
-    # two experiments: 3 seeds each, 8 learning rates (x 2 feature factors, one job per rate) + base,
+    # two experiments: 3 seeds each, one decoder grid job (8 learning rates x 2 feature factors + base),
     # 2 rewrites; the GPT-2 experiment pre-prunes; both demo models and the corpus are built once.
     bert, gpt2 = per_experiment(3, 8, 2), per_experiment(3, 8, 2, pre_prune=True)
     expected = {rule: bert.get(rule, 0) + gpt2.get(rule, 0) for rule in {*bert, *gpt2}}
@@ -79,10 +79,23 @@ def test_lint_is_clean(tmp_path):
 
 
 def test_slurm_profile_dry_run(tmp_path):
+    """A cluster (the profile's --jobs) fans the decoder grid out: one job per learning rate plus base."""
     counts, output = dry_run(tmp_path, "--workflow-profile", "workflow/profiles/slurm", quiet=False)
-    assert counts["decoder_cell"] == 16 and counts["decoder_base"] == 2
+    assert counts["decoder_cell"] == 16 and counts["decoder_base"] == 2 and "decoder_grid" not in counts
     assert "workflow specific profile workflow/profiles/slurm" in output
     assert "slurm_partition=gpu" in output and "slurm_partition=cpu" in output
+
+
+@pytest.mark.parametrize("jobs, setting, fan_out", [
+    ((), "per_learning_rate", True),          # asked for on one machine
+    (("--jobs", "4"), "per_experiment", False),  # asked for on a cluster
+    (("--jobs", "4"), "auto", True),           # a job limit is what every cluster executor needs
+])
+def test_decoder_jobs_setting_decides_the_grid_jobs(tmp_path, jobs, setting, fan_out):
+    counts, _ = dry_run(tmp_path, *jobs, config=(f"decoder_jobs={setting}",))
+    grid = {rule: counts.get(rule) for rule in ("decoder_grid", "decoder_cell", "decoder_base")}
+    assert grid == ({"decoder_grid": None, "decoder_cell": 16, "decoder_base": 2} if fan_out
+                    else {"decoder_grid": 2, "decoder_cell": None, "decoder_base": None})
 
 
 def test_invalid_config_stops_snakemake_with_the_key(tmp_path):

@@ -5,11 +5,12 @@ pre-pruning, several seeds, a grid with both feature factors, strengthen and wea
 size that runs in a few minutes on 2 cores: a short pre-training, a few training steps, 2 seeds, a
 2 x 2 grid. Checks are on content: the summary's keys, the rewritten model loading as a masked LM,
 the report naming the chosen seed; then a second run has nothing to do, and changing one grid
-learning rate reruns only the cells of that rate and what depends on them, and a run killed during
+learning rate reruns the grid job, which scores only the cells of that rate, and what depends on them, and a run killed during
 training resumes without redoing the jobs that had finished.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -104,15 +105,23 @@ def test_rewritten_folder_is_a_masked_lm(workflow):
         assert "GRADIEND" in (folder / "README.md").read_text()
 
 
-def test_rerun_does_nothing_then_one_learning_rate_reruns_only_its_cells(workflow):
+def test_rerun_does_nothing_then_one_learning_rate_recomputes_only_its_cells(workflow):
     root, config_file, _ = workflow
     assert planned_jobs(snakemake(config_file, "-n", "--quiet", "rules")) == {}
     changed = root / "changed.yaml"
     changed.write_text(yaml.safe_dump(reduced_config(root / "results", [1.0, 0.5])))
     jobs = planned_jobs(snakemake(changed, "-n", "--quiet", "rules"))
-    # one job writing the two new cells (one per feature factor), and what reads the grid or the whole config
-    assert jobs == {"decoder_cell": 1, "select_cell": 1, "rewrite_model": 2, "report": 1, "provenance": 1,
+    # the experiment's grid job, and what reads the grid or the whole config
+    assert jobs == {"decoder_grid": 1, "select_cell": 1, "rewrite_model": 2, "report": 1, "provenance": 1,
                     "summary": 1, "all": 1}
+    cells = root / "results" / EXPERIMENT / "decoder" / "cells"
+    kept = {name: (cells / f"{name}.json").read_bytes() for name in ("base", "lr~1_ff~1", "lr~1_ff~-1")}
+    snakemake(changed)
+    # the grid job scores only the two new cells; the others are copied from its cache, byte for byte
+    log = (root / "results" / EXPERIMENT / "logs" / "decoder_grid.log").read_text()
+    assert sorted(re.findall(r"cell (\S+): lms", log)) == ["lr~0.5_ff~-1", "lr~0.5_ff~1"]
+    assert sorted(re.findall(r"cell (\S+): unchanged inputs", log)) == sorted(kept)
+    assert {name: (cells / f"{name}.json").read_bytes() for name in kept} == kept
 
 
 @pytest.mark.slow

@@ -1,6 +1,8 @@
 """Decoder stages: score one grid cell, choose the cells, write the rewritten models."""
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Mapping, Sequence
 
 from gradiend.stages.models import (evaluation_parts, load_base, read_tables, with_checkpoint,
@@ -54,11 +56,7 @@ def decoder_base(config: dict, *, training: str, neutral: str, cell: str) -> Non
 
     Config, reads and the written JSON: as :func:`decoder_cells` (learning rate and feature factor 0).
     """
-    from gradiend.util.io import write_json
-
-    result = _evaluator(config, None, training, neutral).evaluate_base()
-    write_json(cell, result)
-    logger.info("cell %s: lms %.4f, probabilities %s", result["id"], result["lms"], result["probs_by_dataset"])
+    _score_cells(config, None, training, neutral, [(cell, None, None)])
 
 
 def decoder_cells(config: dict, *, learning_rate: float, feature_factors: Sequence[float], model: str,
@@ -77,17 +75,93 @@ def decoder_cells(config: dict, *, learning_rate: float, feature_factors: Sequen
     {class: mean P}}, "n_rows_by_dataset", "lms", "lms_details", "class_feature_factors",
     "finite", "part"}``; ``"id"`` is :func:`gradiend.cells.cell_name`, the workflow's file stem.
     """
-    from gradiend.util.io import write_json
-
     if len(cells) != len(feature_factors) or not cells:
         raise ValueError(f"decoder_cells: one output per feature factor, got {len(cells)} for {list(feature_factors)}")
+    _score_cells(config, model, training, neutral,
+                 [(path, learning_rate, ff) for ff, path in zip(feature_factors, cells)])
+
+
+def decoder_grid(config: dict, *, model: str, training: str, neutral: str, cells: Sequence[str],
+                 cache: str | None = None) -> None:
+    """Score every cell of an experiment's grid in one job: one start-up (Python, torch,
+    transformers, the model, the scored inputs) for all cells instead of one per learning rate.
+
+    Each path of ``cells`` is named by its cell (``base.json``, ``lr~0.01_ff~-1.json``:
+    :func:`gradiend.cells.cell_name`). ``cache``: a folder of cells scored before, each stored with
+    the fingerprint of everything it depends on (library version, ``config``, the cell, the bytes of
+    the data, the checkpoint and a local base model). A cell whose fingerprint is unchanged is copied
+    from there (the same bytes a recomputation writes), so a changed learning rate recomputes only its
+    cells; delete the folder to recompute everything.
+    Config, reads and the written JSON: as :func:`decoder_cells`.
+    """
+    from gradiend.cells import BASE, parse_cell_name
+    from gradiend.util.io import read_json, write_json
+
+    todo, fingerprints = [], {}
+    inputs = _input_digests(config, model, training, neutral) if cache else {}
+    for path in cells:
+        name = Path(path).stem
+        lr, ff = (None, None) if name == BASE else parse_cell_name(name)
+        if not cache:
+            todo.append((path, lr, ff))
+            continue
+        fingerprints[path] = _fingerprint(config, name, inputs, with_checkpoint=name != BASE)
+        stored = Path(cache) / f"{name}.json"
+        entry = read_json(stored) if stored.is_file() else None
+        if entry is not None and entry.get("fingerprint") == fingerprints[path]:
+            write_json(path, entry["cell"])
+            logger.info("cell %s: unchanged inputs, copied from %s", name, stored)
+        else:
+            todo.append((path, lr, ff))
+    for path, cell in _score_cells(config, model, training, neutral, todo):
+        if cache:
+            write_json(Path(cache) / f"{Path(path).stem}.json", {"fingerprint": fingerprints[path], "cell": cell})
+
+
+def _score_cells(config: dict, model: str | None, training: str, neutral: str, cells: list) -> list:
+    """Score ``cells`` = ``[(path, learning rate, feature factor)]`` (``None, None``: the base cell)
+    with one loaded model, write each and return ``[(path, cell)]``."""
+    from gradiend.util.io import write_json
+
+    if not cells:
+        return []
     evaluator = _evaluator(config, model, training, neutral)
-    with evaluator.grid_session():
-        for feature_factor, path in zip(feature_factors, cells):
-            result = evaluator.evaluate_cell(learning_rate, feature_factor)
+    done = []
+    with evaluator.grid_session() if model is not None else contextlib.nullcontext():
+        for path, learning_rate, feature_factor in cells:
+            result = (evaluator.evaluate_base() if learning_rate is None
+                      else evaluator.evaluate_cell(learning_rate, feature_factor))
             write_json(path, result)
+            done.append((path, result))
             logger.info("cell %s: lms %.4f, probabilities %s", result["id"], result["lms"],
                         result["probs_by_dataset"])
+    return done
+
+
+def _input_digests(config: Mapping, model: str | None, training: str, neutral: str) -> dict:
+    """SHA-256 of every file a cell reads: the tables, the checkpoint, a local base model folder."""
+    from gradiend.stages.provenance import model_hashes, sha256_file
+
+    def folder(path) -> dict:
+        root = Path(path)
+        return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+    base = config["base_model_path"]
+    return {"training": sha256_file(training), "neutral": sha256_file(neutral),
+            "checkpoint": folder(model) if model else None,
+            "base_model": folder(base) if Path(base).is_dir() else model_hashes(base)}
+
+
+def _fingerprint(config: Mapping, name: str, inputs: Mapping, with_checkpoint: bool) -> str:
+    """What a cell depends on, as one hash (the base cell does not read the checkpoint)."""
+    import hashlib
+
+    from gradiend import __version__
+    from gradiend.util.io import to_json_text
+
+    facts = {"version": __version__, "config": config, "cell": name,
+             "inputs": {k: v for k, v in inputs.items() if with_checkpoint or k != "checkpoint"}}
+    return hashlib.sha256(to_json_text(facts).encode()).hexdigest()
 
 
 def _policy(selection: Mapping):

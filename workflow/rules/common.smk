@@ -22,6 +22,11 @@ except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 RESULTS = CFG["results_dir"]
+# A remote executor (SLURM) needs --jobs; on one machine Snakemake turns --jobs into --cores, so a
+# job limit means a cluster: there the decoder grid fans out, locally one job scores it.
+DECODER_JOBS = CFG["decoder_jobs"]
+if DECODER_JOBS == "auto":
+    DECODER_JOBS = "per_learning_rate" if workflow.resource_settings.nodes else "per_experiment"
 EXPERIMENTS = CFG["experiments"]
 DEMO_DIR = os.path.join(RESULTS, "_demo")
 CONDA_ENV = "../envs/gradiend.yaml"
@@ -151,6 +156,15 @@ def decoder_factor_sets():
     for name, experiment in EXPERIMENTS.items():
         factors = tuple(sorted(float(f) for f in experiment["decoder"]["feature_factors"]))
         sets.setdefault(factors, []).append(name)
+    return sets
+
+
+def decoder_cell_sets():
+    """Cell names of the whole grid, `base` first -> the experiments with that grid (one decoder_grid
+    rule per grid)."""
+    sets = {}
+    for name, experiment in EXPERIMENTS.items():
+        sets.setdefault(tuple(wfc.decoder_cells(experiment)), []).append(name)
     return sets
 
 

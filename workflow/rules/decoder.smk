@@ -1,58 +1,56 @@
-"""Decoder grid (one job per learning rate writing one file per feature factor, plus `base`), cell choice,
-rewrites."""
+"""Decoder grid (one job per experiment, or per learning rate plus `base`; one file per cell), cell
+choice, rewrites."""
 
 
-rule decoder_base:
-    input:
-        unpack(decoder_data_input),
-    output:
-        cell=exp_path("decoder", "cells", "base.json"),
-    log:
-        exp_path("logs", "decoder_cell_base.log"),
-    benchmark:
-        exp_path("benchmarks", "decoder_cell_base.tsv")
-    params:
-        version=GRADIEND_VERSION,
-        config=stage_params("decoder_cell"),
-    group:
-        "decoder_grid"
-    threads: resource("decoder_cell", "threads")
-    resources:
-        gpu=resource("decoder_cell", "gpu"),
-        mem_mb=resource("decoder_cell", "mem_mb"),
-        runtime=resource("decoder_cell", "runtime"),
-    conda:
-        CONDA_ENV
-    script:
-        "../scripts/decoder_base.py"
+if DECODER_JOBS == "per_experiment":
+    # One job per experiment scores the whole grid (one start-up for all cells: the local default).
+    # It still writes one file per cell, and cells whose inputs did not change are copied from
+    # decoder/cache/ (gradiend.stages.decoder_grid), so a changed learning rate recomputes only its
+    # cells. Outputs are fixed patterns, so experiments are grouped by their set of cells.
+    for _index, (_cells, _names) in enumerate(decoder_cell_sets().items()):
 
+        rule:
+            name:
+                "decoder_grid" if _index == 0 else f"decoder_grid_{_index + 1}"
+            wildcard_constraints:
+                experiment="|".join(re.escape(n) for n in _names),
+            input:
+                unpack(decoder_lr_input),
+            output:
+                cells=[exp_path("decoder", "cells", f"{name}.json") for name in _cells],
+            log:
+                exp_path("logs", "decoder_grid.log"),
+            benchmark:
+                exp_path("benchmarks", "decoder_grid.tsv")
+            params:
+                version=GRADIEND_VERSION,
+                config=stage_params("decoder_cell"),
+                cache=lambda wildcards: exp_file(wildcards, "decoder", "cache"),
+            threads: resource("decoder_cell", "threads")
+            resources:
+                gpu=resource("decoder_cell", "gpu"),
+                mem_mb=resource("decoder_cell", "mem_mb"),
+                runtime=resource("decoder_cell", "runtime"),
+            conda:
+                CONDA_ENV
+            script:
+                "../scripts/decoder_grid.py"
 
-# One job per learning rate writes the cells of every feature factor of that rate (one file per
-# cell, so a changed learning rate reruns only its cells): each job pays the start-up (Python,
-# torch, transformers, the model) once for all its cells. A rule's outputs must be fixed patterns,
-# so experiments are grouped by their set of feature factors, one rule per set; the usual case
-# (every experiment with both factors) is the single rule `decoder_cell`.
-for _index, (_factors, _names) in enumerate(decoder_factor_sets().items()):
-
-    rule:
-        name:
-            "decoder_cell" if _index == 0 else f"decoder_cell_{_index + 1}"
-        wildcard_constraints:
-            experiment="|".join(re.escape(n) for n in _names),
-            lr=r"[^_/~]+",
+else:
+    # per_learning_rate (clusters): the grid fans out, one job per learning rate plus `base`, so
+    # the cells can run on several GPUs at once.
+    rule decoder_base:
         input:
-            unpack(decoder_lr_input),
+            unpack(decoder_data_input),
         output:
-            cells=[decoder_cell_pattern(ff) for ff in _factors],
+            cell=exp_path("decoder", "cells", "base.json"),
         log:
-            exp_path("logs", "decoder_cell_lr~{lr}.log"),
+            exp_path("logs", "decoder_cell_base.log"),
         benchmark:
-            exp_path("benchmarks", "decoder_cell_lr~{lr}.tsv")
+            exp_path("benchmarks", "decoder_cell_base.tsv")
         params:
             version=GRADIEND_VERSION,
             config=stage_params("decoder_cell"),
-            learning_rate=decoder_learning_rate,
-            feature_factors=list(_factors),
         group:
             "decoder_grid"
         threads: resource("decoder_cell", "threads")
@@ -63,7 +61,46 @@ for _index, (_factors, _names) in enumerate(decoder_factor_sets().items()):
         conda:
             CONDA_ENV
         script:
-            "../scripts/decoder_cells.py"
+            "../scripts/decoder_base.py"
+
+
+    # One job per learning rate writes the cells of every feature factor of that rate (one file per
+    # cell, so a changed learning rate reruns only its cells): each job pays the start-up (Python,
+    # torch, transformers, the model) once for all its cells. A rule's outputs must be fixed patterns,
+    # so experiments are grouped by their set of feature factors, one rule per set; the usual case
+    # (every experiment with both factors) is the single rule `decoder_cell`.
+    for _index, (_factors, _names) in enumerate(decoder_factor_sets().items()):
+
+        rule:
+            name:
+                "decoder_cell" if _index == 0 else f"decoder_cell_{_index + 1}"
+            wildcard_constraints:
+                experiment="|".join(re.escape(n) for n in _names),
+                lr=r"[^_/~]+",
+            input:
+                unpack(decoder_lr_input),
+            output:
+                cells=[decoder_cell_pattern(ff) for ff in _factors],
+            log:
+                exp_path("logs", "decoder_cell_lr~{lr}.log"),
+            benchmark:
+                exp_path("benchmarks", "decoder_cell_lr~{lr}.tsv")
+            params:
+                version=GRADIEND_VERSION,
+                config=stage_params("decoder_cell"),
+                learning_rate=decoder_learning_rate,
+                feature_factors=list(_factors),
+            group:
+                "decoder_grid"
+            threads: resource("decoder_cell", "threads")
+            resources:
+                gpu=resource("decoder_cell", "gpu"),
+                mem_mb=resource("decoder_cell", "mem_mb"),
+                runtime=resource("decoder_cell", "runtime"),
+            conda:
+                CONDA_ENV
+            script:
+                "../scripts/decoder_cells.py"
 
 
 rule select_cell:

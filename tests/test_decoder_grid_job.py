@@ -1,0 +1,117 @@
+"""The decoder grid as one job per experiment (``stages.decoder_grid``, the local default).
+
+It must write the same bytes as the fan-out (one job per learning rate plus ``base``), and with its
+cache a changed learning rate recomputes only its cells, while a changed checkpoint, data file or
+config recomputes every cell that reads it. Counted by wrapping the evaluator's scoring methods.
+"""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gradiend import stages
+from gradiend.cells import cell_name
+from gradiend.evaluation.decoder import DecoderEvaluator
+from tests.stages_support import StageRun, experiment_config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, demo_corpus, tiny_masked_lm_dir):
+    root = tmp_path_factory.mktemp("grid_job")
+    corpus = root / "corpus.txt"
+    corpus.write_text("\n".join(demo_corpus[:600]) + "\n", encoding="utf-8")
+    experiment = experiment_config(
+        tiny_masked_lm_dir, corpus, root / "results", seeds=[0, 1],
+        training={"train_batch_size": 8, "eval_batch_size": 16, "max_steps": 4, "eval_steps": 2,
+                  "learning_rate": 1.0e-3},
+        decoder={"learning_rates": [1.0, 0.1], "max_size_training_like": 10, "max_size_neutral": 10})
+    stage_run = StageRun(experiment, corpus, root / "results" / "exp")
+    stage_run.data()
+    for seed in stage_run.seeds:
+        stage_run.train(seed)
+    return stage_run
+
+
+@pytest.fixture
+def scored(monkeypatch):
+    """Names of the cells the evaluator actually scores (base included), in order."""
+    names = []
+    cell, base = DecoderEvaluator.evaluate_cell, DecoderEvaluator.evaluate_base
+
+    def evaluate_cell(self, learning_rate, feature_factor, datasets=None):
+        names.append(cell_name(learning_rate, feature_factor))
+        return cell(self, learning_rate, feature_factor, datasets)
+
+    def evaluate_base(self):
+        names.append("base")
+        return base(self)
+
+    monkeypatch.setattr(DecoderEvaluator, "evaluate_cell", evaluate_cell)
+    monkeypatch.setattr(DecoderEvaluator, "evaluate_base", evaluate_base)
+    return names
+
+
+def inputs(run, seed=0, neutral=None) -> dict:
+    return {"model": run.path("seeds", str(seed), "model"), "training": run.path("data", "training.parquet"),
+            "neutral": neutral or run.path("data", "neutral.parquet")}
+
+
+def grid(run, folder: Path, learning_rates, *, config=None, cache=True, **changed) -> dict[str, bytes]:
+    """The one-job grid over ``learning_rates`` x (1, -1) into ``folder``; cell name -> file bytes."""
+    names = ["base", *(cell_name(lr, ff) for ff in (1.0, -1.0) for lr in learning_rates)]
+    paths = [folder / f"{name}.json" for name in names]
+    stages.decoder_grid(config or run.cut("decoder_cell"), **inputs(run, **changed), cells=[str(p) for p in paths],
+                        cache=str(folder.parent / "cache") if cache else None)
+    return {p.stem: p.read_bytes() for p in paths}
+
+
+def test_one_grid_job_writes_the_bytes_of_the_fan_out(run, tmp_path, scored):
+    """The same cells as decoder_base plus one decoder_cells job per learning rate (the fan-out)."""
+    data = inputs(run)
+    model = data.pop("model")
+    stages.decoder_base(run.cut("decoder_cell"), **data, cell=str(tmp_path / "fan" / "base.json"))
+    for lr in (1.0, 0.1):
+        stages.decoder_cells(run.cut("decoder_cell"), learning_rate=lr, feature_factors=[1.0, -1.0], model=model,
+                             cells=[str(tmp_path / "fan" / f"{cell_name(lr, ff)}.json") for ff in (1.0, -1.0)],
+                             **data)
+    fan_out = {p.stem: p.read_bytes() for p in (tmp_path / "fan").glob("*.json")}
+    scored.clear()
+    one_job = grid(run, tmp_path / "cells", [1.0, 0.1], cache=False)
+    assert one_job == fan_out and len(one_job) == 5
+    assert sorted(scored) == sorted(one_job)  # every cell scored once, in one job
+    assert json.loads(one_job["lr~0.1_ff~-1"])["probs_by_dataset"] != json.loads(one_job["base"])["probs_by_dataset"]
+
+
+def test_a_changed_learning_rate_recomputes_only_its_cells(run, tmp_path, scored):
+    first = grid(run, tmp_path / "cells", [1.0, 0.1])
+    assert sorted(scored) == sorted(first)
+    scored.clear()
+    second = grid(run, tmp_path / "cells", [1.0, 0.5])  # 0.1 -> 0.5
+    assert sorted(scored) == ["lr~0.5_ff~-1", "lr~0.5_ff~1"]
+    kept = ("base", "lr~1_ff~1", "lr~1_ff~-1")
+    assert {n: second[n] for n in kept} == {n: first[n] for n in kept}
+    scored.clear()
+    assert grid(run, tmp_path / "fresh", [1.0, 0.5], cache=False) == second  # a copy is what a recomputation writes
+    assert len(scored) == 5
+
+
+def test_a_changed_checkpoint_data_or_config_recomputes_the_cells_that_read_it(run, tmp_path, scored):
+    first = grid(run, tmp_path / "cells", [1.0])
+    scored.clear()
+    other_seed = grid(run, tmp_path / "cells", [1.0], seed=1)
+    assert sorted(scored) == ["lr~1_ff~-1", "lr~1_ff~1"]  # the base cell does not read the checkpoint
+    assert other_seed["base"] == first["base"] and other_seed["lr~1_ff~1"] != first["lr~1_ff~1"]
+    scored.clear()
+    config = json.loads(json.dumps(run.cut("decoder_cell")))
+    config["decoder"]["max_size_neutral"] = 6
+    grid(run, tmp_path / "cells", [1.0], seed=1, config=config)
+    assert sorted(scored) == ["base", "lr~1_ff~-1", "lr~1_ff~1"]
+    scored.clear()
+    fewer = pd.read_parquet(run.path("data", "neutral.parquet")).iloc[:-3]
+    fewer.to_parquet(tmp_path / "neutral.parquet")
+    grid(run, tmp_path / "cells", [1.0], seed=1, config=config, neutral=str(tmp_path / "neutral.parquet"))
+    assert sorted(scored) == ["base", "lr~1_ff~-1", "lr~1_ff~1"]
+    scored.clear()
+    grid(run, tmp_path / "cells", [1.0], seed=1, config=config, neutral=str(tmp_path / "neutral.parquet"))
+    assert scored == []  # nothing changed: every cell is copied
