@@ -115,3 +115,28 @@ def test_a_changed_checkpoint_data_or_config_recomputes_the_cells_that_read_it(r
     scored.clear()
     grid(run, tmp_path / "cells", [1.0], seed=1, config=config, neutral=str(tmp_path / "neutral.parquet"))
     assert scored == []  # nothing changed: every cell is copied
+
+
+def test_one_rewrite_job_writes_the_bytes_of_one_job_per_target(run, tmp_path):
+    folder = tmp_path / "decoder"
+    names = ["base", *(cell_name(1.0, ff) for ff in (1.0, -1.0))]
+    cells = {name: str(folder / "cells" / f"{name}.json") for name in names}
+    stages.decoder_grid(run.cut("decoder_cell"), **inputs(run), cells=list(cells.values()))
+    stages.select_cell(run.cut("select_cell"), base=cells.pop("base"), cells=list(cells.values()),
+                       summary=str(folder / "summary.json"), plot=str(folder / "shifts.png"))
+    targets = ["F", "M_weaken", "M"]
+    common = {"model": run.path("seeds", "0", "model"), "decoder_summary": str(folder / "summary.json")}
+    stages.rewrite_models(run.cut("rewrite_model"), targets=targets, **common,
+                          output_dirs=[str(tmp_path / "one_job" / t) for t in targets])
+    for target in targets:
+        stages.rewrite_model(run.cut("rewrite_model"), target=target, **common, output_dir=str(tmp_path / "each" / target))
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    one_job, each = files(tmp_path / "one_job"), files(tmp_path / "each")
+    assert one_job == each and len(one_job) >= 3 * 4
+    # as many different weights as different chosen cells: no rewrite carries over into the next
+    summary = json.loads((folder / "summary.json").read_text())
+    chosen = {(summary[t]["learning_rate"], summary[t]["feature_factor"]) for t in targets}
+    assert len({one_job[f"{t}/model.safetensors"] for t in targets}) == len(chosen) >= 2

@@ -37,7 +37,7 @@ KILL_POINTS = [
     ("create_training_data", "logs/create_training_data.log", "data", 4.0),
     ("train_seed", "logs/train_seed*.log", "seeds", 60.0),
     ("decoder_grid", "logs/decoder_grid.log", "decoder/cells", 4.0),
-    ("rewrite_model", "logs/rewrite_model_*.log", "rewritten", 60.0),
+    ("rewrite_models", "logs/rewrite_models.log", "rewritten", 60.0),
 ]
 NOT_COMPARED_DIRS = {"logs", "benchmarks", ".snakemake"}
 NOT_COMPARED_FILES = {"timing.json"}

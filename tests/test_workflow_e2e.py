@@ -112,7 +112,7 @@ def test_rerun_does_nothing_then_one_learning_rate_recomputes_only_its_cells(wor
     changed.write_text(yaml.safe_dump(reduced_config(root / "results", [1.0, 0.5])))
     jobs = planned_jobs(snakemake(changed, "-n", "--quiet", "rules"))
     # the experiment's grid job, and what reads the grid or the whole config
-    assert jobs == {"decoder_grid": 1, "select_cell": 1, "rewrite_model": 2, "report": 1, "provenance": 1,
+    assert jobs == {"decoder_grid": 1, "select_cell": 1, "rewrite_models": 1, "report": 1, "provenance": 1,
                     "summary": 1, "all": 1}
     cells = root / "results" / EXPERIMENT / "decoder" / "cells"
     kept = {name: (cells / f"{name}.json").read_bytes() for name in ("base", "lr~1_ff~1", "lr~1_ff~-1")}

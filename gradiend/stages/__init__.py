@@ -27,7 +27,7 @@ from gradiend.stages.comparison import comparison_cross_encoding, comparison_top
 from gradiend.stages.context import rule_context
 from gradiend.stages.data import create_neutral_data, create_training_data, demo_corpus, demo_model
 from gradiend.stages.decoder import (decoder_base, decoder_cell, decoder_cells, decoder_grid, rewrite_model,
-                                     select_cell)
+                                     rewrite_models, select_cell)
 from gradiend.stages.encoder import evaluate_encoder, select_seed
 from gradiend.stages.provenance import provenance
 from gradiend.stages.report import report
@@ -38,7 +38,7 @@ __all__ = [
     "rule_context", "demo_corpus", "demo_model", "create_training_data", "create_neutral_data", "pre_prune",
     "train_seed", "evaluate_encoder", "select_seed", "decoder_base", "decoder_cell", "decoder_cells", "decoder_grid",
     "select_cell",
-    "rewrite_model",
+    "rewrite_model", "rewrite_models",
     "provenance", "report", "summary", "benchmark_model", "benchmark_table", "comparison_topk",
     "comparison_cross_encoding",
 ]

@@ -237,16 +237,31 @@ def rewrite_model(config: dict, *, target: str, model: str, decoder_summary: str
     ``README.md`` (model card: base model, target, learning rate, feature factor, LMS before/after)
     and ``gradiend_rewrite.json`` (the same facts for programs).
     """
+    rewrite_models(config, targets=[target], model=model, decoder_summary=decoder_summary, output_dirs=[output_dir])
+
+
+def rewrite_models(config: dict, *, targets: Sequence[str], model: str, decoder_summary: str,
+                   output_dirs: Sequence[str]) -> None:
+    """:func:`rewrite_model` for several targets with one loaded model (one start-up): ``output_dirs[i]``
+    is the rewrite for ``targets[i]``; each rewrite starts from a copy of the unmodified base model.
+
+    Config, reads and writes: as :func:`rewrite_model`, per target.
+    """
     from gradiend.evaluation.model_card import save_rewritten_model
     from gradiend.util.io import read_json
 
+    if len(targets) != len(output_dirs) or not targets:
+        raise ValueError(f"rewrite_models: one output folder per target, got {len(output_dirs)} for {list(targets)}")
     summary = read_json(decoder_summary)
-    entry = summary.get(target)
-    if not isinstance(entry, dict) or "learning_rate" not in entry:
-        have = sorted(k for k, v in summary.items() if isinstance(v, dict) and "learning_rate" in v)
-        raise KeyError(f"rewrite target {target!r} is not in {decoder_summary}; available: {have}")
+    have = sorted(k for k, v in summary.items() if isinstance(v, dict) and "learning_rate" in v)
+    for target in targets:
+        if target not in have:
+            raise KeyError(f"rewrite target {target!r} is not in {decoder_summary}; available: {have}")
     mwg = with_checkpoint(config, load_base(config), model)
     mwg.base_model_id = config["base_model"]  # what the user configured, not where it was cached
     c0, c1 = config["data"]["target_classes"]
-    save_rewritten_model(mwg, entry, output_dir, feature_description=f"`{c0}` vs `{c1}` ({config['name']})")
-    logger.info("rewrote %s: lr %s, ff %s -> %s", target, entry["learning_rate"], entry["feature_factor"], output_dir)
+    for target, output_dir in zip(targets, output_dirs):
+        entry = summary[target]
+        save_rewritten_model(mwg, entry, output_dir, feature_description=f"`{c0}` vs `{c1}` ({config['name']})")
+        logger.info("rewrote %s: lr %s, ff %s -> %s", target, entry["learning_rate"], entry["feature_factor"],
+                    output_dir)

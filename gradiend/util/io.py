@@ -39,12 +39,14 @@ _PRODUCERS: tuple[tuple[str, str], ...] = (
     (r"(^|/)seeds/\d+/model(/|$)", "train_seed"),
     (r"(^|/)seeds/\d+/encoder/[^/]+$", "evaluate_encoder"),
     (r"(^|/)best/(seed\.json|model(/|$))", "select_seed"),
-    (r"(^|/)decoder/cells/[^/]+\.json$", "decoder_cell"),
+    (r"(^|/)decoder/cells/[^/]+\.json$", "decoder_grid"),
     (r"(^|/)decoder/(summary\.json|probability_shifts\.png)$", "select_cell"),
-    (r"(^|/)rewritten/[^/]+(/|$)", "rewrite_model"),
+    (r"(^|/)rewritten/[^/]+(/|$)", "rewrite_models"),
     (r"(^|/)provenance\.json$", "provenance"),
     (r"(^|/)summary\.(csv|tex)$", "summary"),
 )
+# The rule on a cluster, where the decoder jobs fan out (the workflow's `decoder_jobs`).
+_FAN_OUT_RULES = {"decoder_grid": "decoder_cell", "rewrite_models": "rewrite_model"}
 
 
 def producing_rule(path: PathLike) -> str | None:
@@ -61,7 +63,8 @@ def rebuild_hint(path: PathLike) -> str:
     rule = producing_rule(path)
     if rule is None:
         return "write it again or restore it from a good copy"
-    return f"it is written by the workflow rule `{rule}`; rebuild it with `snakemake --forcerun {rule}`"
+    hint = f"it is written by the workflow rule `{rule}`; rebuild it with `snakemake --forcerun {rule}`"
+    return hint + (f" (`{_FAN_OUT_RULES[rule]}` when the decoder jobs fan out)" if rule in _FAN_OUT_RULES else "")
 
 
 def corrupt_file_error(path: PathLike, kind: str, error: BaseException) -> ValueError:

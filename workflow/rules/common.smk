@@ -23,10 +23,10 @@ except ConfigError as error:
 
 RESULTS = CFG["results_dir"]
 # A remote executor (SLURM) needs --jobs; on one machine Snakemake turns --jobs into --cores, so a
-# job limit means a cluster: there the decoder grid fans out, locally one job scores it.
+# job limit means a cluster: there the decoder grid and the rewrites fan out, locally one job each.
 DECODER_JOBS = CFG["decoder_jobs"]
 if DECODER_JOBS == "auto":
-    DECODER_JOBS = "per_learning_rate" if workflow.resource_settings.nodes else "per_experiment"
+    DECODER_JOBS = "fan_out" if workflow.resource_settings.nodes else "per_experiment"
 EXPERIMENTS = CFG["experiments"]
 DEMO_DIR = os.path.join(RESULTS, "_demo")
 CONDA_ENV = "../envs/gradiend.yaml"
@@ -165,6 +165,14 @@ def decoder_cell_sets():
     sets = {}
     for name, experiment in EXPERIMENTS.items():
         sets.setdefault(tuple(wfc.decoder_cells(experiment)), []).append(name)
+    return sets
+
+
+def rewrite_target_sets():
+    """Rewrite targets -> the experiments with them (one rewrite_models rule per list)."""
+    sets = {}
+    for name, experiment in EXPERIMENTS.items():
+        sets.setdefault(tuple(experiment["rewrite"]), []).append(name)
     return sets
 
 

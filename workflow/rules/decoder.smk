@@ -1,5 +1,5 @@
-"""Decoder grid (one job per experiment, or per learning rate plus `base`; one file per cell), cell
-choice, rewrites."""
+"""Decoder grid (one file per cell), cell choice, rewrites. On one machine one job per experiment
+scores the grid and one writes the rewrites; on a cluster they fan out (`decoder_jobs`)."""
 
 
 if DECODER_JOBS == "per_experiment":
@@ -37,8 +37,8 @@ if DECODER_JOBS == "per_experiment":
                 "../scripts/decoder_grid.py"
 
 else:
-    # per_learning_rate (clusters): the grid fans out, one job per learning rate plus `base`, so
-    # the cells can run on several GPUs at once.
+    # fan_out (clusters): one job per learning rate plus `base`, so the cells can run on several
+    # GPUs at once.
     rule decoder_base:
         input:
             unpack(decoder_data_input),
@@ -132,26 +132,62 @@ rule select_cell:
         "../scripts/select_cell.py"
 
 
-rule rewrite_model:
-    input:
-        unpack(base_model_input),
-        model=exp_path("best", "model"),
-        decoder_summary=exp_path("decoder", "summary.json"),
-    output:
-        model=directory(exp_path("rewritten", "{target}")),
-    log:
-        exp_path("logs", "rewrite_model_{target}.log"),
-    benchmark:
-        exp_path("benchmarks", "rewrite_model_{target}.tsv")
-    params:
-        version=GRADIEND_VERSION,
-        config=stage_params("rewrite_model"),
-    threads: resource("rewrite_model", "threads")
-    resources:
-        gpu=resource("rewrite_model", "gpu"),
-        mem_mb=resource("rewrite_model", "mem_mb"),
-        runtime=resource("rewrite_model", "runtime"),
-    conda:
-        CONDA_ENV
-    script:
-        "../scripts/rewrite_model.py"
+if DECODER_JOBS == "per_experiment":
+    # One job per experiment writes every rewrite target (one start-up); targets are fixed patterns,
+    # so experiments are grouped by their list of targets.
+    for _index, (_targets, _names) in enumerate(rewrite_target_sets().items()):
+
+        rule:
+            name:
+                "rewrite_models" if _index == 0 else f"rewrite_models_{_index + 1}"
+            wildcard_constraints:
+                experiment="|".join(re.escape(n) for n in _names),
+            input:
+                unpack(base_model_input),
+                model=exp_path("best", "model"),
+                decoder_summary=exp_path("decoder", "summary.json"),
+            output:
+                models=[directory(exp_path("rewritten", target)) for target in _targets],
+            log:
+                exp_path("logs", "rewrite_models.log"),
+            benchmark:
+                exp_path("benchmarks", "rewrite_models.tsv")
+            params:
+                version=GRADIEND_VERSION,
+                config=stage_params("rewrite_model"),
+                targets=list(_targets),
+            threads: resource("rewrite_model", "threads")
+            resources:
+                gpu=resource("rewrite_model", "gpu"),
+                mem_mb=resource("rewrite_model", "mem_mb"),
+                runtime=resource("rewrite_model", "runtime"),
+            conda:
+                CONDA_ENV
+            script:
+                "../scripts/rewrite_models.py"
+
+else:
+    # fan_out (clusters): one job per rewrite target.
+    rule rewrite_model:
+        input:
+            unpack(base_model_input),
+            model=exp_path("best", "model"),
+            decoder_summary=exp_path("decoder", "summary.json"),
+        output:
+            model=directory(exp_path("rewritten", "{target}")),
+        log:
+            exp_path("logs", "rewrite_model_{target}.log"),
+        benchmark:
+            exp_path("benchmarks", "rewrite_model_{target}.tsv")
+        params:
+            version=GRADIEND_VERSION,
+            config=stage_params("rewrite_model"),
+        threads: resource("rewrite_model", "threads")
+        resources:
+            gpu=resource("rewrite_model", "gpu"),
+            mem_mb=resource("rewrite_model", "mem_mb"),
+            runtime=resource("rewrite_model", "runtime"),
+        conda:
+            CONDA_ENV
+        script:
+            "../scripts/rewrite_model.py"
