@@ -1,4 +1,4 @@
-"""What a decoder-grid job costs: one process per cell (before) against one process per learning rate.
+"""What a decoder-grid job costs: one process per cell, per learning rate, or per experiment.
 
 Each variant runs the stage the way a Snakemake job does, in a fresh Python process (interpreter,
 imports, model load, tokenising, scoring), and is measured by the CPU time (user + system) of that
@@ -12,7 +12,9 @@ Run after a workflow run has produced an experiment's data and a GRADIEND checkp
         [--checkpoint results/gender_tiny_bert/best/model] [--config config/config.yaml] [--repeats 3]
 
 Output: CPU seconds per job and per cell for ``per-cell`` (``stages.decoder_cell``, one (lr, ff)),
-``per-lr`` (``stages.decoder_cells``, every feature factor of one learning rate) and ``base``.
+``per-lr`` (``stages.decoder_cells``, every feature factor of one learning rate; the cluster fan-out),
+``base``, and ``per-experiment`` (``stages.decoder_grid``, the whole grid with base, no cache; the job
+on one machine).
 """
 from __future__ import annotations
 
@@ -95,6 +97,11 @@ def main() -> None:
         base = {"stage": "decoder_base", "config": cut, "cell": str(out / "base.json"), **data}
         cpu = _median_cpu(options.repeats, _JOB, json.dumps(base))
         rows.append(("base job", cpu, cpu))
+        names = ["base", *(cell_name(rate, ff) for ff in factors for rate in experiment["decoder"]["learning_rates"])]
+        whole = {"stage": "decoder_grid", "config": cut, "model": checkpoint,
+                 "cells": [str(out / "grid" / f"{name}.json") for name in names], **data}
+        cpu = _median_cpu(options.repeats, _JOB, json.dumps(whole))
+        rows.append((f"per-experiment job ({len(names)} cells)", cpu, cpu / len(names)))
     print(f"experiment {exp_dir.name}, learning rate {lr}, feature factors {factors}; CPU s (median of {options.repeats})")
     print(f"{'variant':<40} {'job':>7} {'per cell':>9}")
     for name, job, cell in rows:
