@@ -93,6 +93,7 @@ def test_slurm_profile_dry_run(tmp_path):
     ((), "fan_out", True),                       # asked for on one machine
     (("--jobs", "4"), "per_experiment", False),  # asked for on a cluster
     (("--jobs", "4"), "auto", True),             # a job limit is what every cluster executor needs
+    (("--mode", "remote"), "auto", True),        # a job on the cluster parses the workflow again: same rules
 ])
 def test_decoder_jobs_setting_decides_the_grid_and_rewrite_jobs(tmp_path, jobs, setting, fan_out):
     counts, _ = dry_run(tmp_path, *jobs, config=(f"decoder_jobs={setting}",))

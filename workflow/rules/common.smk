@@ -22,11 +22,13 @@ except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 RESULTS = CFG["results_dir"]
-# A remote executor (SLURM) needs --jobs; on one machine Snakemake turns --jobs into --cores, so a
-# job limit means a cluster: there the decoder grid and the rewrites fan out, locally one job each.
+# On a cluster the decoder grid and the rewrites fan out, on one machine they are one job each. A
+# remote executor (SLURM) needs --jobs, which on one machine Snakemake turns into --cores; a job it
+# submits parses this file again in remote mode, and must see the same rules.
 DECODER_JOBS = CFG["decoder_jobs"]
 if DECODER_JOBS == "auto":
-    DECODER_JOBS = "fan_out" if workflow.resource_settings.nodes else "per_experiment"
+    on_cluster = workflow.resource_settings.nodes or workflow.remote_exec
+    DECODER_JOBS = "fan_out" if on_cluster else "per_experiment"
 EXPERIMENTS = CFG["experiments"]
 DEMO_DIR = os.path.join(RESULTS, "_demo")
 CONDA_ENV = "../envs/gradiend.yaml"
