@@ -192,7 +192,7 @@ def test_truncated_decoder_cell_json(run, tmp_path):
                            plot=str(summary.with_name("shifts.png")))
     message = str(error.value)
     assert f"{cells / 'base.json'} is not a readable JSON file" in message
-    assert "snakemake --forcerun decoder_grid` (`decoder_cell` when the decoder jobs fan out)" in message
+    assert "snakemake --forcerun decoder_grid` (`decoder_cell` when the jobs fan out)" in message
     assert not summary.exists()
 
 
@@ -200,7 +200,7 @@ def test_rebuild_hint_names_the_rule_of_each_output():
     from gradiend.util.io import producing_rule
 
     expected = {"data/neutral.parquet": "create_neutral_data", "prune/mask.safetensors": "pre_prune",
-                "seeds/3/encoder/metrics.json": "evaluate_encoder", "best/seed.json": "select_seed",
+                "seeds/3/encoder/metrics.json": "evaluate_encoders", "best/seed.json": "select_seed",
                 "decoder/summary.json": "select_cell", "rewritten/F/model.safetensors": "rewrite_models",
                 "decoder/cells/lr~1_ff~-1.json": "decoder_grid",
                 "provenance.json": "provenance"}

@@ -201,7 +201,7 @@ def _training(key, value):
 @pytest.mark.parametrize("name, change, reruns, keeps", [
     ("nothing", None, set(), {"train_seed", "select_seed"}),
     ("fail_on_non_convergence", _training("fail_on_non_convergence", True), {"select_seed"}, {"train_seed"}),
-    ("seed_selection_eval_max_size", _training("seed_selection_eval_max_size", 7), {"evaluate_encoder"},
+    ("seed_selection_eval_max_size", _training("seed_selection_eval_max_size", 7), {"evaluate_encoders"},
      {"train_seed"}),
     ("learning_rate", _training("learning_rate", 0.123), {"train_seed", "select_seed"}, {"create_training_data"}),
 ])

@@ -32,14 +32,13 @@ def dry_run(tmp_path, *args, quiet=True, config=()):
 
 
 def per_experiment(seeds, learning_rates, rewrites, pre_prune=False, fan_out=False):
-    """Job counts of one experiment. On one machine the decoder grid is one job and so are the
-    rewrites; with ``fan_out`` (a cluster) one job per learning rate (writing one cell file per feature
-    factor) plus the base cell, and one per rewrite target."""
-    decoder = ({"decoder_cell": learning_rates, "decoder_base": 1, "rewrite_model": rewrites} if fan_out
-               else {"decoder_grid": 1, "rewrite_models": 1})
-    counts = {"create_training_data": 1, "create_neutral_data": 1, "train_seed": seeds,
-              "evaluate_encoder": seeds, "select_seed": 1, "select_cell": 1, **decoder, "report": 1,
-              "provenance": 1}
+    """Job counts of one experiment. On one machine the encoder evaluations, the decoder grid and the
+    rewrites are one job each; with ``fan_out`` (a cluster) one job per seed, per learning rate (writing
+    one cell file per feature factor) plus the base cell, and per rewrite target."""
+    scoring = ({"evaluate_encoder": seeds, "decoder_cell": learning_rates, "decoder_base": 1, "rewrite_model": rewrites}
+               if fan_out else {"evaluate_encoders": 1, "decoder_grid": 1, "rewrite_models": 1})
+    counts = {"create_training_data": 1, "create_neutral_data": 1, "train_seed": seeds, "select_seed": 1,
+              "select_cell": 1, **scoring, "report": 1, "provenance": 1}
     if pre_prune:
         counts["pre_prune"] = 1
     return counts
@@ -47,8 +46,8 @@ def per_experiment(seeds, learning_rates, rewrites, pre_prune=False, fan_out=Fal
 
 def test_default_config_dry_run(tmp_path):
     counts, output = dry_run(tmp_path)
-    # two experiments: 3 seeds each, one decoder grid job (8 learning rates x 2 feature factors + base),
-    # one job for the 2 rewrites; the GPT-2 experiment pre-prunes; both demo models and the corpus are built once.
+    # two experiments: 3 seeds each (one training job per seed, one job evaluating all three), one
+    # decoder grid job (8 learning rates x 2 feature factors + base), one job for the 2 rewrites; the GPT-2 experiment pre-prunes; both demo models and the corpus are built once.
     bert, gpt2 = per_experiment(3, 8, 2), per_experiment(3, 8, 2, pre_prune=True)
     expected = {rule: bert.get(rule, 0) + gpt2.get(rule, 0) for rule in {*bert, *gpt2}}
     expected.update(demo_corpus=1, demo_model=2, summary=1, all=1)
@@ -84,7 +83,7 @@ def test_slurm_profile_dry_run(tmp_path):
     """A cluster (the profile's --jobs) fans the decoder grid out: one job per learning rate plus base."""
     counts, output = dry_run(tmp_path, "--workflow-profile", "workflow/profiles/slurm", quiet=False)
     assert counts["decoder_cell"] == 16 and counts["decoder_base"] == 2 and counts["rewrite_model"] == 4
-    assert not {"decoder_grid", "rewrite_models"} & set(counts)
+    assert counts["evaluate_encoder"] == 6 and not {"evaluate_encoders", "decoder_grid", "rewrite_models"} & set(counts)
     assert "workflow specific profile workflow/profiles/slurm" in output
     assert "slurm_partition=gpu" in output and "slurm_partition=cpu" in output
 
@@ -95,13 +94,14 @@ def test_slurm_profile_dry_run(tmp_path):
     (("--jobs", "4"), "auto", True),             # a job limit is what every cluster executor needs
     (("--mode", "remote"), "auto", True),        # a job on the cluster parses the workflow again: same rules
 ])
-def test_decoder_jobs_setting_decides_the_grid_and_rewrite_jobs(tmp_path, jobs, setting, fan_out):
-    counts, _ = dry_run(tmp_path, *jobs, config=(f"decoder_jobs={setting}",))
-    rules = ("decoder_grid", "rewrite_models", "decoder_cell", "decoder_base", "rewrite_model")
-    assert {rule: counts.get(rule) for rule in rules} == (
-        {"decoder_grid": None, "rewrite_models": None, "decoder_cell": 16, "decoder_base": 2, "rewrite_model": 4}
-        if fan_out else
-        {"decoder_grid": 2, "rewrite_models": 2, "decoder_cell": None, "decoder_base": None, "rewrite_model": None})
+def test_job_layout_setting_decides_the_scoring_jobs(tmp_path, jobs, setting, fan_out):
+    counts, _ = dry_run(tmp_path, *jobs, config=(f"job_layout={setting}",))
+    one_machine = {"evaluate_encoders": 2, "decoder_grid": 2, "rewrite_models": 2}
+    cluster = {"evaluate_encoder": 6, "decoder_cell": 16, "decoder_base": 2, "rewrite_model": 4}
+    expected = cluster if fan_out else one_machine
+    assert {rule: counts.get(rule) for rule in {*one_machine, *cluster}} == \
+        {rule: expected.get(rule) for rule in {*one_machine, *cluster}}
+    assert counts["train_seed"] == 6
 
 
 def test_invalid_config_stops_snakemake_with_the_key(tmp_path):

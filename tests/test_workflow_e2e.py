@@ -167,7 +167,7 @@ def test_a_run_killed_during_training_resumes_without_redoing_finished_jobs(work
     assert not (exp / "seeds" / "1" / "model" / "config.json").exists()
     snakemake(config_file, "--unlock")
     jobs = planned_jobs(snakemake(config_file, "-n", "--quiet", "rules"))
-    assert jobs["train_seed"] == 1 and jobs["evaluate_encoder"] == 1
+    assert jobs["train_seed"] == 1 and jobs["evaluate_encoders"] == 1
     assert not {"demo_corpus", "demo_model", "create_training_data", "create_neutral_data", "pre_prune"} & set(jobs)
     snakemake(config_file)
     assert (exp / "seeds" / "1" / "model" / "model.safetensors").is_file()

@@ -37,14 +37,37 @@ def evaluate_encoder(config: dict, *, seed: int, model: str, training: str, neut
         source_id, source_token, label, encoded``), test and neutral rows;
       - ``distributions``: PNG of the encoded values per class and for neutral texts.
     """
+    evaluate_encoders(config, seeds=[seed], models=[model], training=training, neutral=neutral, metrics=[metrics],
+                      encoded=[encoded], distributions=[distributions])
+
+
+def evaluate_encoders(config: dict, *, seeds: Sequence[int], models: Sequence[str], training: str, neutral: str,
+                      metrics: Sequence[str], encoded: Sequence[str], distributions: Sequence[str]) -> None:
+    """:func:`evaluate_encoder` for several seeds with one loaded base model (one start-up): the
+    i-th outputs are those of ``seeds[i]`` and ``models[i]``. Encoding never changes the base model's
+    weights, so each seed sees the model its own job would load.
+
+    Config, reads and writes: as :func:`evaluate_encoder`, per seed.
+    """
+    if not len(seeds) == len(models) == len(metrics) == len(encoded) == len(distributions) or not len(seeds):
+        raise ValueError(f"evaluate_encoders: one model and one set of outputs per seed, got {len(seeds)} seeds, "
+                         f"{len(models)} models, {len(metrics)}/{len(encoded)}/{len(distributions)} outputs")
+    tables = read_tables(training, neutral)
+    base = load_base(config)
+    for outputs in zip(seeds, models, metrics, encoded, distributions):
+        _evaluate_seed(config, base, tables, *outputs)
+
+
+def _evaluate_seed(config: dict, base, tables, seed: int, model: str, metrics: str, encoded: str,
+                   distributions: str) -> None:
     from gradiend.evaluation.encoder import EncoderEvaluator
     from gradiend.evaluation.encoder_metrics import NEUTRAL_TYPES
     from gradiend.plots.encoder import plot_encoder_distributions
     from gradiend.util.io import write_json, write_parquet
 
-    table, neutral_table = read_tables(training, neutral)
+    table, neutral_table = tables
     training_config = config["training"]
-    mwg = with_checkpoint(config, load_base(config), model)
+    mwg = with_checkpoint(config, base, model)
     parts = evaluation_parts(config, mwg, table, neutral_table,
                              encoder_max_size=training_config["encoder_eval_max_size"])
     evaluator = EncoderEvaluator(parts)

@@ -37,7 +37,7 @@ _PRODUCERS: tuple[tuple[str, str], ...] = (
     (r"(^|/)data/neutral\.parquet$", "create_neutral_data"),
     (r"(^|/)prune/[^/]+$", "pre_prune"),
     (r"(^|/)seeds/\d+/model(/|$)", "train_seed"),
-    (r"(^|/)seeds/\d+/encoder/[^/]+$", "evaluate_encoder"),
+    (r"(^|/)seeds/\d+/encoder/[^/]+$", "evaluate_encoders"),
     (r"(^|/)best/(seed\.json|model(/|$))", "select_seed"),
     (r"(^|/)decoder/cells/[^/]+\.json$", "decoder_grid"),
     (r"(^|/)decoder/(summary\.json|probability_shifts\.png)$", "select_cell"),
@@ -45,8 +45,9 @@ _PRODUCERS: tuple[tuple[str, str], ...] = (
     (r"(^|/)provenance\.json$", "provenance"),
     (r"(^|/)summary\.(csv|tex)$", "summary"),
 )
-# The rule on a cluster, where the decoder jobs fan out (the workflow's `decoder_jobs`).
-_FAN_OUT_RULES = {"decoder_grid": "decoder_cell", "rewrite_models": "rewrite_model"}
+# The rule on a cluster, where the scoring jobs fan out (the workflow's `job_layout`).
+_FAN_OUT_RULES = {"evaluate_encoders": "evaluate_encoder", "decoder_grid": "decoder_cell",
+                  "rewrite_models": "rewrite_model"}
 
 
 def producing_rule(path: PathLike) -> str | None:
@@ -64,7 +65,7 @@ def rebuild_hint(path: PathLike) -> str:
     if rule is None:
         return "write it again or restore it from a good copy"
     hint = f"it is written by the workflow rule `{rule}`; rebuild it with `snakemake --forcerun {rule}`"
-    return hint + (f" (`{_FAN_OUT_RULES[rule]}` when the decoder jobs fan out)" if rule in _FAN_OUT_RULES else "")
+    return hint + (f" (`{_FAN_OUT_RULES[rule]}` when the jobs fan out)" if rule in _FAN_OUT_RULES else "")
 
 
 def corrupt_file_error(path: PathLike, kind: str, error: BaseException) -> ValueError:

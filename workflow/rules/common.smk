@@ -22,13 +22,14 @@ except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 RESULTS = CFG["results_dir"]
-# On a cluster the decoder grid and the rewrites fan out, on one machine they are one job each. A
+# On a cluster the encoder evaluations, the decoder grid and the rewrites fan out; on one machine each
+# is one job per experiment (one start-up of Python, torch and transformers instead of many). A
 # remote executor (SLURM) needs --jobs, which on one machine Snakemake turns into --cores; a job it
 # submits parses this file again in remote mode, and must see the same rules.
-DECODER_JOBS = CFG["decoder_jobs"]
-if DECODER_JOBS == "auto":
+JOB_LAYOUT = CFG["job_layout"]
+if JOB_LAYOUT == "auto":
     on_cluster = workflow.resource_settings.nodes or workflow.remote_exec
-    DECODER_JOBS = "fan_out" if on_cluster else "per_experiment"
+    JOB_LAYOUT = "fan_out" if on_cluster else "per_experiment"
 EXPERIMENTS = CFG["experiments"]
 DEMO_DIR = os.path.join(RESULTS, "_demo")
 CONDA_ENV = "../envs/gradiend.yaml"
@@ -167,6 +168,14 @@ def decoder_cell_sets():
     sets = {}
     for name, experiment in EXPERIMENTS.items():
         sets.setdefault(tuple(wfc.decoder_cells(experiment)), []).append(name)
+    return sets
+
+
+def seed_sets():
+    """Seeds -> the experiments with them (one evaluate_encoders rule per list)."""
+    sets = {}
+    for name, experiment in EXPERIMENTS.items():
+        sets.setdefault(tuple(experiment["seeds"]), []).append(name)
     return sets
 
 

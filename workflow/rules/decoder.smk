@@ -1,8 +1,8 @@
 """Decoder grid (one file per cell), cell choice, rewrites. On one machine one job per experiment
-scores the grid and one writes the rewrites; on a cluster they fan out (`decoder_jobs`)."""
+scores the grid and one writes the rewrites; on a cluster they fan out (`job_layout`)."""
 
 
-if DECODER_JOBS == "per_experiment":
+if JOB_LAYOUT == "per_experiment":
     # One job per experiment scores the whole grid (one start-up for all cells: the local default).
     # It still writes one file per cell, and cells whose inputs did not change are copied from
     # decoder/cache/ (gradiend.stages.decoder_grid), so a changed learning rate recomputes only its
@@ -132,7 +132,7 @@ rule select_cell:
         "../scripts/select_cell.py"
 
 
-if DECODER_JOBS == "per_experiment":
+if JOB_LAYOUT == "per_experiment":
     # One job per experiment writes every rewrite target (one start-up); targets are fixed patterns,
     # so experiments are grouped by their list of targets.
     for _index, (_targets, _names) in enumerate(rewrite_target_sets().items()):

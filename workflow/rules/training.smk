@@ -1,4 +1,5 @@
-"""Optional pre-pruning, one training job per seed, encoder evaluation per seed, seed selection."""
+"""Optional pre-pruning, one training job per seed, encoder evaluation (one job per experiment, or per
+seed on a cluster: `job_layout`), seed selection."""
 
 
 rule pre_prune:
@@ -57,38 +58,87 @@ rule train_seed:
         "../scripts/train_seed.py"
 
 
-rule evaluate_encoder:
-    input:
-        unpack(base_model_input),
-        model=exp_path("seeds", "{seed}", "model"),
-        training=exp_path("data", "training.parquet"),
-        neutral=exp_path("data", "neutral.parquet"),
-    output:
-        metrics=exp_path("seeds", "{seed}", "encoder", "metrics.json"),
-        encoded=exp_path("seeds", "{seed}", "encoder", "encoded.parquet"),
-        distributions=report(
-            exp_path("seeds", "{seed}", "encoder", "distributions.png"),
-            caption="../report/distributions.rst",
-            category="{experiment}",
-            subcategory="Encoder",
-            labels={"seed": "{seed}", "figure": "distributions"},
-        ),
-    log:
-        exp_path("logs", "evaluate_encoder_{seed}.log"),
-    benchmark:
-        exp_path("benchmarks", "evaluate_encoder_{seed}.tsv")
-    params:
-        version=GRADIEND_VERSION,
-        config=stage_params("evaluate_encoder"),
-    threads: resource("evaluate_encoder", "threads")
-    resources:
-        gpu=resource("evaluate_encoder", "gpu"),
-        mem_mb=resource("evaluate_encoder", "mem_mb"),
-        runtime=resource("evaluate_encoder", "runtime"),
-    conda:
-        CONDA_ENV
-    script:
-        "../scripts/evaluate_encoder.py"
+if JOB_LAYOUT == "per_experiment":
+    # One job per experiment evaluates every seed's encoder (one start-up; adding a seed evaluates
+    # them all again, about a second each on the demo). Outputs are fixed patterns, so experiments
+    # are grouped by their list of seeds.
+    for _index, (_seeds, _names) in enumerate(seed_sets().items()):
+
+        rule:
+            name:
+                "evaluate_encoders" if _index == 0 else f"evaluate_encoders_{_index + 1}"
+            wildcard_constraints:
+                experiment="|".join(re.escape(n) for n in _names),
+            input:
+                unpack(base_model_input),
+                models=[exp_path("seeds", str(seed), "model") for seed in _seeds],
+                training=exp_path("data", "training.parquet"),
+                neutral=exp_path("data", "neutral.parquet"),
+            output:
+                metrics=[exp_path("seeds", str(seed), "encoder", "metrics.json") for seed in _seeds],
+                encoded=[exp_path("seeds", str(seed), "encoder", "encoded.parquet") for seed in _seeds],
+                distributions=[
+                    report(
+                        exp_path("seeds", str(seed), "encoder", "distributions.png"),
+                        caption="../report/distributions.rst",
+                        category="{experiment}",
+                        subcategory="Encoder",
+                        labels={"seed": str(seed), "figure": "distributions"},
+                    )
+                    for seed in _seeds
+                ],
+            log:
+                exp_path("logs", "evaluate_encoders.log"),
+            benchmark:
+                exp_path("benchmarks", "evaluate_encoders.tsv")
+            params:
+                version=GRADIEND_VERSION,
+                config=stage_params("evaluate_encoder"),
+                seeds=list(_seeds),
+            threads: resource("evaluate_encoder", "threads")
+            resources:
+                gpu=resource("evaluate_encoder", "gpu"),
+                mem_mb=resource("evaluate_encoder", "mem_mb"),
+                runtime=resource("evaluate_encoder", "runtime"),
+            conda:
+                CONDA_ENV
+            script:
+                "../scripts/evaluate_encoders.py"
+
+else:
+    # fan_out (clusters): one job per seed.
+    rule evaluate_encoder:
+        input:
+            unpack(base_model_input),
+            model=exp_path("seeds", "{seed}", "model"),
+            training=exp_path("data", "training.parquet"),
+            neutral=exp_path("data", "neutral.parquet"),
+        output:
+            metrics=exp_path("seeds", "{seed}", "encoder", "metrics.json"),
+            encoded=exp_path("seeds", "{seed}", "encoder", "encoded.parquet"),
+            distributions=report(
+                exp_path("seeds", "{seed}", "encoder", "distributions.png"),
+                caption="../report/distributions.rst",
+                category="{experiment}",
+                subcategory="Encoder",
+                labels={"seed": "{seed}", "figure": "distributions"},
+            ),
+        log:
+            exp_path("logs", "evaluate_encoder_{seed}.log"),
+        benchmark:
+            exp_path("benchmarks", "evaluate_encoder_{seed}.tsv")
+        params:
+            version=GRADIEND_VERSION,
+            config=stage_params("evaluate_encoder"),
+        threads: resource("evaluate_encoder", "threads")
+        resources:
+            gpu=resource("evaluate_encoder", "gpu"),
+            mem_mb=resource("evaluate_encoder", "mem_mb"),
+            runtime=resource("evaluate_encoder", "runtime"),
+        conda:
+            CONDA_ENV
+        script:
+            "../scripts/evaluate_encoder.py"
 
 
 rule select_seed:

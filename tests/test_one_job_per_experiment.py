@@ -1,8 +1,10 @@
-"""The decoder grid as one job per experiment (``stages.decoder_grid``, the local default).
+"""The scoring stages as one job per experiment (``job_layout: per_experiment``, the local default):
+``evaluate_encoders``, ``decoder_grid`` and ``rewrite_models``.
 
-It must write the same bytes as the fan-out (one job per learning rate plus ``base``), and with its
-cache a changed learning rate recomputes only its cells, while a changed checkpoint, data file or
-config recomputes every cell that reads it. Counted by wrapping the evaluator's scoring methods.
+Each must write the same bytes as the fan-out (one job per seed, per learning rate plus ``base``, per
+rewrite target). With its cache the grid recomputes only the cells of a changed learning rate, while a
+changed checkpoint, data file or config recomputes every cell that reads it (counted by wrapping the
+evaluator's scoring methods).
 """
 import json
 from pathlib import Path
@@ -140,3 +142,26 @@ def test_one_rewrite_job_writes_the_bytes_of_one_job_per_target(run, tmp_path):
     summary = json.loads((folder / "summary.json").read_text())
     chosen = {(summary[t]["learning_rate"], summary[t]["feature_factor"]) for t in targets}
     assert len({one_job[f"{t}/model.safetensors"] for t in targets}) == len(chosen) >= 2
+
+
+def test_one_encoder_job_writes_the_bytes_of_one_job_per_seed(run, tmp_path):
+    def outputs(folder: str) -> dict[str, list[str]]:
+        return {kind: [str(tmp_path / folder / str(seed) / name) for seed in run.seeds]
+                for kind, name in (("metrics", "metrics.json"), ("encoded", "encoded.parquet"),
+                                   ("distributions", "distributions.png"))}
+
+    data = {"training": run.path("data", "training.parquet"), "neutral": run.path("data", "neutral.parquet")}
+    models = [run.path("seeds", str(seed), "model") for seed in run.seeds]
+    stages.evaluate_encoders(run.cut("evaluate_encoder"), seeds=run.seeds, models=models, **data, **outputs("one_job"))
+    for i, seed in enumerate(run.seeds):
+        stages.evaluate_encoder(run.cut("evaluate_encoder"), seed=seed, model=models[i], **data,
+                                **{kind: paths[i] for kind, paths in outputs("each").items()})
+
+    def files(folder: str) -> dict[str, bytes]:
+        root = tmp_path / folder
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    one_job, each = files("one_job"), files("each")
+    assert one_job == each and len(one_job) == 3 * len(run.seeds)
+    correlations = [json.loads(one_job[f"{seed}/metrics.json"])["correlation"] for seed in run.seeds]
+    assert correlations[0] != correlations[1]  # each seed's own checkpoint, not the first one's
