@@ -117,6 +117,9 @@ def test_a_changed_checkpoint_data_or_config_recomputes_the_cells_that_read_it(r
     scored.clear()
     grid(run, tmp_path / "cells", [1.0], seed=1, config=config, neutral=str(tmp_path / "neutral.parquet"))
     assert scored == []  # nothing changed: every cell is copied
+    (tmp_path / "cache" / "lr~1_ff~1.json").write_text('{"fingerprint": "')  # a damaged entry: scored again
+    again = grid(run, tmp_path / "cells", [1.0], seed=1, config=config, neutral=str(tmp_path / "neutral.parquet"))
+    assert scored == ["lr~1_ff~1"] and json.loads(again["lr~1_ff~1"])["id"] == "lr~1_ff~1"
 
 
 def test_one_rewrite_job_writes_the_bytes_of_one_job_per_target(run, tmp_path):

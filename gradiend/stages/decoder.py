@@ -1,4 +1,5 @@
-"""Decoder stages: score one grid cell, choose the cells, write the rewritten models."""
+"""Decoder stages: score grid cells (one, one learning rate's, or the whole grid with a cache), choose the
+cells, write the rewritten models."""
 from __future__ import annotations
 
 import contextlib
@@ -95,7 +96,7 @@ def decoder_grid(config: dict, *, model: str, training: str, neutral: str, cells
     Config, reads and the written JSON: as :func:`decoder_cells`.
     """
     from gradiend.cells import BASE, parse_cell_name
-    from gradiend.util.io import read_json, write_json
+    from gradiend.util.io import write_json
 
     todo, fingerprints = [], {}
     inputs = _input_digests(config, model, training, neutral) if cache else {}
@@ -107,7 +108,7 @@ def decoder_grid(config: dict, *, model: str, training: str, neutral: str, cells
             continue
         fingerprints[path] = _fingerprint(config, name, inputs, with_checkpoint=name != BASE)
         stored = Path(cache) / f"{name}.json"
-        entry = read_json(stored) if stored.is_file() else None
+        entry = _cached(stored)
         if entry is not None and entry.get("fingerprint") == fingerprints[path]:
             write_json(path, entry["cell"])
             logger.info("cell %s: unchanged inputs, copied from %s", name, stored)
@@ -116,6 +117,18 @@ def decoder_grid(config: dict, *, model: str, training: str, neutral: str, cells
     for path, cell in _score_cells(config, model, training, neutral, todo):
         if cache:
             write_json(Path(cache) / f"{Path(path).stem}.json", {"fingerprint": fingerprints[path], "cell": cell})
+
+
+def _cached(stored: Path) -> dict | None:
+    """A cache entry, or None when there is none or it cannot be read (then the cell is scored again)."""
+    from gradiend.util.io import read_json
+
+    try:
+        entry = read_json(stored) if stored.is_file() else None
+    except ValueError as error:
+        logger.warning("ignoring an unreadable decoder cache entry: %s", error)
+        return None
+    return entry if isinstance(entry, dict) and "cell" in entry else None
 
 
 def _score_cells(config: dict, model: str | None, training: str, neutral: str, cells: list) -> list:
