@@ -115,7 +115,13 @@ def test_a_changed_checkpoint_data_or_config_recomputes_the_cells_that_read_it(r
     grid(run, tmp_path / "cells", [1.0], seed=1, config=config, neutral=str(tmp_path / "neutral.parquet"))
     assert sorted(scored) == ["base", "lr~1_ff~-1", "lr~1_ff~1"]
     scored.clear()
-    grid(run, tmp_path / "cells", [1.0], seed=1, config=config, neutral=str(tmp_path / "neutral.parquet"))
+    timing = Path(run.path("seeds", "1", "model", "timing.json"))
+    saved = timing.read_bytes()
+    timing.write_text('{"train_seconds": 123.4}')  # a rerun's wall-clock times: no result changes
+    try:
+        grid(run, tmp_path / "cells", [1.0], seed=1, config=config, neutral=str(tmp_path / "neutral.parquet"))
+    finally:
+        timing.write_bytes(saved)
     assert scored == []  # nothing changed: every cell is copied
     (tmp_path / "cache" / "lr~1_ff~1.json").write_text('{"fingerprint": "')  # a damaged entry: scored again
     again = grid(run, tmp_path / "cells", [1.0], seed=1, config=config, neutral=str(tmp_path / "neutral.parquet"))

@@ -152,12 +152,15 @@ def _score_cells(config: dict, model: str | None, training: str, neutral: str, c
 
 
 def _input_digests(config: Mapping, model: str | None, training: str, neutral: str) -> dict:
-    """SHA-256 of every file a cell reads: the tables, the checkpoint, a local base model folder."""
+    """SHA-256 of every file a cell reads: the tables, the checkpoint, a local base model folder
+    (not their ``timing.json``: wall-clock times, which change with every run and no result)."""
     from gradiend.stages.provenance import model_hashes, sha256_file
+    from gradiend.training.history import TIMING_FILE
 
     def folder(path) -> dict:
         root = Path(path)
-        return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+        return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*"))
+                if p.is_file() and p.name != TIMING_FILE}
 
     base = config["base_model_path"]
     return {"training": sha256_file(training), "neutral": sha256_file(neutral),
