@@ -153,38 +153,22 @@ def decoder_lr_input(wildcards):
     return {**decoder_data_input(wildcards), "model": exp_file(wildcards, "best", "model")}
 
 
-def decoder_factor_sets():
-    """Sorted feature factors -> the experiments with that set (one decoder_cell rule per set)."""
-    sets = {}
+def experiments_by(key):
+    """`key(experiment)` -> the experiments with that key. A rule's outputs are fixed patterns, so a
+    rule whose outputs depend on a list from the config (seeds, cells, targets) is written once per
+    distinct list, for the experiments that share it."""
+    groups = {}
     for name, experiment in EXPERIMENTS.items():
-        factors = tuple(sorted(float(f) for f in experiment["decoder"]["feature_factors"]))
-        sets.setdefault(factors, []).append(name)
-    return sets
+        groups.setdefault(key(experiment), []).append(name)
+    return groups
 
 
-def decoder_cell_sets():
-    """Cell names of the whole grid, `base` first -> the experiments with that grid (one decoder_grid
-    rule per grid)."""
-    sets = {}
-    for name, experiment in EXPERIMENTS.items():
-        sets.setdefault(tuple(wfc.decoder_cells(experiment)), []).append(name)
-    return sets
+def decoder_factors(experiment):
+    return tuple(sorted(float(f) for f in experiment["decoder"]["feature_factors"]))
 
 
-def seed_sets():
-    """Seeds -> the experiments with them (one evaluate_encoders rule per list)."""
-    sets = {}
-    for name, experiment in EXPERIMENTS.items():
-        sets.setdefault(tuple(experiment["seeds"]), []).append(name)
-    return sets
-
-
-def rewrite_target_sets():
-    """Rewrite targets -> the experiments with them (one rewrite_models rule per list)."""
-    sets = {}
-    for name, experiment in EXPERIMENTS.items():
-        sets.setdefault(tuple(experiment["rewrite"]), []).append(name)
-    return sets
+def grid_cell_names(experiment):
+    return tuple(wfc.decoder_cells(experiment))
 
 
 def decoder_cell_pattern(feature_factor):

@@ -7,7 +7,7 @@ if JOB_LAYOUT == "per_experiment":
     # It still writes one file per cell, and cells whose inputs did not change are copied from
     # decoder/cache/ (gradiend.stages.decoder_grid), so a changed learning rate recomputes only its
     # cells. Outputs are fixed patterns, so experiments are grouped by their set of cells.
-    for _index, (_cells, _names) in enumerate(decoder_cell_sets().items()):
+    for _index, (_cells, _names) in enumerate(experiments_by(grid_cell_names).items()):
 
         rule:
             name:
@@ -69,7 +69,7 @@ else:
     # torch, transformers, the model) once for all its cells. A rule's outputs must be fixed patterns,
     # so experiments are grouped by their set of feature factors, one rule per set; the usual case
     # (every experiment with both factors) is the single rule `decoder_cell`.
-    for _index, (_factors, _names) in enumerate(decoder_factor_sets().items()):
+    for _index, (_factors, _names) in enumerate(experiments_by(decoder_factors).items()):
 
         rule:
             name:
@@ -135,7 +135,7 @@ rule select_cell:
 if JOB_LAYOUT == "per_experiment":
     # One job per experiment writes every rewrite target (one start-up); targets are fixed patterns,
     # so experiments are grouped by their list of targets.
-    for _index, (_targets, _names) in enumerate(rewrite_target_sets().items()):
+    for _index, (_targets, _names) in enumerate(experiments_by(lambda e: tuple(e["rewrite"])).items()):
 
         rule:
             name:

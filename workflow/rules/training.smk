@@ -62,7 +62,7 @@ if JOB_LAYOUT == "per_experiment":
     # One job per experiment evaluates every seed's encoder (one start-up; adding a seed evaluates
     # them all again, about a second each on the demo). Outputs are fixed patterns, so experiments
     # are grouped by their list of seeds.
-    for _index, (_seeds, _names) in enumerate(seed_sets().items()):
+    for _index, (_seeds, _names) in enumerate(experiments_by(lambda e: tuple(e["seeds"])).items()):
 
         rule:
             name:
