@@ -90,7 +90,7 @@ def test_texts_with_the_mask_token_are_dropped_and_counted(run, tmp_path, caplog
 
 def test_rows_with_the_mask_token_are_dropped_when_the_model_is_known(run, caplog):
     """A table made elsewhere (not by the creator) with literal mask tokens: dropped, counted."""
-    from gradiend.model.loading import load_tokenizer
+    from gradiend.model.loading import load_tokenizer_and_objective
     from gradiend.stages.models import fit_tables_to_tokenizer
 
     table = pd.read_parquet(run.path("data", "training.parquet"))
@@ -98,7 +98,7 @@ def test_rows_with_the_mask_token_are_dropped_when_the_model_is_known(run, caplo
     table.loc[0, "text"] = table.loc[0, "text"] + " [MASK]"                    # unmasked text holds it
     table.loc[1, "masked"] = table.loc[1, "masked"] + " [MASK]"                # one placeholder too many
     neutral.loc[0, "text"] = "A [MASK] in a neutral text."
-    tokenizer = load_tokenizer(run.experiment["base_model_path"])
+    tokenizer, _ = load_tokenizer_and_objective(run.experiment["base_model_path"])
     with caplog.at_level(logging.WARNING, logger="gradiend"):
         kept, kept_neutral = fit_tables_to_tokenizer(run.cut("train_seed"), tokenizer, table, neutral)
     assert len(kept) == len(table) - 2 and len(kept_neutral) == len(neutral) - 1

@@ -26,29 +26,28 @@ def _backbone_names(model: torch.nn.Module) -> dict[int, str]:
     return {id(p): f"{prefix}.{n}" for n, p in backbone.named_parameters()}
 
 
-def pattern_regex(pattern: str) -> re.Pattern:
+def _pattern_regex(pattern: str) -> re.Pattern:
     """A full-match regex for a name pattern where ``*`` matches any run of characters."""
     return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
 
 
-def mapped_parameters(model: torch.nn.Module, params: Sequence[str] | None = None) -> dict[str, torch.nn.Parameter]:
-    """Backbone parameters of ``model`` in ``named_parameters`` order, optionally narrowed.
+def select_by_patterns(named: dict, params: Sequence[str] | str | None, model: torch.nn.Module,
+                       what: str = "parameter") -> dict:
+    """``named`` narrowed to the names some pattern of ``params`` matches (``*`` wildcards, full
+    match); None keeps all. A pattern that matches no name is a ValueError naming it."""
+    if params is None:
+        return named
+    regexes = [(p, _pattern_regex(p)) for p in ([params] if isinstance(params, str) else params)]
+    unmatched = [p for p, rx in regexes if not any(rx.fullmatch(n) for n in named)]
+    if unmatched:
+        raise ValueError(f"parameter pattern {unmatched[0]!r} matches no {what} of {type(model).__name__} "
+                         f"(patterns match full names, e.g. {', '.join(list(named)[:3])})")
+    return {n: p for n, p in named.items() if any(rx.fullmatch(n) for _, rx in regexes)}
 
-    ``params``: name patterns (``*`` wildcards, full match). A pattern that matches no backbone
-    parameter is a ValueError naming it.
-    """
+
+def mapped_parameters(model: torch.nn.Module, params: Sequence[str] | None = None) -> dict:
+    """Backbone parameters of ``model`` in ``named_parameters`` order, narrowed by ``params``
+    (:func:`select_by_patterns`; heads are never selected)."""
     names = _backbone_names(model)
     selected = {names[id(p)]: p for _, p in model.named_parameters() if id(p) in names}
-    if params is None:
-        return selected
-    if isinstance(params, str):
-        params = [params]
-    regexes = [(p, pattern_regex(p)) for p in params]
-    unmatched = [p for p, rx in regexes if not any(rx.fullmatch(n) for n in selected)]
-    if unmatched:
-        examples = ", ".join(list(selected)[:3])
-        raise ValueError(
-            f"parameter pattern {unmatched[0]!r} matches no backbone parameter of "
-            f"{type(model).__name__} (patterns match full names, e.g. {examples}; heads are excluded)"
-        )
-    return {n: p for n, p in selected.items() if any(rx.fullmatch(n) for _, rx in regexes)}
+    return select_by_patterns(selected, params, model, what="backbone parameter (heads are excluded)")

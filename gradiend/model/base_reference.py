@@ -17,6 +17,7 @@ checkpoint, and accepted only when the weights' digests match.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -28,12 +29,9 @@ class BaseModelLocationError(FileNotFoundError):
     """The base model recorded in a GRADIEND checkpoint cannot be found (or has other weights)."""
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def sha256_file(path: Path) -> str:
     with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def weight_digests(folder: Path) -> dict[str, str]:
@@ -70,13 +68,6 @@ def _matches(folder: Path, expected: Mapping[str, str] | None) -> bool:
     return not expected or weight_digests(folder) == dict(expected)
 
 
-def _tail(relative: str) -> Path:
-    parts = Path(relative).parts
-    while parts and parts[0] in ("..", "."):
-        parts = parts[1:]
-    return Path(*parts)
-
-
 def resolve_reference(metadata: Mapping[str, Any], checkpoint_dir) -> str | None:
     """The base model id or an existing local folder recorded in checkpoint ``metadata``.
 
@@ -97,7 +88,7 @@ def resolve_reference(metadata: Mapping[str, Any], checkpoint_dir) -> str | None
                     f"GRADIEND checkpoint {checkpoint} expects its base model at {primary} ({value!r} relative "
                     f"to the checkpoint), but the weights there have different SHA-256 digests than when it was saved")
             return str(primary)
-        tail = _tail(value)
+        tail = Path(*itertools.dropwhile(lambda part: part in ("..", "."), Path(value).parts))
         for ancestor in checkpoint.parents:
             candidate = ancestor / tail
             if str(tail) not in ("", ".") and candidate.is_dir() and _matches(candidate, expected):

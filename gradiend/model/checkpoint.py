@@ -45,10 +45,7 @@ def read_config(load_directory) -> dict[str, Any]:
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} not found: {directory} is not a GRADIEND checkpoint")
-    try:
-        config = read_json(config_path)
-    except ValueError as err:
-        raise ValueError(f"{config_path} is not valid JSON ({err})") from err
+    config = read_json(config_path)
     if not isinstance(config, dict) or "architecture" not in config:
         raise ValueError(f"{config_path} has no 'architecture': {directory} is not a GRADIEND checkpoint")
     version = config.get("format_version")

@@ -17,9 +17,6 @@ class FeatureLearningDefinition:
     pair: tuple[str, str]
     classes: Sequence[str] | None = None
 
-    def directions(self) -> dict[str, int]:
-        return directions_from_definition(self)
-
 
 def directions_from_definition(definition: Any) -> dict[str, int]:
     """``{pair[0]: +1, pair[1]: −1, every other class of definition.classes: 0}``."""

@@ -135,16 +135,12 @@ class GradiendModel(nn.Module):
         return float(self.decoder.weight.detach().norm())
 
     # ----------------------------------------------------------------- forward
-    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.as_tensor(x)
-        if x.dim() == 0 or x.shape[-1] != self.input_dim:
-            got = x.shape[-1] if x.dim() else 1
-            raise ValueError(f"expected {self.input_dim} entries, got {got}")
-        return x.to(device=self.device, dtype=self.dtype)
-
     def forward_encoder(self, x: torch.Tensor) -> torch.Tensor:
         """Encoded value(s) of a gradient ``(input_dim,)`` or a batch ``(..., input_dim)``."""
-        return self.encoder_activation(self.encoder(self._check_input(x)))
+        x = torch.as_tensor(x)
+        if x.dim() == 0 or x.shape[-1] != self.input_dim:
+            raise ValueError(f"expected {self.input_dim} entries, got {x.shape[-1] if x.dim() else 1}")
+        return self.encoder_activation(self.encoder(x.to(device=self.device, dtype=self.dtype)))
 
     def forward_decoder(self, h: torch.Tensor | float) -> torch.Tensor:
         """Decoded update for latent value(s) ``h`` (a float is accepted when latent_dim is 1)."""

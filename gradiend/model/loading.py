@@ -20,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from gradiend.objectives.base import resolve_objective
-from gradiend.objectives.tokens import ensure_pad_token
+from gradiend.objectives.tokens import continuation_ids, ensure_pad_token
 from gradiend.util.dtypes import resolve_dtype
-from gradiend.util.io import written_as_path
+from gradiend.util.io import rebuild_hint, written_as_path
 from gradiend.util.tokenizer_files import missing_tokenizer_message
 from gradiend.util.logging import get_logger
 
@@ -33,18 +33,8 @@ class BaseModelNotAvailableError(OSError):
     """The base model id or path cannot be loaded here (no such folder, not cached, no hub)."""
 
 
-def _check_vocabulary_size(tokenizer, name: str) -> None:
-    special = set(getattr(tokenizer, "all_special_tokens", []) or [])
-    if len(tokenizer) <= len(special) + 1:
-        raise BaseModelNotAvailableError(
-            f"the tokenizer of {name!r} has only {len(tokenizer)} tokens (its special tokens): its vocabulary "
-            f"files are missing, so every word would become the unknown token")
-
-
 def _unreadable_folder(path: Path, what: str, error: BaseException) -> ValueError:
     """A local model folder whose files do not parse: name it and how to rebuild it."""
-    from gradiend.util.io import rebuild_hint
-
     detail = " ".join(str(error).split())[:300]
     return ValueError(f"model folder {str(path)!r}: its {what} cannot be read ({type(error).__name__}: {detail}); "
                       f"a file may be truncated or damaged: {rebuild_hint(path / 'model.safetensors')}")
@@ -57,7 +47,10 @@ def _read(name: str, path: Path, what: str, load):
     except (OSError, ValueError) as error:
         if path.is_dir():
             raise _unreadable_folder(path, what, error) from error
-        raise _not_available(name, error) from error
+        raise BaseModelNotAvailableError(
+            f"base model {name!r} is not available offline: it is neither a local model folder nor in the "
+            f"Hugging Face cache, and this environment has no hub access ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''})") from error
 
 
 def _model_source(name_or_path) -> tuple[str, Path, str]:
@@ -73,39 +66,32 @@ def _model_source(name_or_path) -> tuple[str, Path, str]:
     return name, path, str(path) if path.exists() else name
 
 
-def load_tokenizer(name_or_path, trust_remote_code: bool = False):
-    """The tokenizer of a local model folder or a cached Hugging Face id (checked as in
-    :func:`load_base_model`), without loading the weights."""
-    from transformers import AutoTokenizer
+def _config_and_tokenizer(name_or_path, trust_remote_code: bool) -> tuple[str, Path, str, object, object]:
+    """``(name, local path, source, config, tokenizer)``, checked, without loading the weights."""
+    from transformers import AutoConfig, AutoTokenizer
 
     name, path, source = _model_source(name_or_path)
-    tokenizer = _read(name, path, "tokenizer",
-                      lambda: AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code))
-    _check_vocabulary_size(tokenizer, name)
-    return tokenizer
+    config, tokenizer = _read(name, path, "config or tokenizer", lambda: (
+        AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code),
+        AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)))
+    special = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    if len(tokenizer) <= len(special) + 1:
+        raise BaseModelNotAvailableError(
+            f"the tokenizer of {name!r} has only {len(tokenizer)} tokens (its special tokens): its "
+            f"vocabulary files are missing, so every word would become the unknown token")
+    return name, path, source, config, tokenizer
 
 
 def load_tokenizer_and_objective(name_or_path, trust_remote_code: bool = False):
     """``(tokenizer, objective)`` as :func:`load_base_model` would choose them (``"auto"``), reading
     only the config and the tokenizer, not the weights."""
-    from transformers import AutoConfig
-
-    tokenizer = load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
-    name, path, source = _model_source(name_or_path)
-    config = _read(name, path, "config", lambda: AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code))
+    *_, config, tokenizer = _config_and_tokenizer(name_or_path, trust_remote_code)
     return tokenizer, resolve_objective("auto", model=config, tokenizer=tokenizer)
-
-
-def tokenizer_label(tokenizer) -> str:
-    """``BertTokenizerFast of 'path/or/id'``: how messages name a tokenizer."""
-    return f"{type(tokenizer).__name__} of {getattr(tokenizer, 'name_or_path', '?')!r}"
 
 
 def unknown_words(tokenizer, words) -> list[str]:
     """The words among ``words`` that the tokenizer turns (in part) into its unknown token, as they
     are read after a word of context (the form the objectives tokenize)."""
-    from gradiend.objectives.tokens import continuation_ids
-
     unk = getattr(tokenizer, "unk_token_id", None)
     if unk is None:
         return []
@@ -119,19 +105,12 @@ def check_target_words(tokenizer, words_by_class: dict, where: str = "the traini
     problems = [f"{word!r} (class {cls!r})" for cls, words in words_by_class.items()
                 for word in unknown_words(tokenizer, words)]
     if problems:
+        label = f"{type(tokenizer).__name__} of {getattr(tokenizer, 'name_or_path', '?')!r}"
         raise ValueError(
-            f"the tokenizer {tokenizer_label(tokenizer)} maps target word(s) {', '.join(problems[:10])}"
+            f"the tokenizer {label} maps target word(s) {', '.join(problems[:10])}"
             f"{' and more' if len(problems) > 10 else ''} from {where} to its unknown token "
             f"{tokenizer.unk_token!r}: the model cannot predict them, so there is nothing to learn. Use a model "
             f"whose vocabulary holds these words, or change `data.feature_targets`")
-
-
-def _not_available(name: str, cause: Exception) -> BaseModelNotAvailableError:
-    return BaseModelNotAvailableError(
-        f"base model {name!r} is not available offline: it is neither a local model folder nor in "
-        f"the Hugging Face cache, and this environment has no hub access ({type(cause).__name__}: "
-        f"{str(cause).splitlines()[0] if str(cause) else ''})"
-    )
 
 
 def load_base_model(
@@ -148,13 +127,9 @@ def load_base_model(
     masked LM, else causal LM), ``"masked_lm"``, ``"causal_lm"`` or an :class:`Objective`.
     """
     from safetensors import SafetensorError
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
-    name, path, source = _model_source(name_or_path)
-    config, tokenizer = _read(name, path, "config or tokenizer", lambda: (
-        AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code),
-        AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)))
-    _check_vocabulary_size(tokenizer, name)
+    name, path, source, config, tokenizer = _config_and_tokenizer(name_or_path, trust_remote_code)
     chosen = resolve_objective(objective, model=config, tokenizer=tokenizer)
     auto_class = AutoModelForMaskedLM if chosen.name == "masked_lm" else AutoModelForCausalLM
     try:

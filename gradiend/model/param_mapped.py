@@ -8,6 +8,7 @@ of differently pruned models can be compared in one "base-global" space.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -158,19 +159,14 @@ class ParamMappedGradiendModel(GradiendModel):
 
     def segments(self) -> list[tuple[str, int, int]]:
         """``(name, start, stop)`` of each parameter's slice of the input space, in map order."""
-        out, offset = [], 0
-        for name, spec in self.param_map.items():
-            count = selected_count(spec)
-            out.append((name, offset, offset + count))
-            offset += count
-        return out
+        counts = [selected_count(spec) for spec in self.param_map.values()]
+        stops = itertools.accumulate(counts)
+        return [(name, stop - count, stop) for name, count, stop in zip(self.param_map, counts, stops)]
 
     def base_global_indices(self) -> torch.Tensor:
         """For each local input index, its index in the unpruned space of full parameters (``base_layout``)."""
-        offsets, offset = {}, 0
-        for name, shape in self.base_layout.items():
-            offsets[name] = offset
-            offset += math.prod(shape)
+        sizes = [math.prod(shape) for shape in self.base_layout.values()]
+        offsets = dict(zip(self.base_layout, itertools.accumulate(sizes, initial=0)))
         parts = []
         for name, spec in self.param_map.items():
             selected = spec_indices(spec)
@@ -193,12 +189,8 @@ class ParamMappedGradiendModel(GradiendModel):
             grad = grads[name]
             if tuple(grad.shape) != spec["shape"]:
                 raise ValueError(f"gradient of {name!r} has shape {tuple(grad.shape)}, expected {spec['shape']}")
-            flat = grad.reshape(-1)
-            if spec["repr"] == "mask":
-                flat = flat[spec["mask"].reshape(-1).to(flat.device)]
-            elif spec["repr"] == "indices":
-                flat = flat.index_select(0, spec["indices"].to(flat.device))
-            parts.append(flat)
+            flat, selected = grad.reshape(-1), spec_indices(spec)
+            parts.append(flat if selected is None else flat.index_select(0, selected.to(flat.device)))
         return torch.cat(parts)
 
     def unflatten(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,33 +1,17 @@
 """Apply a GRADIEND update ``θ ← θ + lr·u`` to the mapped parameters of a base model.
 
-``u`` is the decoded update ``decoder(feature_factor)`` (for the identity decoder ``ff·w + b``: the
-bias is always added, as in the reference) or one of the raw weight vectors
-(:data:`~gradiend.model.gradiend_model.UPDATE_PARTS`). Only mapped entries change; everything
-else in the base model stays bitwise identical. :func:`applied_update` applies the update in place
-and restores a saved copy of just the touched entries on exit, so one loaded model can score many
-(learning rate, feature factor) cells without reloads and without rounding residue.
+Only mapped entries change; everything else in the base model stays bitwise identical.
+:func:`snapshot` saves just the entries an update touches and :func:`restore` writes them back, so
+one loaded model can score many (learning rate, feature factor) cells without reloads and without
+rounding residue (``ModelWithGradiend.applied_update``).
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import torch
 
-from gradiend.model.gradiend_model import UPDATE_PARTS
 from gradiend.model.param_mapped import ParamMappedGradiendModel
-
-REWRITE_PARTS = ("decoder", *UPDATE_PARTS)
-
-
-@torch.no_grad()
-def update_vector(gradiend: ParamMappedGradiendModel, feature_factor=1.0, part: str = "decoder") -> torch.Tensor:
-    """The update ``u`` (length ``input_dim``) for a rewrite part; an unknown part lists the valid ones."""
-    if part == "decoder":
-        return gradiend.forward_decoder(feature_factor).detach().reshape(-1)
-    if part not in UPDATE_PARTS:
-        raise ValueError(f"unknown part {part!r}; expected one of {list(REWRITE_PARTS)}")
-    return gradiend.get_update_vector(part)
 
 
 def lookup_parameters(model: torch.nn.Module, names) -> dict[str, torch.nn.Parameter]:
@@ -86,16 +70,3 @@ def restore(params: Mapping[str, torch.Tensor], gradiend: ParamMappedGradiendMod
             param.copy_(values)
         else:
             _flat_view(param, name).index_copy_(0, indices.to(param.device), values)
-
-
-@contextlib.contextmanager
-def applied_update(model: torch.nn.Module, gradiend: ParamMappedGradiendModel, vector: torch.Tensor,
-                   learning_rate: float) -> Iterator[torch.nn.Module]:
-    """Apply ``θ + lr·u`` to ``model`` in place for the duration of the block, then restore it bitwise."""
-    params = lookup_parameters(model, gradiend.param_map)
-    saved = snapshot(params, gradiend)
-    try:
-        add_update(params, gradiend, vector, learning_rate)
-        yield model
-    finally:
-        restore(params, gradiend, saved)

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from gradiend.model.backbone import mapped_parameters
 from gradiend.model.param_mapped import ParamMappedGradiendModel
 from gradiend.model.with_gradiend import ModelWithGradiend
 from gradiend.objectives.base import TargetBatch, resolve_objective
@@ -91,8 +92,6 @@ class TextModelWithGradiend(ModelWithGradiend):
     @classmethod
     def _gradiend_parameters(cls, base_model: nn.Module, params=None) -> dict[str, nn.Parameter]:
         """The Hugging Face backbone's parameters (heads excluded; ``params`` patterns narrow it)."""
-        from gradiend.model.backbone import mapped_parameters
-
         return mapped_parameters(base_model, params)
 
     def _save_model(self, save_directory) -> dict:
@@ -105,6 +104,8 @@ class TextModelWithGradiend(ModelWithGradiend):
         """Tokenised, padded batch of masked rows on the base model's device."""
         if self.tokenizer is None:
             raise ValueError("this model has no tokenizer; pass one to work on text")
+        if factual is None:
+            raise ValueError("masked texts need their factual target(s)")
         batch = self.objective.prepare(self.tokenizer, _as_list(masked, "masked"), _as_list(factual, "factual"),
                                        _as_list(alternative, "alternative"), max_length=self.max_length)
         return batch.to(self._base_device())
@@ -155,14 +156,7 @@ class TextModelWithGradiend(ModelWithGradiend):
         """
         if isinstance(x, (torch.Tensor, Mapping)):
             return self.gradiend.forward_encoder(x)
-        texts = _as_list(x, "x")
-        if factual is None:
-            raise ValueError("encoding raw text needs the factual target(s)")
-        facts, alts = _as_list(factual, "factual"), _as_list(alternative, "alternative")
-        if len(facts) != len(texts) or (alts is not None and len(alts) != len(texts)):
-            raise ValueError(f"got {len(texts)} text(s) but {len(facts)} factual / "
-                             f"{None if alts is None else len(alts)} alternative target(s)")
-        encoded = self._encode_rows(self.prepare(texts, facts, alts), check_kind(kind or self.source))
+        encoded = self._encode_rows(self.prepare(x, factual, alternative), check_kind(kind or self.source))
         return encoded[0] if isinstance(x, str) else encoded
 
     @torch.no_grad()
@@ -170,10 +164,6 @@ class TextModelWithGradiend(ModelWithGradiend):
         """``(B, latent)``: each row's own gradient (one backward per row), encoded; the plain path."""
         return torch.stack([self.gradiend.forward_encoder(self._gradients(batch.select([i]), [kind])[kind])
                             for i in range(batch.n_rows)])
-
-    def encoder_tangents(self, latent_index: int = 0) -> dict[str, torch.Tensor]:
-        """Encoder weight row ``latent_index`` laid out on the mapped parameters (zeros elsewhere)."""
-        return self.gradiend.unflatten(self.gradiend.encoder_weight[latent_index].detach())
 
     @torch.no_grad()
     def encode_batch(self, masked, factual=None, alternative=None, kind: str | None = None,
@@ -189,19 +179,20 @@ class TextModelWithGradiend(ModelWithGradiend):
         instead (the reference path; agrees to float rounding).
         """
         kind = check_kind(kind or self.source)
-        prepared = isinstance(masked, TargetBatch)
-        if prepared and (factual is not None or alternative is not None):
-            raise ValueError("a prepared TargetBatch carries its own targets; pass no factual / alternative")
-        if plain and not prepared:
-            encoded = self.encode(_as_list(masked, "masked"), factual, alternative, kind=kind)
-        elif plain:
-            encoded = self._encode_rows(masked.to(self._base_device()), kind)
+        if isinstance(masked, TargetBatch):
+            if factual is not None or alternative is not None:
+                raise ValueError("a prepared TargetBatch carries its own targets; "
+                                 "pass no factual / alternative")
+            batch = masked.to(self._base_device())
         else:
-            batch = self._as_batch(masked if prepared else
-                                   {"masked": masked, "factual": factual, "alternative": alternative})
-            gradiend = self.gradiend
-            dots = [jvp_directional(self.base_model, self.encoder_tangents(j), self.objective, batch, kind, "rows")
+            batch = self.prepare(masked, factual, alternative)
+        gradiend = self.gradiend
+        if plain:
+            encoded = self._encode_rows(batch, kind)
+        else:  # tangent j: encoder weight row j laid out on the mapped parameters (zeros elsewhere)
+            dots = [jvp_directional(self.base_model, gradiend.unflatten(gradiend.encoder_weight[j].detach()),
+                                    self.objective, batch, kind, "rows")
                     for j in range(gradiend.latent_dim)]
             pre = torch.stack(dots, dim=-1).to(device=gradiend.device, dtype=gradiend.dtype) + gradiend.encoder_bias
             encoded = gradiend.encoder_activation(pre)
-        return encoded[:, 0] if self.gradiend.latent_dim == 1 else encoded
+        return encoded[:, 0] if gradiend.latent_dim == 1 else encoded

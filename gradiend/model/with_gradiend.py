@@ -1,22 +1,10 @@
 """``ModelWithGradiend``: the abstract pairing of a base model (any ``nn.Module``) with its GRADIEND.
 
-The base class holds what every model family shares: the GRADIEND's map over named base
-parameters, encoding a gradient, rewriting the base model (``θ + lr·u``), importance, pruning, the
-sign flip, class directions, devices, and saving / loading (:mod:`.with_gradiend_io`). A model
-family subclasses it and implements the documented hooks:
-
-* ``create_gradients(...)`` — run the base model on one of its inputs, return a GRADIEND-input
-  gradient (flat tensor, or a dict of per-parameter gradients);
-* ``_load_model(load_directory, base_model_id=None, gradiend_kwargs=None, **kwargs)`` (classmethod)
-  — return ``(base_model, *extra)``, ``extra`` being the subclass constructor's positional
-  arguments after ``gradiend`` (for text: tokenizer, objective);
-* ``_save_model(save_directory)`` — persist what the base model needs and return metadata
-  (``{"base_model": id or folder, ...}``) recorded in the checkpoint's ``config.json``;
-* optionally ``_gradiend_parameters`` (which parameters a fresh GRADIEND maps), ``_create_gradiend``,
-  ``_get_device_config`` / ``_resolve_device_config``, ``_post_init_from_pretrained``.
-
-:class:`gradiend.model.text.TextModelWithGradiend` is the text (masked / causal LM) family;
-``ModelWithGradiend.from_pretrained(...)`` on the base class builds that one.
+The base class holds what every model family shares: encoding, rewriting the base model
+(``θ + lr·u``), importance, pruning, the sign flip, class directions, saving / loading
+(:mod:`.with_gradiend_io`). A family implements the abstract hooks and may override the optional
+ones (``_gradiend_parameters``, ``_create_gradiend``, the device hooks, ``_post_init_from_pretrained``);
+``ModelWithGradiend.from_pretrained`` builds the text family (:mod:`gradiend.model.text`).
 
 ``source`` is the gradient the encoder reads, ``target`` the one the decoder reconstructs
 (``"factual"``, ``"alternative"``, ``"diff"`` = factual − alternative).
@@ -34,6 +22,8 @@ from torch import nn
 from gradiend import cells
 from gradiend.model import rewrite as rw
 from gradiend.model import with_gradiend_io as io
+from gradiend.model.backbone import select_by_patterns
+from gradiend.model.gradiend_model import UPDATE_PARTS
 from gradiend.model.param_mapped import REPRS, ParamMappedGradiendModel
 from gradiend.objectives.losses import check_kind
 
@@ -75,7 +65,8 @@ class ModelWithGradiend(nn.Module, ABC):
     @abstractmethod
     def _load_model(cls, load_directory, base_model_id=None, gradiend_kwargs: Mapping | None = None, **kwargs) -> tuple:
         """Load the base model: from ``base_model_id`` when set (``load_directory`` is then the
-        GRADIEND checkpoint), else from ``load_directory``. Returns ``(base_model, *extra)``."""
+        GRADIEND checkpoint), else from ``load_directory``. Returns ``(base_model, *extra)``, ``extra``
+        being the constructor's positional arguments after ``gradiend`` (text: tokenizer, objective)."""
 
     @abstractmethod
     def _save_model(self, save_directory) -> dict | None:
@@ -84,16 +75,7 @@ class ModelWithGradiend(nn.Module, ABC):
     @classmethod
     def _gradiend_parameters(cls, base_model: nn.Module, params=None) -> dict[str, nn.Parameter]:
         """The base parameters a fresh GRADIEND maps: all, or those ``params`` (names or ``*`` patterns) match."""
-        from gradiend.model.backbone import pattern_regex
-
-        named = dict(base_model.named_parameters())
-        if params is None:
-            return named
-        regexes = [pattern_regex(p) for p in ([params] if isinstance(params, str) else params)]
-        named = {n: p for n, p in named.items() if any(rx.fullmatch(n) for rx in regexes)}
-        if not named:
-            raise ValueError(f"parameter patterns {params!r} match no parameter of {type(base_model).__name__}")
-        return named
+        return select_by_patterns(dict(base_model.named_parameters()), params, base_model)
 
     @classmethod
     def _create_gradiend(cls, base_model: nn.Module, *, params=None, latent_dim: int = 1,
@@ -236,9 +218,14 @@ class ModelWithGradiend(nn.Module, ABC):
         return self.gradiend.forward_encoder(x)
 
     # ----------------------------------------------------------------- rewriting
+    @torch.no_grad()
     def update_vector(self, feature_factor=1.0, part: str = "decoder") -> torch.Tensor:
         """The input-space update ``u`` of a rewrite (``decoder(ff)`` or a raw weight vector)."""
-        return rw.update_vector(self.gradiend, feature_factor, part)
+        if part == "decoder":
+            return self.gradiend.forward_decoder(feature_factor).detach().reshape(-1)
+        if part not in UPDATE_PARTS:
+            raise ValueError(f"unknown part {part!r}; expected one of {['decoder', *UPDATE_PARTS]}")
+        return self.gradiend.get_update_vector(part)
 
     def rewrite_base_model(self, learning_rate: float, feature_factor=1.0, part: str = "decoder",
                            inplace: bool = False) -> nn.Module:
@@ -257,8 +244,13 @@ class ModelWithGradiend(nn.Module, ABC):
     def applied_update(self, learning_rate: float, feature_factor=1.0, part: str = "decoder") -> Iterator[nn.Module]:
         """Apply the rewrite to the loaded base model in place for the block; restore it bitwise after."""
         vector = self.update_vector(feature_factor, part)
-        with rw.applied_update(self.base_model, self.gradiend, vector, learning_rate) as model:
-            yield model
+        params = self.mapped_parameters()
+        saved = rw.snapshot(params, self.gradiend)
+        try:
+            rw.add_update(params, self.gradiend, vector, learning_rate)
+            yield self.base_model
+        finally:
+            rw.restore(params, self.gradiend, saved)
 
     # ----------------------------------------------------------------- importance, pruning, sign
     def get_weight_importance(self, part: str = "decoder-weight") -> torch.Tensor:
@@ -313,13 +305,6 @@ class ModelWithGradiend(nn.Module, ABC):
     def with_original_base_model(self, new_base: nn.Module) -> "ModelWithGradiend":
         """The same GRADIEND (shared) over another base model, e.g. the plain LM instead of a training head."""
         return self._with(base_model=new_base)
-
-    # ----------------------------------------------------------------- devices
-    def cuda(self, device=None) -> "ModelWithGradiend":
-        return self.to(f"cuda:{device}" if isinstance(device, int) else device or "cuda")
-
-    def cpu(self) -> "ModelWithGradiend":
-        return self.to("cpu")
 
     # ----------------------------------------------------------------- save / load
     def save_pretrained(self, save_directory, training: dict | None = None):

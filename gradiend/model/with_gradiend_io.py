@@ -61,12 +61,7 @@ def save_model_with_gradiend(model: "ModelWithGradiend", save_directory, trainin
 
 def _read_context(directory: Path) -> dict[str, Any]:
     path = directory / CONTEXT_FILE
-    if not path.is_file():
-        return {}
-    try:
-        context = read_json(path)
-    except ValueError as err:
-        raise ValueError(f"{path} is not valid JSON ({err})") from err
+    context = read_json(path) if path.is_file() else {}
     if not isinstance(context, dict):
         raise ValueError(f"{path} must hold a JSON object")
     return context

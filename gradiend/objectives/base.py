@@ -88,15 +88,33 @@ class Objective:
     max_positions: int | None = None
     name = "objective"
 
-    def prepare(
-        self,
-        tokenizer,
-        masked: Sequence[str],
-        factual: Sequence[str],
-        alternative: Sequence[str] | None = None,
-        max_length: int | None = None,
-        mask: str = DEFAULT_MASK,
-    ) -> TargetBatch:
+    def prepare(self, tokenizer, masked: Sequence[str], factual: Sequence[str],
+                alternative: Sequence[str] | None = None, max_length: int | None = None,
+                mask: str = DEFAULT_MASK) -> TargetBatch:
+        """The batch of ``masked`` rows (texts with a ``mask`` placeholder) scoring their ``factual`` (and
+        ``alternative``) targets; target ids are what a target adds after the row's text before its mask."""
+        from gradiend.objectives.tokens import target_ids  # tokens imports row_error from here
+
+        if len(masked) == 0:
+            raise ValueError("prepare needs at least one row")
+        targets = {"factual": factual, "alternative": alternative}
+        for which, values in targets.items():
+            if values is not None and len(values) != len(masked):
+                raise ValueError(f"{which} has {len(values)} entries but masked has {len(masked)}")
+        contexts = mask_contexts(masked, mask)
+        self._check_rows(tokenizer, masked, contexts)
+        ids = {which: None if values is None else target_ids(tokenizer, contexts, values, masked, which)
+               for which, values in targets.items()}
+        limit = self.max_length_for(tokenizer, max_length)
+        return self._batch(tokenizer, masked, contexts, targets, ids, limit, mask)
+
+    def _check_rows(self, tokenizer, masked: Sequence[str], contexts: list[str]) -> None:
+        """Subclass hook: refuse a tokenizer or rows the objective cannot score."""
+
+    def _batch(self, tokenizer, masked: Sequence[str], contexts: list[str], targets: dict, ids: dict,
+               limit: int | None, mask: str) -> TargetBatch:
+        """Subclass hook: the batch; ``targets`` / ``ids`` map "factual" and "alternative" (None when
+        absent) to the rows' target strings / target ids, ``limit`` is the truncation length."""
         raise NotImplementedError
 
     def scored_logits(self, model, batch: TargetBatch) -> torch.Tensor:
@@ -114,15 +132,6 @@ class Objective:
         limits = [self.max_positions, getattr(tokenizer, "model_max_length", None)]
         finite = [int(x) for x in limits if x is not None and x < 1e9 and not math.isinf(x)]
         return min(finite) if finite else None
-
-
-def _check_lengths(masked: Sequence[str], factual: Sequence[str], alternative: Sequence[str] | None) -> None:
-    if len(masked) == 0:
-        raise ValueError("prepare needs at least one row")
-    if len(factual) != len(masked):
-        raise ValueError(f"factual has {len(factual)} entries but masked has {len(masked)}")
-    if alternative is not None and len(alternative) != len(masked):
-        raise ValueError(f"alternative has {len(alternative)} entries but masked has {len(masked)}")
 
 
 def model_max_positions(model_or_config) -> int | None:

@@ -18,34 +18,18 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
-from gradiend.objectives.base import (
-    DEFAULT_MASK,
-    Objective,
-    TargetBatch,
-    _check_lengths,
-    mask_contexts,
-    row_error,
-)
-from gradiend.objectives.tokens import ensure_pad_token, target_ids
+from gradiend.objectives.base import Objective, TargetBatch, row_error
+from gradiend.objectives.tokens import ensure_pad_token
 
 
 @dataclass
 class CausalLMObjective(Objective):
     name = "causal_lm"
 
-    def prepare(
-        self,
-        tokenizer,
-        masked: Sequence[str],
-        factual: Sequence[str],
-        alternative: Sequence[str] | None = None,
-        max_length: int | None = None,
-        mask: str = DEFAULT_MASK,
-    ) -> TargetBatch:
-        _check_lengths(masked, factual, alternative)
+    def _check_rows(self, tokenizer, masked: Sequence[str], contexts: list[str]) -> None:
         ensure_pad_token(tokenizer)
-        contexts = mask_contexts(masked, mask)
         empty = [i for i, c in enumerate(contexts) if not c.strip()]
         if empty:
             raise row_error(
@@ -53,27 +37,21 @@ class CausalLMObjective(Objective):
                 "has no text before its mask; a causal LM predicts the target from its left context",
                 len(empty) - 1,
             )
-        factual_ids = _first_ids(target_ids(tokenizer, contexts, factual, masked, "factual"))
-        alternative_ids = (
-            None if alternative is None else _first_ids(target_ids(tokenizer, contexts, alternative, masked, "alternative"))
-        )
 
-        limit = self.max_length_for(tokenizer, max_length)
+    def _batch(self, tokenizer, masked, contexts, targets, ids, limit, mask) -> TargetBatch:
         rows = tokenizer([c.rstrip() for c in contexts], add_special_tokens=True)["input_ids"]
         if limit is not None:
-            rows = [ids[-limit:] for ids in rows]
-        lengths = torch.tensor([len(ids) for ids in rows])
-        width = int(lengths.max())
-        input_ids = torch.full((len(rows), width), int(tokenizer.pad_token_id), dtype=torch.long)
-        for i, ids in enumerate(rows):
-            input_ids[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        attention_mask = (torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)).long()
+            rows = [row[-limit:] for row in rows]
+        lengths = torch.tensor([len(row) for row in rows])
+        input_ids = pad_sequence([torch.tensor(row, dtype=torch.long) for row in rows], batch_first=True,
+                                 padding_value=int(tokenizer.pad_token_id))
+        attention_mask = (torch.arange(input_ids.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)).long()
         return TargetBatch(
             inputs={"input_ids": input_ids, "attention_mask": attention_mask},
             row_index=torch.arange(len(rows)),
             position=lengths - 1,
-            factual_ids=factual_ids,
-            alternative_ids=alternative_ids,
+            factual_ids=_first_ids(ids["factual"]),
+            alternative_ids=None if ids["alternative"] is None else _first_ids(ids["alternative"]),
             n_rows=len(rows),
         )
 

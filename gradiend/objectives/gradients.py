@@ -1,21 +1,15 @@
 """Gradients of the base model's target losses: the fast paths and the plain ones they must match.
 
-Fast paths (DESIGN §4):
-- :func:`parameter_gradients`: ONE forward; each requested kind from its own backward on that
-  forward (``retain_graph``). ``"diff"`` is one backward of the logit difference ``z_a - z_f``
-  (equal to ``L_f - L_a`` when both tokens are scored at the same positions), not two gradients
-  subtracted.
-- :func:`flat_parameter_gradients`: the same, written straight into caller-held flat buffers (one
-  copy per parameter into its slice, selected entries only), so a training step allocates no
-  input-space vectors and holds only one kind's per-parameter gradients at a time.
-- :func:`jvp_directional`: the encoder's ``w · ∇θ L(x)`` for every row of a batch from one
-  forward-mode pass (dual tensors swapped in with ``torch.func.functional_call``), instead of one
-  backward per row. PyTorch's fused attention (SDPA) has no forward-mode derivative on the CPU: load models
-  with ``attn_implementation="eager"`` (the default of :func:`gradiend.model.loading.load_base_model`).
+Fast paths (DESIGN §4): :func:`parameter_gradients` runs ONE forward and one backward per kind on it;
+``"diff"`` is one backward of the logit difference ``z_a - z_f`` (= ``L_f - L_a``), not two gradients
+subtracted. :func:`flat_parameter_gradients` writes those straight into caller-held flat buffers, so
+a training step allocates no input-space vectors. :func:`jvp_directional` gives the encoder's
+``w · ∇θ L(x)`` for every row of a batch from one forward-mode pass instead of one backward per row
+(PyTorch's fused attention has no forward-mode derivative on the CPU: load models with
+``attn_implementation="eager"``, the default of :func:`gradiend.model.loading.load_base_model`).
 
-Plain paths (:func:`plain_parameter_gradients`, :func:`per_example_gradient_dot`) do the textbook
-computation: separate forwards and backwards, one backward per example. Tests and benchmarks compare
-the two.
+The plain paths (:func:`plain_parameter_gradients`, :func:`per_example_gradient_dot`) do the textbook
+computation, one forward and backward per loss and example; tests and benchmarks compare the two.
 """
 from __future__ import annotations
 
@@ -52,6 +46,20 @@ def _requiring_grad(tensors: Sequence[torch.Tensor]):
             t.requires_grad_(False)
 
 
+def _backward_per_kind(model, params: Mapping[str, torch.nn.Parameter], objective: Objective,
+                       batch: TargetBatch, kinds: Sequence[str], reduction: str, materialize: bool):
+    """Yield ``(kind, [gradient per parameter])`` from ONE forward, one backward per kind (the graph is
+    kept until the last); a parameter the loss does not reach gets zeros, or None unless ``materialize``."""
+    tensors = list(params.values())
+    with torch.enable_grad(), _requiring_grad(tensors):
+        logits = objective.scored_logits(model, batch)
+        for i, kind in enumerate(kinds):
+            loss = batch_loss(logits, batch, kind, reduction)
+            grads = torch.autograd.grad(loss, tensors, retain_graph=i < len(kinds) - 1, allow_unused=True,
+                                        materialize_grads=materialize)
+            yield kind, list(grads)
+
+
 def parameter_gradients(
     model: torch.nn.Module,
     params: Mapping[str, torch.nn.Parameter],
@@ -69,16 +77,9 @@ def parameter_gradients(
     zeros. The model's train/eval mode is left as it is (callers keep it in eval mode).
     """
     kinds = _check_kinds(kinds)
-    names, tensors = list(params), list(params.values())
-    with torch.enable_grad(), _requiring_grad(tensors):
-        logits = objective.scored_logits(model, batch)
-        result = {}
-        for i, kind in enumerate(kinds):
-            loss = batch_loss(logits, batch, kind, reduction)
-            grads = torch.autograd.grad(loss, tensors, retain_graph=i < len(kinds) - 1, allow_unused=True,
-                                        materialize_grads=True)
-            result[kind] = {n: (g if dtype is None else g.to(dtype)) for n, g in zip(names, grads)}
-    return result
+    passes = _backward_per_kind(model, params, objective, batch, kinds, reduction, materialize=True)
+    return {kind: {n: (g if dtype is None else g.to(dtype)) for n, g in zip(params, grads)}
+            for kind, grads in passes}
 
 
 FlatSegment = tuple[str, int, int, "torch.Tensor | None"]
@@ -117,13 +118,9 @@ def flat_parameter_gradients(
     input-space vector per kind and step, and the next call overwrites what the last returned.
     """
     kinds = _check_kinds(list(out))
-    names, tensors = list(params), list(params.values())
-    with torch.enable_grad(), _requiring_grad(tensors):
-        logits = objective.scored_logits(model, batch)
-        for i, kind in enumerate(kinds):
-            loss = batch_loss(logits, batch, kind, reduction)
-            grads = list(torch.autograd.grad(loss, tensors, retain_graph=i < len(kinds) - 1, allow_unused=True))
-            _write_flat(grads, names, segments, out[kind])
+    passes = _backward_per_kind(model, params, objective, batch, kinds, reduction, materialize=False)
+    for kind, grads in passes:
+        _write_flat(grads, list(params), segments, out[kind])
     return {kind: out[kind] for kind in kinds}
 
 
@@ -186,18 +183,14 @@ def jvp_directional(
 ):
     """Per-row directional derivatives ``d/dt L_row(θ + t·v)`` at ``t = 0``, shape ``(B,)``.
 
-    ``tangents`` maps parameter names (as in ``model.named_parameters()``) to the direction ``v``;
-    parameters not named have zero tangent (they are constants). For ``v = w`` laid out on the
-    mapped parameters this is each row's ``w · ∇θ L_row``, the encoder's pre-activation without its
-    bias. One forward-mode pass for the whole batch, no backward, no autograd graph.
-    ``reduction="rows"``: ``L_row`` is the row's mean over its positions (each row on its own);
-    ``"positions"``: each row's share of the batch mean over all positions (the rows sum to the
-    batch gradient's directional derivative). With ``return_losses`` returns ``(losses, derivatives)``.
+    ``tangents``: parameter name (as in ``model.named_parameters()``) → direction ``v``; unnamed
+    parameters are constants. For ``v = w`` laid out on the mapped parameters this is each row's
+    ``w · ∇θ L_row``, the encoder's pre-activation without its bias. ``reduction`` as in
+    :func:`~gradiend.objectives.losses.row_losses`. With ``return_losses``: ``(losses, derivatives)``.
 
-    Implementation: dual tensors of ``torch.autograd.forward_ad`` swapped in with
-    ``torch.func.functional_call`` (tied weights stay tied). This is the JVP that
-    ``torch.func.jvp`` computes, without functorch's per-operation wrapping (a little faster;
-    benchmarks/README.md).
+    Dual tensors of ``torch.autograd.forward_ad`` are swapped in with ``functional_call`` (tied
+    weights stay tied): the JVP of ``torch.func.jvp`` without functorch's per-operation wrapping
+    (a little faster; benchmarks/README.md).
     """
     check_kind(kind)
     scoring_head(model)  # run the one-time head check outside forward-mode AD

@@ -41,11 +41,9 @@ def scoring_head(model: torch.nn.Module) -> torch.nn.Module | None:
     last hidden state must reproduce the model's logits. Call it outside of ``torch.func``
     transforms to keep the check out of them.
     """
-    if model in _HEADS:
-        return _HEADS[model]
-    head = _verify_head(model)
-    _HEADS[model] = head
-    return head
+    if model not in _HEADS:
+        _HEADS[model] = _verify_head(model)
+    return _HEADS[model]
 
 
 @torch.no_grad()

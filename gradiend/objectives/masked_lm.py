@@ -22,53 +22,34 @@ from typing import Sequence
 
 import torch
 
-from gradiend.objectives.base import (
-    DEFAULT_MASK,
-    Objective,
-    TargetBatch,
-    _check_lengths,
-    mask_contexts,
-    row_error,
-)
-from gradiend.objectives.tokens import target_ids
+from gradiend.objectives.base import Objective, TargetBatch, row_error
 
 
 @dataclass
 class MaskedLMObjective(Objective):
     name = "masked_lm"
 
-    def prepare(
-        self,
-        tokenizer,
-        masked: Sequence[str],
-        factual: Sequence[str],
-        alternative: Sequence[str] | None = None,
-        max_length: int | None = None,
-        mask: str = DEFAULT_MASK,
-    ) -> TargetBatch:
-        _check_lengths(masked, factual, alternative)
+    def _check_rows(self, tokenizer, masked: Sequence[str], contexts: list[str]) -> None:
         if getattr(tokenizer, "mask_token", None) is None:
             raise ValueError(
                 f"the masked LM objective needs a tokenizer with a mask token; "
                 f"{getattr(tokenizer, 'name_or_path', type(tokenizer).__name__)!r} has none"
             )
-        contexts = mask_contexts(masked, mask)
-        factual_ids = target_ids(tokenizer, contexts, factual, masked, "factual")
-        alternative_ids = None if alternative is None else target_ids(tokenizer, contexts, alternative, masked, "alternative")
 
+    def _batch(self, tokenizer, masked, contexts, targets, ids, limit, mask) -> TargetBatch:
         texts, expected, labels_f, labels_a = [], [], [], []
         for i, text in enumerate(masked):
             n_masks = text.count(mask)
-            f_ids = factual_ids[i]
-            a_ids = None if alternative_ids is None else alternative_ids[i]
+            f_ids = ids["factual"][i]
+            a_ids = None if ids["alternative"] is None else ids["alternative"][i]
             longest = max(len(f_ids), len(a_ids) if a_ids is not None else 0)
             if n_masks == 1 and longest > 1:
                 if a_ids is not None and len(a_ids) != len(f_ids):
                     raise row_error(
                         i, text,
-                        f"has factual {factual[i]!r} ({len(f_ids)} sub-tokens) and alternative "
-                        f"{alternative[i]!r} ({len(a_ids)} sub-tokens): both must be scored at the same "
-                        "mask positions; prepare the two targets as separate batches",
+                        f"has factual {targets['factual'][i]!r} ({len(f_ids)} sub-tokens) and alternative "
+                        f"{targets['alternative'][i]!r} ({len(a_ids)} sub-tokens): both must be scored at "
+                        "the same mask positions; prepare the two targets as separate batches",
                     )
                 texts.append(text.replace(mask, tokenizer.mask_token * len(f_ids)))
                 expected.append(len(f_ids))
@@ -80,7 +61,6 @@ class MaskedLMObjective(Objective):
                 labels_f.extend([f_ids[0]] * n_masks)
                 labels_a.extend([a_ids[0]] * n_masks if a_ids is not None else [])
 
-        limit = self.max_length_for(tokenizer, max_length)
         encoded = tokenizer(
             texts,
             padding="longest",
@@ -97,7 +77,7 @@ class MaskedLMObjective(Objective):
             row_index=row_index,
             position=position,
             factual_ids=torch.tensor(labels_f, dtype=torch.long),
-            alternative_ids=None if alternative is None else torch.tensor(labels_a, dtype=torch.long),
+            alternative_ids=None if ids["alternative"] is None else torch.tensor(labels_a, dtype=torch.long),
             n_rows=len(masked),
         )
 

@@ -7,6 +7,7 @@ after the context's own ids; for WordPiece (BERT) this is the plain tokenization
 """
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 from gradiend.objectives.base import row_error
@@ -28,11 +29,8 @@ def continuation_ids(tokenizer, contexts: Sequence[str], targets: Sequence[str])
     context_ids = dict(zip(unique_contexts, _ids(tokenizer, unique_contexts))) if unique_contexts else {}
     result = []
     for s, full in zip(stripped, _ids(tokenizer, joined)):
-        base = context_ids.get(s, [])
-        n = 0
-        while n < min(len(base), len(full)) and base[n] == full[n]:
-            n += 1
-        result.append(full[n:])
+        shared = os.path.commonprefix([context_ids.get(s, []), full])  # works on any sequences, here id lists
+        result.append(full[len(shared):])
     return result
 
 
