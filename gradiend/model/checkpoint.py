@@ -1,7 +1,8 @@
 """A GRADIEND checkpoint folder: ``config.json``, ``model.safetensors`` and ``training.json``.
 
 :class:`~gradiend.model.gradiend_model.GradiendModel` saves and loads through these functions; its
-subclass hooks (``_mapping_config``, ``_blank_from_config``, ``_weight_tensors``) supply what differs.
+subclass hooks (``_mapping_config``, ``_blank_from_config``) supply what differs; the weights are the
+model's named parameters.
 Every defect of a folder is one error naming the bad file.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ def save_checkpoint(model, directory, training: dict | None = None) -> Path:
     """Write ``model.safetensors``, mapping files, ``config.json`` (last) and ``training.json``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_safetensors(model._weight_tensors(), directory / WEIGHTS_FILE)
+    save_safetensors(dict(model.named_parameters()), directory / WEIGHTS_FILE)
     config = {
         "format_version": FORMAT_VERSION,
         "architecture": model.architecture(),
@@ -82,7 +83,7 @@ def load_weights(model, directory, config: dict[str, Any], device: Any = None):
         hint = " (pickled pytorch_model.bin checkpoints are not loaded)" if (directory / "pytorch_model.bin").exists() else ""
         raise FileNotFoundError(f"GRADIEND weights not found: {weights_path}{hint}")
     tensors = load_safetensors(weights_path, device=str(device) if device is not None else "cpu")
-    expected = {name: tuple(t.shape) for name, t in model._weight_tensors().items()}
+    expected = {name: tuple(t.shape) for name, t in model.named_parameters()}
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:

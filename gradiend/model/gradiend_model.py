@@ -53,9 +53,8 @@ class GradiendModel(nn.Module):
         dtype = resolve_dtype(torch_dtype)
         self.encoder = nn.Linear(self.input_dim, self.latent_dim, bias=True, dtype=dtype, device=device)
         self.encoder_activation = make_activation(activation_encoder)
-        self.decoder = nn.Linear(
-            self.latent_dim, self.input_dim, bias=self.bias_decoder, dtype=dtype, device=device
-        )
+        self.decoder = nn.Linear(self.latent_dim, self.input_dim, bias=self.bias_decoder, dtype=dtype,
+                                 device=device)
         self.decoder_activation = make_activation(activation_decoder)
         if torch.device(device or "cpu").type != "meta":
             self._init_decoder()
@@ -253,10 +252,6 @@ class GradiendModel(nn.Module):
     def _mapping_config(self, directory: Path) -> Any:
         """Subclass hook: write mapping tensors into ``directory`` and return the JSON mapping."""
         return None
-
-    def _weight_tensors(self) -> dict[str, torch.Tensor]:
-        """``encoder.weight``, ``encoder.bias``, ``decoder.weight`` (and ``decoder.bias``): the saved tensors."""
-        return dict(self.named_parameters())
 
     def save_pretrained(self, save_directory, metadata: dict | None = None, training: dict | None = None) -> Path:
         """Write the checkpoint atomically, ``config.json`` after the weights (:mod:`.checkpoint`); other

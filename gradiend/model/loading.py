@@ -1,19 +1,14 @@
 """Load a base language model, its tokenizer and its prediction objective, the one way we do it.
 
 Choices (DESIGN §4–5):
-- eager attention by default: PyTorch's fused attention (SDPA) has no forward-mode derivative on
-  the CPU, so the batched JVP encoding (:func:`gradiend.objectives.jvp_directional`) needs eager
-  attention; eager is also the deterministic choice;
-- safetensors weights only, ``trust_remote_code`` off unless asked for;
-- the objective decides the class: masked LM -> ``AutoModelForMaskedLM``, causal LM ->
-  ``AutoModelForCausalLM``; decoder-only tokenizers get ``pad_token = eos_token``;
-- the model is returned in eval mode (dropout off: gradients must not be random);
-- there is no hub here: a missing local folder, or an id that is neither local nor cached, is one
-  :class:`BaseModelNotAvailableError` naming it;
-- a local model folder without tokenizer files is an error naming the folder (``transformers`` would
-  otherwise build an empty fallback tokenizer that maps every word to the unknown token);
-- :func:`check_target_words`: a target word the tokenizer maps to its unknown token is an error naming
-  the word and the tokenizer (the model could never predict it, so there is nothing to learn).
+- eager attention by default: fused attention (SDPA) has no forward-mode derivative on the CPU,
+  which the batched JVP encoding needs; eager is also the deterministic choice;
+- safetensors weights only, ``trust_remote_code`` off unless asked for, no hub: a missing local
+  folder or an id that is not cached is one :class:`BaseModelNotAvailableError` naming it;
+- the objective picks the class (masked LM / causal LM); decoder-only tokenizers get
+  ``pad_token = eos_token``; the model comes in eval mode (dropout off: gradients must not be random);
+- a model folder without tokenizer files, and a target word the tokenizer maps to its unknown token
+  (:func:`check_target_words`), are errors: either way every such word would become unknown.
 """
 from __future__ import annotations
 

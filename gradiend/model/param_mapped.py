@@ -101,14 +101,12 @@ def select_param_map(param_map: Mapping[str, Mapping[str, Any]], keep: torch.Ten
     Parameters with nothing kept are dropped. Used by pruning and to build a pre-pruned map.
     """
     keep = torch.as_tensor(keep).reshape(-1).cpu()
-    total = sum(selected_count(s) for s in param_map.values())
-    if keep.dtype != torch.bool or keep.numel() != total:
-        raise ValueError(f"keep must be a bool tensor with {total} entries, got {keep.dtype} with {keep.numel()}")
-    result, offset = {}, 0
-    for name, spec in param_map.items():
-        count = selected_count(spec)
-        local = keep[offset:offset + count].nonzero().reshape(-1)
-        offset += count
+    counts = [selected_count(s) for s in param_map.values()]
+    if keep.dtype != torch.bool or keep.numel() != sum(counts):
+        raise ValueError(f"keep must be a bool tensor with {sum(counts)} entries, got {keep.dtype} with {keep.numel()}")
+    result = {}
+    for (name, spec), kept in zip(param_map.items(), keep.split(counts)):
+        local = kept.nonzero().reshape(-1)
         selected = spec_indices(spec)
         spec_new = spec_from_indices(spec["shape"], local if selected is None else selected[local])
         if spec_new is not None:

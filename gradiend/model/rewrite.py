@@ -14,17 +14,22 @@ import torch
 from gradiend.model.param_mapped import ParamMappedGradiendModel
 
 
-def lookup_parameters(model: torch.nn.Module, names) -> dict[str, torch.nn.Parameter]:
-    """The base-model parameters named in the GRADIEND map (tied aliases included); a missing name is an error."""
+def lookup_parameters(model: torch.nn.Module, param_map: Mapping[str, Mapping]) -> dict:
+    """The base-model parameters named in the GRADIEND map (tied aliases included); a missing name or
+    a parameter of another shape than the map records is an error."""
     params = dict(model.named_parameters())
-    missing = [n for n in names if n not in params]
+    missing = [n for n in param_map if n not in params]
     if missing:
         params.update(model.named_parameters(remove_duplicate=False))
-        missing = [n for n in names if n not in params]
+        missing = [n for n in param_map if n not in params]
     if missing:
         raise ValueError(f"the base model {type(model).__name__} has no parameter(s) {missing[:5]}"
                          f"{' …' if len(missing) > 5 else ''} named in the GRADIEND map")
-    return {n: params[n] for n in names}
+    for name, spec in param_map.items():
+        if tuple(params[name].shape) != tuple(spec["shape"]):
+            raise ValueError(f"the GRADIEND map expects {name!r} with shape {tuple(spec['shape'])}, "
+                             f"the base model {type(model).__name__} has {tuple(params[name].shape)}")
+    return {n: params[n] for n in param_map}
 
 
 def _flat_view(param: torch.Tensor, name: str) -> torch.Tensor:

@@ -1,11 +1,8 @@
 """``TextModelWithGradiend``: the text family of :class:`ModelWithGradiend` (masked and causal LMs).
 
-Adds the tokenizer and the prediction objective: masked rows with their ``factual`` (and
-``alternative``) target tokens → gradients (:meth:`create_gradients`, one forward and one backward
-per kind), encoded values (:meth:`encode`, :meth:`encode_batch` with the forward-mode JVP fast
-path). Loading goes through :func:`gradiend.model.loading.load_base_model` (offline, safetensors);
-the base model itself is not copied into a checkpoint: its hub id or folder is recorded instead
-(relative to the checkpoint, with its weights' SHA-256).
+Adds the tokenizer and the prediction objective. The base model is loaded offline from safetensors
+(:func:`gradiend.model.loading.load_base_model`) and never copied into a checkpoint: its hub id or
+folder is recorded instead (:mod:`gradiend.model.base_reference`).
 """
 from __future__ import annotations
 
@@ -21,13 +18,6 @@ from gradiend.objectives.base import TargetBatch, resolve_objective
 from gradiend.objectives.gradients import flat_parameter_gradients, jvp_directional
 from gradiend.objectives.losses import check_kind
 
-_LOAD_KWARGS = frozenset({
-    "tokenizer", "params", "torch_dtype", "trust_remote_code", "latent_dim", "activation_encoder",
-    "activation_decoder", "bias_decoder", "gradiend_dtype", "objective", "lazy_gradiend", "attn_implementation",
-    "max_length",
-})
-
-
 def _as_list(value, name: str) -> list | None:
     if value is None:
         return None
@@ -42,7 +32,10 @@ def _as_list(value, name: str) -> list | None:
 class TextModelWithGradiend(ModelWithGradiend):
     """Hugging Face masked / causal LM + :class:`ParamMappedGradiendModel` + tokenizer + objective."""
 
-    _from_pretrained_kwargs = _LOAD_KWARGS
+    _from_pretrained_kwargs = frozenset({
+        "tokenizer", "params", "torch_dtype", "trust_remote_code", "latent_dim", "activation_encoder",
+        "activation_decoder", "bias_decoder", "gradiend_dtype", "objective", "lazy_gradiend",
+        "attn_implementation", "max_length"})
     _init_only_kwargs = ("max_length",)
 
     def __init__(self, base_model: nn.Module, gradiend: ParamMappedGradiendModel, tokenizer=None,

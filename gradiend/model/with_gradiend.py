@@ -51,9 +51,8 @@ class ModelWithGradiend(nn.Module, ABC):
         if feature_class_encoding_direction is not None:
             self.set_feature_class_encoding_direction(feature_class_encoding_direction)
         self._ensure_gradiend_param_map_spec()
-        io.check_map_fits(base_model, gradiend)
         self._segments_cache: tuple | None = None
-        self._sync_requires_grad()
+        self._sync_requires_grad()  # looks up every mapped parameter: a map that does not fit is an error
 
     # ----------------------------------------------------------------- subclass hooks
     @abstractmethod
@@ -204,16 +203,12 @@ class ModelWithGradiend(nn.Module, ABC):
         return cells.feature_factor(self.source, direction, strengthen)  # the one sign rule (gradiend.cells)
 
     # ----------------------------------------------------------------- encoding
-    def _is_gradient(self, x) -> bool:
-        """Whether :meth:`encode` reads ``x`` as a gradient: a dict, or a tensor whose last dimension is
-        the GRADIEND input size (subclasses whose raw inputs could look like that override this)."""
-        return isinstance(x, Mapping) or (isinstance(x, torch.Tensor) and x.dim() > 0
-                                          and x.shape[-1] == self.gradiend.input_dim)
-
     def encode(self, x, **kwargs) -> torch.Tensor:
-        """Encoded value(s): ``x`` a gradient (input-space tensor, or dict of per-parameter gradients;
-        entries the map does not name are ignored), or a raw input → :meth:`create_gradients` → encoder."""
-        if not self._is_gradient(x):
+        """Encoded value(s): ``x`` a gradient (a tensor whose last dimension is the input size, or a dict of
+        per-parameter gradients; entries the map does not name are ignored), or a raw input →
+        :meth:`create_gradients` → encoder."""
+        flat = isinstance(x, torch.Tensor) and x.dim() > 0 and x.shape[-1] == self.gradiend.input_dim
+        if not (flat or isinstance(x, Mapping)):
             x = self.create_gradients(x, **kwargs)
         return self.gradiend.forward_encoder(x)
 

@@ -18,6 +18,7 @@ from gradiend.model.base_reference import REFERENCE_KEY, make_reference, resolve
 from gradiend.model.checkpoint import TRAINING_FILE, is_checkpoint, read_config
 from gradiend.model.feature_definition import directions_from_definition
 from gradiend.model.param_mapped import ParamMappedGradiendModel
+from gradiend.model.rewrite import lookup_parameters
 from gradiend.util.io import read_json, write_json
 from gradiend.util.logging import get_logger
 
@@ -28,17 +29,6 @@ logger = get_logger(__name__)
 
 CONTEXT_FILE = "gradiend_context.json"
 REFERENCE_FIELDS = ("base_model", "tokenizer")
-
-
-def check_map_fits(base_model: torch.nn.Module, gradiend: ParamMappedGradiendModel) -> None:
-    """Every mapped name must be a base-model parameter of the recorded shape; else one clear error."""
-    from gradiend.model.rewrite import lookup_parameters
-
-    params = lookup_parameters(base_model, gradiend.param_map)
-    for name, spec in gradiend.param_map.items():
-        if tuple(params[name].shape) != tuple(spec["shape"]):
-            raise ValueError(f"the GRADIEND map expects {name!r} with shape {tuple(spec['shape'])}, "
-                             f"the base model {type(base_model).__name__} has {tuple(params[name].shape)}")
 
 
 def save_model_with_gradiend(model: "ModelWithGradiend", save_directory, training: dict | None = None) -> Path:
@@ -158,7 +148,7 @@ def load_model_with_gradiend(cls, load_directory=None, *, base_model=None, gradi
     base_id = getattr(base_ref, "name_or_path", None) if isinstance(base_ref, torch.nn.Module) else str(base_ref)
     if checkpoint is not None:
         try:
-            check_map_fits(base, gradiend)
+            lookup_parameters(base, gradiend.param_map)  # every mapped name, with its recorded shape
         except ValueError as err:
             raise ValueError(f"GRADIEND checkpoint {checkpoint} does not fit base model {base_id!r}: {err}") from err
     if devices.get("encoder") is not None and gradiend.device.type != "meta":
