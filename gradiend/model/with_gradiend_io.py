@@ -85,9 +85,7 @@ def _resolve_forms(load_directory, base_model, gradiend_model, require_gradiend_
             raise ValueError(f"{load_directory} is not a GRADIEND checkpoint, and base_model is given too")
         else:
             base_model = load_directory
-    if checkpoint is not None:
-        checkpoint = Path(checkpoint)
-        read_config(checkpoint)  # clear error for a missing folder / config
+    checkpoint = None if checkpoint is None else Path(checkpoint)  # loading it names any defect
     if base_model is None and checkpoint is None:
         raise ValueError("from_pretrained needs a GRADIEND checkpoint or a base model (load_directory, "
                          "base_model= or gradiend_model=)")
