@@ -1,4 +1,4 @@
-"""The fast gradient paths agree with the plain ones (DESIGN §4.1–4.2), on a masked and a causal LM,
+"""The fast gradient paths agree with the plain ones (docs/design.md §2.1–2.2), on a masked and a causal LM,
 in float64 (to 1e-9 per example) and float32 (norm-relative 1e-4 over the batch)."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Load a base language model, its tokenizer and its prediction objective, the one way we do it.
 
-Choices (DESIGN §4–5):
+Choices (docs/design.md §2, §3):
 - eager attention by default: fused attention (SDPA) has no forward-mode derivative on the CPU,
   which the batched JVP encoding needs; eager is also the deterministic choice;
 - safetensors weights only, ``trust_remote_code`` off unless asked for, no hub: a missing local

@@ -4,7 +4,7 @@ Rules:
 - the input is the text before the row's first mask, with its trailing whitespace removed; the
   target is what the model would really predict next: for byte-level BPE (GPT-2) a target after a
   space is the token *with* its leading space (" she"), see :mod:`.tokens` (the reference scores
-  the bare string and gets "s" of "s"+"he" there, DESIGN §6);
+  the bare string and gets "s" of "s"+"he" there, docs/design.md §5);
 - the scored position is the last real token of the prefix; a target of several sub-tokens is
   scored by its first sub-token (the next-token prediction the model makes);
 - rows are right-padded (pad = EOS when the tokenizer has no pad token) with an attention mask;

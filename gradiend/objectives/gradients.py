@@ -1,6 +1,6 @@
 """Gradients of the base model's target losses: the fast paths and the plain ones they must match.
 
-Fast paths (DESIGN §4): :func:`parameter_gradients` runs ONE forward and one backward per kind on it;
+Fast paths (docs/design.md §2): :func:`parameter_gradients` runs ONE forward and one backward per kind on it;
 ``"diff"`` is one backward of the logit difference ``z_a - z_f`` (= ``L_f - L_a``), not two gradients
 subtracted. :func:`flat_parameter_gradients` writes those straight into caller-held flat buffers, so
 a training step allocates no input-space vectors. :func:`jvp_directional` gives the encoder's

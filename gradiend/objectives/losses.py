@@ -4,7 +4,7 @@
 alternative token) or ``"diff"`` (``L_f - L_a``). Because both tokens are scored at the same
 positions, ``CE_f - CE_a = (lse - z_f) - (lse - z_a) = z_a - z_f``: the log-softmax normaliser
 cancels, and the difference is computed as a plain logit difference (same value, exact gradient,
-no softmax; DESIGN §4.2).
+no softmax; docs/design.md §2.2).
 
 Everything here is built from ``logsumexp``, ``gather`` and a matrix product so that it works under
 ``torch.func.jvp`` as well as under autograd.
