@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# split so this file does not cite them; "DESIGN §4" is the old way of citing a section of it
+# split so this file does not cite them; the second is the old way of citing a section of the note
 OUTSIDE_NOTES = ("DESIGN" + ".md", "DESIGN" + " §", "reference-" + "behaviour.md", "platform-" + "facts.md")
 
 
