@@ -18,6 +18,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
+from gradiend.data.mask_token import drop_texts_with_mask
 from gradiend.util.io import written_as_path
 from gradiend.util.logging import get_logger
 
@@ -35,14 +36,6 @@ def not_utf8_error(path: Path, error: UnicodeDecodeError) -> ValueError:
     return ValueError(
         f"{path} is not UTF-8 text (byte 0x{byte.hex()} at offset {error.start} is invalid in {error.encoding}); "
         f"texts are read as UTF-8: convert the file, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.{path.suffix.lstrip('.')}`")
-
-
-def read_text_file(path: Path) -> list[str]:
-    """The lines of a UTF-8 text file; a file in another encoding is an error naming it."""
-    try:
-        return path.read_text(encoding="utf-8").split("\n")
-    except UnicodeDecodeError as error:
-        raise not_utf8_error(path, error) from None
 
 
 def read_table_file(path: Path):
@@ -71,18 +64,14 @@ def read_table_file(path: Path):
 def _read_table(path: Path):
     import pandas as pd
 
-    readers = {
-        ".csv": lambda: pd.read_csv(path, keep_default_na=False),
-        ".tsv": lambda: pd.read_csv(path, sep="\t", keep_default_na=False),
-        ".parquet": lambda: pd.read_parquet(path),
-        ".pq": lambda: pd.read_parquet(path),
-        ".jsonl": lambda: pd.read_json(path, lines=True),
-        ".json": lambda: pd.read_json(path),
-    }
     suffix = path.suffix.lower()
-    if suffix not in readers:
-        raise ValueError(f"{path}: unknown file format {suffix!r}; supported: {', '.join(TABLE_FILE_SUFFIXES)}")
-    return readers[suffix]()
+    if suffix in (".csv", ".tsv"):
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if suffix in (".jsonl", ".json"):
+        return pd.read_json(path, lines=suffix == ".jsonl")
+    raise ValueError(f"{path}: unknown file format {suffix!r}; supported: {', '.join(TABLE_FILE_SUFFIXES)}")
 
 
 def looks_like_path(value: str) -> bool:
@@ -103,11 +92,20 @@ def _import_datasets(source: str):
     return datasets
 
 
-def _unreachable_dataset(verb: str, source: str, hf_config, split, err: Exception) -> ValueError:
-    return ValueError(
-        f"could not {verb} dataset {source!r} (config={hf_config!r}, split={split!r}): {err}. "
-        f"Hub ids need network access; offline, use a local file or dataset folder."
-    )
+def _load_dataset(source: str, hf_config: Optional[str], split: Optional[str], streaming: bool = False):
+    datasets = _import_datasets(source)
+    try:
+        return datasets.load_dataset(str(source), name=hf_config, split=split, streaming=streaming)
+    except Exception as err:  # datasets raises many types (ConnectionError, FileNotFoundError, ValueError ...)
+        raise ValueError(
+            f"could not {'stream' if streaming else 'load'} dataset {source!r} (config={hf_config!r}, "
+            f"split={split!r}): {err}. Hub ids need network access; offline, use a local file or dataset folder."
+        ) from err
+
+
+def _require_column(columns: Sequence[str], text_column: str, source: str) -> None:
+    if text_column not in columns:
+        raise ValueError(f"{source}: no text column {text_column!r}; found {list(columns)}")
 
 
 def load_hf_dataset(source: str, hf_config: Optional[str] = None, split: Optional[str] = "train"):
@@ -121,10 +119,7 @@ def load_hf_dataset(source: str, hf_config: Optional[str] = None, split: Optiona
                 raise ValueError(f"{path}: no split {split!r}; found {sorted(loaded)}")
             return loaded[split]
         return loaded
-    try:
-        return datasets.load_dataset(str(source), name=hf_config, split=split)
-    except Exception as err:  # datasets raises many types (ConnectionError, FileNotFoundError, ValueError ...)
-        raise _unreachable_dataset("load", source, hf_config, split, err) from err
+    return _load_dataset(source, hf_config, split)
 
 
 def stream_hf_texts(source: str, text_column: str, max_size: int, seed: Optional[int],
@@ -133,23 +128,17 @@ def stream_hf_texts(source: str, text_column: str, max_size: int, seed: Optional
     """The first ``max_size`` non-empty texts (stripped) of a streamed dataset, through a shuffle
     buffer of ``buffer_size`` rows seeded with ``seed`` (which shuffles the shard order too);
     ``seed=None`` keeps the stream order."""
-    datasets = _import_datasets(source)
     if max_size < 1:
         raise ValueError(f"max_size must be at least 1 to stream {source!r}, got {max_size}")
-    try:
-        stream = datasets.load_dataset(str(source), name=hf_config, split=split, streaming=True)
-    except Exception as err:  # datasets raises many types (ConnectionError, FileNotFoundError, ValueError ...)
-        raise _unreachable_dataset("stream", source, hf_config, split, err) from err
-    columns = getattr(stream, "column_names", None)
-    if columns is not None and text_column not in columns:
-        raise ValueError(f"{source}: no text column {text_column!r}; found {columns}")
+    stream = _load_dataset(source, hf_config, split, streaming=True)
+    if getattr(stream, "column_names", None) is not None:
+        _require_column(stream.column_names, text_column, source)
     if seed is not None:
         stream = stream.shuffle(seed=seed, buffer_size=buffer_size)
 
     def values():
         for row in stream:
-            if text_column not in row:
-                raise ValueError(f"{source}: no text column {text_column!r}; found {sorted(row)}")
+            _require_column(sorted(row), text_column, source)
             yield row[text_column]
 
     texts = _non_empty_texts(values(), source, max_size)
@@ -168,37 +157,37 @@ def _streams(base_data: Any, max_size: Optional[int]) -> bool:
     return path.is_dir() or not looks_like_path(str(base_data))
 
 
-def _column(frame, text_column: str, source: str) -> list:
-    if text_column not in frame.columns:
-        raise ValueError(f"{source}: no text column {text_column!r}; found {list(frame.columns)}")
-    return frame[text_column].tolist()
-
-
 def _raw_texts(base_data: Any, text_column: str, hf_config: Optional[str], split: str) -> tuple[list, str]:
     """(texts, description of the source) for every accepted kind of base data."""
     import pandas as pd
 
     if isinstance(base_data, pd.DataFrame):
-        return _column(base_data, text_column, "base DataFrame"), "base DataFrame"
+        _require_column(base_data.columns, text_column, "base DataFrame")
+        return base_data[text_column].tolist(), "base DataFrame"
     if isinstance(base_data, (str, os.PathLike)):
         source = str(base_data)
         path = Path(source).expanduser()
         if path.is_file():
             if path.suffix.lower() in TEXT_FILE_SUFFIXES:
-                return read_text_file(path), source
+                try:
+                    return path.read_text(encoding="utf-8").split("\n"), source
+                except UnicodeDecodeError as error:
+                    raise not_utf8_error(path, error) from None
             if path.suffix.lower() not in TABLE_FILE_SUFFIXES:
                 raise ValueError(
                     f"{path}: unknown file format {path.suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
                 )
-            return _column(read_table_file(path), text_column, source), source
+            frame = read_table_file(path)
+            _require_column(frame.columns, text_column, source)
+            return frame[text_column].tolist(), source
         if not path.is_dir() and looks_like_path(source):
             raise FileNotFoundError(f"base data file not found: {path}")
         dataset = load_hf_dataset(source, hf_config, split)
-        if text_column not in dataset.column_names:
-            raise ValueError(f"{source}: no text column {text_column!r}; found {dataset.column_names}")
+        _require_column(dataset.column_names, text_column, source)
         return list(dataset[text_column]), source
     if hasattr(base_data, "column_names") and hasattr(base_data, "to_pandas"):  # a datasets.Dataset
-        return _column(base_data.to_pandas(), text_column, "base Dataset"), "base Dataset"
+        _require_column(base_data.column_names, text_column, "base Dataset")
+        return base_data.to_pandas()[text_column].tolist(), "base Dataset"
     if isinstance(base_data, Sequence):
         return list(base_data), "base text list"
     raise ValueError(
@@ -220,11 +209,18 @@ def resolve_base_data(
     keeps the input order), then capped at ``max_size``; a dataset id or data-file folder with
     ``max_size`` is streamed instead (:func:`stream_hf_texts`). Empty base data is an error. Texts that
     contain ``[MASK]`` literally are dropped (:mod:`gradiend.data.mask_token`)."""
-    if _streams(base_data, max_size):
-        texts = stream_hf_texts(str(base_data), text_column, max_size, seed, hf_config, split, stream_buffer_size)
-        return _without_masks(texts, str(base_data))
-    raw, source = _raw_texts(base_data, text_column, hf_config, split)
-    texts = _without_masks(_non_empty_texts(raw, source), source)
+    streamed = _streams(base_data, max_size)
+    if streamed:
+        source = str(base_data)
+        texts = stream_hf_texts(source, text_column, max_size, seed, hf_config, split, stream_buffer_size)
+    else:
+        raw, source = _raw_texts(base_data, text_column, hf_config, split)
+        texts = _non_empty_texts(raw, source)
+    texts = drop_texts_with_mask(texts, source)
+    if not texts:
+        raise ValueError(f"{source}: every text contains the mask placeholder [MASK]; none can be used")
+    if streamed:
+        return texts
     if seed is not None:
         random.Random(seed).shuffle(texts)
     if max_size is not None:
@@ -247,13 +243,4 @@ def _non_empty_texts(values: Iterable, source: str, limit: Optional[int] = None)
     texts = list(islice(stripped(), limit))
     if not texts:
         raise ValueError(f"{source} is empty: it holds no non-empty text")
-    return texts
-
-
-def _without_masks(texts: list[str], source: str) -> list[str]:
-    from gradiend.data.mask_token import drop_texts_with_mask
-
-    texts = drop_texts_with_mask(texts, source)
-    if not texts:
-        raise ValueError(f"{source}: every text contains the mask placeholder [MASK]; none can be used")
     return texts

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from gradiend.data.alternatives import factual_column, holds_strings, per_class_to_unified
+from gradiend.data.base_loader import resolve_base_data
 from gradiend.data.splitting import (
     SPLITS,
     assign_group_splits,
@@ -152,46 +153,27 @@ def _rename_onto(frame, renames: dict[str, str]):
     return frame.drop(columns=clash).rename(columns=renames)
 
 
-def _standard_names(frame, config: TextPredictionConfig, where: str):
-    """``frame`` with the configured / legacy column names renamed to the unified ones; a stored
-    ``label`` is dropped (labels are recomputed from the target pair) and so is ``split`` when
-    ``split_col`` is None (the data is re-split)."""
+def _standard_names(frame, config: TextPredictionConfig, where: str,
+                    required: Sequence[str] = (MASKED, FACTUAL, FACTUAL_CLASS), stale: Sequence[str] = (LABEL, SPLIT)):
+    """``frame`` with the configured (or, for ``required`` ones, legacy) column names renamed to the
+    unified ones; a ``stale`` column not renamed onto is dropped: a stored ``label`` (labels are
+    recomputed from the target pair), a ``split`` other than ``split_col`` (the data is re-split)."""
+    configured = {MASKED: config.masked_col, FACTUAL: config.factual_col, FACTUAL_CLASS: config.factual_class_col,
+                  ALTERNATIVE: config.alternative_col, ALTERNATIVE_CLASS: config.alternative_class_col,
+                  SPLIT: config.split_col}
     renames = {}
-    for wanted, standard in (
-        (config.masked_col, MASKED),
-        (config.factual_col, FACTUAL),
-        (config.factual_class_col, FACTUAL_CLASS),
-    ):
+    for standard, wanted in configured.items():
         legacy = LEGACY_NAMES.get(standard) if wanted == standard else None
-        if wanted in frame.columns:
+        if wanted is not None and wanted in frame.columns:
             renames[wanted] = standard
+        elif standard not in required:
+            continue
         elif legacy in frame.columns and (standard != FACTUAL or holds_strings(frame[legacy])):
             renames[legacy] = standard  # a numeric label column is not a token column
         else:
             raise ValueError(f"{where}: no column {wanted!r}; found {list(frame.columns)}")
-    for wanted, standard in ((config.alternative_col, ALTERNATIVE), (config.alternative_class_col, ALTERNATIVE_CLASS)):
-        if wanted in frame.columns:
-            renames[wanted] = standard
-    if config.split_col is not None and config.split_col in frame.columns:
-        renames[config.split_col] = SPLIT
-    stale = [c for c in (LABEL, SPLIT) if c in frame.columns and c not in renames]
+    stale = [c for c in stale if c in frame.columns and c not in renames]
     return _rename_onto(frame.drop(columns=stale), renames)
-
-
-def _per_class_frames(per_class: dict, config: TextPredictionConfig) -> dict:
-    out = {}
-    for cls, frame in per_class.items():
-        renames = {config.masked_col: MASKED}
-        if config.factual_col in frame.columns:
-            renames[config.factual_col] = FACTUAL
-        if config.split_col is not None and config.split_col in frame.columns:
-            renames[config.split_col] = SPLIT
-        elif SPLIT in frame.columns:
-            frame = frame.drop(columns=[SPLIT])
-        if config.masked_col not in frame.columns:
-            raise ValueError(f"class '{cls}': no column {config.masked_col!r}; found {list(frame.columns)}")
-        out[str(cls)] = _rename_onto(frame, renames)
-    return out
 
 
 def _merge_per_class(per_class: dict, merge_map: Dict[str, List[str]]) -> dict:
@@ -227,7 +209,8 @@ def _to_unified(kind: str, raw, config: TextPredictionConfig):
             return frame
         raw = {str(c): g.drop(columns=[FACTUAL_CLASS]) for c, g in frame.groupby(FACTUAL_CLASS, sort=False)}
     else:
-        raw = _per_class_frames(raw, config)
+        raw = {str(c): _standard_names(f, config, f"class '{c}'", required=(MASKED,), stale=(SPLIT,))
+               for c, f in raw.items()}
     if config.class_merge_map:
         raw = _merge_per_class(raw, config.class_merge_map)
     if config.all_classes is not None:
@@ -322,8 +305,6 @@ def load_eval_neutral_data(config: TextPredictionConfig):
     A table's text is read from ``text``, else from ``masked_col``; capped at ``eval_neutral_max_rows``
     (first rows, no shuffling)."""
     import pandas as pd
-
-    from gradiend.data.base_loader import resolve_base_data
 
     source = config.eval_neutral_data
     if source is None:
