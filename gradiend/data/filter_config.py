@@ -1,8 +1,6 @@
 """What one feature class is: its target words, optional spaCy constraints, its id and mask.
 
-A class is matched whole-word and case-insensitively on its target strings; spaCy is only needed
-when a class (or one of its nested configs) asks for tags or lemmas. Tag keys are checked here, at
-construction time, so a typo such as ``case`` for ``Case`` fails before any text is read.
+Tag keys are checked at construction, so a typo such as ``case`` for ``Case`` fails before any text is read.
 """
 from __future__ import annotations
 
@@ -34,7 +32,8 @@ def validate_tag_spec(tags: SpacyTagSpec, where: str) -> None:
     if not isinstance(tags, dict):
         raise ValueError(f"{where}: spacy_tags must be a dict of key -> value, got {type(tags).__name__}")
     for key, value in tags.items():
-        if not _is_known_tag_key(key):
+        base = key.split("[", 1)[0] if isinstance(key, str) and key.endswith("]") else key  # e.g. Gender[psor]
+        if not isinstance(key, str) or (key.lower() not in TOKEN_ATTRIBUTE_KEYS and base not in MORPH_FEATURES):
             choices = [*TOKEN_ATTRIBUTE_KEYS, *sorted(MORPH_FEATURES)]
             close = difflib.get_close_matches(str(key), choices, n=1, cutoff=0.6)
             hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -44,15 +43,6 @@ def validate_tag_spec(tags: SpacyTagSpec, where: str) -> None:
             )
         if not isinstance(value, str):
             raise ValueError(f"{where}: spaCy tag {key!r} must have a string value, got {value!r}")
-
-
-def _is_known_tag_key(key) -> bool:
-    if not isinstance(key, str):
-        return False
-    if key.lower() in TOKEN_ATTRIBUTE_KEYS:
-        return True
-    base = key.split("[", 1)[0] if key.endswith("]") else key  # layered features, e.g. Gender[psor]
-    return base in MORPH_FEATURES
 
 
 @dataclass
@@ -79,12 +69,8 @@ class TextFilterConfig:
     def __post_init__(self) -> None:
         if self.target is not None and self.targets is not None:
             raise ValueError("TextFilterConfig: give either 'target' or 'targets', not both")
-        if self.target is not None:
-            if not isinstance(self.target, str) or not self.target.strip():
-                raise ValueError(f"TextFilterConfig: 'target' must be a non-empty string, got {self.target!r}")
-            self.targets = [self.target]
-        if isinstance(self.targets, (str, TextFilterConfig)):
-            self.targets = [self.targets]
+        if self.target is not None or isinstance(self.targets, (str, TextFilterConfig)):
+            self.targets = [self.targets if self.target is None else self.target]
         if not self.targets:
             raise ValueError(f"TextFilterConfig{self._label()}: 'targets' is empty; give at least one target")
         for item in self.targets:
@@ -107,9 +93,7 @@ class TextFilterConfig:
             raise ValueError(f"TextFilterConfig '{self.id}': 'mask' must be a non-empty string")
         m = self.min_left_context_words
         if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 0):
-            raise ValueError(
-                f"TextFilterConfig '{self.id}': min_left_context_words must be an int >= 0, got {m!r}"
-            )
+            raise ValueError(f"TextFilterConfig '{self.id}': min_left_context_words must be an int >= 0, got {m!r}")
 
     def _label(self) -> str:
         return f" '{self.id}'" if self.id else ""
