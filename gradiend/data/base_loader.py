@@ -96,11 +96,11 @@ def _load_dataset(source: str, hf_config: Optional[str], split: Optional[str], s
     datasets = _import_datasets(source)
     try:
         return datasets.load_dataset(str(source), name=hf_config, split=split, streaming=streaming)
-    except Exception as err:  # datasets raises many types (ConnectionError, FileNotFoundError, ValueError ...)
+    except Exception as err:  # datasets raises many types (ConnectionError, FileNotFoundError, ...)
         raise ValueError(
             f"could not {'stream' if streaming else 'load'} dataset {source!r} (config={hf_config!r}, "
-            f"split={split!r}): {err}. Hub ids need network access; offline, use a local file or dataset folder."
-        ) from err
+            f"split={split!r}): {err}. Hub ids need network access; offline, use a local file or dataset "
+            f"folder.") from err
 
 
 def _require_column(columns: Sequence[str], text_column: str, source: str) -> None:

@@ -17,7 +17,7 @@ from gradiend.data.filter_config import SpacyTagSpec, TextFilterConfig, validate
 from gradiend.data.matching import ClassMatcher, find_class_occurrences, find_neutral, mask_spans
 from gradiend.data.preprocess import TextPreprocessConfig, preprocess_texts
 from gradiend.data.spacy_util import load_spacy_model, require_spacy_model
-from gradiend.data.splitting import check_class_splits, required_splits, split_frame, validate_ratios
+from gradiend.data.splitting import required_splits, split_frame, validate_ratios
 from gradiend.data.tables import (
     FACTUAL,
     FACTUAL_CLASS,
@@ -270,47 +270,42 @@ class TextPredictionDataCreator:
         })
 
     def _drop_small(self, per_class: dict, minimum: int, mode: str) -> dict:
-        """``mode``: "raise" (error), "drop" (drop and report) or "keep" (keep and warn)."""
-        kept = {}
-        for cls, frame in per_class.items():
-            if len(frame) < minimum:
-                message = (f"class '{cls}' has {len(frame)} rows, fewer than the minimum of {minimum} "
-                           f"(min_rows_per_class_for_split)")
-                if mode == "raise":
-                    raise ValueError(f"{message}; add base data, lower the minimum, or pass "
-                                     f"raise_on_incomplete_classes=False")
-                if mode == "drop":
-                    logger.warning("%s; dropped", message)
-                    self.report["dropped_classes"][cls] = {"rows": len(frame), "reason": f"fewer than {minimum} rows"}
-                    continue
-                if len(frame) == 0:
-                    self.report["empty_classes"].append(cls)
-                    _warn(f"class '{cls}' is empty: none of its targets occurs in the base data")
-                else:
-                    self.report["small_classes"][cls] = len(frame)
-                    _warn(message + "; kept (training needs more rows)")
-            kept[cls] = frame
-        if not kept:
-            raise ValueError(f"no class has at least {minimum} rows: {self.report['dropped_classes']}")
-        return kept
+        problems = {cls: (f"class '{cls}' has {len(frame)} rows, fewer than the minimum of {minimum} "
+                          f"(min_rows_per_class_for_split)", f"fewer than {minimum} rows")
+                    for cls, frame in per_class.items() if len(frame) < minimum}
+        for cls, (message, _) in problems.items() if mode == "keep" else ():
+            if len(per_class[cls]) == 0:
+                self.report["empty_classes"].append(cls)
+                _warn(f"class '{cls}' is empty: none of its targets occurs in the base data")
+            else:
+                self.report["small_classes"][cls] = len(per_class[cls])
+                _warn(message + "; kept (training needs more rows)")
+        return self._settle(per_class, problems, mode, f"no class has at least {minimum} rows",
+                            "; add base data, lower the minimum, or pass raise_on_incomplete_classes=False")
 
     def _drop_unsplit(self, per_class: dict, splits: list[str], mode: str) -> dict:
-        kept = {}
+        problems = {}
         for cls, frame in per_class.items():
-            try:
-                if mode != "keep" or len(frame):  # an empty kept class was reported as empty already
-                    check_class_splits(frame, cls, splits, "training data")
-            except ValueError as err:
-                if mode == "raise":
-                    raise
-                if mode == "drop":
-                    logger.warning("%s; dropped", err)
-                    self.report["dropped_classes"][cls] = {"rows": len(frame), "reason": str(err)}
-                    continue
-                _warn(f"{err}; kept")
-            kept[cls] = frame
+            missing = [split for split in splits if split not in set(frame[SPLIT])]
+            if missing and (mode != "keep" or len(frame)):  # an empty kept class was reported already
+                message = (f"training data: class '{cls}' has no row in split '{missing[0]}' ({len(frame)} "
+                           f"rows in total); add data for it or change the split ratios")
+                problems[cls] = (message, message)
+        for message, _ in problems.values() if mode == "keep" else ():
+            _warn(f"{message}; kept")
+        return self._settle(per_class, problems, mode, f"no class has rows in every split {splits}")
+
+    def _settle(self, per_class: dict, problems: dict, mode: str, none_left: str, raise_hint: str = ""):
+        """``per_class`` by ``mode`` for the classes in ``problems`` ({class: (message, reason)}):
+        "raise" raises the first message, "drop" drops them (logged, reported), "keep" keeps them."""
+        if mode == "raise" and problems:
+            raise ValueError(next(iter(problems.values()))[0] + raise_hint)
+        for cls, (message, reason) in problems.items() if mode == "drop" else ():
+            logger.warning("%s; dropped", message)
+            self.report["dropped_classes"][cls] = {"rows": len(per_class[cls]), "reason": reason}
+        kept = {cls: frame for cls, frame in per_class.items() if mode != "drop" or cls not in problems}
         if not kept:
-            raise ValueError(f"no class has rows in every split {splits}: {self.report['dropped_classes']}")
+            raise ValueError(f"{none_left}: {self.report['dropped_classes']}")
         return kept
 
     def _unified(self, per_class: dict, target_classes, max_counterfactuals: int):

@@ -32,8 +32,7 @@ def validate_tag_spec(tags: SpacyTagSpec, where: str) -> None:
     if not isinstance(tags, dict):
         raise ValueError(f"{where}: spacy_tags must be a dict of key -> value, got {type(tags).__name__}")
     for key, value in tags.items():
-        base = key.split("[", 1)[0] if isinstance(key, str) and key.endswith("]") else key  # e.g. Gender[psor]
-        if not isinstance(key, str) or (key.lower() not in TOKEN_ATTRIBUTE_KEYS and base not in MORPH_FEATURES):
+        if not _is_known_tag_key(key):
             choices = [*TOKEN_ATTRIBUTE_KEYS, *sorted(MORPH_FEATURES)]
             close = difflib.get_close_matches(str(key), choices, n=1, cutoff=0.6)
             hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -43,6 +42,13 @@ def validate_tag_spec(tags: SpacyTagSpec, where: str) -> None:
             )
         if not isinstance(value, str):
             raise ValueError(f"{where}: spaCy tag {key!r} must have a string value, got {value!r}")
+
+
+def _is_known_tag_key(key) -> bool:
+    if not isinstance(key, str):
+        return False
+    base = key.split("[", 1)[0] if key.endswith("]") else key  # layered features, e.g. Gender[psor]
+    return key.lower() in TOKEN_ATTRIBUTE_KEYS or base in MORPH_FEATURES
 
 
 @dataclass
@@ -93,7 +99,8 @@ class TextFilterConfig:
             raise ValueError(f"TextFilterConfig '{self.id}': 'mask' must be a non-empty string")
         m = self.min_left_context_words
         if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 0):
-            raise ValueError(f"TextFilterConfig '{self.id}': min_left_context_words must be an int >= 0, got {m!r}")
+            raise ValueError(f"TextFilterConfig '{self.id}': min_left_context_words must be an int >= 0, "
+                             f"got {m!r}")
 
     def _label(self) -> str:
         return f" '{self.id}'" if self.id else ""

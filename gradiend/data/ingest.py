@@ -154,13 +154,14 @@ def _rename_onto(frame, renames: dict[str, str]):
 
 
 def _standard_names(frame, config: TextPredictionConfig, where: str,
-                    required: Sequence[str] = (MASKED, FACTUAL, FACTUAL_CLASS), stale: Sequence[str] = (LABEL, SPLIT)):
+                    required: Sequence[str] = (MASKED, FACTUAL, FACTUAL_CLASS),
+                    stale: Sequence[str] = (LABEL, SPLIT)):
     """``frame`` with the configured (or, for ``required`` ones, legacy) column names renamed to the
     unified ones; a ``stale`` column not renamed onto is dropped: a stored ``label`` (labels are
     recomputed from the target pair), a ``split`` other than ``split_col`` (the data is re-split)."""
-    configured = {MASKED: config.masked_col, FACTUAL: config.factual_col, FACTUAL_CLASS: config.factual_class_col,
-                  ALTERNATIVE: config.alternative_col, ALTERNATIVE_CLASS: config.alternative_class_col,
-                  SPLIT: config.split_col}
+    configured = {MASKED: config.masked_col, FACTUAL: config.factual_col,
+                  FACTUAL_CLASS: config.factual_class_col, ALTERNATIVE: config.alternative_col,
+                  ALTERNATIVE_CLASS: config.alternative_class_col, SPLIT: config.split_col}
     renames = {}
     for standard, wanted in configured.items():
         legacy = LEGACY_NAMES.get(standard) if wanted == standard else None

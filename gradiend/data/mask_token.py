@@ -29,8 +29,8 @@ def _holds_marker(text, markers: Iterable[str]) -> bool:
 
 
 def _log_dropped(where: str, n_bad: int, n: int, what: str, markers: list[str]) -> None:
-    logger.warning("%s: dropped %d of %d %s that contain the mask token %s literally (each would be scored as an "
-                   "extra mask)", where, n_bad, n, what, " / ".join(markers))
+    logger.warning("%s: dropped %d of %d %s that contain the mask token %s literally (each would be scored "
+                   "as an extra mask)", where, n_bad, n, what, " / ".join(markers))
 
 
 def drop_texts_with_mask(texts: list, where: str, tokenizer=None) -> list:

@@ -84,15 +84,6 @@ def required_splits(ratios: tuple[float, float, float]) -> list[str]:
     return [name for name, r in zip(SPLITS, ratios) if r > 0]
 
 
-def check_class_splits(frame, cls: str, splits: Iterable[str], where: str = "data") -> None:
-    """ValueError naming the first of ``splits`` in which ``frame`` (the rows of class ``cls``) has no row."""
-    present = set(frame["split"])
-    missing = [split for split in splits if split not in present]
-    if missing:
-        raise ValueError(f"{where}: class '{cls}' has no row in split '{missing[0]}' ({len(frame)} rows in total); "
-                         f"add data for it or change the split ratios")
-
-
 def split_frame(
     frame,
     ratios: tuple[float, float, float],
