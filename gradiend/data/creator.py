@@ -28,6 +28,7 @@ from gradiend.data.tables import (
     UNIFIED_COLUMNS,
     assign_labels,
     data_summary,
+    ordered,
     resolve_target_classes,
     write_neutral_data,
     write_training_data,
@@ -323,9 +324,7 @@ class TextPredictionDataCreator:
             classes = list(target_classes)
         else:
             classes = resolve_target_classes(present, target_classes)
-        labelled = assign_labels(unified, classes)
-        extras = [c for c in labelled.columns if c not in UNIFIED_COLUMNS]
-        return labelled[list(UNIFIED_COLUMNS) + extras]
+        return ordered(assign_labels(unified, classes), UNIFIED_COLUMNS, "the unified table")
 
     # ------------------------------------------------------------------ neutral data
     def generate_neutral_data(

@@ -31,6 +31,7 @@ from gradiend.data.tables import (
     TEXT,
     UNIFIED_COLUMNS,
     assign_labels,
+    ordered,
     resolve_target_classes,
 )
 from gradiend.data.training_sources import read_training_source
@@ -292,9 +293,7 @@ def load_training_table(config_or_kwargs: Union[TextPredictionConfig, Mapping[st
         target = list(config.class_merge_map)
     target = resolve_target_classes(classes, target)
     _check_target_splits(frame, target, by_token=config.split_col is None)
-    frame = assign_labels(frame, target)
-    extras = [c for c in frame.columns if c not in UNIFIED_COLUMNS]
-    frame = frame[list(UNIFIED_COLUMNS) + extras].reset_index(drop=True)
+    frame = ordered(assign_labels(frame, target), UNIFIED_COLUMNS, "training data")
     frame.attrs["target_classes"] = target
     frame.attrs["all_classes"] = classes
     logger.info("training table: %d rows, classes %s, target pair %s", len(frame), classes, target)
