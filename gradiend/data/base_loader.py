@@ -41,12 +41,21 @@ def not_utf8_error(path: Path, error: UnicodeDecodeError) -> ValueError:
 def read_table_file(path: Path):
     """A DataFrame from a CSV/TSV/Parquet/JSON(L) file, chosen by suffix. An empty file, a table with a
     header but no rows, text that is not UTF-8, or an unreadable file is one error naming the file."""
+    import pandas as pd
     from pandas.errors import EmptyDataError, ParserError
 
     if path.is_file() and path.stat().st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes): it holds no texts")
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_FILE_SUFFIXES:
+        raise ValueError(f"{path}: unknown file format {suffix!r}; supported: {', '.join(TABLE_FILE_SUFFIXES)}")
     try:
-        frame = _read_table(path)
+        if suffix in (".csv", ".tsv"):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False)
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=suffix == ".jsonl")
     except UnicodeDecodeError as error:
         raise not_utf8_error(path, error) from None
     except EmptyDataError:
@@ -59,19 +68,6 @@ def read_table_file(path: Path):
     if len(frame) == 0:
         raise ValueError(f"{path} has a header ({list(frame.columns)}) but no rows: it holds no texts")
     return frame
-
-
-def _read_table(path: Path):
-    import pandas as pd
-
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False)
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix in (".jsonl", ".json"):
-        return pd.read_json(path, lines=suffix == ".jsonl")
-    raise ValueError(f"{path}: unknown file format {suffix!r}; supported: {', '.join(TABLE_FILE_SUFFIXES)}")
 
 
 def looks_like_path(value: str) -> bool:

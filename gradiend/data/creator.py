@@ -133,8 +133,7 @@ class TextPredictionDataCreator:
         texts = resolve_base_data(
             base_data, self.text_column, self.base_max_size, self.seed, self.hf_config, self.split
         )
-        split_with_spacy = self.preprocess is not None and self.preprocess.window > 0
-        sentences = preprocess_texts(texts, self.preprocess, self.spacy_model if split_with_spacy else None)
+        sentences = preprocess_texts(texts, self.preprocess, self.spacy_model)
         if not sentences:
             raise ValueError("base data is empty after preprocessing: every segment was filtered out")
         return sentences
@@ -196,14 +195,9 @@ class TextPredictionDataCreator:
             split_group_col = FACTUAL
 
         sentences = self.sentences()
-        needs_nlp = any(c.needs_spacy for c in self.feature_targets)
-        matchers = find_class_occurrences(
-            sentences,
-            self.feature_targets,
-            self.min_left_context_words,
-            max_size_per_class,
-            load_spacy_model(self.spacy_model) if needs_nlp else None,
-        )
+        nlp = load_spacy_model(self.spacy_model) if any(c.needs_spacy for c in self.feature_targets) else None
+        matchers = find_class_occurrences(sentences, self.feature_targets, self.min_left_context_words,
+                                          max_size_per_class, nlp)
         require = strict if require_all_targets is None else bool(require_all_targets)
         incomplete = ("raise" if strict else "keep") if raise_on_incomplete_classes is None else (
             "raise" if raise_on_incomplete_classes else "drop")
@@ -215,18 +209,15 @@ class TextPredictionDataCreator:
         if balance == "strict":
             smallest = min(len(f) for f in per_class.values())
             per_class = {c: f.sample(n=smallest, random_state=self.seed).sort_index() for c, f in per_class.items()}
-        per_class = {
-            c: split_frame(f, ratios, self.seed, split_group_col, split_group_key).reset_index(drop=True)
-            for c, f in per_class.items()
-        }
+        per_class = {c: split_frame(f, ratios, self.seed, split_group_col, split_group_key).reset_index(drop=True)
+                     for c, f in per_class.items()}
         per_class = self._drop_unsplit(per_class, required_splits(ratios), incomplete)
         self.report["rows_per_class"] = {c: len(f) for c, f in per_class.items()}
         for cls, frame in per_class.items():
             logger.info("class %s: %d rows (%s)", cls, len(frame), frame[SPLIT].value_counts().to_dict())
 
-        unified = None
-        if format == "unified" or output is not None:
-            unified = self._unified(per_class, target_classes, max_counterfactuals_per_sentence)
+        wants_table = format == "unified" or output is not None
+        unified = self._unified(per_class, target_classes, max_counterfactuals_per_sentence) if wants_table else None
         if output is not None:
             write_training_data(unified, output)
             write_json(Path(output).with_name("summary.json"), {**data_summary(unified), "creator": self.report})

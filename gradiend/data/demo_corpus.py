@@ -1,10 +1,8 @@
-"""A generated English corpus for the offline demo and the tests.
+"""A generated English corpus for the offline demo and the tests (there is no network here).
 
-There is no network and no hub here, so the default pipeline and the tiny demo models need text we
-write ourselves. The corpus has what a gender-pronoun feature needs to be learnable: named people of
-both genders referred to later by he/she/his/her/him, plural subjects with they/them/their (so the
-model must tell number apart, not just spot a pronoun slot), and neutral sentences without any
-pronoun. Generation is deterministic for a seed and touches no global random state.
+Named people of both genders referred to later by he/she/his/her/him, plural subjects with
+they/them/their (so number matters, not just a pronoun slot), and neutral sentences without any
+pronoun. Deterministic for a seed; no global random state is touched.
 """
 from __future__ import annotations
 
