@@ -1,8 +1,7 @@
 """Counterfactual tokens: per-class rows → unified rows with a seeded alternative from another class.
 
-The alternative for a row of class S and other class T is drawn from T's factual tokens, weighted by
-how often each (case-folded) token occurs, with a seeded generator, and then given the factual
-token's casing ("She" → "They"), so that only the feature, not the capitalisation, differs.
+The alternative is drawn from the other class's factual tokens by (case-folded) frequency and given
+the factual token's casing ("She" → "They"), so only the feature, not the capitalisation, differs.
 """
 from __future__ import annotations
 

@@ -1,13 +1,8 @@
-"""Raw texts from wherever they live: a list, a DataFrame, a text/CSV/Parquet/JSONL file, a local
-dataset folder or a Hugging Face dataset id; stripped, shuffled with a seed, capped.
+"""Raw texts from a list, a DataFrame, a text/CSV/Parquet/JSONL file (format by suffix; an unknown one
+is an error), a local dataset folder or a Hugging Face dataset id; stripped, shuffled with a seed, capped.
 
-The file format is chosen by suffix and an unknown one is an error, so a typo never silently reads
-a file as something else. Hub ids only work with network access; everything local works offline.
-
-A dataset id (or a local ``load_dataset`` folder of data files) read with a cap (``max_size``) is
-*streamed*: rows arrive through a seeded shuffle buffer (``stream_buffer_size`` rows) and reading
-stops as soon as ``max_size`` non-empty texts are in hand, so a 20 GB Wikipedia dump is never
-downloaded to use 50,000 of its articles. Without a cap the whole dataset is loaded and shuffled.
+A dataset id or data-file folder read with a cap (``max_size``) is *streamed* through a seeded
+shuffle buffer and reading stops at ``max_size`` texts, so a 20 GB dump is never downloaded whole.
 """
 from __future__ import annotations
 
@@ -48,7 +43,8 @@ def read_table_file(path: Path):
         raise ValueError(f"{path} is empty (0 bytes): it holds no texts")
     suffix = path.suffix.lower()
     if suffix not in TABLE_FILE_SUFFIXES:
-        raise ValueError(f"{path}: unknown file format {suffix!r}; supported: {', '.join(TABLE_FILE_SUFFIXES)}")
+        raise ValueError(f"{path}: unknown file format {suffix!r}; "
+                         f"supported: {', '.join(TABLE_FILE_SUFFIXES)}")
     try:
         if suffix in (".csv", ".tsv"):
             frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False)

@@ -1,9 +1,8 @@
 """``TextPredictionDataCreator``: base texts → masked rows per feature class → splits → tables.
 
-A row is one sentence for one class: every occurrence of the class's targets is replaced by the mask,
-``factual`` is the first occurrence (original casing). Data problems are warnings (logger
-``gradiend.data.creator`` and :class:`DataCreationWarning`) unless ``strict=True`` (the workflow's
-choice); refusing is left to training, which names the class that has too few rows.
+A row is one sentence for one class with every target occurrence masked; ``factual`` is the first
+(original casing). Data problems are warnings (:class:`DataCreationWarning`) unless ``strict=True``
+(the workflow's choice); refusing is left to training, which names the class with too few rows.
 """
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from gradiend.data.filter_config import SpacyTagSpec, TextFilterConfig, validate
 from gradiend.data.matching import ClassMatcher, find_class_occurrences, find_neutral, mask_spans
 from gradiend.data.preprocess import TextPreprocessConfig, preprocess_texts
 from gradiend.data.spacy_util import load_spacy_model, require_spacy_model
-from gradiend.data.splitting import required_splits, split_frame, validate_ratios
+from gradiend.data.splitting import SPLITS, split_frame, validate_ratios
 from gradiend.data.tables import (
     FACTUAL,
     FACTUAL_CLASS,
@@ -209,15 +208,16 @@ class TextPredictionDataCreator:
         if balance == "strict":
             smallest = min(len(f) for f in per_class.values())
             per_class = {c: f.sample(n=smallest, random_state=self.seed).sort_index() for c, f in per_class.items()}
-        per_class = {c: split_frame(f, ratios, self.seed, split_group_col, split_group_key).reset_index(drop=True)
+        per_class = {c: split_frame(f, ratios, self.seed, split_group_col, split_group_key)
                      for c, f in per_class.items()}
-        per_class = self._drop_unsplit(per_class, required_splits(ratios), incomplete)
+        per_class = self._drop_unsplit(per_class, [s for s, r in zip(SPLITS, ratios) if r > 0], incomplete)
         self.report["rows_per_class"] = {c: len(f) for c, f in per_class.items()}
         for cls, frame in per_class.items():
             logger.info("class %s: %d rows (%s)", cls, len(frame), frame[SPLIT].value_counts().to_dict())
 
-        wants_table = format == "unified" or output is not None
-        unified = self._unified(per_class, target_classes, max_counterfactuals_per_sentence) if wants_table else None
+        unified = None
+        if format == "unified" or output is not None:
+            unified = self._unified(per_class, target_classes, max_counterfactuals_per_sentence)
         if output is not None:
             write_training_data(unified, output)
             write_json(Path(output).with_name("summary.json"), {**data_summary(unified), "creator": self.report})

@@ -1,6 +1,5 @@
 """What one feature class is: its target words, optional spaCy constraints, its id and mask.
-
-Tag keys are checked at construction, so a typo such as ``case`` for ``Case`` fails before any text is read.
+Tag keys are checked at construction, so a typo (``case`` for ``Case``) fails before any text is read.
 """
 from __future__ import annotations
 

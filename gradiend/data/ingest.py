@@ -1,8 +1,5 @@
-"""``TextPredictionConfig`` and ``load_training_table``: any training data → the unified table.
-
-Whatever the source (a DataFrame, ``{class: DataFrame}``, a file, a dataset folder or id), the
-trainer receives one table with :data:`gradiend.data.tables.UNIFIED_COLUMNS`, labels set from the
-target pair, and every data problem reported here, before a model is loaded.
+"""``TextPredictionConfig`` and ``load_training_table``: any training data → the unified table,
+labelled from the target pair, with every data problem reported here, before a model is loaded.
 """
 from __future__ import annotations
 

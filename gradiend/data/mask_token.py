@@ -1,11 +1,8 @@
 """Texts that already contain a mask token are never scored.
 
-The training table marks each target occurrence with the placeholder ``[MASK]``, and a masked LM
-sees its own mask token (``[MASK]`` for BERT, ``<mask>`` for RoBERTa) at those places. A text that
-holds either string literally would get an extra mask scored as if it were the target (or, in a
-neutral text, an extra masked position in the LMS). Such texts are dropped and the number dropped is
-logged as a warning naming where they came from: raw texts at ingestion (the placeholder only),
-table rows and neutral texts once the tokenizer is known.
+A text holding the placeholder ``[MASK]`` or the model's own mask token (``<mask>`` for RoBERTa)
+literally would get an extra mask scored as if it were the target. Such texts are dropped, with a
+logged count: raw texts at ingestion, table rows and neutral texts once the tokenizer is known.
 """
 from __future__ import annotations
 

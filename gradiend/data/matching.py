@@ -1,9 +1,8 @@
 """Finding a class's targets in sentences: whole-word, case-insensitive, optionally spaCy-checked.
 
-String-only classes use one compiled regex each, behind one combined regex that skips sentences
-without any target, so the common case costs a couple of regex calls per sentence. Classes with tags
-or lemmas are parsed by spaCy, once per sentence for all of them, and only sentences that pass a
-regex prefilter (lemma classes cannot be prefiltered: "is" has lemma "be").
+One combined regex skips sentences without any target. Classes with tags or lemmas are parsed by
+spaCy once per sentence for all of them, only where a regex prefilter passes (not for lemma classes:
+"is" has lemma "be").
 """
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""The sentence stream: raw texts → lines → (optional) sentences or sentence windows → filters.
-
-Every text is split on newlines first and each line stripped, so a file or a list with empty lines
-behaves the same. Sentence splitting uses a regex after ``.!?`` unless a spaCy model is given, in
-which case a rule-based spaCy sentencizer in that model's language is used.
+"""The sentence stream: raw texts → stripped lines → (optional) sentences or sentence windows → filters.
+Sentences are split by a regex after ``.!?``, or by spaCy's sentencizer when a spaCy model is given.
 """
 from __future__ import annotations
 

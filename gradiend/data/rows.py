@@ -1,11 +1,8 @@
 """From the unified data table to the rows a run trains and evaluates on.
 
-A training row is one masked text with its factual and alternative token. ``feature_class_id`` names
-its transition (0 for c0→c1, 1 for c1→c0, 2… for identity rows of further classes) and ``label``
-the class of the token whose gradient the encoder reads: +1 for c0, −1 for c1, 0 for identity
-rows. The label follows the factual class for ``source`` "factual" and "diff" and is negated for
-``source="alternative"`` (the alternative of a c1 row is a c0 token), so that +1 always means
-"gradient of a c0 token".
+``feature_class_id`` names a row's transition (0 for c0→c1, 1 for c1→c0, 2… for identity rows of
+further classes); ``label`` is +1 when the encoder reads the gradient of a c0 token, −1 for c1, 0 for
+identity rows: it follows the factual class, negated for ``source="alternative"``.
 """
 from __future__ import annotations
 

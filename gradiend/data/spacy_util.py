@@ -1,7 +1,5 @@
-"""spaCy, loaded only when a filter needs tags, lemmas or sentence splitting, and never downloaded.
-
-A missing model is one error naming the model and how to install it: downloading at run time would
-make a pipeline depend on a network it may not have.
+"""spaCy, loaded only when a filter needs tags, lemmas or sentence splitting, and never downloaded
+(a pipeline must not depend on a network): a missing model is one error saying how to install it.
 """
 from __future__ import annotations
 

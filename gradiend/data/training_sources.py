@@ -1,8 +1,5 @@
-"""Reading training data from where a user keeps it, into either a merged table or per-class frames.
-
-Merged = one table with a class column (our unified table, or the original package's
-``label``/``label_class`` naming). Per-class = ``{class_id: frame}`` (a dict, or a dataset with one
-config per class). Nothing here samples or labels; :mod:`gradiend.data.ingest` does that.
+"""Training data from where a user keeps it, as a merged table (one table with a class column) or
+per-class frames (a dict, or a dataset with one config per class); :mod:`.ingest` samples and labels.
 """
 from __future__ import annotations
 
