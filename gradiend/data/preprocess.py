@@ -48,13 +48,10 @@ class TextPreprocessConfig:
         return 1 if self.split_to_sentences is True else int(self.split_to_sentences)
 
     def keep(self, segment: str) -> bool:
-        if self.min_chars is not None and len(segment) < self.min_chars:
-            return False
-        if self.max_chars is not None and len(segment) > self.max_chars:
-            return False
-        if self.exclude_chars and any(ch in segment for ch in self.exclude_chars):
-            return False
-        return self.custom_filter is None or bool(self.custom_filter(segment))
+        return ((self.min_chars is None or len(segment) >= self.min_chars)
+                and (self.max_chars is None or len(segment) <= self.max_chars)
+                and not (self.exclude_chars and any(ch in segment for ch in self.exclude_chars))
+                and (self.custom_filter is None or bool(self.custom_filter(segment))))
 
 
 def _sentence_lists(lines: list[str], spacy_model: Optional[str]) -> Iterable[list[str]]:

@@ -80,12 +80,9 @@ def _identity_rows(frame: pd.DataFrame, target_classes: Sequence[str]) -> tuple[
     others = sorted(set(frame[FACTUAL_CLASS]) - set(target_classes))
     parts, names = [], {}
     for offset, cls in enumerate(others):
-        rows = frame[frame[FACTUAL_CLASS] == cls].drop_duplicates([MASKED, FACTUAL]).copy()
-        rows[ALTERNATIVE] = rows[FACTUAL]
-        rows[ALTERNATIVE_CLASS] = cls
-        rows[FEATURE_CLASS_ID] = 2 + offset
-        rows[TRAINING_LABEL] = 0
-        parts.append(rows)
+        rows = frame[frame[FACTUAL_CLASS] == cls].drop_duplicates([MASKED, FACTUAL])
+        parts.append(rows.assign(**{ALTERNATIVE: rows[FACTUAL], ALTERNATIVE_CLASS: cls,
+                                    FEATURE_CLASS_ID: 2 + offset, TRAINING_LABEL: 0}))
         names[2 + offset] = f"{cls}\u2192{cls}"
     return (pd.concat(parts) if parts else frame.iloc[:0]), names
 
