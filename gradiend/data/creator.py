@@ -18,19 +18,8 @@ from gradiend.data.preprocess import TextPreprocessConfig, preprocess_texts
 from gradiend.data.spacy_util import load_spacy_model, require_spacy_model
 from gradiend.data.splitting import SPLITS, split_frame, validate_ratios
 from gradiend.data.tables import (
-    FACTUAL,
-    FACTUAL_CLASS,
-    MASKED,
-    SPLIT,
-    TEXT,
-    TOKEN_COUNT,
-    UNIFIED_COLUMNS,
-    assign_labels,
-    data_summary,
-    ordered,
-    resolve_target_classes,
-    write_neutral_data,
-    write_training_data,
+    FACTUAL, FACTUAL_CLASS, MASKED, SPLIT, TEXT, TOKEN_COUNT, UNIFIED_COLUMNS, assign_labels,
+    data_summary, ordered, resolve_target_classes, write_neutral_data, write_training_data,
 )
 from gradiend.util.io import PathLike, write_json
 from gradiend.util.logging import get_logger

@@ -9,27 +9,10 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from gradiend.data.alternatives import factual_column, holds_strings, per_class_to_unified
 from gradiend.data.base_loader import resolve_base_data
-from gradiend.data.splitting import (
-    SPLITS,
-    assign_group_splits,
-    normalise_split_name,
-    validate_ratios,
-)
+from gradiend.data.splitting import SPLITS, assign_group_splits, normalise_split_name, validate_ratios
 from gradiend.data.tables import (
-    ALTERNATIVE,
-    ALTERNATIVE_CLASS,
-    FACTUAL,
-    FACTUAL_CLASS,
-    LABEL,
-    MASKED,
-    RAW_ALTERNATIVE_CLASS,
-    RAW_FACTUAL_CLASS,
-    SPLIT,
-    TEXT,
-    UNIFIED_COLUMNS,
-    assign_labels,
-    ordered,
-    resolve_target_classes,
+    ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS, LABEL, MASKED, RAW_ALTERNATIVE_CLASS,
+    RAW_FACTUAL_CLASS, SPLIT, TEXT, UNIFIED_COLUMNS, assign_labels, ordered, resolve_target_classes,
 )
 from gradiend.data.training_sources import read_training_source
 from gradiend.util.logging import get_logger
