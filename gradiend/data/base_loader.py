@@ -153,36 +153,34 @@ def _raw_texts(base_data: Any, text_column: str, hf_config: Optional[str], split
     """(texts, description of the source) for every accepted kind of base data."""
     import pandas as pd
 
-    if isinstance(base_data, pd.DataFrame):
-        _require_column(base_data.columns, text_column, "base DataFrame")
-        return base_data[text_column].tolist(), "base DataFrame"
     if isinstance(base_data, (str, os.PathLike)):
         source = str(base_data)
         path = Path(source).expanduser()
-        if path.is_file():
-            if path.suffix.lower() in TEXT_FILE_SUFFIXES:
-                try:
-                    return path.read_text(encoding="utf-8").split("\n"), source
-                except UnicodeDecodeError as error:
-                    raise not_utf8_error(path, error) from None
-            if path.suffix.lower() not in TABLE_FILE_SUFFIXES:
-                raise ValueError(f"{path}: unknown file format {path.suffix!r}; "
-                                 f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
-            frame = read_table_file(path)
-            _require_column(frame.columns, text_column, source)
-            return frame[text_column].tolist(), source
-        if not path.is_dir() and looks_like_path(source):
+        if path.is_file() and path.suffix.lower() in TEXT_FILE_SUFFIXES:
+            try:
+                return path.read_text(encoding="utf-8").split("\n"), source
+            except UnicodeDecodeError as error:
+                raise not_utf8_error(path, error) from None
+        if path.is_file() and path.suffix.lower() not in TABLE_FILE_SUFFIXES:
+            raise ValueError(f"{path}: unknown file format {path.suffix!r}; "
+                             f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
+        if not path.is_file() and not path.is_dir() and looks_like_path(source):
             raise FileNotFoundError(f"base data file not found: {path}")
-        dataset = load_hf_dataset(source, hf_config, split)
-        _require_column(dataset.column_names, text_column, source)
-        return list(dataset[text_column]), source
-    if hasattr(base_data, "column_names") and hasattr(base_data, "to_pandas"):  # a datasets.Dataset
-        _require_column(base_data.column_names, text_column, "base Dataset")
-        return base_data.to_pandas()[text_column].tolist(), "base Dataset"
-    if isinstance(base_data, Sequence):
+        table = read_table_file(path) if path.is_file() else load_hf_dataset(source, hf_config, split)
+    elif isinstance(base_data, pd.DataFrame):
+        table, source = base_data, "base DataFrame"
+    elif hasattr(base_data, "column_names") and hasattr(base_data, "to_pandas"):  # a datasets.Dataset
+        table, source = base_data.to_pandas(), "base Dataset"
+    elif isinstance(base_data, Sequence):
         return list(base_data), "base text list"
-    raise ValueError(f"base_data must be a list of strings, a DataFrame, a file path or a dataset id, "
-                     f"got {type(base_data).__name__}")
+    else:
+        raise ValueError(f"base_data must be a list of strings, a DataFrame, a file path or a dataset id, "
+                         f"got {type(base_data).__name__}")
+    if isinstance(table, pd.DataFrame):
+        _require_column(table.columns, text_column, source)
+        return table[text_column].tolist(), source
+    _require_column(table.column_names, text_column, source)
+    return list(table[text_column]), source
 
 
 def resolve_base_data(
