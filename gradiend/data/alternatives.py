@@ -67,13 +67,10 @@ def _sample(n_rows: int, k: int, vocab: np.ndarray, probs: np.ndarray, rng) -> l
 
 def per_class_to_unified(per_class: Mapping[str, "object"], seed: int = 42,
                          max_counterfactuals_per_sentence: int = 1):
-    """One unified table from per-class frames (each with ``masked``, a factual column and
-    optionally ``split``, ``text``, ``token_count``).
-
-    For every ordered pair (S, T) of different classes each row of S gets up to
-    ``max_counterfactuals_per_sentence`` distinct alternatives of T. If S's frame has a column named T,
-    that column gives the alternative per row instead (rows with an empty cell are skipped).
-    Sampling is seeded: the same inputs and ``seed`` give the same table.
+    """One unified table from per-class frames (``masked``, a factual column, optionally ``split``,
+    ``text``, ``token_count``): for every ordered pair (S, T) of classes each row of S gets up to
+    ``max_counterfactuals_per_sentence`` distinct seeded alternatives of T, or the value of S's column
+    named T when it has one (rows with an empty cell are skipped).
     """
     import pandas as pd
 

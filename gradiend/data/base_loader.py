@@ -117,9 +117,8 @@ def load_hf_dataset(source: str, hf_config: Optional[str] = None, split: Optiona
 def stream_hf_texts(source: str, text_column: str, max_size: int, seed: Optional[int],
                     hf_config: Optional[str] = None, split: str = "train",
                     buffer_size: int = DEFAULT_STREAM_BUFFER_SIZE) -> list[str]:
-    """The first ``max_size`` non-empty texts (stripped) of a streamed dataset, through a shuffle
-    buffer of ``buffer_size`` rows seeded with ``seed`` (which shuffles the shard order too);
-    ``seed=None`` keeps the stream order."""
+    """The first ``max_size`` non-empty stripped texts of a streamed dataset, through a shuffle buffer
+    of ``buffer_size`` rows seeded with ``seed`` (shard order too; ``None``: stream order)."""
     if max_size < 1:
         raise ValueError(f"max_size must be at least 1 to stream {source!r}, got {max_size}")
     stream = _load_dataset(source, hf_config, split, streaming=True)
@@ -192,10 +191,9 @@ def resolve_base_data(
     split: str = "train",
     stream_buffer_size: int = DEFAULT_STREAM_BUFFER_SIZE,
 ) -> list[str]:
-    """The base texts: stripped, empties dropped, shuffled with ``random.Random(seed)`` (``seed=None``
-    keeps the input order), then capped at ``max_size``; a dataset id or data-file folder with
-    ``max_size`` is streamed instead (:func:`stream_hf_texts`). Empty base data is an error. Texts that
-    contain ``[MASK]`` literally are dropped (:mod:`gradiend.data.mask_token`)."""
+    """The base texts: stripped, empties and those holding ``[MASK]`` dropped, shuffled with
+    ``random.Random(seed)`` (``None``: input order), capped at ``max_size`` (a dataset id or data-file
+    folder is then streamed, :func:`stream_hf_texts`). Empty base data is an error."""
     streamed = _streams(base_data, max_size)
     if streamed:
         source = str(base_data)

@@ -60,12 +60,9 @@ def _check_shared_targets(configs: Sequence[TextFilterConfig]) -> None:
 
 
 class TextPredictionDataCreator:
-    """Builds masked training data and neutral data from base texts.
-
-    ``base_data``: list of strings, DataFrame (``text_column``), text/CSV/TSV/Parquet/JSONL file,
-    a local dataset folder or a Hugging Face dataset id (``hf_config``, ``split``). Texts are shuffled
-    with ``seed`` and capped at ``base_max_size``; ``preprocess`` turns them into sentences.
-    ``spacy_model`` is needed (and loaded) only for tags, lemmas or spaCy sentence splitting.
+    """Builds masked training data and neutral data from base texts (any source
+    :func:`~gradiend.data.base_loader.resolve_base_data` reads, shuffled with ``seed``, capped at
+    ``base_max_size``). ``spacy_model`` is loaded only for tags, lemmas or spaCy sentence splitting.
     """
 
     MIN_ROWS_PER_CLASS_FOR_SPLIT = 10
@@ -152,20 +149,16 @@ class TextPredictionDataCreator:
     ):
         """Masked rows per class, split 80/10/10 per class (seeded).
 
-        ``format``: ``"per_class"`` → ``{class_id: DataFrame}`` with :data:`PER_CLASS_COLUMNS`;
-        ``"unified"`` → the unified table (one row per other class and sentence, seeded alternative,
-        ``label`` from ``target_classes`` or the two classes alphabetically); ``"minimal"`` →
-        :data:`MINIMAL_COLUMNS`. ``output`` (a ``.parquet`` path) writes the unified table there and
-        ``summary.json`` beside it. ``balance="strict"`` cuts every class to the smallest class size.
-        ``split_group_col="factual"`` holds out whole factual tokens per split instead of rows.
+        ``format``: ``"per_class"`` → ``{class_id: DataFrame}`` (:data:`PER_CLASS_COLUMNS`),
+        ``"unified"`` → the unified table (seeded alternatives; ``label`` from ``target_classes`` or the
+        two classes alphabetically), ``"minimal"`` → :data:`MINIMAL_COLUMNS`. ``output`` (``.parquet``)
+        writes the unified table and ``summary.json`` beside it. ``balance="strict"`` cuts every class to
+        the smallest; ``split_group_col="factual"`` holds out whole factual tokens per split.
 
-        Problems: by default (``strict=False``) every class is returned as found, even empty, and a
-        warning names each target that never occurs, each empty class, each class below
-        ``min_rows_per_class_for_split`` and each class missing from a split (``format="unified"``
-        leaves empty classes out; fewer than two non-empty classes give an empty table); training then
-        refuses a class with too few rows. ``strict=True`` makes each of these an error here;
-        ``require_all_targets`` / ``raise_on_incomplete_classes`` override it for targets / classes, and
-        ``raise_on_incomplete_classes=False`` drops incomplete classes (listed in ``self.report``).
+        By default a target that never occurs, an empty or small class (``min_rows_per_class_for_split``)
+        and a class missing from a split are warnings and training refuses later; ``strict=True`` makes
+        them errors here. ``require_all_targets`` / ``raise_on_incomplete_classes`` override it for
+        targets / classes; ``raise_on_incomplete_classes=False`` drops such classes (see ``self.report``).
         """
         if format not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
@@ -313,10 +306,9 @@ class TextPredictionDataCreator:
         output: Optional[PathLike] = None,
         strict: bool = False,
     ):
-        """Sentences without any target word of any class (whole word, any case, tags ignored), without
-        ``additional_excluded_words`` and, if given, without a token matching ``excluded_spacy_tags``.
-        Returns a DataFrame with the single column ``text`` (at most ``max_size`` rows). No neutral
-        sentence at all is a warning and an empty frame (``strict=True``: an error)."""
+        """A ``text`` frame (at most ``max_size`` rows) of sentences without any target word of any class
+        (whole word, any case, tags ignored), ``additional_excluded_words`` or ``excluded_spacy_tags``
+        token. None at all is a warning and an empty frame (``strict=True``: an error)."""
         import pandas as pd
 
         extra = list(additional_excluded_words or [])

@@ -7,7 +7,6 @@ pronoun. Deterministic for a seed; no global random state is touched.
 from __future__ import annotations
 
 import random
-import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +162,6 @@ _PRONOUN_FORMS = {
     "female": {"he": "she", "He": "She", "him": "her", "his": "her"},
     "male": {"he": "he", "He": "He", "him": "him", "his": "his"},
 }
-_WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
 
 
 @dataclass(frozen=True)
@@ -215,11 +213,6 @@ def generate_labelled_corpus(n_sentences: int = 6000, seed: int = 0) -> list[Dem
 def generate_demo_corpus(n_sentences: int = 6000, seed: int = 0) -> list[str]:
     """Generate the demo corpus as plain sentences (deterministic per seed)."""
     return [sentence.text for sentence in generate_labelled_corpus(n_sentences, seed)]
-
-
-def corpus_words(corpus: list[str]) -> list[str]:
-    """Sorted unique lowercase words and punctuation marks of ``corpus`` (a vocabulary source)."""
-    return sorted({word.lower() for text in corpus for word in _WORD_PATTERN.findall(text)})
 
 
 def write_demo_corpus(path: PathLike, n_sentences: int = 6000, seed: int = 0) -> Path:

@@ -52,12 +52,10 @@ def _is_known_tag_key(key) -> bool:
 class TextFilterConfig:
     """One feature class.
 
-    ``targets`` holds strings and/or nested ``TextFilterConfig``s; a nested config inherits the
-    parent's ``spacy_tags`` (its own keys win). ``target`` is shorthand for a single string.
-    ``id`` defaults to the first target string. ``use_lemma`` applies to the whole class (a nested
-    config's own flag is not consulted). ``min_left_context_words`` overrides the creator's
-    default for this class (a target needs at least that many words before it). ``weight`` is
-    accepted for compatibility with the original package, where it has no effect on the result either.
+    ``targets``: strings and/or nested configs, which inherit ``spacy_tags`` (their own keys win);
+    ``target`` is shorthand for one string; ``id`` defaults to the first target. ``use_lemma`` applies to
+    the whole class. ``min_left_context_words`` overrides the creator's default for this class.
+    ``weight`` is accepted for compatibility with the original package, where it has no effect either.
     """
 
     targets: Optional[List[Union[str, "TextFilterConfig"]]] = None

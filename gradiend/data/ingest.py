@@ -27,14 +27,11 @@ LEGACY_NAMES = {FACTUAL: "label", FACTUAL_CLASS: "label_class"}
 class TextPredictionConfig:
     """Where the training data comes from and how to read it; plus the trainer's evaluation options.
 
-    Data: ``data`` (DataFrame, dict of per-class DataFrames, path, dataset folder or id) or
-    ``hf_dataset`` (+ ``hf_subset``, ``hf_splits``). Columns: ``masked_col``, ``factual_col``,
-    ``factual_class_col``, ``alternative_col``, ``alternative_class_col``, ``split_col`` (``None``:
-    re-split holding out whole factual tokens). Classes: ``target_classes`` (inferred alphabetically
-    when there are exactly two classes or two ``class_merge_map`` keys), ``all_classes`` (restrict),
-    ``class_merge_map`` (``{merged: [base classes]}``). Alternatives are sampled with
-    ``random_state`` (always seeded). The ``decoder_eval_*``, ``img_*``, ``run_id`` and
-    ``n_features`` fields are read by the trainer and evaluators, not by data loading.
+    ``data`` is a DataFrame, ``{class: DataFrame}``, a path, a dataset folder or id (or use ``hf_dataset``).
+    ``split_col=None`` re-splits, holding out whole factual tokens. ``target_classes`` is inferred
+    alphabetically from exactly two classes (or two ``class_merge_map`` keys). Alternatives are always
+    sampled with ``random_state``. ``decoder_eval_*``, ``img_*``, ``run_id`` and ``n_features`` are read
+    by the trainer and evaluators, not by data loading.
     """
 
     data: Any = None
@@ -239,10 +236,8 @@ def _check_target_splits(frame, target_classes: Optional[list[str]], by_token: b
 
 
 def load_training_table(config_or_kwargs: Union[TextPredictionConfig, Mapping[str, Any], None] = None, **kwargs):
-    """The unified training table described by a :class:`TextPredictionConfig` (or its fields).
-
-    Columns: :data:`UNIFIED_COLUMNS` first, then extras (``text``, ``token_count``, ``raw_*_class``).
-    ``frame.attrs`` holds ``target_classes`` (None when not inferable) and ``all_classes``.
+    """The unified training table of a :class:`TextPredictionConfig` (or its fields): :data:`UNIFIED_COLUMNS`
+    first, then extras; ``frame.attrs`` holds ``target_classes`` (None if not inferable) and ``all_classes``.
     """
     if isinstance(config_or_kwargs, TextPredictionConfig):
         if kwargs:
@@ -272,9 +267,8 @@ def load_training_table(config_or_kwargs: Union[TextPredictionConfig, Mapping[st
 
 
 def load_eval_neutral_data(config: TextPredictionConfig):
-    """The neutral evaluation texts (DataFrame with ``text``), or None when none are configured.
-    A table's text is read from ``text``, else from ``masked_col``; capped at ``eval_neutral_max_rows``
-    (first rows, no shuffling)."""
+    """The neutral evaluation texts (a ``text`` frame, else from ``masked_col``; the first
+    ``eval_neutral_max_rows``), or None when none are configured."""
     import pandas as pd
 
     source = config.eval_neutral_data

@@ -22,10 +22,8 @@ _PARSE_BATCH = 256
 
 
 def whole_word_regex(words: Iterable[str]) -> re.Pattern:
-    """One case-insensitive regex matching any of ``words`` as a whole word (longest first).
-
-    Look-arounds instead of ``\\b`` so targets that start or end with punctuation still match.
-    """
+    """One case-insensitive regex matching any of ``words`` as a whole word (longest first); look-arounds,
+    not ``\\b``, so targets that start or end with punctuation still match."""
     unique = sorted({w.lower() for w in words}, key=lambda w: (-len(w), w))
     alternation = "|".join(re.escape(w) for w in unique)
     return re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
@@ -138,9 +136,8 @@ def find_class_occurrences(
     max_per_class: Optional[int] = None,
     nlp=None,
 ) -> list[ClassMatcher]:
-    """Scan ``sentences`` once for every class; each returned matcher holds its ``hits`` (at most
-    ``max_per_class``, in sentence order) and the targets it ``seen``. Scanning stops for a class
-    once it is full and every one of its targets has been seen."""
+    """Scan ``sentences`` once for every class: each matcher holds its ``hits`` (at most ``max_per_class``,
+    in sentence order) and the targets ``seen``; a class stops once full with every target seen."""
     default = default_min_left_context_words
     matchers = [ClassMatcher(c, default if c.min_left_context_words is None else c.min_left_context_words,
                              max_per_class) for c in configs]

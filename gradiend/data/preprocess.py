@@ -12,12 +12,9 @@ _SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])\s+")
 
 @dataclass
 class TextPreprocessConfig:
-    """How texts become segments before filtering (there is no default instance on purpose).
-
-    ``split_to_sentences``: ``False`` keeps each line whole, ``True`` splits into sentences, an int
-    ``k > 1`` joins non-overlapping windows of ``k`` sentences. Segments shorter than ``min_chars``,
-    longer than ``max_chars``, containing any of ``exclude_chars`` or rejected by ``custom_filter``
-    are dropped.
+    """How texts become segments (no default instance on purpose). ``split_to_sentences``: ``False``
+    keeps lines whole, ``True`` splits sentences, an int ``k > 1`` joins windows of ``k`` sentences.
+    Segments failing ``min_chars``, ``max_chars``, ``exclude_chars`` or ``custom_filter`` are dropped.
     """
 
     split_to_sentences: Union[bool, int] = False

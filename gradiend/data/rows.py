@@ -45,11 +45,8 @@ def check_table(table: pd.DataFrame, target_classes: Sequence[str]) -> None:
 
 
 def check_class_rows(data, target_classes=None) -> None:
-    """Refuse data handed over in memory (per-class frames or one table) whose target classes have no
-    rows: data creation only warns about empty classes, training names them here.
-
-    The target classes are ``target_classes``, else the two classes present, else every class.
-    """
+    """Refuse in-memory data (per-class frames or one table) where a target class (``target_classes``,
+    else every class) has no rows: data creation only warns about empty classes, training names them."""
     if isinstance(data, dict) and data and all(isinstance(f, pd.DataFrame) for f in data.values()):
         counts = {str(c): len(f) for c, f in data.items()}
     elif isinstance(data, pd.DataFrame) and "factual_class" in data.columns:
