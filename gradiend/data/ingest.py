@@ -122,12 +122,6 @@ def _merge_lookup(merge_map: Dict[str, List[str]], present: Sequence[str]) -> di
     return lookup
 
 
-def _rename_onto(frame, renames: dict[str, str]):
-    """Rename columns; a column that already has a new name (and is not renamed itself) is dropped."""
-    clash = [c for c in frame.columns if c in set(renames.values()) and c not in renames]
-    return frame.drop(columns=clash).rename(columns=renames)
-
-
 def _standard_names(frame, config: TextPredictionConfig, where: str,
                     required: Sequence[str] = (MASKED, FACTUAL, FACTUAL_CLASS),
                     stale: Sequence[str] = (LABEL, SPLIT)):
@@ -148,8 +142,9 @@ def _standard_names(frame, config: TextPredictionConfig, where: str,
             renames[legacy] = standard  # a numeric label column is not a token column
         else:
             raise ValueError(f"{where}: no column {wanted!r}; found {list(frame.columns)}")
-    stale = [c for c in stale if c in frame.columns and c not in renames]
-    return _rename_onto(frame.drop(columns=stale), renames)
+    # a column not renamed itself but renamed onto is dropped too
+    dropped = [c for c in frame.columns if c not in renames and (c in stale or c in renames.values())]
+    return frame.drop(columns=dropped).rename(columns=renames)
 
 
 def _merge_per_class(per_class: dict, merge_map: Dict[str, List[str]]) -> dict:
