@@ -26,7 +26,6 @@ DEFAULT_STREAM_BUFFER_SIZE = 10_000
 
 
 def not_utf8_error(path: Path, error: UnicodeDecodeError) -> ValueError:
-    """A ValueError naming a text file that is not UTF-8, where, and how to convert it."""
     byte = error.object[error.start:error.start + 1]
     return ValueError(
         f"{path} is not UTF-8 text (byte 0x{byte.hex()} at offset {error.start} is invalid in {error.encoding}); "

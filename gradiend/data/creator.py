@@ -7,6 +7,7 @@ A row is one sentence for one class with every target occurrence masked; ``factu
 from __future__ import annotations
 
 import json
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -59,6 +60,7 @@ def _check_shared_targets(configs: Sequence[TextFilterConfig]) -> None:
                     f"keep it in one class, or tell the classes apart with different spacy_tags")
 
 
+@dataclass(eq=False, repr=False)
 class TextPredictionDataCreator:
     """Builds masked training data and neutral data from base texts (any source
     :func:`~gradiend.data.base_loader.resolve_base_data` reads, shuffled with ``seed``, capped at
@@ -67,23 +69,24 @@ class TextPredictionDataCreator:
 
     MIN_ROWS_PER_CLASS_FOR_SPLIT = 10
 
-    def __init__(
-        self,
-        base_data: Any = None,
-        feature_targets: Optional[Sequence[TextFilterConfig]] = None,
-        *,
-        text_column: str = "text",
-        base_max_size: Optional[int] = None,
-        split: str = "train",
-        hf_config: Optional[str] = None,
-        preprocess: Optional[TextPreprocessConfig] = None,
-        spacy_model: Optional[str] = None,
-        min_left_context_words: int = 0,
-        seed: int = 42,
-    ) -> None:
-        if isinstance(feature_targets, TextFilterConfig):
-            feature_targets = [feature_targets]
-        self.feature_targets = list(feature_targets or [])
+    base_data: Any = None
+    feature_targets: Optional[Sequence[TextFilterConfig]] = None
+    _: KW_ONLY
+    text_column: str = "text"
+    base_max_size: Optional[int] = None
+    split: str = "train"
+    hf_config: Optional[str] = None
+    preprocess: Optional[TextPreprocessConfig] = None
+    spacy_model: Optional[str] = None
+    min_left_context_words: int = 0
+    seed: int = 42
+    report: dict = field(default_factory=dict, init=False)
+    _sentences: Optional[list[str]] = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.feature_targets, TextFilterConfig):
+            self.feature_targets = [self.feature_targets]
+        self.feature_targets = list(self.feature_targets or [])
         ids = [c.id for c in self.feature_targets if isinstance(c, TextFilterConfig)]
         if len(ids) != len(self.feature_targets):
             raise ValueError("feature_targets must be TextFilterConfig instances")
@@ -91,25 +94,15 @@ class TextPredictionDataCreator:
         if duplicates:
             raise ValueError(f"feature_targets: class id {duplicates[0]!r} is used by more than one TextFilterConfig")
         _check_shared_targets(self.feature_targets)
-        m = min_left_context_words
+        m = self.min_left_context_words
         if isinstance(m, bool) or not isinstance(m, int) or m < 0:
             raise ValueError(f"min_left_context_words must be an int >= 0, got {m!r}")
-        if preprocess is not None and not isinstance(preprocess, TextPreprocessConfig):
-            raise ValueError(f"preprocess must be a TextPreprocessConfig or None, got {type(preprocess).__name__}")
+        if self.preprocess is not None and not isinstance(self.preprocess, TextPreprocessConfig):
+            raise ValueError(f"preprocess must be a TextPreprocessConfig or None, "
+                             f"got {type(self.preprocess).__name__}")
         for config in self.feature_targets:
             if config.needs_spacy:
-                require_spacy_model(spacy_model, f"class '{config.id}' uses spacy_tags or use_lemma")
-        self.base_data = base_data
-        self.text_column = text_column
-        self.base_max_size = base_max_size
-        self.split = split
-        self.hf_config = hf_config
-        self.preprocess = preprocess
-        self.spacy_model = spacy_model
-        self.min_left_context_words = m
-        self.seed = seed
-        self.report: dict = {}
-        self._sentences: Optional[list[str]] = None
+                require_spacy_model(self.spacy_model, f"class '{config.id}' uses spacy_tags or use_lemma")
 
     # ------------------------------------------------------------------ sentence stream
     def _sentences_of(self, base_data: Any) -> list[str]:

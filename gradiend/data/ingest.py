@@ -167,7 +167,6 @@ def _merge_table(frame, merge_map: Dict[str, List[str]]):
 
 
 def _to_unified(kind: str, raw, config: TextPredictionConfig):
-    """The unified table (without labels) from a merged table or per-class frames."""
     if kind == "merged":
         frame = _standard_names(raw, config, "training data")
         if ALTERNATIVE in frame.columns and ALTERNATIVE_CLASS in frame.columns:

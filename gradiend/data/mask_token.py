@@ -31,7 +31,6 @@ def _log_dropped(where: str, n_bad: int, n: int, what: str, markers: list[str]) 
 
 
 def drop_texts_with_mask(texts: list, where: str, tokenizer=None) -> list:
-    """``texts`` without those that contain ``[MASK]`` (or the tokenizer's mask token)."""
     markers = _markers(tokenizer)
     kept = [t for t in texts if not _holds_marker(t, markers)]
     if len(kept) != len(texts):
@@ -70,7 +69,6 @@ def drop_rows_with_mask(table, tokenizer=None, where: str = "training data"):
 
 
 def drop_neutral_with_mask(neutral, tokenizer=None, where: str = "neutral data") -> Optional[object]:
-    """The neutral table (column ``text``) without texts that contain a mask token; None stays None."""
     from gradiend.data.tables import TEXT
 
     if neutral is None:

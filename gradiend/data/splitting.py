@@ -22,7 +22,6 @@ def validate_ratios(train_ratio: float, val_ratio: float, test_ratio: float) -> 
 
 
 def split_sizes(n: int, ratios: tuple[float, float, float]) -> tuple[int, int, int]:
-    """(train, validation, test) sizes for ``n`` items."""
     n_train = min(n, round(n * ratios[0]))
     n_val = min(n - n_train, round(n * ratios[1]))
     return n_train, n_val, n - n_train - n_val

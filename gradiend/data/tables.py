@@ -72,7 +72,6 @@ def read_training_data(path: PathLike):
 
 
 def write_neutral_data(frame_or_texts, path: PathLike) -> Path:
-    """Write neutral texts (a DataFrame with ``text`` or a list of strings) as Parquet."""
     import pandas as pd
 
     if not isinstance(frame_or_texts, pd.DataFrame):
