@@ -72,17 +72,18 @@ class TextFilterConfig:
             raise ValueError("TextFilterConfig: give either 'target' or 'targets', not both")
         if self.target is not None or isinstance(self.targets, (str, TextFilterConfig)):
             self.targets = [self.targets if self.target is None else self.target]
+        where = f"TextFilterConfig '{self.id}'" if self.id else "TextFilterConfig"
         if not self.targets:
-            raise ValueError(f"TextFilterConfig{self._label()}: 'targets' is empty; give at least one target")
+            raise ValueError(f"{where}: 'targets' is empty; give at least one target")
         for item in self.targets:
             if isinstance(item, str):
                 if not item.strip():
-                    raise ValueError(f"TextFilterConfig{self._label()}: empty target string in {self.targets!r}")
+                    raise ValueError(f"{where}: empty target string in {self.targets!r}")
             elif not isinstance(item, TextFilterConfig):
-                raise ValueError(f"TextFilterConfig{self._label()}: a target must be a string or a "
-                                 f"TextFilterConfig, got {type(item).__name__}")
+                raise ValueError(f"{where}: a target must be a string or a TextFilterConfig, "
+                                 f"got {type(item).__name__}")
         if self.spacy_tags is not None:
-            validate_tag_spec(self.spacy_tags, f"TextFilterConfig{self._label()}")
+            validate_tag_spec(self.spacy_tags, where)
         if self.id is None:
             first = self.targets[0]
             self.id = first if isinstance(first, str) else first.id
@@ -94,9 +95,6 @@ class TextFilterConfig:
         if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 0):
             raise ValueError(f"TextFilterConfig '{self.id}': min_left_context_words must be an int >= 0, "
                              f"got {m!r}")
-
-    def _label(self) -> str:
-        return f" '{self.id}'" if self.id else ""
 
     def flatten_targets_with_tags(self, inherited: Optional[SpacyTagSpec] = None) -> list[tuple[str, SpacyTagSpec]]:
         """Every target string with its effective tags (parent tags overridden by the child's)."""

@@ -39,10 +39,8 @@ class TextPreprocessConfig:
 
     @property
     def window(self) -> int:
-        """Sentences per segment; 0 means no sentence splitting."""
-        if self.split_to_sentences is False:
-            return 0
-        return 1 if self.split_to_sentences is True else int(self.split_to_sentences)
+        """Sentences per segment; 0 means no sentence splitting (``False`` is 0, ``True`` is 1)."""
+        return int(self.split_to_sentences)
 
     def keep(self, segment: str) -> bool:
         return ((self.min_chars is None or len(segment) >= self.min_chars)
