@@ -7,7 +7,6 @@ from gradiend.data.demo_corpus import (
     FEMALE_NAMES,
     MALE_NAMES,
     TEMPLATES,
-    corpus_words,
     generate_demo_corpus,
     generate_labelled_corpus,
     write_demo_corpus,
@@ -76,12 +75,6 @@ def test_pronouns_start_some_sentences():
     assert any(". She " in text for text in corpus)
     assert any(". He " in text for text in corpus)
     assert any(text.startswith(("The ", "My ", "Our ")) for text in corpus)
-
-
-def test_corpus_words_are_sorted_unique_lowercase():
-    words = corpus_words(["Maria went home.", "maria said: Home!"])
-    assert words == sorted(set(words))
-    assert words == ["!", ".", ":", "home", "maria", "said", "went"]
 
 
 def test_write_demo_corpus_one_sentence_per_line(tmp_path):

@@ -1,8 +1,7 @@
 """Counterfactual tokens: per-class rows → unified rows with a seeded alternative from another class.
 
-The alternative for a row of class S and other class T is drawn from T's factual tokens, weighted by
-how often each (case-folded) token occurs, with a seeded generator, and then given the factual
-token's casing ("She" → "They"), so that only the feature, not the capitalisation, differs.
+The alternative is drawn from the other class's factual tokens by (case-folded) frequency and given
+the factual token's casing ("She" → "They"), so only the feature, not the capitalisation, differs.
 """
 from __future__ import annotations
 
@@ -11,16 +10,8 @@ from typing import Mapping
 import numpy as np
 
 from gradiend.data.tables import (
-    ALTERNATIVE,
-    ALTERNATIVE_CLASS,
-    FACTUAL,
-    FACTUAL_CLASS,
-    MASKED,
-    RAW_FACTUAL_CLASS,
-    SPLIT,
-    TEXT,
-    TOKEN_COUNT,
-    UNIFIED_COLUMNS,
+    ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS, MASKED, RAW_FACTUAL_CLASS, SPLIT, TEXT,
+    TOKEN_COUNT, UNIFIED_COLUMNS,
 )
 
 CARRIED_COLUMNS = (TEXT, TOKEN_COUNT, RAW_FACTUAL_CLASS)
@@ -62,10 +53,8 @@ def factual_column(frame, class_id: str) -> str:
         return "label"
     if class_id in frame.columns:
         return class_id
-    raise ValueError(
-        f"class '{class_id}': no factual token column; expected 'factual', a string 'label' column or a "
-        f"column named '{class_id}'; found {list(frame.columns)}"
-    )
+    raise ValueError(f"class '{class_id}': no factual token column; expected 'factual', a string 'label' "
+                     f"column or a column named '{class_id}'; found {list(frame.columns)}")
 
 
 def _sample(n_rows: int, k: int, vocab: np.ndarray, probs: np.ndarray, rng) -> list[list[str]]:
@@ -78,13 +67,10 @@ def _sample(n_rows: int, k: int, vocab: np.ndarray, probs: np.ndarray, rng) -> l
 
 def per_class_to_unified(per_class: Mapping[str, "object"], seed: int = 42,
                          max_counterfactuals_per_sentence: int = 1):
-    """One unified table from per-class frames (each with ``masked``, a factual column and
-    optionally ``split``, ``text``, ``token_count``).
-
-    For every ordered pair (S, T) of different classes each row of S gets up to
-    ``max_counterfactuals_per_sentence`` distinct alternatives of T. If S's frame has a column named T,
-    that column gives the alternative per row instead (rows with an empty cell are skipped).
-    Sampling is seeded: the same inputs and ``seed`` give the same table.
+    """One unified table from per-class frames (``masked``, a factual column, optionally ``split``,
+    ``text``, ``token_count``): for every ordered pair (S, T) of classes each row of S gets up to
+    ``max_counterfactuals_per_sentence`` distinct seeded alternatives of T, or the value of S's column
+    named T when it has one (rows with an empty cell are skipped).
     """
     import pandas as pd
 
@@ -92,8 +78,6 @@ def per_class_to_unified(per_class: Mapping[str, "object"], seed: int = 42,
         raise ValueError(f"max_counterfactuals_per_sentence must be >= 1, got {max_counterfactuals_per_sentence}")
     classes = list(per_class)
     for cls, frame in per_class.items():
-        if MASKED not in frame.columns:
-            raise ValueError(f"class '{cls}': no 'masked' column; found {list(frame.columns)}")
         if len(frame) == 0:
             raise ValueError(f"class '{cls}' has no rows")
     transitions = [(s, t) for s in classes for t in classes if s != t]
@@ -107,8 +91,7 @@ def per_class_to_unified(per_class: Mapping[str, "object"], seed: int = 42,
         frame = per_class[source]
         factual = frame[factual_cols[source]].astype(str).tolist()
         if other in frame.columns and other not in RESERVED_COLUMNS and other != factual_cols[source]:
-            given = frame[other].tolist()
-            picks = [[g] if isinstance(g, str) and g else [] for g in given]
+            picks = [[g] if isinstance(g, str) and g else [] for g in frame[other].tolist()]
         else:
             picks = _sample(len(frame), max_counterfactuals_per_sentence, *distributions[other], rng)
         repeat = np.array([len(p) for p in picks], dtype=np.int64)

@@ -1,13 +1,8 @@
-"""Raw texts from wherever they live: a list, a DataFrame, a text/CSV/Parquet/JSONL file, a local
-dataset folder or a Hugging Face dataset id; stripped, shuffled with a seed, capped.
+"""Raw texts from a list, a DataFrame, a text/CSV/Parquet/JSONL file (format by suffix; an unknown one
+is an error), a local dataset folder or a Hugging Face dataset id; stripped, shuffled with a seed, capped.
 
-The file format is chosen by suffix and an unknown one is an error, so a typo never silently reads
-a file as something else. Hub ids only work with network access; everything local works offline.
-
-A dataset id (or a local ``load_dataset`` folder of data files) read with a cap (``max_size``) is
-*streamed*: rows arrive through a seeded shuffle buffer (``stream_buffer_size`` rows) and reading
-stops as soon as ``max_size`` non-empty texts are in hand, so a 20 GB Wikipedia dump is never
-downloaded to use 50,000 of its articles. Without a cap the whole dataset is loaded and shuffled.
+A dataset id or data-file folder read with a cap (``max_size``) is *streamed* through a seeded
+shuffle buffer and reading stops at ``max_size`` texts, so a 20 GB dump is never downloaded whole.
 """
 from __future__ import annotations
 
@@ -18,6 +13,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
+from gradiend.data.mask_token import drop_texts_with_mask
 from gradiend.util.io import written_as_path
 from gradiend.util.logging import get_logger
 
@@ -30,30 +26,31 @@ DEFAULT_STREAM_BUFFER_SIZE = 10_000
 
 
 def not_utf8_error(path: Path, error: UnicodeDecodeError) -> ValueError:
-    """A ValueError naming a text file that is not UTF-8, where, and how to convert it."""
     byte = error.object[error.start:error.start + 1]
     return ValueError(
         f"{path} is not UTF-8 text (byte 0x{byte.hex()} at offset {error.start} is invalid in {error.encoding}); "
         f"texts are read as UTF-8: convert the file, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.{path.suffix.lstrip('.')}`")
 
 
-def read_text_file(path: Path) -> list[str]:
-    """The lines of a UTF-8 text file; a file in another encoding is an error naming it."""
-    try:
-        return path.read_text(encoding="utf-8").split("\n")
-    except UnicodeDecodeError as error:
-        raise not_utf8_error(path, error) from None
-
-
 def read_table_file(path: Path):
     """A DataFrame from a CSV/TSV/Parquet/JSON(L) file, chosen by suffix. An empty file, a table with a
     header but no rows, text that is not UTF-8, or an unreadable file is one error naming the file."""
+    import pandas as pd
     from pandas.errors import EmptyDataError, ParserError
 
     if path.is_file() and path.stat().st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes): it holds no texts")
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_FILE_SUFFIXES:
+        raise ValueError(f"{path}: unknown file format {suffix!r}; "
+                         f"supported: {', '.join(TABLE_FILE_SUFFIXES)}")
     try:
-        frame = _read_table(path)
+        if suffix in (".csv", ".tsv"):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False)
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=suffix == ".jsonl")
     except UnicodeDecodeError as error:
         raise not_utf8_error(path, error) from None
     except EmptyDataError:
@@ -66,23 +63,6 @@ def read_table_file(path: Path):
     if len(frame) == 0:
         raise ValueError(f"{path} has a header ({list(frame.columns)}) but no rows: it holds no texts")
     return frame
-
-
-def _read_table(path: Path):
-    import pandas as pd
-
-    readers = {
-        ".csv": lambda: pd.read_csv(path, keep_default_na=False),
-        ".tsv": lambda: pd.read_csv(path, sep="\t", keep_default_na=False),
-        ".parquet": lambda: pd.read_parquet(path),
-        ".pq": lambda: pd.read_parquet(path),
-        ".jsonl": lambda: pd.read_json(path, lines=True),
-        ".json": lambda: pd.read_json(path),
-    }
-    suffix = path.suffix.lower()
-    if suffix not in readers:
-        raise ValueError(f"{path}: unknown file format {suffix!r}; supported: {', '.join(TABLE_FILE_SUFFIXES)}")
-    return readers[suffix]()
 
 
 def looks_like_path(value: str) -> bool:
@@ -103,11 +83,20 @@ def _import_datasets(source: str):
     return datasets
 
 
-def _unreachable_dataset(verb: str, source: str, hf_config, split, err: Exception) -> ValueError:
-    return ValueError(
-        f"could not {verb} dataset {source!r} (config={hf_config!r}, split={split!r}): {err}. "
-        f"Hub ids need network access; offline, use a local file or dataset folder."
-    )
+def _load_dataset(source: str, hf_config: Optional[str], split: Optional[str], streaming: bool = False):
+    datasets = _import_datasets(source)
+    try:
+        return datasets.load_dataset(str(source), name=hf_config, split=split, streaming=streaming)
+    except Exception as err:  # datasets raises many types (ConnectionError, FileNotFoundError, ...)
+        raise ValueError(
+            f"could not {'stream' if streaming else 'load'} dataset {source!r} (config={hf_config!r}, "
+            f"split={split!r}): {err}. Hub ids need network access; offline, use a local file or dataset "
+            f"folder.") from err
+
+
+def _require_column(columns: Sequence[str], text_column: str, source: str) -> None:
+    if text_column not in columns:
+        raise ValueError(f"{source}: no text column {text_column!r}; found {list(columns)}")
 
 
 def load_hf_dataset(source: str, hf_config: Optional[str] = None, split: Optional[str] = "train"):
@@ -121,35 +110,25 @@ def load_hf_dataset(source: str, hf_config: Optional[str] = None, split: Optiona
                 raise ValueError(f"{path}: no split {split!r}; found {sorted(loaded)}")
             return loaded[split]
         return loaded
-    try:
-        return datasets.load_dataset(str(source), name=hf_config, split=split)
-    except Exception as err:  # datasets raises many types (ConnectionError, FileNotFoundError, ValueError ...)
-        raise _unreachable_dataset("load", source, hf_config, split, err) from err
+    return _load_dataset(source, hf_config, split)
 
 
 def stream_hf_texts(source: str, text_column: str, max_size: int, seed: Optional[int],
                     hf_config: Optional[str] = None, split: str = "train",
                     buffer_size: int = DEFAULT_STREAM_BUFFER_SIZE) -> list[str]:
-    """The first ``max_size`` non-empty texts (stripped) of a streamed dataset, through a shuffle
-    buffer of ``buffer_size`` rows seeded with ``seed`` (which shuffles the shard order too);
-    ``seed=None`` keeps the stream order."""
-    datasets = _import_datasets(source)
+    """The first ``max_size`` non-empty stripped texts of a streamed dataset, through a shuffle buffer
+    of ``buffer_size`` rows seeded with ``seed`` (shard order too; ``None``: stream order)."""
     if max_size < 1:
         raise ValueError(f"max_size must be at least 1 to stream {source!r}, got {max_size}")
-    try:
-        stream = datasets.load_dataset(str(source), name=hf_config, split=split, streaming=True)
-    except Exception as err:  # datasets raises many types (ConnectionError, FileNotFoundError, ValueError ...)
-        raise _unreachable_dataset("stream", source, hf_config, split, err) from err
-    columns = getattr(stream, "column_names", None)
-    if columns is not None and text_column not in columns:
-        raise ValueError(f"{source}: no text column {text_column!r}; found {columns}")
+    stream = _load_dataset(source, hf_config, split, streaming=True)
+    if getattr(stream, "column_names", None) is not None:
+        _require_column(stream.column_names, text_column, source)
     if seed is not None:
         stream = stream.shuffle(seed=seed, buffer_size=buffer_size)
 
     def values():
         for row in stream:
-            if text_column not in row:
-                raise ValueError(f"{source}: no text column {text_column!r}; found {sorted(row)}")
+            _require_column(sorted(row), text_column, source)
             yield row[text_column]
 
     texts = _non_empty_texts(values(), source, max_size)
@@ -168,43 +147,38 @@ def _streams(base_data: Any, max_size: Optional[int]) -> bool:
     return path.is_dir() or not looks_like_path(str(base_data))
 
 
-def _column(frame, text_column: str, source: str) -> list:
-    if text_column not in frame.columns:
-        raise ValueError(f"{source}: no text column {text_column!r}; found {list(frame.columns)}")
-    return frame[text_column].tolist()
-
-
 def _raw_texts(base_data: Any, text_column: str, hf_config: Optional[str], split: str) -> tuple[list, str]:
     """(texts, description of the source) for every accepted kind of base data."""
     import pandas as pd
 
-    if isinstance(base_data, pd.DataFrame):
-        return _column(base_data, text_column, "base DataFrame"), "base DataFrame"
     if isinstance(base_data, (str, os.PathLike)):
         source = str(base_data)
         path = Path(source).expanduser()
-        if path.is_file():
-            if path.suffix.lower() in TEXT_FILE_SUFFIXES:
-                return read_text_file(path), source
-            if path.suffix.lower() not in TABLE_FILE_SUFFIXES:
-                raise ValueError(
-                    f"{path}: unknown file format {path.suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}"
-                )
-            return _column(read_table_file(path), text_column, source), source
-        if not path.is_dir() and looks_like_path(source):
+        if path.is_file() and path.suffix.lower() in TEXT_FILE_SUFFIXES:
+            try:
+                return path.read_text(encoding="utf-8").split("\n"), source
+            except UnicodeDecodeError as error:
+                raise not_utf8_error(path, error) from None
+        if path.is_file() and path.suffix.lower() not in TABLE_FILE_SUFFIXES:
+            raise ValueError(f"{path}: unknown file format {path.suffix!r}; "
+                             f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
+        if not path.is_file() and not path.is_dir() and looks_like_path(source):
             raise FileNotFoundError(f"base data file not found: {path}")
-        dataset = load_hf_dataset(source, hf_config, split)
-        if text_column not in dataset.column_names:
-            raise ValueError(f"{source}: no text column {text_column!r}; found {dataset.column_names}")
-        return list(dataset[text_column]), source
-    if hasattr(base_data, "column_names") and hasattr(base_data, "to_pandas"):  # a datasets.Dataset
-        return _column(base_data.to_pandas(), text_column, "base Dataset"), "base Dataset"
-    if isinstance(base_data, Sequence):
+        table = read_table_file(path) if path.is_file() else load_hf_dataset(source, hf_config, split)
+    elif isinstance(base_data, pd.DataFrame):
+        table, source = base_data, "base DataFrame"
+    elif hasattr(base_data, "column_names") and hasattr(base_data, "to_pandas"):  # a datasets.Dataset
+        table, source = base_data.to_pandas(), "base Dataset"
+    elif isinstance(base_data, Sequence):
         return list(base_data), "base text list"
-    raise ValueError(
-        f"base_data must be a list of strings, a DataFrame, a file path or a dataset id, "
-        f"got {type(base_data).__name__}"
-    )
+    else:
+        raise ValueError(f"base_data must be a list of strings, a DataFrame, a file path or a dataset id, "
+                         f"got {type(base_data).__name__}")
+    if isinstance(table, pd.DataFrame):
+        _require_column(table.columns, text_column, source)
+        return table[text_column].tolist(), source
+    _require_column(table.column_names, text_column, source)
+    return list(table[text_column]), source
 
 
 def resolve_base_data(
@@ -216,15 +190,21 @@ def resolve_base_data(
     split: str = "train",
     stream_buffer_size: int = DEFAULT_STREAM_BUFFER_SIZE,
 ) -> list[str]:
-    """The base texts: stripped, empties dropped, shuffled with ``random.Random(seed)`` (``seed=None``
-    keeps the input order), then capped at ``max_size``; a dataset id or data-file folder with
-    ``max_size`` is streamed instead (:func:`stream_hf_texts`). Empty base data is an error. Texts that
-    contain ``[MASK]`` literally are dropped (:mod:`gradiend.data.mask_token`)."""
-    if _streams(base_data, max_size):
-        texts = stream_hf_texts(str(base_data), text_column, max_size, seed, hf_config, split, stream_buffer_size)
-        return _without_masks(texts, str(base_data))
-    raw, source = _raw_texts(base_data, text_column, hf_config, split)
-    texts = _without_masks(_non_empty_texts(raw, source), source)
+    """The base texts: stripped, empties and those holding ``[MASK]`` dropped, shuffled with
+    ``random.Random(seed)`` (``None``: input order), capped at ``max_size`` (a dataset id or data-file
+    folder is then streamed, :func:`stream_hf_texts`). Empty base data is an error."""
+    streamed = _streams(base_data, max_size)
+    if streamed:
+        source = str(base_data)
+        texts = stream_hf_texts(source, text_column, max_size, seed, hf_config, split, stream_buffer_size)
+    else:
+        raw, source = _raw_texts(base_data, text_column, hf_config, split)
+        texts = _non_empty_texts(raw, source)
+    texts = drop_texts_with_mask(texts, source)
+    if not texts:
+        raise ValueError(f"{source}: every text contains the mask placeholder [MASK]; none can be used")
+    if streamed:
+        return texts
     if seed is not None:
         random.Random(seed).shuffle(texts)
     if max_size is not None:
@@ -247,13 +227,4 @@ def _non_empty_texts(values: Iterable, source: str, limit: Optional[int] = None)
     texts = list(islice(stripped(), limit))
     if not texts:
         raise ValueError(f"{source} is empty: it holds no non-empty text")
-    return texts
-
-
-def _without_masks(texts: list[str], source: str) -> list[str]:
-    from gradiend.data.mask_token import drop_texts_with_mask
-
-    texts = drop_texts_with_mask(texts, source)
-    if not texts:
-        raise ValueError(f"{source}: every text contains the mask placeholder [MASK]; none can be used")
     return texts

@@ -1,13 +1,13 @@
 """``TextPredictionDataCreator``: base texts → masked rows per feature class → splits → tables.
 
-A row is one sentence for one class: every occurrence of the class's targets is replaced by the mask,
-``factual`` is the first occurrence (original casing). Data problems are warnings (logger
-``gradiend.data.creator`` and :class:`DataCreationWarning`) unless ``strict=True`` (the workflow's
-choice); refusing is left to training, which names the class that has too few rows.
+A row is one sentence for one class with every target occurrence masked; ``factual`` is the first
+(original casing). Data problems are warnings (:class:`DataCreationWarning`) unless ``strict=True``
+(the workflow's choice); refusing is left to training, which names the class with too few rows.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -17,20 +17,10 @@ from gradiend.data.filter_config import SpacyTagSpec, TextFilterConfig, validate
 from gradiend.data.matching import ClassMatcher, find_class_occurrences, find_neutral, mask_spans
 from gradiend.data.preprocess import TextPreprocessConfig, preprocess_texts
 from gradiend.data.spacy_util import load_spacy_model, require_spacy_model
-from gradiend.data.splitting import check_class_splits, required_splits, split_frame, validate_ratios
+from gradiend.data.splitting import SPLITS, split_frame, validate_ratios
 from gradiend.data.tables import (
-    FACTUAL,
-    FACTUAL_CLASS,
-    MASKED,
-    SPLIT,
-    TEXT,
-    TOKEN_COUNT,
-    UNIFIED_COLUMNS,
-    assign_labels,
-    data_summary,
-    resolve_target_classes,
-    write_neutral_data,
-    write_training_data,
+    FACTUAL, FACTUAL_CLASS, MASKED, SPLIT, TEXT, TOKEN_COUNT, UNIFIED_COLUMNS, assign_labels,
+    data_summary, ordered, resolve_target_classes, write_neutral_data, write_training_data,
 )
 from gradiend.util.io import PathLike, write_json
 from gradiend.util.logging import get_logger
@@ -70,34 +60,33 @@ def _check_shared_targets(configs: Sequence[TextFilterConfig]) -> None:
                     f"keep it in one class, or tell the classes apart with different spacy_tags")
 
 
+@dataclass(eq=False, repr=False)
 class TextPredictionDataCreator:
-    """Builds masked training data and neutral data from base texts.
-
-    ``base_data``: list of strings, DataFrame (``text_column``), text/CSV/TSV/Parquet/JSONL file,
-    a local dataset folder or a Hugging Face dataset id (``hf_config``, ``split``). Texts are shuffled
-    with ``seed`` and capped at ``base_max_size``; ``preprocess`` turns them into sentences.
-    ``spacy_model`` is needed (and loaded) only for tags, lemmas or spaCy sentence splitting.
+    """Builds masked training data and neutral data from base texts (any source
+    :func:`~gradiend.data.base_loader.resolve_base_data` reads, shuffled with ``seed``, capped at
+    ``base_max_size``). ``spacy_model`` is loaded only for tags, lemmas or spaCy sentence splitting.
     """
 
     MIN_ROWS_PER_CLASS_FOR_SPLIT = 10
 
-    def __init__(
-        self,
-        base_data: Any = None,
-        feature_targets: Optional[Sequence[TextFilterConfig]] = None,
-        *,
-        text_column: str = "text",
-        base_max_size: Optional[int] = None,
-        split: str = "train",
-        hf_config: Optional[str] = None,
-        preprocess: Optional[TextPreprocessConfig] = None,
-        spacy_model: Optional[str] = None,
-        min_left_context_words: int = 0,
-        seed: int = 42,
-    ) -> None:
-        if isinstance(feature_targets, TextFilterConfig):
-            feature_targets = [feature_targets]
-        self.feature_targets = list(feature_targets or [])
+    base_data: Any = None
+    feature_targets: Optional[Sequence[TextFilterConfig]] = None
+    _: KW_ONLY
+    text_column: str = "text"
+    base_max_size: Optional[int] = None
+    split: str = "train"
+    hf_config: Optional[str] = None
+    preprocess: Optional[TextPreprocessConfig] = None
+    spacy_model: Optional[str] = None
+    min_left_context_words: int = 0
+    seed: int = 42
+    report: dict = field(default_factory=dict, init=False)
+    _sentences: Optional[list[str]] = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.feature_targets, TextFilterConfig):
+            self.feature_targets = [self.feature_targets]
+        self.feature_targets = list(self.feature_targets or [])
         ids = [c.id for c in self.feature_targets if isinstance(c, TextFilterConfig)]
         if len(ids) != len(self.feature_targets):
             raise ValueError("feature_targets must be TextFilterConfig instances")
@@ -105,35 +94,23 @@ class TextPredictionDataCreator:
         if duplicates:
             raise ValueError(f"feature_targets: class id {duplicates[0]!r} is used by more than one TextFilterConfig")
         _check_shared_targets(self.feature_targets)
-        m = min_left_context_words
+        m = self.min_left_context_words
         if isinstance(m, bool) or not isinstance(m, int) or m < 0:
             raise ValueError(f"min_left_context_words must be an int >= 0, got {m!r}")
-        if preprocess is not None and not isinstance(preprocess, TextPreprocessConfig):
-            raise ValueError(f"preprocess must be a TextPreprocessConfig or None, got {type(preprocess).__name__}")
+        if self.preprocess is not None and not isinstance(self.preprocess, TextPreprocessConfig):
+            raise ValueError(f"preprocess must be a TextPreprocessConfig or None, "
+                             f"got {type(self.preprocess).__name__}")
         for config in self.feature_targets:
             if config.needs_spacy:
-                require_spacy_model(spacy_model, f"class '{config.id}' uses spacy_tags or use_lemma")
-        self.base_data = base_data
-        self.text_column = text_column
-        self.base_max_size = base_max_size
-        self.split = split
-        self.hf_config = hf_config
-        self.preprocess = preprocess
-        self.spacy_model = spacy_model
-        self.min_left_context_words = m
-        self.seed = seed
-        self.report: dict = {}
-        self._sentences: Optional[list[str]] = None
+                require_spacy_model(self.spacy_model, f"class '{config.id}' uses spacy_tags or use_lemma")
 
     # ------------------------------------------------------------------ sentence stream
     def _sentences_of(self, base_data: Any) -> list[str]:
         if base_data is None:
             raise ValueError("no base_data: pass it to TextPredictionDataCreator(...) or to this method")
-        texts = resolve_base_data(
-            base_data, self.text_column, self.base_max_size, self.seed, self.hf_config, self.split
-        )
-        split_with_spacy = self.preprocess is not None and self.preprocess.window > 0
-        sentences = preprocess_texts(texts, self.preprocess, self.spacy_model if split_with_spacy else None)
+        texts = resolve_base_data(base_data, self.text_column, self.base_max_size, self.seed, self.hf_config,
+                                  self.split)
+        sentences = preprocess_texts(texts, self.preprocess, self.spacy_model)
         if not sentences:
             raise ValueError("base data is empty after preprocessing: every segment was filtered out")
         return sentences
@@ -165,20 +142,16 @@ class TextPredictionDataCreator:
     ):
         """Masked rows per class, split 80/10/10 per class (seeded).
 
-        ``format``: ``"per_class"`` → ``{class_id: DataFrame}`` with :data:`PER_CLASS_COLUMNS`;
-        ``"unified"`` → the unified table (one row per other class and sentence, seeded alternative,
-        ``label`` from ``target_classes`` or the two classes alphabetically); ``"minimal"`` →
-        :data:`MINIMAL_COLUMNS`. ``output`` (a ``.parquet`` path) writes the unified table there and
-        ``summary.json`` beside it. ``balance="strict"`` cuts every class to the smallest class size.
-        ``split_group_col="factual"`` holds out whole factual tokens per split instead of rows.
+        ``format``: ``"per_class"`` → ``{class_id: DataFrame}`` (:data:`PER_CLASS_COLUMNS`),
+        ``"unified"`` → the unified table (seeded alternatives; ``label`` from ``target_classes`` or the
+        two classes alphabetically), ``"minimal"`` → :data:`MINIMAL_COLUMNS`. ``output`` (``.parquet``)
+        writes the unified table and ``summary.json`` beside it. ``balance="strict"`` cuts every class to
+        the smallest; ``split_group_col="factual"`` holds out whole factual tokens per split.
 
-        Problems: by default (``strict=False``) every class is returned as found, even empty, and a
-        warning names each target that never occurs, each empty class, each class below
-        ``min_rows_per_class_for_split`` and each class missing from a split (``format="unified"``
-        leaves empty classes out; fewer than two non-empty classes give an empty table); training then
-        refuses a class with too few rows. ``strict=True`` makes each of these an error here;
-        ``require_all_targets`` / ``raise_on_incomplete_classes`` override it for targets / classes, and
-        ``raise_on_incomplete_classes=False`` drops incomplete classes (listed in ``self.report``).
+        By default a target that never occurs, an empty or small class (``min_rows_per_class_for_split``)
+        and a class missing from a split are warnings and training refuses later; ``strict=True`` makes
+        them errors here. ``require_all_targets`` / ``raise_on_incomplete_classes`` override it for
+        targets / classes; ``raise_on_incomplete_classes=False`` drops such classes (see ``self.report``).
         """
         if format not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
@@ -195,14 +168,9 @@ class TextPredictionDataCreator:
             split_group_col = FACTUAL
 
         sentences = self.sentences()
-        needs_nlp = any(c.needs_spacy for c in self.feature_targets)
-        matchers = find_class_occurrences(
-            sentences,
-            self.feature_targets,
-            self.min_left_context_words,
-            max_size_per_class,
-            load_spacy_model(self.spacy_model) if needs_nlp else None,
-        )
+        nlp = load_spacy_model(self.spacy_model) if any(c.needs_spacy for c in self.feature_targets) else None
+        matchers = find_class_occurrences(sentences, self.feature_targets, self.min_left_context_words,
+                                          max_size_per_class, nlp)
         require = strict if require_all_targets is None else bool(require_all_targets)
         incomplete = ("raise" if strict else "keep") if raise_on_incomplete_classes is None else (
             "raise" if raise_on_incomplete_classes else "drop")
@@ -214,11 +182,9 @@ class TextPredictionDataCreator:
         if balance == "strict":
             smallest = min(len(f) for f in per_class.values())
             per_class = {c: f.sample(n=smallest, random_state=self.seed).sort_index() for c, f in per_class.items()}
-        per_class = {
-            c: split_frame(f, ratios, self.seed, split_group_col, split_group_key).reset_index(drop=True)
-            for c, f in per_class.items()
-        }
-        per_class = self._drop_unsplit(per_class, required_splits(ratios), incomplete)
+        per_class = {c: split_frame(f, ratios, self.seed, split_group_col, split_group_key)
+                     for c, f in per_class.items()}
+        per_class = self._drop_unsplit(per_class, [s for s, r in zip(SPLITS, ratios) if r > 0], incomplete)
         self.report["rows_per_class"] = {c: len(f) for c, f in per_class.items()}
         for cls, frame in per_class.items():
             logger.info("class %s: %d rows (%s)", cls, len(frame), frame[SPLIT].value_counts().to_dict())
@@ -248,10 +214,9 @@ class TextPredictionDataCreator:
             where = (f"in the base data ({n_sentences} sentences scanned, with its spaCy tags and "
                      f"min_left_context_words={matcher.min_left_context_words})")
             if required or (strict_classes and not matcher.hits):
-                raise ValueError(
-                    f"{what} {unseen[0]!r} of class '{matcher.id}' never occurs {where}; remove it or add data"
-                    + ("" if not required else ", or pass require_all_targets=False")
-                )
+                hint = ", or pass require_all_targets=False" if required else ""
+                raise ValueError(f"{what} {unseen[0]!r} of class '{matcher.id}' never occurs {where}; remove "
+                                 f"it or add data{hint}")
             for target in unseen:
                 _warn(f"{what} {target!r} of class '{matcher.id}' never occurs {where}")
             self.report["unseen_targets"][matcher.id] = unseen
@@ -260,57 +225,51 @@ class TextPredictionDataCreator:
     def _class_frame(matcher: ClassMatcher, sentences: list[str]):
         import pandas as pd
 
-        mask = matcher.config.mask
         texts = [sentences[i] for i, _ in matcher.hits]
         return pd.DataFrame({
             TEXT: texts,
-            MASKED: [mask_spans(t, spans, mask) for t, (_, spans) in zip(texts, matcher.hits)],
+            MASKED: [mask_spans(t, spans, matcher.config.mask) for t, (_, spans) in zip(texts, matcher.hits)],
             FACTUAL: [spans[0][2] for _, spans in matcher.hits],
             TOKEN_COUNT: [len(spans) for _, spans in matcher.hits],
         })
 
     def _drop_small(self, per_class: dict, minimum: int, mode: str) -> dict:
-        """``mode``: "raise" (error), "drop" (drop and report) or "keep" (keep and warn)."""
-        kept = {}
-        for cls, frame in per_class.items():
-            if len(frame) < minimum:
-                message = (f"class '{cls}' has {len(frame)} rows, fewer than the minimum of {minimum} "
-                           f"(min_rows_per_class_for_split)")
-                if mode == "raise":
-                    raise ValueError(f"{message}; add base data, lower the minimum, or pass "
-                                     f"raise_on_incomplete_classes=False")
-                if mode == "drop":
-                    logger.warning("%s; dropped", message)
-                    self.report["dropped_classes"][cls] = {"rows": len(frame), "reason": f"fewer than {minimum} rows"}
-                    continue
-                if len(frame) == 0:
-                    self.report["empty_classes"].append(cls)
-                    _warn(f"class '{cls}' is empty: none of its targets occurs in the base data")
-                else:
-                    self.report["small_classes"][cls] = len(frame)
-                    _warn(message + "; kept (training needs more rows)")
-            kept[cls] = frame
-        if not kept:
-            raise ValueError(f"no class has at least {minimum} rows: {self.report['dropped_classes']}")
-        return kept
+        problems = {cls: (f"class '{cls}' has {len(frame)} rows, fewer than the minimum of {minimum} "
+                          f"(min_rows_per_class_for_split)", f"fewer than {minimum} rows")
+                    for cls, frame in per_class.items() if len(frame) < minimum}
+        for cls, (message, _) in problems.items() if mode == "keep" else ():
+            if len(per_class[cls]) == 0:
+                self.report["empty_classes"].append(cls)
+                _warn(f"class '{cls}' is empty: none of its targets occurs in the base data")
+            else:
+                self.report["small_classes"][cls] = len(per_class[cls])
+                _warn(message + "; kept (training needs more rows)")
+        return self._settle(per_class, problems, mode, f"no class has at least {minimum} rows",
+                            "; add base data, lower the minimum, or pass raise_on_incomplete_classes=False")
 
     def _drop_unsplit(self, per_class: dict, splits: list[str], mode: str) -> dict:
-        kept = {}
+        problems = {}
         for cls, frame in per_class.items():
-            try:
-                if mode != "keep" or len(frame):  # an empty kept class was reported as empty already
-                    check_class_splits(frame, cls, splits, "training data")
-            except ValueError as err:
-                if mode == "raise":
-                    raise
-                if mode == "drop":
-                    logger.warning("%s; dropped", err)
-                    self.report["dropped_classes"][cls] = {"rows": len(frame), "reason": str(err)}
-                    continue
-                _warn(f"{err}; kept")
-            kept[cls] = frame
+            missing = [split for split in splits if split not in set(frame[SPLIT])]
+            if missing and (mode != "keep" or len(frame)):  # an empty kept class was reported already
+                message = (f"training data: class '{cls}' has no row in split '{missing[0]}' ({len(frame)} "
+                           f"rows in total); add data for it or change the split ratios")
+                problems[cls] = (message, message)
+        for message, _ in problems.values() if mode == "keep" else ():
+            _warn(f"{message}; kept")
+        return self._settle(per_class, problems, mode, f"no class has rows in every split {splits}")
+
+    def _settle(self, per_class: dict, problems: dict, mode: str, none_left: str, raise_hint: str = ""):
+        """``per_class`` by ``mode`` for the classes in ``problems`` ({class: (message, reason)}):
+        "raise" raises the first message, "drop" drops them (logged, reported), "keep" keeps them."""
+        if mode == "raise" and problems:
+            raise ValueError(next(iter(problems.values()))[0] + raise_hint)
+        for cls, (message, reason) in problems.items() if mode == "drop" else ():
+            logger.warning("%s; dropped", message)
+            self.report["dropped_classes"][cls] = {"rows": len(per_class[cls]), "reason": reason}
+        kept = {cls: frame for cls, frame in per_class.items() if mode != "drop" or cls not in problems}
         if not kept:
-            raise ValueError(f"no class has rows in every split {splits}: {self.report['dropped_classes']}")
+            raise ValueError(f"{none_left}: {self.report['dropped_classes']}")
         return kept
 
     def _unified(self, per_class: dict, target_classes, max_counterfactuals: int):
@@ -328,9 +287,7 @@ class TextPredictionDataCreator:
             classes = list(target_classes)
         else:
             classes = resolve_target_classes(present, target_classes)
-        labelled = assign_labels(unified, classes)
-        extras = [c for c in labelled.columns if c not in UNIFIED_COLUMNS]
-        return labelled[list(UNIFIED_COLUMNS) + extras]
+        return ordered(assign_labels(unified, classes), UNIFIED_COLUMNS, "the unified table")
 
     # ------------------------------------------------------------------ neutral data
     def generate_neutral_data(
@@ -342,10 +299,9 @@ class TextPredictionDataCreator:
         output: Optional[PathLike] = None,
         strict: bool = False,
     ):
-        """Sentences without any target word of any class (whole word, any case, tags ignored), without
-        ``additional_excluded_words`` and, if given, without a token matching ``excluded_spacy_tags``.
-        Returns a DataFrame with the single column ``text`` (at most ``max_size`` rows). No neutral
-        sentence at all is a warning and an empty frame (``strict=True``: an error)."""
+        """A ``text`` frame (at most ``max_size`` rows) of sentences without any target word of any class
+        (whole word, any case, tags ignored), ``additional_excluded_words`` or ``excluded_spacy_tags``
+        token. None at all is a warning and an empty frame (``strict=True``: an error)."""
         import pandas as pd
 
         extra = list(additional_excluded_words or [])

@@ -1,15 +1,12 @@
-"""A generated English corpus for the offline demo and the tests.
+"""A generated English corpus for the offline demo and the tests (there is no network here).
 
-There is no network and no hub here, so the default pipeline and the tiny demo models need text we
-write ourselves. The corpus has what a gender-pronoun feature needs to be learnable: named people of
-both genders referred to later by he/she/his/her/him, plural subjects with they/them/their (so the
-model must tell number apart, not just spot a pronoun slot), and neutral sentences without any
-pronoun. Generation is deterministic for a seed and touches no global random state.
+Named people of both genders referred to later by he/she/his/her/him, plural subjects with
+they/them/their (so number matters, not just a pronoun slot), and neutral sentences without any
+pronoun. Deterministic for a seed; no global random state is touched.
 """
 from __future__ import annotations
 
 import random
-import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,7 +162,6 @@ _PRONOUN_FORMS = {
     "female": {"he": "she", "He": "She", "him": "her", "his": "her"},
     "male": {"he": "he", "He": "He", "him": "him", "his": "his"},
 }
-_WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
 
 
 @dataclass(frozen=True)
@@ -217,11 +213,6 @@ def generate_labelled_corpus(n_sentences: int = 6000, seed: int = 0) -> list[Dem
 def generate_demo_corpus(n_sentences: int = 6000, seed: int = 0) -> list[str]:
     """Generate the demo corpus as plain sentences (deterministic per seed)."""
     return [sentence.text for sentence in generate_labelled_corpus(n_sentences, seed)]
-
-
-def corpus_words(corpus: list[str]) -> list[str]:
-    """Sorted unique lowercase words and punctuation marks of ``corpus`` (a vocabulary source)."""
-    return sorted({word.lower() for text in corpus for word in _WORD_PATTERN.findall(text)})
 
 
 def write_demo_corpus(path: PathLike, n_sentences: int = 6000, seed: int = 0) -> Path:

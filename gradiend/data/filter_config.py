@@ -1,8 +1,5 @@
 """What one feature class is: its target words, optional spaCy constraints, its id and mask.
-
-A class is matched whole-word and case-insensitively on its target strings; spaCy is only needed
-when a class (or one of its nested configs) asks for tags or lemmas. Tag keys are checked here, at
-construction time, so a typo such as ``case`` for ``Case`` fails before any text is read.
+Tag keys are checked at construction, so a typo (``case`` for ``Case``) fails before any text is read.
 """
 from __future__ import annotations
 
@@ -38,10 +35,8 @@ def validate_tag_spec(tags: SpacyTagSpec, where: str) -> None:
             choices = [*TOKEN_ATTRIBUTE_KEYS, *sorted(MORPH_FEATURES)]
             close = difflib.get_close_matches(str(key), choices, n=1, cutoff=0.6)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
-                f"{where}: unknown spaCy tag key {key!r}.{hint} Use one of pos, tag, dep or a "
-                f"morphological feature such as Case, Gender, Number, Person (case-sensitive)."
-            )
+            raise ValueError(f"{where}: unknown spaCy tag key {key!r}.{hint} Use one of pos, tag, dep or a "
+                             f"morphological feature such as Case, Gender, Number, Person (case-sensitive).")
         if not isinstance(value, str):
             raise ValueError(f"{where}: spaCy tag {key!r} must have a string value, got {value!r}")
 
@@ -49,22 +44,18 @@ def validate_tag_spec(tags: SpacyTagSpec, where: str) -> None:
 def _is_known_tag_key(key) -> bool:
     if not isinstance(key, str):
         return False
-    if key.lower() in TOKEN_ATTRIBUTE_KEYS:
-        return True
     base = key.split("[", 1)[0] if key.endswith("]") else key  # layered features, e.g. Gender[psor]
-    return base in MORPH_FEATURES
+    return key.lower() in TOKEN_ATTRIBUTE_KEYS or base in MORPH_FEATURES
 
 
 @dataclass
 class TextFilterConfig:
     """One feature class.
 
-    ``targets`` holds strings and/or nested ``TextFilterConfig``s; a nested config inherits the
-    parent's ``spacy_tags`` (its own keys win). ``target`` is shorthand for a single string.
-    ``id`` defaults to the first target string. ``use_lemma`` applies to the whole class (a nested
-    config's own flag is not consulted). ``min_left_context_words`` overrides the creator's
-    default for this class (a target needs at least that many words before it). ``weight`` is
-    accepted for compatibility with the original package, where it has no effect on the result either.
+    ``targets``: strings and/or nested configs, which inherit ``spacy_tags`` (their own keys win);
+    ``target`` is shorthand for one string; ``id`` defaults to the first target. ``use_lemma`` applies to
+    the whole class. ``min_left_context_words`` overrides the creator's default for this class.
+    ``weight`` is accepted for compatibility with the original package, where it has no effect either.
     """
 
     targets: Optional[List[Union[str, "TextFilterConfig"]]] = None
@@ -79,25 +70,20 @@ class TextFilterConfig:
     def __post_init__(self) -> None:
         if self.target is not None and self.targets is not None:
             raise ValueError("TextFilterConfig: give either 'target' or 'targets', not both")
-        if self.target is not None:
-            if not isinstance(self.target, str) or not self.target.strip():
-                raise ValueError(f"TextFilterConfig: 'target' must be a non-empty string, got {self.target!r}")
-            self.targets = [self.target]
-        if isinstance(self.targets, (str, TextFilterConfig)):
-            self.targets = [self.targets]
+        if self.target is not None or isinstance(self.targets, (str, TextFilterConfig)):
+            self.targets = [self.targets if self.target is None else self.target]
+        where = f"TextFilterConfig '{self.id}'" if self.id else "TextFilterConfig"
         if not self.targets:
-            raise ValueError(f"TextFilterConfig{self._label()}: 'targets' is empty; give at least one target")
+            raise ValueError(f"{where}: 'targets' is empty; give at least one target")
         for item in self.targets:
             if isinstance(item, str):
                 if not item.strip():
-                    raise ValueError(f"TextFilterConfig{self._label()}: empty target string in {self.targets!r}")
+                    raise ValueError(f"{where}: empty target string in {self.targets!r}")
             elif not isinstance(item, TextFilterConfig):
-                raise ValueError(
-                    f"TextFilterConfig{self._label()}: a target must be a string or a TextFilterConfig, "
-                    f"got {type(item).__name__}"
-                )
+                raise ValueError(f"{where}: a target must be a string or a TextFilterConfig, "
+                                 f"got {type(item).__name__}")
         if self.spacy_tags is not None:
-            validate_tag_spec(self.spacy_tags, f"TextFilterConfig{self._label()}")
+            validate_tag_spec(self.spacy_tags, where)
         if self.id is None:
             first = self.targets[0]
             self.id = first if isinstance(first, str) else first.id
@@ -107,12 +93,8 @@ class TextFilterConfig:
             raise ValueError(f"TextFilterConfig '{self.id}': 'mask' must be a non-empty string")
         m = self.min_left_context_words
         if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 0):
-            raise ValueError(
-                f"TextFilterConfig '{self.id}': min_left_context_words must be an int >= 0, got {m!r}"
-            )
-
-    def _label(self) -> str:
-        return f" '{self.id}'" if self.id else ""
+            raise ValueError(f"TextFilterConfig '{self.id}': min_left_context_words must be an int >= 0, "
+                             f"got {m!r}")
 
     def flatten_targets_with_tags(self, inherited: Optional[SpacyTagSpec] = None) -> list[tuple[str, SpacyTagSpec]]:
         """Every target string with its effective tags (parent tags overridden by the child's)."""

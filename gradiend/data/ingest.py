@@ -1,8 +1,5 @@
-"""``TextPredictionConfig`` and ``load_training_table``: any training data → the unified table.
-
-Whatever the source (a DataFrame, ``{class: DataFrame}``, a file, a dataset folder or id), the
-trainer receives one table with :data:`gradiend.data.tables.UNIFIED_COLUMNS`, labels set from the
-target pair, and every data problem reported here, before a model is loaded.
+"""``TextPredictionConfig`` and ``load_training_table``: any training data → the unified table,
+labelled from the target pair, with every data problem reported here, before a model is loaded.
 """
 from __future__ import annotations
 
@@ -11,26 +8,11 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from gradiend.data.alternatives import factual_column, holds_strings, per_class_to_unified
-from gradiend.data.splitting import (
-    SPLITS,
-    assign_group_splits,
-    normalise_split_name,
-    validate_ratios,
-)
+from gradiend.data.base_loader import resolve_base_data
+from gradiend.data.splitting import SPLITS, assign_group_splits, normalise_split_name, validate_ratios
 from gradiend.data.tables import (
-    ALTERNATIVE,
-    ALTERNATIVE_CLASS,
-    FACTUAL,
-    FACTUAL_CLASS,
-    LABEL,
-    MASKED,
-    RAW_ALTERNATIVE_CLASS,
-    RAW_FACTUAL_CLASS,
-    SPLIT,
-    TEXT,
-    UNIFIED_COLUMNS,
-    assign_labels,
-    resolve_target_classes,
+    ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS, LABEL, MASKED, RAW_ALTERNATIVE_CLASS,
+    RAW_FACTUAL_CLASS, SPLIT, TEXT, UNIFIED_COLUMNS, assign_labels, ordered, resolve_target_classes,
 )
 from gradiend.data.training_sources import read_training_source
 from gradiend.util.logging import get_logger
@@ -45,14 +27,11 @@ LEGACY_NAMES = {FACTUAL: "label", FACTUAL_CLASS: "label_class"}
 class TextPredictionConfig:
     """Where the training data comes from and how to read it; plus the trainer's evaluation options.
 
-    Data: ``data`` (DataFrame, dict of per-class DataFrames, path, dataset folder or id) or
-    ``hf_dataset`` (+ ``hf_subset``, ``hf_splits``). Columns: ``masked_col``, ``factual_col``,
-    ``factual_class_col``, ``alternative_col``, ``alternative_class_col``, ``split_col`` (``None``:
-    re-split holding out whole factual tokens). Classes: ``target_classes`` (inferred alphabetically
-    when there are exactly two classes or two ``class_merge_map`` keys), ``all_classes`` (restrict),
-    ``class_merge_map`` (``{merged: [base classes]}``). Alternatives are sampled with
-    ``random_state`` (always seeded). The ``decoder_eval_*``, ``img_*``, ``run_id`` and
-    ``n_features`` fields are read by the trainer and evaluators, not by data loading.
+    ``data`` is a DataFrame, ``{class: DataFrame}``, a path, a dataset folder or id (or use ``hf_dataset``).
+    ``split_col=None`` re-splits, holding out whole factual tokens. ``target_classes`` is inferred
+    alphabetically from exactly two classes (or two ``class_merge_map`` keys). Alternatives are always
+    sampled with ``random_state``. ``decoder_eval_*``, ``img_*``, ``run_id`` and ``n_features`` are read
+    by the trainer and evaluators, not by data loading.
     """
 
     data: Any = None
@@ -96,10 +75,9 @@ class TextPredictionConfig:
                 raise ValueError(f"target_classes must be two different class ids, got {self.target_classes}")
         if isinstance(self.random_state, bool) or not isinstance(self.random_state, int):
             raise ValueError(f"random_state must be an int (sampling is always seeded), got {self.random_state!r}")
-        if not isinstance(self.max_counterfactuals_per_sentence, int) or self.max_counterfactuals_per_sentence < 1:
-            raise ValueError(
-                f"max_counterfactuals_per_sentence must be an int >= 1, got {self.max_counterfactuals_per_sentence!r}"
-            )
+        k = self.max_counterfactuals_per_sentence
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"max_counterfactuals_per_sentence must be an int >= 1, got {k!r}")
         if self.class_merge_map is not None:
             self.class_merge_map = _validated_merge_map(self.class_merge_map)
 
@@ -126,9 +104,7 @@ def _validated_merge_map(merge_map: Mapping[str, Sequence[str]]) -> Dict[str, Li
             raise ValueError(f"class_merge_map[{merged!r}] must be a non-empty list of class ids, got {bases!r}")
         for base in bases:
             if base in owner:
-                raise ValueError(
-                    f"class_merge_map: class {base!r} is in both {owner[base]!r} and {merged!r}"
-                )
+                raise ValueError(f"class_merge_map: class {base!r} is in both {owner[base]!r} and {merged!r}")
             owner[base] = merged
     return {str(merged): list(bases) for merged, bases in merge_map.items()}
 
@@ -146,52 +122,29 @@ def _merge_lookup(merge_map: Dict[str, List[str]], present: Sequence[str]) -> di
     return lookup
 
 
-def _rename_onto(frame, renames: dict[str, str]):
-    """Rename columns; a column that already has a new name (and is not renamed itself) is dropped."""
-    clash = [c for c in frame.columns if c in set(renames.values()) and c not in renames]
-    return frame.drop(columns=clash).rename(columns=renames)
-
-
-def _standard_names(frame, config: TextPredictionConfig, where: str):
-    """``frame`` with the configured / legacy column names renamed to the unified ones; a stored
-    ``label`` is dropped (labels are recomputed from the target pair) and so is ``split`` when
-    ``split_col`` is None (the data is re-split)."""
+def _standard_names(frame, config: TextPredictionConfig, where: str,
+                    required: Sequence[str] = (MASKED, FACTUAL, FACTUAL_CLASS),
+                    stale: Sequence[str] = (LABEL, SPLIT)):
+    """``frame`` with the configured (or, for ``required`` ones, legacy) column names renamed to the
+    unified ones; a ``stale`` column not renamed onto is dropped: a stored ``label`` (labels are
+    recomputed from the target pair), a ``split`` other than ``split_col`` (the data is re-split)."""
+    configured = {MASKED: config.masked_col, FACTUAL: config.factual_col,
+                  FACTUAL_CLASS: config.factual_class_col, ALTERNATIVE: config.alternative_col,
+                  ALTERNATIVE_CLASS: config.alternative_class_col, SPLIT: config.split_col}
     renames = {}
-    for wanted, standard in (
-        (config.masked_col, MASKED),
-        (config.factual_col, FACTUAL),
-        (config.factual_class_col, FACTUAL_CLASS),
-    ):
+    for standard, wanted in configured.items():
         legacy = LEGACY_NAMES.get(standard) if wanted == standard else None
-        if wanted in frame.columns:
+        if wanted is not None and wanted in frame.columns:
             renames[wanted] = standard
+        elif standard not in required:
+            continue
         elif legacy in frame.columns and (standard != FACTUAL or holds_strings(frame[legacy])):
             renames[legacy] = standard  # a numeric label column is not a token column
         else:
             raise ValueError(f"{where}: no column {wanted!r}; found {list(frame.columns)}")
-    for wanted, standard in ((config.alternative_col, ALTERNATIVE), (config.alternative_class_col, ALTERNATIVE_CLASS)):
-        if wanted in frame.columns:
-            renames[wanted] = standard
-    if config.split_col is not None and config.split_col in frame.columns:
-        renames[config.split_col] = SPLIT
-    stale = [c for c in (LABEL, SPLIT) if c in frame.columns and c not in renames]
-    return _rename_onto(frame.drop(columns=stale), renames)
-
-
-def _per_class_frames(per_class: dict, config: TextPredictionConfig) -> dict:
-    out = {}
-    for cls, frame in per_class.items():
-        renames = {config.masked_col: MASKED}
-        if config.factual_col in frame.columns:
-            renames[config.factual_col] = FACTUAL
-        if config.split_col is not None and config.split_col in frame.columns:
-            renames[config.split_col] = SPLIT
-        elif SPLIT in frame.columns:
-            frame = frame.drop(columns=[SPLIT])
-        if config.masked_col not in frame.columns:
-            raise ValueError(f"class '{cls}': no column {config.masked_col!r}; found {list(frame.columns)}")
-        out[str(cls)] = _rename_onto(frame, renames)
-    return out
+    # a column not renamed itself but renamed onto is dropped too
+    dropped = [c for c in frame.columns if c not in renames and (c in stale or c in renames.values())]
+    return frame.drop(columns=dropped).rename(columns=renames)
 
 
 def _merge_per_class(per_class: dict, merge_map: Dict[str, List[str]]) -> dict:
@@ -214,7 +167,6 @@ def _merge_table(frame, merge_map: Dict[str, List[str]]):
 
 
 def _to_unified(kind: str, raw, config: TextPredictionConfig):
-    """The unified table (without labels) from a merged table or per-class frames."""
     if kind == "merged":
         frame = _standard_names(raw, config, "training data")
         if ALTERNATIVE in frame.columns and ALTERNATIVE_CLASS in frame.columns:
@@ -227,7 +179,8 @@ def _to_unified(kind: str, raw, config: TextPredictionConfig):
             return frame
         raw = {str(c): g.drop(columns=[FACTUAL_CLASS]) for c, g in frame.groupby(FACTUAL_CLASS, sort=False)}
     else:
-        raw = _per_class_frames(raw, config)
+        raw = {str(c): _standard_names(f, config, f"class '{c}'", required=(MASKED,), stale=(SPLIT,))
+               for c, f in raw.items()}
     if config.class_merge_map:
         raw = _merge_per_class(raw, config.class_merge_map)
     if config.all_classes is not None:
@@ -277,10 +230,8 @@ def _check_target_splits(frame, target_classes: Optional[list[str]], by_token: b
 
 
 def load_training_table(config_or_kwargs: Union[TextPredictionConfig, Mapping[str, Any], None] = None, **kwargs):
-    """The unified training table described by a :class:`TextPredictionConfig` (or its fields).
-
-    Columns: :data:`UNIFIED_COLUMNS` first, then extras (``text``, ``token_count``, ``raw_*_class``).
-    ``frame.attrs`` holds ``target_classes`` (None when not inferable) and ``all_classes``.
+    """The unified training table of a :class:`TextPredictionConfig` (or its fields): :data:`UNIFIED_COLUMNS`
+    first, then extras; ``frame.attrs`` holds ``target_classes`` (None if not inferable) and ``all_classes``.
     """
     if isinstance(config_or_kwargs, TextPredictionConfig):
         if kwargs:
@@ -288,17 +239,11 @@ def load_training_table(config_or_kwargs: Union[TextPredictionConfig, Mapping[st
         config = config_or_kwargs
     else:
         config = TextPredictionConfig.from_dict({**dict(config_or_kwargs or {}), **kwargs})
-    wanted_classes = config.all_classes if not config.class_merge_map else [
-        c for bases in config.class_merge_map.values() for c in bases
-    ]
-    kind, raw = read_training_source(
-        config.data,
-        hf_dataset=config.hf_dataset,
-        hf_subset=config.hf_subset,
-        hf_splits=config.hf_splits,
-        classes=wanted_classes,
-        split_col=config.split_col or SPLIT,
-    )
+    merge_map = config.class_merge_map
+    wanted_classes = [c for bases in merge_map.values() for c in bases] if merge_map else config.all_classes
+    kind, raw = read_training_source(config.data, hf_dataset=config.hf_dataset, hf_subset=config.hf_subset,
+                                     hf_splits=config.hf_splits, classes=wanted_classes,
+                                     split_col=config.split_col or SPLIT)
     frame = _with_splits(_to_unified(kind, raw, config), config)
     if len(frame) == 0:
         raise ValueError("training data has no rows")
@@ -308,9 +253,7 @@ def load_training_table(config_or_kwargs: Union[TextPredictionConfig, Mapping[st
         target = list(config.class_merge_map)
     target = resolve_target_classes(classes, target)
     _check_target_splits(frame, target, by_token=config.split_col is None)
-    frame = assign_labels(frame, target)
-    extras = [c for c in frame.columns if c not in UNIFIED_COLUMNS]
-    frame = frame[list(UNIFIED_COLUMNS) + extras].reset_index(drop=True)
+    frame = ordered(assign_labels(frame, target), UNIFIED_COLUMNS, "training data")
     frame.attrs["target_classes"] = target
     frame.attrs["all_classes"] = classes
     logger.info("training table: %d rows, classes %s, target pair %s", len(frame), classes, target)
@@ -318,12 +261,9 @@ def load_training_table(config_or_kwargs: Union[TextPredictionConfig, Mapping[st
 
 
 def load_eval_neutral_data(config: TextPredictionConfig):
-    """The neutral evaluation texts (DataFrame with ``text``), or None when none are configured.
-    A table's text is read from ``text``, else from ``masked_col``; capped at ``eval_neutral_max_rows``
-    (first rows, no shuffling)."""
+    """The neutral evaluation texts (a ``text`` frame, else from ``masked_col``; the first
+    ``eval_neutral_max_rows``), or None when none are configured."""
     import pandas as pd
-
-    from gradiend.data.base_loader import resolve_base_data
 
     source = config.eval_neutral_data
     if source is None:

@@ -1,11 +1,8 @@
 """Texts that already contain a mask token are never scored.
 
-The training table marks each target occurrence with the placeholder ``[MASK]``, and a masked LM
-sees its own mask token (``[MASK]`` for BERT, ``<mask>`` for RoBERTa) at those places. A text that
-holds either string literally would get an extra mask scored as if it were the target (or, in a
-neutral text, an extra masked position in the LMS). Such texts are dropped and the number dropped is
-logged as a warning naming where they came from: raw texts at ingestion (the placeholder only),
-table rows and neutral texts once the tokenizer is known.
+A text holding the placeholder ``[MASK]`` or the model's own mask token (``<mask>`` for RoBERTa)
+literally would get an extra mask scored as if it were the target. Such texts are dropped, with a
+logged count: raw texts at ingestion, table rows and neutral texts once the tokenizer is known.
 """
 from __future__ import annotations
 
@@ -28,13 +25,16 @@ def _holds_marker(text, markers: Iterable[str]) -> bool:
     return isinstance(text, str) and any(m in text for m in markers)
 
 
+def _log_dropped(where: str, n_bad: int, n: int, what: str, markers: list[str]) -> None:
+    logger.warning("%s: dropped %d of %d %s that contain the mask token %s literally (each would be scored "
+                   "as an extra mask)", where, n_bad, n, what, " / ".join(markers))
+
+
 def drop_texts_with_mask(texts: list, where: str, tokenizer=None) -> list:
-    """``texts`` without those that contain ``[MASK]`` (or the tokenizer's mask token)."""
     markers = _markers(tokenizer)
     kept = [t for t in texts if not _holds_marker(t, markers)]
     if len(kept) != len(texts):
-        logger.warning("%s: dropped %d of %d text(s) that contain the mask token %s literally (they would be "
-                       "scored as extra masks)", where, len(texts) - len(kept), len(texts), " / ".join(markers))
+        _log_dropped(where, len(texts) - len(kept), len(texts), "text(s)", markers)
     return kept
 
 
@@ -64,22 +64,18 @@ def drop_rows_with_mask(table, tokenizer=None, where: str = "training data"):
     if n_bad == len(table):
         raise ValueError(f"{where}: every one of its {len(table)} rows contains the mask token "
                          f"{' / '.join(_markers(tokenizer))} literally in its text; nothing is left to score")
-    logger.warning("%s: dropped %d of %d row(s) whose text contains the mask token %s literally (it would be "
-                   "scored as an extra target)", where, n_bad, len(table), " / ".join(_markers(tokenizer)))
+    _log_dropped(where, n_bad, len(table), "row(s)", _markers(tokenizer))
     return table[~bad].reset_index(drop=True)
 
 
 def drop_neutral_with_mask(neutral, tokenizer=None, where: str = "neutral data") -> Optional[object]:
-    """The neutral table (column ``text``) without texts that contain a mask token; None stays None."""
     from gradiend.data.tables import TEXT
 
     if neutral is None:
         return None
     markers = _markers(tokenizer)
     bad = neutral[TEXT].map(lambda t: _holds_marker(t, markers))
-    n_bad = int(bad.sum())
-    if n_bad:
-        logger.warning("%s: dropped %d of %d neutral text(s) that contain the mask token %s literally",
-                       where, n_bad, len(neutral), " / ".join(markers))
+    if bad.any():
+        _log_dropped(where, int(bad.sum()), len(neutral), "neutral text(s)", markers)
         neutral = neutral[~bad].reset_index(drop=True)
     return neutral

@@ -1,16 +1,15 @@
 """Finding a class's targets in sentences: whole-word, case-insensitive, optionally spaCy-checked.
 
-String-only classes use one compiled regex each, behind one combined regex that skips sentences
-without any target, so the common case costs a couple of regex calls per sentence. Classes with tags
-or lemmas are parsed by spaCy, once per sentence for all of them, and only sentences that pass a
-regex prefilter (lemma classes cannot be prefiltered: "is" has lemma "be").
+One combined regex skips sentences without any target. Classes with tags or lemmas are parsed by
+spaCy once per sentence for all of them, only where a regex prefilter passes (not for lemma classes:
+"is" has lemma "be").
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 from gradiend.data.filter_config import SpacyTagSpec, TextFilterConfig
 from gradiend.data.spacy_util import token_matches_tags
@@ -23,18 +22,11 @@ _PARSE_BATCH = 256
 
 
 def whole_word_regex(words: Iterable[str]) -> re.Pattern:
-    """One case-insensitive regex matching any of ``words`` as a whole word (longest first).
-
-    Look-arounds instead of ``\\b`` so targets that start or end with punctuation still match.
-    """
+    """One case-insensitive regex matching any of ``words`` as a whole word (longest first); look-arounds,
+    not ``\\b``, so targets that start or end with punctuation still match."""
     unique = sorted({w.lower() for w in words}, key=lambda w: (-len(w), w))
     alternation = "|".join(re.escape(w) for w in unique)
     return re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
-
-
-def words_before(sentence: str, position: int) -> int:
-    """How many words (``\\w+`` runs) precede ``position``."""
-    return len(_WORD.findall(sentence, 0, position))
 
 
 @dataclass
@@ -57,13 +49,10 @@ class ClassMatcher:
         self.specs: dict[str, list[SpacyTagSpec]] = {}
         for target, tags in flat:
             self.specs.setdefault(target.lower(), []).append(tags)
-        if self.uses_spacy:
-            multi = [t for t in self.targets if len(t.split()) != 1]
-            if multi:
-                raise ValueError(
-                    f"class '{self.id}': spaCy matching compares single tokens, but target(s) {multi} "
-                    f"contain whitespace"
-                )
+        multi = [t for t in self.targets if len(t.split()) != 1]
+        if self.uses_spacy and multi:
+            raise ValueError(f"class '{self.id}': spaCy matching compares single tokens, but target(s) "
+                             f"{multi} contain whitespace")
 
     @property
     def full(self) -> bool:
@@ -74,16 +63,10 @@ class ClassMatcher:
         """Nothing left to learn: the class is full and every target has been seen."""
         return self.full and len(self.seen) == len(self.targets)
 
-    def prefilter(self, sentence: str) -> bool:
-        """Cheap test that the sentence can match (always True for lemma classes)."""
-        return self.use_lemma or self.regex.search(sentence) is not None
-
     def _has_left_context(self, sentence: str, start: int) -> bool:
-        return self.min_left_context_words <= 0 or words_before(sentence, start) >= self.min_left_context_words
-
-    def string_spans(self, sentence: str) -> list[Span]:
-        return [(m.start(), m.end(), m.group()) for m in self.regex.finditer(sentence)
-                if self._has_left_context(sentence, m.start())]
+        """At least ``min_left_context_words`` words (``\\w+`` runs) precede ``start``."""
+        needed = self.min_left_context_words
+        return needed <= 0 or len(_WORD.findall(sentence, 0, start)) >= needed
 
     def token_spans(self, sentence: str, doc) -> tuple[list[Span], set]:
         """Spans of matching tokens and the keys (text or lemma, lower-cased) they matched."""
@@ -113,17 +96,12 @@ def _match_strings(sentences: Sequence[str], matchers: list[ClassMatcher]) -> No
         if any_target.search(sentence) is None:
             continue
         for matcher in active:
-            spans = matcher.string_spans(sentence)
+            spans = [(m.start(), m.end(), m.group()) for m in matcher.regex.finditer(sentence)
+                     if matcher._has_left_context(sentence, m.start())]
             matcher.record(index, spans, (s[2].lower() for s in spans))
         active = [m for m in active if not m.done]
         if not active:
             return
-
-
-def _candidates(sentences: Sequence[str], matchers: list[ClassMatcher]) -> Iterator[tuple[str, int]]:
-    for index, sentence in enumerate(sentences):
-        if any(not m.done and m.prefilter(sentence) for m in matchers):
-            yield sentence, index
 
 
 def parse_pipes_to_disable(nlp, tag_specs: Iterable[SpacyTagSpec]) -> list[str]:
@@ -137,8 +115,11 @@ def _match_tokens(sentences: Sequence[str], matchers: list[ClassMatcher], nlp) -
     if not matchers:
         return
     specs = [tags for m in matchers for tag_specs in m.specs.values() for tags in tag_specs]
+    # lazily, so a class that is done stops asking for parses; lemma classes cannot be prefiltered
+    candidates = ((sentence, index) for index, sentence in enumerate(sentences)
+                  if any(not m.done and (m.use_lemma or m.regex.search(sentence)) for m in matchers))
     with nlp.select_pipes(disable=parse_pipes_to_disable(nlp, specs)):
-        docs = nlp.pipe(_candidates(sentences, matchers), as_tuples=True, batch_size=_PARSE_BATCH)
+        docs = nlp.pipe(candidates, as_tuples=True, batch_size=_PARSE_BATCH)
         for doc, index in docs:
             for matcher in matchers:
                 if not matcher.done:
@@ -155,9 +136,8 @@ def find_class_occurrences(
     max_per_class: Optional[int] = None,
     nlp=None,
 ) -> list[ClassMatcher]:
-    """Scan ``sentences`` once for every class; each returned matcher holds its ``hits`` (at most
-    ``max_per_class``, in sentence order) and the targets it ``seen``. Scanning stops for a class
-    once it is full and every one of its targets has been seen."""
+    """Scan ``sentences`` once for every class: each matcher holds its ``hits`` (at most ``max_per_class``,
+    in sentence order) and the targets ``seen``; a class stops once full with every target seen."""
     default = default_min_left_context_words
     matchers = [ClassMatcher(c, default if c.min_left_context_words is None else c.min_left_context_words,
                              max_per_class) for c in configs]
@@ -193,10 +173,7 @@ def find_neutral(
         if nlp is None:
             raise ValueError("excluded_spacy_tags need a spaCy model")
         with nlp.select_pipes(disable=parse_pipes_to_disable(nlp, excluded_tag_specs)):
-            tag_free = (
-                doc.text
-                for doc in nlp.pipe(word_free, batch_size=_PARSE_BATCH)
-                if not any(token_matches_tags(t, tags) for t in doc for tags in excluded_tag_specs)
-            )
+            tag_free = (doc.text for doc in nlp.pipe(word_free, batch_size=_PARSE_BATCH)
+                        if not any(token_matches_tags(t, tags) for t in doc for tags in excluded_tag_specs))
             return list(islice(tag_free, max_size))
     return list(islice(word_free, max_size))

@@ -1,8 +1,5 @@
-"""The sentence stream: raw texts → lines → (optional) sentences or sentence windows → filters.
-
-Every text is split on newlines first and each line stripped, so a file or a list with empty lines
-behaves the same. Sentence splitting uses a regex after ``.!?`` unless a spaCy model is given, in
-which case a rule-based spaCy sentencizer in that model's language is used.
+"""The sentence stream: raw texts → stripped lines → (optional) sentences or sentence windows → filters.
+Sentences are split by a regex after ``.!?``, or by spaCy's sentencizer when a spaCy model is given.
 """
 from __future__ import annotations
 
@@ -15,12 +12,9 @@ _SENTENCE_BOUNDARY = re.compile(r"(?<=[.!?])\s+")
 
 @dataclass
 class TextPreprocessConfig:
-    """How texts become segments before filtering (there is no default instance on purpose).
-
-    ``split_to_sentences``: ``False`` keeps each line whole, ``True`` splits into sentences, an int
-    ``k > 1`` joins non-overlapping windows of ``k`` sentences. Segments shorter than ``min_chars``,
-    longer than ``max_chars``, containing any of ``exclude_chars`` or rejected by ``custom_filter``
-    are dropped.
+    """How texts become segments (no default instance on purpose). ``split_to_sentences``: ``False``
+    keeps lines whole, ``True`` splits sentences, an int ``k > 1`` joins windows of ``k`` sentences.
+    Segments failing ``min_chars``, ``max_chars``, ``exclude_chars`` or ``custom_filter`` are dropped.
     """
 
     split_to_sentences: Union[bool, int] = False
@@ -38,27 +32,21 @@ class TextPreprocessConfig:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ValueError(f"TextPreprocessConfig: {name} must be an int >= 0, got {value!r}")
         if self.min_chars is not None and self.max_chars is not None and self.min_chars > self.max_chars:
-            raise ValueError(
-                f"TextPreprocessConfig: min_chars ({self.min_chars}) is larger than max_chars ({self.max_chars})"
-            )
+            raise ValueError(f"TextPreprocessConfig: min_chars ({self.min_chars}) is larger than max_chars "
+                             f"({self.max_chars})")
         if self.custom_filter is not None and not callable(self.custom_filter):
             raise ValueError("TextPreprocessConfig: custom_filter must be a callable str -> bool")
 
     @property
     def window(self) -> int:
-        """Sentences per segment; 0 means no sentence splitting."""
-        if self.split_to_sentences is False:
-            return 0
-        return 1 if self.split_to_sentences is True else int(self.split_to_sentences)
+        """Sentences per segment; 0 means no sentence splitting (``False`` is 0, ``True`` is 1)."""
+        return int(self.split_to_sentences)
 
     def keep(self, segment: str) -> bool:
-        if self.min_chars is not None and len(segment) < self.min_chars:
-            return False
-        if self.max_chars is not None and len(segment) > self.max_chars:
-            return False
-        if self.exclude_chars and any(ch in segment for ch in self.exclude_chars):
-            return False
-        return self.custom_filter is None or bool(self.custom_filter(segment))
+        return ((self.min_chars is None or len(segment) >= self.min_chars)
+                and (self.max_chars is None or len(segment) <= self.max_chars)
+                and not (self.exclude_chars and any(ch in segment for ch in self.exclude_chars))
+                and (self.custom_filter is None or bool(self.custom_filter(segment))))
 
 
 def _sentence_lists(lines: list[str], spacy_model: Optional[str]) -> Iterable[list[str]]:

@@ -1,11 +1,8 @@
 """From the unified data table to the rows a run trains and evaluates on.
 
-A training row is one masked text with its factual and alternative token. ``feature_class_id`` names
-its transition (0 for c0→c1, 1 for c1→c0, 2… for identity rows of further classes) and ``label``
-the class of the token whose gradient the encoder reads: +1 for c0, −1 for c1, 0 for identity
-rows. The label follows the factual class for ``source`` "factual" and "diff" and is negated for
-``source="alternative"`` (the alternative of a c1 row is a c0 token), so that +1 always means
-"gradient of a c0 token".
+``feature_class_id`` names a row's transition (0 for c0→c1, 1 for c1→c0, 2… for identity rows of
+further classes); ``label`` is +1 when the encoder reads the gradient of a c0 token, −1 for c1, 0 for
+identity rows: it follows the factual class, negated for ``source="alternative"``.
 """
 from __future__ import annotations
 
@@ -48,11 +45,8 @@ def check_table(table: pd.DataFrame, target_classes: Sequence[str]) -> None:
 
 
 def check_class_rows(data, target_classes=None) -> None:
-    """Refuse data handed over in memory (per-class frames or one table) whose target classes have no
-    rows: data creation only warns about empty classes, training names them here.
-
-    The target classes are ``target_classes``, else the two classes present, else every class.
-    """
+    """Refuse in-memory data (per-class frames or one table) where a target class (``target_classes``,
+    else every class) has no rows: data creation only warns about empty classes, training names them."""
     if isinstance(data, dict) and data and all(isinstance(f, pd.DataFrame) for f in data.values()):
         counts = {str(c): len(f) for c, f in data.items()}
     elif isinstance(data, pd.DataFrame) and "factual_class" in data.columns:
@@ -83,12 +77,9 @@ def _identity_rows(frame: pd.DataFrame, target_classes: Sequence[str]) -> tuple[
     others = sorted(set(frame[FACTUAL_CLASS]) - set(target_classes))
     parts, names = [], {}
     for offset, cls in enumerate(others):
-        rows = frame[frame[FACTUAL_CLASS] == cls].drop_duplicates([MASKED, FACTUAL]).copy()
-        rows[ALTERNATIVE] = rows[FACTUAL]
-        rows[ALTERNATIVE_CLASS] = cls
-        rows[FEATURE_CLASS_ID] = 2 + offset
-        rows[TRAINING_LABEL] = 0
-        parts.append(rows)
+        rows = frame[frame[FACTUAL_CLASS] == cls].drop_duplicates([MASKED, FACTUAL])
+        parts.append(rows.assign(**{ALTERNATIVE: rows[FACTUAL], ALTERNATIVE_CLASS: cls,
+                                    FEATURE_CLASS_ID: 2 + offset, TRAINING_LABEL: 0}))
         names[2 + offset] = f"{cls}\u2192{cls}"
     return (pd.concat(parts) if parts else frame.iloc[:0]), names
 

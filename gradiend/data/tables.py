@@ -1,8 +1,6 @@
-"""The on-disk data contract: the unified training table, the neutral table, and their summary.
-
-Every source of training data becomes one table with the columns of :data:`UNIFIED_COLUMNS`
-(docs/internals.md describes them); readers check those columns so that a wrong file fails when it is
-read, naming the file and the column, not somewhere inside training.
+"""The on-disk data contract: the unified training table (:data:`UNIFIED_COLUMNS`, described in
+docs/internals.md), the neutral table, and their summary. Readers check the columns, so a wrong file
+fails when it is read, naming the file and the column.
 """
 from __future__ import annotations
 
@@ -45,7 +43,8 @@ def assign_labels(frame, target_classes: Optional[Sequence[str]]):
     return out
 
 
-def _ordered(frame, required: Sequence[str], where: str):
+def ordered(frame, required: Sequence[str], where: str):
+    """``frame`` with the ``required`` columns first (a missing one is an error naming ``where``)."""
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ValueError(f"{where}: missing required column {missing[0]!r}; found {list(frame.columns)}")
@@ -55,7 +54,7 @@ def _ordered(frame, required: Sequence[str], where: str):
 
 def write_training_data(frame, path: PathLike, summary_path: Optional[PathLike] = None) -> Path:
     """Write the unified table as Parquet (deterministic bytes) and, if asked, its ``summary.json``."""
-    table = _ordered(frame, UNIFIED_COLUMNS, f"training data for {path}")
+    table = ordered(frame, UNIFIED_COLUMNS, f"training data for {path}")
     table[LABEL] = table[LABEL].astype("int64")
     write_parquet(table, path)
     if summary_path is not None:
@@ -66,25 +65,23 @@ def write_training_data(frame, path: PathLike, summary_path: Optional[PathLike] 
 def read_training_data(path: PathLike):
     """The unified table from ``path``; a missing column or an empty table is one error naming the file."""
     frame = read_parquet(path)
-    table = _ordered(frame, UNIFIED_COLUMNS, f"training data file {path}")
+    table = ordered(frame, UNIFIED_COLUMNS, f"training data file {path}")
     if table.empty:
         raise ValueError(f"training data file {path} has no rows")
     return table
 
 
 def write_neutral_data(frame_or_texts, path: PathLike) -> Path:
-    """Write neutral texts (a DataFrame with ``text`` or a list of strings) as Parquet."""
     import pandas as pd
 
     if not isinstance(frame_or_texts, pd.DataFrame):
         frame_or_texts = pd.DataFrame({TEXT: list(frame_or_texts)})
-    write_parquet(_ordered(frame_or_texts, NEUTRAL_COLUMNS, f"neutral data for {path}"), path)
+    write_parquet(ordered(frame_or_texts, NEUTRAL_COLUMNS, f"neutral data for {path}"), path)
     return Path(path)
 
 
 def read_neutral_data(path: PathLike):
-    """The neutral table from ``path`` (column ``text``)."""
-    return _ordered(read_parquet(path), NEUTRAL_COLUMNS, f"neutral data file {path}")
+    return ordered(read_parquet(path), NEUTRAL_COLUMNS, f"neutral data file {path}")
 
 
 def _counts(values) -> dict[str, int]:

@@ -1,8 +1,5 @@
-"""Reading training data from where a user keeps it, into either a merged table or per-class frames.
-
-Merged = one table with a class column (our unified table, or the original package's
-``label``/``label_class`` naming). Per-class = ``{class_id: frame}`` (a dict, or a dataset with one
-config per class). Nothing here samples or labels; :mod:`gradiend.data.ingest` does that.
+"""Training data from where a user keeps it, as a merged table (one table with a class column) or
+per-class frames (a dict, or a dataset with one config per class); :mod:`.ingest` samples and labels.
 """
 from __future__ import annotations
 
@@ -47,10 +44,8 @@ def _config_names(source: str) -> list[str]:
     try:
         return list(datasets.get_dataset_config_names(source))
     except Exception as err:  # offline hub ids fail with several exception types
-        raise ValueError(
-            f"could not read the configs of dataset {source!r}: {err}. Hub ids need network access; "
-            f"offline, use a local file or dataset folder."
-        ) from err
+        raise ValueError(f"could not read the configs of dataset {source!r}: {err}. Hub ids need network "
+                         f"access; offline, use a local file or dataset folder.") from err
 
 
 def read_training_source(
@@ -79,9 +74,8 @@ def read_training_source(
             raise ValueError("data dict is empty: give one DataFrame per class")
         return "per_class", dict(data)
     if not isinstance(data, (str, os.PathLike)):
-        raise ValueError(
-            f"data must be a DataFrame, a dict of DataFrames, a path or a dataset id, got {type(data).__name__}"
-        )
+        raise ValueError(f"data must be a DataFrame, a dict of DataFrames, a path or a dataset id, "
+                         f"got {type(data).__name__}")
     source = str(data)
     path = Path(source).expanduser()
     if path.is_file():
