@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from gradiend.model.topk import resolve_topk
 from gradiend.training.convergence import BestCheckpoint, assess_convergence, should_normalise
-from gradiend.training.pruning import (PrePruneResult, keep_count, select_mask, split_flat,
+from gradiend.training.pruning import (PrePruneResult, select_mask, split_flat,
                                        stratified_sample)
 from gradiend.training.scheduler import BatchScheduler
 from gradiend.training.seeds import (SeedRun, build_seed_report, check_enough_convergent, run_seeds,
@@ -176,10 +177,10 @@ def test_check_enough_convergent(caplog):
 # --- pruning maths ---------------------------------------------------------------------------
 
 
-def test_keep_count():
-    assert keep_count(0.1, 95) == 10  # fractions round up
-    assert keep_count(5, 3) == 3
-    assert keep_count(1.0, 7) == 7
+def test_resolve_topk():
+    assert resolve_topk(0.1, 95) == 10  # fractions round up
+    assert resolve_topk(5, 3) == 3
+    assert resolve_topk(1.0, 7) == 7
 
 
 def test_select_mask_topk_threshold_and_ties():

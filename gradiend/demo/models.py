@@ -55,10 +55,8 @@ def _whole_word_backend(vocab: dict[str, int]):
 
 
 def _whole_word_vocab(corpus: list[str], size: int | None = None) -> dict[str, int]:
-    """Special tokens, then every word of ``corpus`` (as the tokenizer splits it), sorted.
-
-    ``size`` pads the vocabulary with ``[unusedN]`` entries, as the real BERT vocabularies do.
-    """
+    """Special tokens, then every word of ``corpus`` (as the tokenizer splits it), sorted; ``size``
+    pads the vocabulary with ``[unusedN]`` entries, as the real BERT vocabularies do."""
     splitter = _whole_word_backend({token: i for i, token in enumerate(MASKED_SPECIAL_TOKENS)})
     words = set(DEMO_PRONOUNS)
     for text in corpus:
@@ -73,22 +71,16 @@ def _whole_word_vocab(corpus: list[str], size: int | None = None) -> dict[str, i
 
 
 def _masked_tokenizer(corpus: list[str], max_length: int, size: int | None = None):
+    """BERT's default special tokens are MASKED_SPECIAL_TOKENS."""
     from transformers import BertTokenizerFast
 
     backend = _whole_word_backend(_whole_word_vocab(corpus, size))
-    return BertTokenizerFast(
-        tokenizer_object=backend,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=max_length,
-    )
+    return BertTokenizerFast(tokenizer_object=backend, model_max_length=max_length)
 
 
 def _causal_tokenizer(corpus: list[str], max_length: int, vocab_size: int = CAUSAL_VOCAB_SIZE):
-    """A GPT-2-style byte-level BPE tokenizer trained on ``corpus``; pad token = end of text."""
+    """A GPT-2-style byte-level BPE tokenizer trained on ``corpus``; every special token (GPT-2's
+    default) and the pad token is the end of text."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2TokenizerFast
 
@@ -102,14 +94,7 @@ def _causal_tokenizer(corpus: list[str], max_length: int, vocab_size: int = CAUS
         show_progress=False,
     )
     backend.train_from_iterator(corpus, trainer=trainer)
-    return GPT2TokenizerFast(
-        tokenizer_object=backend,
-        bos_token=CAUSAL_EOS_TOKEN,
-        eos_token=CAUSAL_EOS_TOKEN,
-        unk_token=CAUSAL_EOS_TOKEN,
-        pad_token=CAUSAL_EOS_TOKEN,
-        model_max_length=max_length,
-    )
+    return GPT2TokenizerFast(tokenizer_object=backend, pad_token=CAUSAL_EOS_TOKEN, model_max_length=max_length)
 
 
 def _seeded_model(model_class, config, seed: int):
@@ -132,8 +117,19 @@ def save_model_folder(model, tokenizer, out_dir: PathLike, json_files: dict | No
     return Path(out_dir)
 
 
-def _write_bert(out_dir, corpus, seed, hidden_size, num_layers, num_heads, intermediate_size, max_positions,
-                vocab_size=None) -> Path:
+def build_tiny_masked_lm(
+    out_dir: PathLike,
+    corpus: list[str] | None = None,
+    seed: int = 0,
+    hidden_size: int = 128,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    intermediate_size: int = 256,
+    max_positions: int = TINY_MAX_POSITIONS,
+    vocab_size: int | None = None,
+) -> Path:
+    """Write a random BERT masked LM with a whole-word tokenizer over ``corpus`` to ``out_dir``;
+    ``vocab_size`` pads the vocabulary with ``[unusedN]`` tokens (None: the corpus words only)."""
     from transformers import BertConfig, BertForMaskedLM
 
     tokenizer = _masked_tokenizer(_corpus_or_default(corpus, seed), max_positions, vocab_size)
@@ -149,20 +145,6 @@ def _write_bert(out_dir, corpus, seed, hidden_size, num_layers, num_heads, inter
         pad_token_id=tokenizer.pad_token_id,
     )
     return save_model_folder(_seeded_model(BertForMaskedLM, config, seed), tokenizer, out_dir)
-
-
-def build_tiny_masked_lm(
-    out_dir: PathLike,
-    corpus: list[str] | None = None,
-    seed: int = 0,
-    hidden_size: int = 128,
-    num_layers: int = 2,
-    num_heads: int = 2,
-    intermediate_size: int = 256,
-    max_positions: int = TINY_MAX_POSITIONS,
-) -> Path:
-    """Write a random BERT masked LM with a whole-word tokenizer over ``corpus`` to ``out_dir``."""
-    return _write_bert(out_dir, corpus, seed, hidden_size, num_layers, num_heads, intermediate_size, max_positions)
 
 
 def build_tiny_causal_lm(
@@ -196,19 +178,15 @@ def build_tiny_causal_lm(
         eos_token_id=eos_id,
         pad_token_id=eos_id,
     )
-    model = _seeded_model(GPT2LMHeadModel, config, seed)
-    return save_model_folder(model, tokenizer, out_dir)
+    return save_model_folder(_seeded_model(GPT2LMHeadModel, config, seed), tokenizer, out_dir)
 
 
 def build_random_like(
     config_name: str, out_dir: PathLike, *, corpus: list[str] | None = None, seed: int = 0
 ) -> Path:
-    """Write a random masked LM of a real model's shape (e.g. ``"bert-base"``) for benchmarks.
-
-    The tokenizer is the whole-word demo tokenizer padded with ``[unusedN]`` tokens to the real
-    vocabulary size, so embedding and output layers have their full-size cost.
-    """
+    """Write a random masked LM of a real model's shape (e.g. ``"bert-base"``) for benchmarks; its
+    vocabulary is padded to the real size, so embedding and output layers have their full-size cost."""
     if config_name not in RANDOM_LIKE_SHAPES:
         raise ValueError(f"unknown config_name {config_name!r}; known: {sorted(RANDOM_LIKE_SHAPES)}")
     hidden, layers, heads, intermediate, vocab_size, positions = RANDOM_LIKE_SHAPES[config_name]
-    return _write_bert(out_dir, corpus, seed, hidden, layers, heads, intermediate, positions, vocab_size)
+    return build_tiny_masked_lm(out_dir, corpus, seed, hidden, layers, heads, intermediate, positions, vocab_size)

@@ -1,10 +1,5 @@
-"""In-training encoder evaluation: how well the encoded value separates the two classes.
-
-The held-out rows are tokenised once per model (:meth:`ModelWithGradiend.prepare`), encoded with
-batched forward-mode differentiation (:meth:`ModelWithGradiend.encode_batch`: one JVP pass per
-batch, no backward) and scored by the Pearson correlation of encoded value and label plus the mean
-encoded value per class.
-"""
+"""In-training encoder evaluation: held-out rows tokenised once per model, encoded in batches and
+scored by the Pearson correlation of encoded value and label plus the mean per class."""
 from __future__ import annotations
 
 import weakref

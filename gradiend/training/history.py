@@ -1,9 +1,5 @@
-"""What a run records: the ``training.json`` written next to every GRADIEND checkpoint.
-
-``training.json`` holds only what the seed determines (evaluations, losses, best step,
-convergence, arguments), so two runs with the same seed on a CPU write identical files; wall-clock
-timings go to ``timing.json`` beside it.
-"""
+"""``training.json`` next to every GRADIEND checkpoint: only what the seed determines, so two CPU
+runs with one seed write identical files; wall-clock timings go to ``timing.json`` beside it."""
 from __future__ import annotations
 
 import math

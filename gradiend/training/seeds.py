@@ -23,8 +23,8 @@ SEED_REPORT_FILE = "seed_report.json"
 
 @dataclass(frozen=True)
 class SeedRun:
-    """Outcome of one seed: ``training_score`` is the best in-training correlation; ``eval_score``
-    an optional later encoder evaluation that, when present, is what selection uses."""
+    """Outcome of one seed: ``training_score`` is the best in-training correlation; ``eval_score``, when
+    present, a later encoder evaluation that selection uses instead."""
 
     seed: int
     converged: bool
@@ -43,10 +43,8 @@ class SeedRun:
 
 
 def select_best_seed(runs: Sequence[SeedRun]) -> tuple[SeedRun, str]:
-    """The best run and how it was chosen (``"best_convergent"`` or ``"best_non_convergent"``).
-
-    Ties go to the earlier seed, so selection is deterministic.
-    """
+    """The best run and how it was chosen (``"best_convergent"`` or ``"best_non_convergent"``); ties
+    go to the earlier seed."""
     if not runs:
         raise ValueError("no seed runs to select from")
     convergent = [r for r in runs if r.converged]
@@ -80,10 +78,8 @@ def build_seed_report(runs: Sequence[SeedRun], *, max_seeds: int, min_convergent
 
 def run_seeds(train_one: Callable[[int], SeedRun], seeds: Iterable[int],
               min_convergent_seeds: int | None) -> tuple[list[SeedRun], str | None]:
-    """Train seeds in order until ``min_convergent_seeds`` converged (None: train them all).
-
-    Returns the runs and why the loop stopped early (None when every seed ran).
-    """
+    """Train seeds in order until ``min_convergent_seeds`` converged (None: all); returns the runs and
+    why the loop stopped early (None when every seed ran)."""
     seeds = list(seeds)
     runs: list[SeedRun] = []
     for seed in seeds:
@@ -98,9 +94,8 @@ def run_seeds(train_one: Callable[[int], SeedRun], seeds: Iterable[int],
 
 def train_seeds(train_one: Callable[[int, Path], SeedRun], args, seeds_dir: Path,
                 final_dir: Path | None) -> tuple[list[SeedRun], dict, SeedRun, Path]:
-    """The multi-seed loop: ``train_one(seed, folder)`` trains a seed into ``seeds_dir/seed_<s>``;
-    seeds run until ``args.min_convergent_seeds`` converged, ``seed_report.json`` records all of
-    them, and the best seed's checkpoint is copied to ``final_dir`` (when given).
+    """``train_one(seed, folder)`` into ``seeds_dir/seed_<s>`` until enough converged; writes
+    ``seed_report.json`` and copies the best checkpoint to ``final_dir`` (when given).
 
     Returns the runs, the report, the best run and the folder holding the best checkpoint.
     """
