@@ -1,11 +1,9 @@
 """Random-initialised tiny language models with their tokenizers, built offline in seconds.
 
-Tests and the offline default pipeline need real Hugging Face model folders (loadable with
-``AutoModelForMaskedLM`` / ``AutoModelForCausalLM`` and ``AutoTokenizer``) without a hub. These
-builders write such folders from the demo corpus. Every build is byte-identical for a seed: the
-masked-LM vocabulary is written out explicitly from the corpus words (``WordPieceTrainer`` gives a
-different vocabulary in each process), the byte-level BPE trainer is stable, and the weights are
-drawn from a seeded, forked torch RNG so the caller's random state is untouched.
+Tests and the offline pipeline need real Hugging Face model folders without a hub. Every build is
+byte-identical for a seed: the masked-LM vocabulary is written out from the corpus words
+(``WordPieceTrainer`` differs per process), the byte-level BPE trainer is stable, and the weights
+come from a seeded, forked torch RNG so the caller's random state is untouched.
 
 Deliberate choices: the masked-LM tokenizer lower-cases (like ``bert-base-uncased``) and keeps whole
 words; positions stay below 256 (models with few positions must work); dropout is 0 so gradients do

@@ -1,18 +1,15 @@
 """Pre-train the tiny demo models on the demo corpus until they know she from he.
 
 A random model has no gender feature for GRADIEND to find, so the offline pipeline first teaches
-the tiny models name → pronoun. The recipe (docs/design.md §6): every pronoun is masked (a visible
-"his"/"her" would be a shortcut) plus 10% random masking with 80/10/10 replacement, batches padded
-to their longest row, AdamW with a linear warm-up, and the output layer computed only at masked
-positions. The causal model learns plain next-token prediction.
+the tiny models name → pronoun (docs/design.md §6): every pronoun is masked (a visible "his"/"her"
+would be a shortcut) plus 10% random masking with 80/10/10 replacement, AdamW with a linear
+warm-up; the causal model learns plain next-token prediction.
 
-Measured here: the she/he accuracy sits at chance for a while and then jumps, and the jump comes
-anywhere between 150 and 400+ steps depending on the seed (some seeds never jump at lr 3e-3). So
-the loop uses AdamW betas (0.9, 0.98) and gradient clipping at 1.0 (both made late seeds jump
-earlier), checks the accuracy on a validation slice every ``eval_every`` steps and stops once it
-reaches ``target_accuracy``; ``max_steps`` is only the cap. The reported accuracy comes from a
-separate test slice. Training runs in eval mode (no dropout, whatever the config says) and draws
-batches and masks from generators seeded with ``seed``, so a CPU run is repeatable.
+Measured here: the she/he accuracy sits at chance and then jumps, after 150 to 400+ steps
+depending on the seed. AdamW betas (0.9, 0.98) and clipping at 1.0 made late seeds jump earlier;
+the loop stops once the accuracy on a validation slice reaches ``target_accuracy`` (``max_steps``
+is only the cap) and reports it on a separate test slice. Training runs in eval mode (no dropout)
+with generators seeded with ``seed``, so a CPU run is repeatable.
 """
 from __future__ import annotations
 

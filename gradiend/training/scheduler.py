@@ -16,12 +16,8 @@ import numpy as np
 
 
 class BatchScheduler:
-    """Deterministic round-robin batches of row positions.
-
-    ``feature_class_ids`` and ``labels`` give, per row, its transition id and label (row position
-    = index into these sequences). ``group_names`` optionally maps a transition id to a readable
-    name (e.g. ``"she→he"``) for error messages.
-    """
+    """Deterministic round-robin batches of row positions (indices into ``feature_class_ids`` and
+    ``labels``); ``group_names`` names transition ids (e.g. ``"she→he"``) in error messages."""
 
     def __init__(self, feature_class_ids: Sequence[int], labels: Sequence[float], batch_size: int,
                  seed: int, group_names: Mapping[int, str] | None = None):

@@ -1,9 +1,7 @@
-"""Several seeds, one GRADIEND: run seeds until enough converged, then pick the best.
-
-A GRADIEND run can fail to find the feature from an unlucky start, so training tries seeds
-``seed, seed+1, …`` (at most ``max_seeds``) and stops once ``min_convergent_seeds`` converged. The
-best seed is the convergent one with the largest |selection score| (the encoder correlation on
-held-out rows); when none converged, the largest score overall, and the report says so.
+"""Several seeds, one GRADIEND: a run can miss the feature from an unlucky start, so seeds
+``seed, seed+1, …`` (at most ``max_seeds``) run until ``min_convergent_seeds`` converged. The best
+seed is the convergent one with the largest |selection score| (encoder correlation on held-out
+rows); when none converged, the largest score overall, and the report says so.
 """
 from __future__ import annotations
 
