@@ -92,7 +92,8 @@ def _causal_tokenizer(corpus: list[str], max_length: int, vocab_size: int = CAUS
         show_progress=False,
     )
     backend.train_from_iterator(corpus, trainer=trainer)
-    return GPT2TokenizerFast(tokenizer_object=backend, pad_token=CAUSAL_EOS_TOKEN, model_max_length=max_length)
+    return GPT2TokenizerFast(tokenizer_object=backend, pad_token=CAUSAL_EOS_TOKEN,
+                             model_max_length=max_length)
 
 
 def _seeded_model(model_class, config, seed: int):
@@ -187,4 +188,5 @@ def build_random_like(
     if config_name not in RANDOM_LIKE_SHAPES:
         raise ValueError(f"unknown config_name {config_name!r}; known: {sorted(RANDOM_LIKE_SHAPES)}")
     hidden, layers, heads, intermediate, vocab_size, positions = RANDOM_LIKE_SHAPES[config_name]
-    return build_tiny_masked_lm(out_dir, corpus, seed, hidden, layers, heads, intermediate, positions, vocab_size)
+    return build_tiny_masked_lm(out_dir, corpus, seed, hidden, layers, heads, intermediate, positions,
+                                vocab_size)

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from gradiend.model.topk import resolve_topk
+from gradiend.model.topk import keep_mask
 from gradiend.util.io import load_safetensors, save_safetensors, write_json
 from gradiend.util.logging import get_logger
 
@@ -25,35 +25,6 @@ logger = get_logger(__name__)
 IMPORTANCE_FILE = "importance.safetensors"
 MASK_FILE = "mask.safetensors"
 SUMMARY_FILE = "summary.json"
-
-
-def select_mask(importance: torch.Tensor, topk: int | float | None = None,
-                threshold: float | None = None) -> torch.Tensor:
-    """Bool mask of the kept entries of a 1-D importance vector: the rule of :mod:`gradiend.model.topk`
-    (threshold first, ties to the lower index) in O(n) via ``kthvalue`` instead of a sort."""
-    if topk is None and threshold is None:
-        raise ValueError("select_mask needs topk or threshold")
-    if importance.ndim != 1:
-        raise ValueError(f"importance must be 1-D, got shape {tuple(importance.shape)}")
-    values = importance.detach().float()
-    keep = torch.isfinite(values)
-    if threshold is not None:
-        keep &= values >= threshold
-    if topk is None:
-        return keep
-    survivors = torch.nonzero(keep).squeeze(1)
-    k = resolve_topk(topk, survivors.numel())
-    if k == survivors.numel():
-        return keep
-    mask = torch.zeros_like(keep)
-    scores = values[survivors]
-    # k-th largest value = (n-k+1)-th smallest; everything above it is kept, ties by index
-    cut = torch.kthvalue(scores, survivors.numel() - k + 1).values
-    above = survivors[scores > cut]
-    ties = survivors[scores == cut][: k - above.numel()]
-    mask[above] = True
-    mask[ties] = True
-    return mask
 
 
 def stratified_sample(feature_class_ids: Sequence[int], n_samples: int, seed: int,
@@ -166,9 +137,11 @@ def compute_pre_prune_mask(model, tokenizer, objective, params, rows, config, se
         model.train(was_training)
     importance = {name: mean[name].abs().float().cpu() for name in params}
     flat = torch.cat([t.reshape(-1) for t in importance.values()])
-    keep = select_mask(flat, topk=config.topk, threshold=config.threshold)
-    if not keep.any():
-        raise ValueError(f"pre-pruning keeps no entry (topk={config.topk}, threshold={config.threshold})")
+    try:  # the keep-set rule of post-pruning; a non-finite importance is never kept
+        keep = keep_mask(flat, flat.numel(), config.topk, config.threshold, mask=torch.isfinite(flat))
+    except ValueError as error:
+        raise ValueError(f"pre-pruning keeps no entry (topk={config.topk}, "
+                         f"threshold={config.threshold})") from error
     mask = {n: m.clone() for n, m in split_flat(keep, {n: t.shape for n, t in importance.items()}).items()}
     logger.info("pre-pruning kept %d of %d entries (%d rows, source %s)", int(keep.sum()), keep.numel(),
                 len(sample), config.source)
