@@ -85,12 +85,8 @@ def _causal_tokenizer(corpus: list[str], max_length: int, vocab_size: int = CAUS
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[CAUSAL_EOS_TOKEN],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[CAUSAL_EOS_TOKEN],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     backend.train_from_iterator(corpus, trainer=trainer)
     return GPT2TokenizerFast(tokenizer_object=backend, pad_token=CAUSAL_EOS_TOKEN,
                              model_max_length=max_length)
@@ -133,14 +129,9 @@ def build_tiny_masked_lm(
 
     tokenizer = _masked_tokenizer(_corpus_or_default(corpus, seed), max_positions, vocab_size)
     config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        intermediate_size=intermediate_size,
-        max_position_embeddings=max_positions,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+        vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
+        num_attention_heads=num_heads, intermediate_size=intermediate_size,
+        max_position_embeddings=max_positions, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
         pad_token_id=tokenizer.pad_token_id,
     )
     return save_model_folder(_seeded_model(BertForMaskedLM, config, seed), tokenizer, out_dir)
@@ -164,18 +155,10 @@ def build_tiny_causal_lm(
     tokenizer = _causal_tokenizer(corpus, max_positions, vocab_size)
     eos_id = tokenizer.eos_token_id
     config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=max_positions,
-        n_embd=hidden_size,
-        n_layer=num_layers,
-        n_head=num_heads,
-        n_inner=intermediate_size,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=eos_id,
-        eos_token_id=eos_id,
-        pad_token_id=eos_id,
+        vocab_size=len(tokenizer), n_positions=max_positions, n_embd=hidden_size, n_layer=num_layers,
+        n_head=num_heads, n_inner=intermediate_size,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id,
     )
     return save_model_folder(_seeded_model(GPT2LMHeadModel, config, seed), tokenizer, out_dir)
 
