@@ -94,17 +94,15 @@ def train_one_seed(make_model, seed: int, rows: Rows, eval_rows: Rows | None, ar
         mwg.prune_gradiend(topk=post.topk, threshold=post.threshold, part=post.part)
     steps, batches_per_epoch = run.total_steps, scheduler.batches_per_epoch
     training = run.history.to_dict(
-        best_step=run.best.step, convergence=info.to_dict(),
+        run.best.step, convergence_info=info.to_dict(),
         training_args={k: v for k, v in args.to_dict().items() if k not in _LOCATION_ARGS},
-        extra={"seed": seed, "source": args.source, "target": args.target,
-               "total_steps": steps, "batches_per_epoch": batches_per_epoch,
-               "epochs": steps / batches_per_epoch,
-               "train_rows": len(rows), "eval_rows": 0 if eval_rows is None else len(eval_rows),
-               "eval_split": None if eval_rows is None else eval_rows.split,
-               "transitions": {str(k): v for k, v in names.items()},
-               "input_dim": {"unpruned": mwg.unpruned_length, "trained": trained_dim,
-                             "final": mwg.gradiend.input_dim},
-               "gradiend_version": __version__})
+        seed=seed, source=args.source, target=args.target, total_steps=steps,
+        batches_per_epoch=batches_per_epoch, epochs=steps / batches_per_epoch,
+        train_rows=len(rows), eval_rows=0 if eval_rows is None else len(eval_rows),
+        eval_split=None if eval_rows is None else eval_rows.split,
+        transitions={str(k): v for k, v in names.items()},
+        input_dim={"unpruned": mwg.unpruned_length, "trained": trained_dim, "final": mwg.gradiend.input_dim},
+        gradiend_version=__version__)
     timing = {**run.timing, "total_s": time.perf_counter() - started,
               "seconds_per_step": run.timing["train_s"] / steps}
     if target_dir is not None:

@@ -52,13 +52,13 @@ def select_best_seed(runs: Sequence[SeedRun]) -> tuple[SeedRun, str]:
 
 
 def build_seed_report(runs: Sequence[SeedRun], *, max_seeds: int, min_convergent_seeds: int | None,
-                      score_threshold: float, mean_by_class_threshold: float, early_stop_reason: str | None,
-                      metric: str = "correlation") -> dict:
+                      score_threshold: float, mean_by_class_threshold: float,
+                      early_stop_reason: str | None) -> dict:
     """The content of ``seed_report.json``: every run, which won and why."""
     best, strategy = select_best_seed(runs)
     convergent = [r.seed for r in runs if r.converged]
     return {
-        "convergence_metric": metric,
+        "convergence_metric": "correlation",  # the only one (TrainingArguments.convergent_metric)
         "threshold": score_threshold,
         "convergent_mean_by_class_threshold": mean_by_class_threshold,
         "min_convergent_seeds": min_convergent_seeds,
