@@ -1,9 +1,6 @@
-"""Pre-pruning (before training, from gradients) and post-pruning (after training, from weights).
-
-Pre-pruning keeps the base-model entries whose mean source gradient over a few training rows is
-largest, so the GRADIEND, its optimiser and every step scale with the kept entries instead of the
-whole model. The mean of the per-row gradients equals the gradient of the mean of the per-row
-losses, so the importance costs one forward and one backward over the sampled rows.
+"""Pre-pruning: keep the base-model entries whose mean source gradient over a few training rows is
+largest, so the GRADIEND, its optimiser and every step scale with the kept entries. The mean of the
+per-row gradients is the gradient of the mean per-row loss: one forward and backward per chunk.
 """
 from __future__ import annotations
 

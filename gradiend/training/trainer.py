@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -53,20 +54,16 @@ class TextPredictionTrainer:
         self.model_with_gradiend = None
         self.training_stats: dict | None = None
         self.seed_report: dict | None = None
-        self._table = None
         self._base = None
         self._pre_prune: PrePruneResult | None = None
-        self._evaluator = None
 
-    @property
+    @cached_property
     def training_table(self):
         """The unified table (read once); a target class without rows is refused first, by name."""
-        if self._table is None:
-            from gradiend.data.ingest import load_training_table
+        from gradiend.data.ingest import load_training_table
 
-            check_class_rows(self.config.data, self.config.target_classes)
-            self._table = load_training_table(self.config)
-        return self._table
+        check_class_rows(self.config.data, self.config.target_classes)
+        return load_training_table(self.config)
 
     @property
     def target_classes(self) -> tuple[str, str]:
@@ -263,14 +260,12 @@ class TextPredictionTrainer:
             decoder_max_size_neutral=args.decoder_eval_max_size_neutral, decoder_lrs=args.decoder_eval_lrs,
             decoder_feature_factors=args.decoder_eval_feature_factors, img_format=config.img_format)
 
-    @property
+    @cached_property
     def evaluator(self):
         """The :class:`gradiend.evaluation.evaluator.Evaluator` bound to this trainer."""
-        if self._evaluator is None:
-            from gradiend.evaluation.evaluator import Evaluator
+        from gradiend.evaluation.evaluator import Evaluator
 
-            self._evaluator = Evaluator(self)
-        return self._evaluator
+        return Evaluator(self)
 
     def evaluate_encoder(self, *args, **kwargs) -> dict:
         """See :meth:`Evaluator.evaluate_encoder`."""
