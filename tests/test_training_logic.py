@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from gradiend.model.topk import keep_mask, resolve_topk
 from gradiend.training.convergence import BestCheckpoint, assess_convergence, should_normalise
-from gradiend.training.pruning import (PrePruneResult, keep_count, select_mask, split_flat,
-                                       stratified_sample)
+from gradiend.training.pruning import PrePruneResult, split_flat, stratified_sample
 from gradiend.training.scheduler import BatchScheduler
 from gradiend.training.seeds import (SeedRun, build_seed_report, check_enough_convergent, run_seeds,
                                      select_best_seed)
@@ -176,28 +176,29 @@ def test_check_enough_convergent(caplog):
 # --- pruning maths ---------------------------------------------------------------------------
 
 
-def test_keep_count():
-    assert keep_count(0.1, 95) == 10  # fractions round up
-    assert keep_count(5, 3) == 3
-    assert keep_count(1.0, 7) == 7
+def test_resolve_topk():
+    assert resolve_topk(0.1, 95) == 10  # fractions round up
+    assert resolve_topk(5, 3) == 3
+    assert resolve_topk(1.0, 7) == 7
 
 
-def test_select_mask_topk_threshold_and_ties():
+def test_keep_mask_topk_threshold_and_ties():
     imp = torch.tensor([0.1, 0.5, 0.3, 0.5, 0.0, 0.9])
-    assert select_mask(imp, topk=2).tolist() == [False, True, False, False, False, True]  # tie → lower index
-    assert select_mask(imp, topk=3).nonzero().flatten().tolist() == [1, 3, 5]
-    assert select_mask(imp, threshold=0.3).nonzero().flatten().tolist() == [1, 2, 3, 5]
+    # tie → lower index
+    assert keep_mask(imp, imp.numel(), topk=2).tolist() == [False, True, False, False, False, True]
+    assert keep_mask(imp, imp.numel(), topk=3).nonzero().flatten().tolist() == [1, 3, 5]
+    assert keep_mask(imp, imp.numel(), threshold=0.3).nonzero().flatten().tolist() == [1, 2, 3, 5]
     # threshold first, then a fraction of the survivors (ceil(0.5·4) = 2)
-    assert select_mask(imp, topk=0.5, threshold=0.3).nonzero().flatten().tolist() == [1, 5]
-    assert select_mask(imp, topk=100).all()
+    assert keep_mask(imp, imp.numel(), topk=0.5, threshold=0.3).nonzero().flatten().tolist() == [1, 5]
+    assert keep_mask(imp, imp.numel(), topk=100).all()
     with pytest.raises(ValueError):
-        select_mask(imp)
+        keep_mask(imp, imp.numel())
 
 
-def test_select_mask_matches_sort_on_random_data():
+def test_keep_mask_matches_sort_on_random_data():
     gen = torch.Generator().manual_seed(0)
     imp = torch.rand(10_000, generator=gen).round(decimals=2)  # many ties
-    mask = select_mask(imp, topk=137)
+    mask = keep_mask(imp, imp.numel(), topk=137)
     order = sorted(range(imp.numel()), key=lambda i: (-float(imp[i]), i))[:137]
     assert mask.sum() == 137 and set(mask.nonzero().flatten().tolist()) == set(order)
 
@@ -215,7 +216,7 @@ def test_stratified_sample():
 
 def test_pre_prune_result_round_trip(tmp_path):
     importance = {"b.weight": torch.rand(2, 3), "a.bias": torch.rand(4)}
-    mask = {n: select_mask(t.flatten(), topk=2).reshape(t.shape) for n, t in importance.items()}
+    mask = {n: keep_mask(t.flatten(), t.numel(), topk=2).reshape(t.shape) for n, t in importance.items()}
     result = PrePruneResult(importance, mask)
     result.save(tmp_path)
     loaded = PrePruneResult.load(tmp_path).ordered_as(["b.weight", "a.bias"])

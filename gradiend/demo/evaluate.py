@@ -1,10 +1,8 @@
 """How well a demo model tells "she" from "he": the yardstick for pre-training.
 
-Masked LM: every pronoun of a sentence is masked (as in pre-training); at each she/he position the
-model is right when it gives the true pronoun a higher score than the other one. Causal LM: at each
-she/he that follows some text, the model is right when the next-token score of " she" vs " he"
-(with the sentence's casing) favours the true one. Sentences should name the person before the
-pronoun, as the demo corpus does; otherwise the causal model can only guess.
+At each she/he, the model is right when it scores the true pronoun above the other: a masked LM
+with every pronoun of the sentence masked, a causal LM as the next token after the text before it
+(so sentences should name the person before the pronoun, as the demo corpus does).
 """
 from __future__ import annotations
 

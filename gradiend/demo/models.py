@@ -1,11 +1,9 @@
 """Random-initialised tiny language models with their tokenizers, built offline in seconds.
 
-Tests and the offline default pipeline need real Hugging Face model folders (loadable with
-``AutoModelForMaskedLM`` / ``AutoModelForCausalLM`` and ``AutoTokenizer``) without a hub. These
-builders write such folders from the demo corpus. Every build is byte-identical for a seed: the
-masked-LM vocabulary is written out explicitly from the corpus words (``WordPieceTrainer`` gives a
-different vocabulary in each process), the byte-level BPE trainer is stable, and the weights are
-drawn from a seeded, forked torch RNG so the caller's random state is untouched.
+Tests and the offline pipeline need real Hugging Face model folders without a hub. Every build is
+byte-identical for a seed: the masked-LM vocabulary is written out from the corpus words
+(``WordPieceTrainer`` differs per process), the byte-level BPE trainer is stable, and the weights
+come from a seeded, forked torch RNG so the caller's random state is untouched.
 
 Deliberate choices: the masked-LM tokenizer lower-cases (like ``bert-base-uncased``) and keeps whole
 words; positions stay below 256 (models with few positions must work); dropout is 0 so gradients do
@@ -55,10 +53,8 @@ def _whole_word_backend(vocab: dict[str, int]):
 
 
 def _whole_word_vocab(corpus: list[str], size: int | None = None) -> dict[str, int]:
-    """Special tokens, then every word of ``corpus`` (as the tokenizer splits it), sorted.
-
-    ``size`` pads the vocabulary with ``[unusedN]`` entries, as the real BERT vocabularies do.
-    """
+    """Special tokens, then every word of ``corpus`` (as the tokenizer splits it), sorted; ``size``
+    pads the vocabulary with ``[unusedN]`` entries, as the real BERT vocabularies do."""
     splitter = _whole_word_backend({token: i for i, token in enumerate(MASKED_SPECIAL_TOKENS)})
     words = set(DEMO_PRONOUNS)
     for text in corpus:
@@ -73,43 +69,27 @@ def _whole_word_vocab(corpus: list[str], size: int | None = None) -> dict[str, i
 
 
 def _masked_tokenizer(corpus: list[str], max_length: int, size: int | None = None):
+    """BERT's default special tokens are MASKED_SPECIAL_TOKENS."""
     from transformers import BertTokenizerFast
 
     backend = _whole_word_backend(_whole_word_vocab(corpus, size))
-    return BertTokenizerFast(
-        tokenizer_object=backend,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=max_length,
-    )
+    return BertTokenizerFast(tokenizer_object=backend, model_max_length=max_length)
 
 
 def _causal_tokenizer(corpus: list[str], max_length: int, vocab_size: int = CAUSAL_VOCAB_SIZE):
-    """A GPT-2-style byte-level BPE tokenizer trained on ``corpus``; pad token = end of text."""
+    """A GPT-2-style byte-level BPE tokenizer trained on ``corpus``; every special token (GPT-2's
+    default) and the pad token is the end of text."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2TokenizerFast
 
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[CAUSAL_EOS_TOKEN],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[CAUSAL_EOS_TOKEN],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     backend.train_from_iterator(corpus, trainer=trainer)
-    return GPT2TokenizerFast(
-        tokenizer_object=backend,
-        bos_token=CAUSAL_EOS_TOKEN,
-        eos_token=CAUSAL_EOS_TOKEN,
-        unk_token=CAUSAL_EOS_TOKEN,
-        pad_token=CAUSAL_EOS_TOKEN,
-        model_max_length=max_length,
-    )
+    return GPT2TokenizerFast(tokenizer_object=backend, pad_token=CAUSAL_EOS_TOKEN,
+                             model_max_length=max_length)
 
 
 def _seeded_model(model_class, config, seed: int):
@@ -132,25 +112,6 @@ def save_model_folder(model, tokenizer, out_dir: PathLike, json_files: dict | No
     return Path(out_dir)
 
 
-def _write_bert(out_dir, corpus, seed, hidden_size, num_layers, num_heads, intermediate_size, max_positions,
-                vocab_size=None) -> Path:
-    from transformers import BertConfig, BertForMaskedLM
-
-    tokenizer = _masked_tokenizer(_corpus_or_default(corpus, seed), max_positions, vocab_size)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        intermediate_size=intermediate_size,
-        max_position_embeddings=max_positions,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return save_model_folder(_seeded_model(BertForMaskedLM, config, seed), tokenizer, out_dir)
-
-
 def build_tiny_masked_lm(
     out_dir: PathLike,
     corpus: list[str] | None = None,
@@ -160,9 +121,20 @@ def build_tiny_masked_lm(
     num_heads: int = 2,
     intermediate_size: int = 256,
     max_positions: int = TINY_MAX_POSITIONS,
+    vocab_size: int | None = None,
 ) -> Path:
-    """Write a random BERT masked LM with a whole-word tokenizer over ``corpus`` to ``out_dir``."""
-    return _write_bert(out_dir, corpus, seed, hidden_size, num_layers, num_heads, intermediate_size, max_positions)
+    """Write a random BERT masked LM with a whole-word tokenizer over ``corpus`` to ``out_dir``;
+    ``vocab_size`` pads the vocabulary with ``[unusedN]`` tokens (None: the corpus words only)."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    tokenizer = _masked_tokenizer(_corpus_or_default(corpus, seed), max_positions, vocab_size)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
+        num_attention_heads=num_heads, intermediate_size=intermediate_size,
+        max_position_embeddings=max_positions, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return save_model_folder(_seeded_model(BertForMaskedLM, config, seed), tokenizer, out_dir)
 
 
 def build_tiny_causal_lm(
@@ -183,32 +155,21 @@ def build_tiny_causal_lm(
     tokenizer = _causal_tokenizer(corpus, max_positions, vocab_size)
     eos_id = tokenizer.eos_token_id
     config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=max_positions,
-        n_embd=hidden_size,
-        n_layer=num_layers,
-        n_head=num_heads,
-        n_inner=intermediate_size,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=eos_id,
-        eos_token_id=eos_id,
-        pad_token_id=eos_id,
+        vocab_size=len(tokenizer), n_positions=max_positions, n_embd=hidden_size, n_layer=num_layers,
+        n_head=num_heads, n_inner=intermediate_size,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id,
     )
-    model = _seeded_model(GPT2LMHeadModel, config, seed)
-    return save_model_folder(model, tokenizer, out_dir)
+    return save_model_folder(_seeded_model(GPT2LMHeadModel, config, seed), tokenizer, out_dir)
 
 
 def build_random_like(
     config_name: str, out_dir: PathLike, *, corpus: list[str] | None = None, seed: int = 0
 ) -> Path:
-    """Write a random masked LM of a real model's shape (e.g. ``"bert-base"``) for benchmarks.
-
-    The tokenizer is the whole-word demo tokenizer padded with ``[unusedN]`` tokens to the real
-    vocabulary size, so embedding and output layers have their full-size cost.
-    """
+    """Write a random masked LM of a real model's shape (e.g. ``"bert-base"``) for benchmarks; its
+    vocabulary is padded to the real size, so embedding and output layers have their full-size cost."""
     if config_name not in RANDOM_LIKE_SHAPES:
         raise ValueError(f"unknown config_name {config_name!r}; known: {sorted(RANDOM_LIKE_SHAPES)}")
     hidden, layers, heads, intermediate, vocab_size, positions = RANDOM_LIKE_SHAPES[config_name]
-    return _write_bert(out_dir, corpus, seed, hidden, layers, heads, intermediate, positions, vocab_size)
+    return build_tiny_masked_lm(out_dir, corpus, seed, hidden, layers, heads, intermediate, positions,
+                                vocab_size)

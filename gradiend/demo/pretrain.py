@@ -1,18 +1,15 @@
 """Pre-train the tiny demo models on the demo corpus until they know she from he.
 
 A random model has no gender feature for GRADIEND to find, so the offline pipeline first teaches
-the tiny models name → pronoun. The recipe (docs/design.md §6): every pronoun is masked (a visible
-"his"/"her" would be a shortcut) plus 10% random masking with 80/10/10 replacement, batches padded
-to their longest row, AdamW with a linear warm-up, and the output layer computed only at masked
-positions. The causal model learns plain next-token prediction.
+the tiny models name → pronoun (docs/design.md §6): every pronoun is masked (a visible "his"/"her"
+would be a shortcut) plus 10% random masking with 80/10/10 replacement, AdamW with a linear
+warm-up; the causal model learns plain next-token prediction.
 
-Measured here: the she/he accuracy sits at chance for a while and then jumps, and the jump comes
-anywhere between 150 and 400+ steps depending on the seed (some seeds never jump at lr 3e-3). So
-the loop uses AdamW betas (0.9, 0.98) and gradient clipping at 1.0 (both made late seeds jump
-earlier), checks the accuracy on a validation slice every ``eval_every`` steps and stops once it
-reaches ``target_accuracy``; ``max_steps`` is only the cap. The reported accuracy comes from a
-separate test slice. Training runs in eval mode (no dropout, whatever the config says) and draws
-batches and masks from generators seeded with ``seed``, so a CPU run is repeatable.
+Measured here: the she/he accuracy sits at chance and then jumps, after 150 to 400+ steps
+depending on the seed. AdamW betas (0.9, 0.98) and clipping at 1.0 made late seeds jump earlier;
+the loop stops once the accuracy on a validation slice reaches ``target_accuracy`` (``max_steps``
+is only the cap) and reports it on a separate test slice. Training runs in eval mode (no dropout)
+with generators seeded with ``seed``, so a CPU run is repeatable.
 """
 from __future__ import annotations
 
@@ -41,7 +38,6 @@ DEFAULT_RECIPE = {"max_steps": 800, "seed": 0, "batch_size": 64, "lr": 2e-3, "wa
 
 
 def _split(corpus: list[str], seed: int) -> tuple[list[str], list[str], list[str]]:
-    """Seeded train / validation / test split of ``corpus``."""
     if len(corpus) < 3:
         raise ValueError(f"pre-training needs at least 3 sentences, got {len(corpus)}")
     order = list(range(len(corpus)))
@@ -71,7 +67,7 @@ def _index_batches(n_rows: int, batch_size: int, generator):
 
 
 def _pad(rows: list[list[int]], pad_id: int):
-    """Pad id lists to the longest row; returns (input_ids, attention_mask)."""
+    """(input_ids, attention_mask) of id lists padded to the longest row."""
     import torch
     from torch.nn.utils.rnn import pad_sequence
 
@@ -80,42 +76,33 @@ def _pad(rows: list[list[int]], pad_id: int):
     return ids, attention
 
 
-class _PronounMasker:
-    """Masks every pronoun token, plus RANDOM_MASK_PROB of the others with 80/10/10 replacement."""
+def _masked_lm_loss(tokenizer) -> Callable:
+    """The masked-LM step loss: every pronoun token masked, plus RANDOM_MASK_PROB of the others with
+    80/10/10 replacement; cross-entropy at the masked positions, the output layer runs only there."""
+    import torch
+    import torch.nn.functional as F
 
-    def __init__(self, tokenizer):
-        import torch
+    special = set(tokenizer.all_special_ids)
+    special_ids = torch.tensor(sorted(special), dtype=torch.long)
+    pronoun_ids = torch.tensor(sorted(_single_token_ids(tokenizer, DEMO_PRONOUNS)), dtype=torch.long)
+    normal_ids = torch.tensor([i for i in range(len(tokenizer)) if i not in special])
 
-        special = set(tokenizer.all_special_ids)
-        self.special_ids = torch.tensor(sorted(special), dtype=torch.long)
-        pronouns = _single_token_ids(tokenizer, DEMO_PRONOUNS)
-        self.pronoun_ids = torch.tensor(sorted(pronouns), dtype=torch.long)
-        self.normal_ids = torch.tensor([i for i in range(len(tokenizer)) if i not in special])
-        self.mask_id = tokenizer.mask_token_id
-
-    def __call__(self, ids, attention, generator):
-        import torch
-
-        maskable = attention.bool() & ~torch.isin(ids, self.special_ids)
-        pronoun = torch.isin(ids, self.pronoun_ids) & maskable
+    def loss(model, ids, attention, generator):
+        maskable = attention.bool() & ~torch.isin(ids, special_ids)
+        pronoun = torch.isin(ids, pronoun_ids) & maskable
         picked = (torch.rand(ids.shape, generator=generator) < RANDOM_MASK_PROB) & maskable & ~pronoun
         labels = torch.where(pronoun | picked, ids, torch.full_like(ids, -100))
         choice = torch.rand(ids.shape, generator=generator)
-        replacement = self.normal_ids[torch.randint(len(self.normal_ids), ids.shape, generator=generator)]
-        inputs = torch.where(pronoun | (picked & (choice < 0.8)), self.mask_id, ids)
+        replacement = normal_ids[torch.randint(len(normal_ids), ids.shape, generator=generator)]
+        inputs = torch.where(pronoun | (picked & (choice < 0.8)), tokenizer.mask_token_id, ids)
         inputs = torch.where(picked & (choice >= 0.8) & (choice < 0.9), replacement, inputs)
-        return inputs, labels
-
-    def loss(self, model, ids, attention, generator):
-        """Cross-entropy at the masked positions; the output layer runs only there."""
-        import torch.nn.functional as F
-
-        inputs, labels = self(ids, attention, generator)
         hidden = model.base_model(input_ids=inputs, attention_mask=attention).last_hidden_state
         scored = labels != -100
         if not scored.any():  # a batch without pronouns whose random draw picked nothing
             return hidden.sum() * 0.0
         return F.cross_entropy(model.cls(hidden[scored]), labels[scored])
+
+    return loss
 
 
 def _single_token_ids(tokenizer, words) -> set[int]:
@@ -136,10 +123,8 @@ def _causal_lm_loss(model, ids, attention, generator=None):
 
 def _train(model, rows, pad_id, step_loss: Callable, check: Callable, *, max_steps, seed, batch_size,
            lr, warmup, eval_every, target_accuracy, desc) -> tuple[list[float], list[dict]]:
-    """The shared loop: seeded batches, AdamW with warm-up, clipping, early stop at the target.
-
-    Returns the per-step losses and the validation checks ({"step", "accuracy"}).
-    """
+    """Seeded batches, AdamW with warm-up, clipping, early stop at the target; returns the per-step
+    losses and the validation checks ({"step", "accuracy"})."""
     import torch
     from tqdm.auto import tqdm
 
@@ -187,7 +172,7 @@ def _pretrain(kind, model_dir, corpus, out_dir, overrides: dict) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     train, validation, test = _split(list(corpus), recipe["seed"])
     rows = tokenizer(train, truncation=True, max_length=tokenizer.model_max_length).input_ids
-    step_loss = _PronounMasker(tokenizer).loss if kind == "masked" else _causal_lm_loss
+    step_loss = _masked_lm_loss(tokenizer) if kind == "masked" else _causal_lm_loss
     losses, checks = _train(model, rows, tokenizer.pad_token_id, step_loss,
                             lambda m: _accuracy_or_none(m, tokenizer, validation),
                             desc=f"pre-train {kind} LM", **recipe)
@@ -233,10 +218,8 @@ def _read_corpus(corpus_path_or_list: PathLike | list[str]) -> list[str]:
 
 def build_demo_model(kind: str, out_dir: PathLike, corpus_path_or_list: PathLike | list[str],
                      steps: int | None = None, seed: int = 0) -> Path:
-    """Build a random tiny model for ``corpus`` and pre-train it: ``kind`` is "masked" or "causal".
-
-    ``steps`` defaults to ``DEFAULT_RECIPE["max_steps"]``.
-    """
+    """Build a random tiny model for ``corpus`` and pre-train it: ``kind`` is "masked" or "causal";
+    ``steps`` defaults to ``DEFAULT_RECIPE["max_steps"]``."""
     import tempfile
 
     builders = {"masked": build_tiny_masked_lm, "causal": build_tiny_causal_lm}

@@ -1,12 +1,10 @@
-"""Training hyper-parameters and pruning settings, validated when they are made.
-
-Every check happens in ``__post_init__`` so that a bad value (a YAML string where a number was
-meant, an unknown ``source``, pruning settings that contradict each other) fails with one message
-naming the field, before any model is loaded.
-"""
+"""Training hyper-parameters and pruning settings, validated in ``__post_init__``: a bad value (a
+YAML string where a number was meant, contradicting settings) fails naming the field, before any
+model is loaded."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -58,7 +56,6 @@ def _check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -
 
 
 def _check_keep(owner: str, topk: Any, threshold: Any) -> None:
-    """What a pruning keeps: a top-k count (int >= 1) or fraction (float in (0, 1]) and/or a threshold."""
     count = isinstance(topk, int) and not isinstance(topk, bool) and topk >= 1
     if not (topk is None or count or (isinstance(topk, float) and 0.0 < topk <= 1.0)):
         _fail(owner, "topk", topk, "an int >= 1 (count) or a float in (0, 1] (fraction)")
@@ -68,7 +65,7 @@ def _check_keep(owner: str, topk: Any, threshold: Any) -> None:
 
 
 def _apply_alias(owner: str, topk, keep_top_k, default):
-    """``keep_top_k`` (documented name) is an alias of ``topk``; giving both with different values is an error."""
+    """``keep_top_k`` (documented name) is an alias of ``topk``."""
     if keep_top_k is None:
         return topk
     if topk is not None and topk != default and topk != keep_top_k:
@@ -81,11 +78,10 @@ def _apply_alias(owner: str, topk, keep_top_k, default):
 class PrePruneConfig:
     """Keep only the base-model entries whose mean source gradient is large, before training.
 
-    Importance is ``|mean of the per-example source gradients|`` (``importance_metric``
-    ``"gradient_norm"``, the only one pre-pruning computes) over ``n_samples`` training rows drawn
-    evenly from the two target transitions, ``batch_size`` rows per backward. ``topk`` is a count (int)
-    or a fraction (float), ``keep_top_k`` its alias; ``threshold`` keeps importance >= threshold (with
-    both: threshold first, then top-k of the survivors). ``seed=None`` uses the training seed.
+    Importance (``"gradient_norm"``, the only metric) is ``|mean per-row source gradient|`` over
+    ``n_samples`` rows drawn evenly from the two target transitions, ``batch_size`` per backward.
+    ``topk``: a count (int) or fraction (float), alias ``keep_top_k``; ``threshold`` applies first.
+    ``seed=None`` uses the training seed.
     """
 
     n_samples: int = 8
@@ -117,10 +113,8 @@ class PostPruneConfig:
 
     Importance per input entry comes from ``part`` (``decoder-weight``: |decoder row|,
     ``encoder-weight``: |encoder column|, ``decoder-bias``: |bias|, ``decoder-sum``:
-    |row sum + bias|); ``topk``/``threshold`` as in :class:`PrePruneConfig`; ``keep_top_k`` is an
-    alias of ``topk``. ``importance_metric`` (documented name) selects ``part``:
-    ``"weight_magnitude"`` is ``"decoder-weight"``, and every part name is accepted as itself
-    (:data:`POST_PRUNE_METRICS`); None keeps ``part``.
+    |row sum + bias|); ``topk``/``threshold``/``keep_top_k`` as in :class:`PrePruneConfig`.
+    ``importance_metric`` (documented name) selects ``part`` (:data:`POST_PRUNE_METRICS`).
     """
 
     topk: int | float | None = _POST_PRUNE_DEFAULT_TOPK
@@ -143,16 +137,21 @@ class PostPruneConfig:
         _check_keep(owner, self.topk, self.threshold)
 
 
+def _from_mapping(cls: type, values: Mapping, owner: str):
+    """``cls(**values)``; an unknown key is an error naming it (and the known ones)."""
+    known = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{owner}: unknown key(s) {unknown}; known: {sorted(known)}")
+    return cls(**values)
+
+
 def _as_config(value: Any, cls: type, name: str):
     """Accept a config object, a plain mapping (from YAML/JSON) or None."""
     if value is None or isinstance(value, cls):
         return value
     if isinstance(value, Mapping):
-        known = {f.name for f in dataclasses.fields(cls)} | {"keep_top_k"}
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"TrainingArguments.{name}: unknown key(s) {unknown}; known: {sorted(known)}")
-        return cls(**value)
+        return _from_mapping(cls, value, f"TrainingArguments.{name}")
     raise ValueError(f"TrainingArguments.{name} must be a {cls.__name__}, a mapping or None, "
                      f"got {type(value).__name__}")
 
@@ -161,9 +160,8 @@ def _as_config(value: Any, cls: type, name: str):
 class TrainingArguments:
     """Everything that shapes one GRADIEND training run (and its multi-seed wrapper).
 
-    Defaults follow the original package. Differences on purpose: ``max_steps > 0`` is honoured
-    regardless of ``num_train_epochs`` (the scheduler cycles through the data as often as needed),
-    and timings are written apart from ``training.json`` so that a run is reproducible file for file.
+    Defaults follow the original package, except that ``max_steps > 0`` is honoured whatever
+    ``num_train_epochs`` says (the scheduler cycles through the data as often as needed).
     """
 
     # where things go
@@ -267,9 +265,4 @@ class TrainingArguments:
     @classmethod
     def from_dict(cls, values: Mapping) -> "TrainingArguments":
         """Inverse of :meth:`to_dict`; an unknown key is an error naming it."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"TrainingArguments: unknown key(s) {unknown}")
-        return cls(**dict(values))
-
+        return _from_mapping(cls, values, "TrainingArguments")

@@ -1,10 +1,8 @@
 """When a run has learned the feature: best checkpoint, sign normalisation, convergence rule.
 
-The encoder is scored by the Pearson correlation of its encoded value with the ±1 class label on
-held-out rows. The best checkpoint is the evaluation with the largest |correlation| after at least
-one update (step 0, the untrained GRADIEND, is recorded but never selectable). A run converged
-when, at its best step, |correlation| and each target class's |mean encoded value| reach their
-thresholds and the two class means have opposite signs.
+A run converged when, at its best step (largest |correlation| of encoded value and ±1 label, after
+step 0), |correlation| and each target class's |mean encoded value| reach their thresholds and
+the two class means have opposite signs.
 """
 from __future__ import annotations
 
@@ -60,11 +58,7 @@ class ConvergenceInfo:
 def assess_convergence(best_step: int | None, best_correlation: float | None,
                        mean_by_class: Mapping[str, float], target_classes: Sequence[str],
                        score_threshold: float = 0.5, mean_by_class_threshold: float = 0.5) -> ConvergenceInfo:
-    """Apply the convergence rule to the best evaluation of a run.
-
-    ``mean_by_class`` holds the mean encoded value per class at the best step; only the two
-    ``target_classes`` are judged.
-    """
+    """The convergence rule on a run's best evaluation (only the two ``target_classes`` are judged)."""
     means = {c: mean_by_class.get(c) for c in target_classes}
 
     def info(converged: bool, reason: str) -> ConvergenceInfo:

@@ -1,10 +1,5 @@
-"""In-training encoder evaluation: how well the encoded value separates the two classes.
-
-The held-out rows are tokenised once per model (:meth:`ModelWithGradiend.prepare`), encoded with
-batched forward-mode differentiation (:meth:`ModelWithGradiend.encode_batch`: one JVP pass per
-batch, no backward) and scored by the Pearson correlation of encoded value and label plus the mean
-encoded value per class.
-"""
+"""In-training encoder evaluation: held-out rows tokenised once per model, encoded in batches and
+scored by the Pearson correlation of encoded value and label plus the mean per class."""
 from __future__ import annotations
 
 import weakref
@@ -32,11 +27,8 @@ class EncoderProbe:
 
     def __init__(self, rows: Rows, target_classes: Sequence[str], kind: str, batch_size: int,
                  progress: bool = True):
-        frame = rows.frame
-        self.masked = frame["masked"].tolist()
-        self.factual = frame["factual"].tolist()
-        self.alternative = frame["alternative"].tolist()
-        self.labels = frame[TRAINING_LABEL].to_numpy(dtype=np.float64)
+        self.frame = rows.frame
+        self.labels = rows.frame[TRAINING_LABEL].to_numpy(dtype=np.float64)
         self.classes = {1.0: target_classes[0], -1.0: target_classes[1]}
         self.kind = kind
         self.batch_size = batch_size
@@ -44,19 +36,14 @@ class EncoderProbe:
         self._batches: list = []
         self._prepared_for: weakref.ref | None = None  # the model the batches were prepared with
 
-    def __len__(self) -> int:
-        return len(self.masked)
-
     def _prepared_batches(self, model_with_gradiend) -> list:
         """The rows tokenised into batches once per model (a run evaluates the same rows many times)."""
         owner = self._prepared_for() if self._prepared_for is not None else None
         if owner is not model_with_gradiend:
-            self._batches = [
-                model_with_gradiend.prepare(self.masked[start:start + self.batch_size],
-                                            self.factual[start:start + self.batch_size],
-                                            self.alternative[start:start + self.batch_size])
-                for start in range(0, len(self), self.batch_size)
-            ]
+            chunks = (self.frame.iloc[start:start + self.batch_size]
+                      for start in range(0, len(self.frame), self.batch_size))
+            self._batches = [model_with_gradiend.prepare(chunk["masked"].tolist(), chunk["factual"].tolist(),
+                                                         chunk["alternative"].tolist()) for chunk in chunks]
             self._prepared_for = weakref.ref(model_with_gradiend)
         return self._batches
 

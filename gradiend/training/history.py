@@ -1,15 +1,11 @@
-"""What a run records: the ``training.json`` written next to every GRADIEND checkpoint.
-
-``training.json`` holds only what the seed determines (evaluations, losses, best step,
-convergence, arguments), so two runs with the same seed on a CPU write identical files; wall-clock
-timings go to ``timing.json`` beside it.
-"""
+"""``training.json`` next to every GRADIEND checkpoint: only what the seed determines, so two CPU
+runs with one seed write identical files; wall-clock timings go to ``timing.json`` beside it."""
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from gradiend.util.io import read_json
 
@@ -65,8 +61,8 @@ class TrainingHistory:
     def record_at(self, step: int | None) -> EvalRecord | None:
         return next((record for record in self.evaluations if record.step == step), None)
 
-    def to_dict(self, *, best_step: int | None, convergence: Mapping[str, Any], training_args: Mapping,
-                extra: Mapping[str, Any] | None = None) -> dict:
+    def to_dict(self, best_step: int | None, **fields: Any) -> dict:
+        """The run's evaluations, losses and best step, plus ``fields`` (convergence, arguments, …)."""
         best = self.record_at(best_step)
         return {
             "format_version": FORMAT_VERSION,
@@ -75,9 +71,7 @@ class TrainingHistory:
             "losses": [_finite_or_none(x) for x in self.losses],
             "best": best.to_dict() if best is not None else None,
             "best_step": best_step,
-            "convergence_info": dict(convergence),
-            "training_args": dict(training_args),
-            **dict(extra or {}),
+            **fields,
         }
 
 

@@ -1,9 +1,5 @@
-"""One seed's run: a fresh GRADIEND over the loaded base model, trained, post-pruned and saved.
-
-The trainer facade (:mod:`.trainer`) supplies the rows, the base model and the pre-pruning mask;
-this module builds the GRADIEND (at the pre-pruned size when pre-pruning), trains it
-(:mod:`.training_loop`), post-prunes it and writes it with its ``training.json``.
-"""
+"""One seed's run: a fresh GRADIEND over the loaded base model (at the pre-pruned size when
+pre-pruning), trained, post-pruned and saved with its ``training.json``."""
 from __future__ import annotations
 
 import time
@@ -54,7 +50,7 @@ class TrainResult:
 def build_model_with_gradiend(base, params: dict, args: TrainingArguments, target_classes, all_classes,
                               seed: int, pre_prune: PrePruneResult | None = None):
     """A fresh GRADIEND for ``seed`` over ``base`` = ``(model, tokenizer, objective, base id)`` and its
-    mapped ``params``, built at the pre-pruned size when ``pre_prune`` is given."""
+    mapped ``params``."""
     from gradiend.model.param_mapped import ParamMappedGradiendModel, spec_from_indices
     from gradiend.model.text import TextModelWithGradiend
 
@@ -82,9 +78,8 @@ def build_model_with_gradiend(base, params: dict, args: TrainingArguments, targe
 
 def train_one_seed(make_model, seed: int, rows: Rows, eval_rows: Rows | None, args: TrainingArguments,
                    target_classes, target_dir, progress: bool, started: float) -> TrainResult:
-    """Train the GRADIEND ``make_model()`` builds for ``seed`` on ``rows``, post-prune it and save it to
-    ``target_dir`` (None: keep it in memory only). The batch schedule is checked (a transition smaller
-    than the batch) before the model is built. ``started``: when the seed's run began (``timing.json``)."""
+    """Train the GRADIEND ``make_model()`` builds (after the batch schedule is checked), post-prune it
+    and save it to ``target_dir`` (None: memory only); ``started``: when the run began (``timing.json``)."""
     names = rows.transition_names
     scheduler = BatchScheduler(rows.frame[FEATURE_CLASS_ID].tolist(), rows.frame[TRAINING_LABEL].tolist(),
                                args.train_batch_size, seed, group_names=names)
@@ -92,30 +87,28 @@ def train_one_seed(make_model, seed: int, rows: Rows, eval_rows: Rows | None, ar
                                                         args.eval_batch_size, progress)
     mwg = make_model()
     run = TrainingRun(mwg, scheduler, rows, probe, args, target_classes, progress)
-    outcome = run.run()
+    info = run.run()
     trained_dim = mwg.gradiend.input_dim
     post = args.post_prune_config
     if post is not None:
         mwg.prune_gradiend(topk=post.topk, threshold=post.threshold, part=post.part)
-    training = outcome.history.to_dict(
-        best_step=outcome.best_step, convergence=outcome.convergence.to_dict(),
+    steps, batches_per_epoch = run.total_steps, scheduler.batches_per_epoch
+    training = run.history.to_dict(
+        run.best.step, convergence_info=info.to_dict(),
         training_args={k: v for k, v in args.to_dict().items() if k not in _LOCATION_ARGS},
-        extra={"seed": seed, "source": args.source, "target": args.target,
-               "total_steps": outcome.total_steps, "batches_per_epoch": outcome.batches_per_epoch,
-               "epochs": outcome.total_steps / outcome.batches_per_epoch,
-               "train_rows": len(rows), "eval_rows": 0 if eval_rows is None else len(eval_rows),
-               "eval_split": None if eval_rows is None else eval_rows.split,
-               "transitions": {str(k): v for k, v in names.items()},
-               "input_dim": {"unpruned": mwg.unpruned_length, "trained": trained_dim,
-                             "final": mwg.gradiend.input_dim},
-               "gradiend_version": __version__})
-    timing = {**outcome.timing, "total_s": time.perf_counter() - started,
-              "seconds_per_step": outcome.timing["train_s"] / outcome.total_steps}
+        seed=seed, source=args.source, target=args.target, total_steps=steps,
+        batches_per_epoch=batches_per_epoch, epochs=steps / batches_per_epoch,
+        train_rows=len(rows), eval_rows=0 if eval_rows is None else len(eval_rows),
+        eval_split=None if eval_rows is None else eval_rows.split,
+        transitions={str(k): v for k, v in names.items()},
+        input_dim={"unpruned": mwg.unpruned_length, "trained": trained_dim, "final": mwg.gradiend.input_dim},
+        gradiend_version=__version__)
+    timing = {**run.timing, "total_s": time.perf_counter() - started,
+              "seconds_per_step": run.timing["train_s"] / steps}
     if target_dir is not None:
         with atomic_dir(target_dir) as tmp:
             mwg.save_pretrained(tmp, training=training)
             write_json(Path(tmp) / TIMING_FILE, timing)
-    info = outcome.convergence
     logger.info("seed %d: %s (best step %s, correlation %s)", seed, info.reason, info.best_step,
                 info.best_correlation)
     return TrainResult(seed, None if target_dir is None else Path(target_dir), training, info, mwg)

@@ -1,9 +1,6 @@
-"""Pre-pruning (before training, from gradients) and post-pruning (after training, from weights).
-
-Pre-pruning keeps the base-model entries whose mean source gradient over a few training rows is
-largest, so the GRADIEND, its optimiser and every step scale with the kept entries instead of the
-whole model. The mean of the per-row gradients equals the gradient of the mean of the per-row
-losses, so the importance costs one forward and one backward over the sampled rows.
+"""Pre-pruning: keep the base-model entries whose mean source gradient over a few training rows is
+largest, so the GRADIEND, its optimiser and every step scale with the kept entries. The mean of the
+per-row gradients is the gradient of the mean per-row loss: one forward and backward per chunk.
 """
 from __future__ import annotations
 
@@ -16,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from gradiend.model.topk import keep_mask
 from gradiend.util.io import load_safetensors, save_safetensors, write_json
 from gradiend.util.logging import get_logger
 
@@ -26,55 +24,10 @@ MASK_FILE = "mask.safetensors"
 SUMMARY_FILE = "summary.json"
 
 
-def keep_count(topk: int | float, n: int) -> int:
-    """Entries kept of ``n``: an int is a count (clipped to n), a float a fraction (rounded up)."""
-    if isinstance(topk, float):
-        return min(n, math.ceil(topk * n))
-    return min(n, int(topk))
-
-
-def select_mask(importance: torch.Tensor, topk: int | float | None = None,
-                threshold: float | None = None) -> torch.Tensor:
-    """Bool mask of the kept entries of a 1-D importance vector.
-
-    ``threshold`` first (importance >= threshold), then the ``topk`` largest of the survivors
-    (fraction of the survivors for a float). Ties at the cut go to the lower index, so the
-    selection is deterministic.
-    """
-    if topk is None and threshold is None:
-        raise ValueError("select_mask needs topk or threshold")
-    if importance.ndim != 1:
-        raise ValueError(f"importance must be 1-D, got shape {tuple(importance.shape)}")
-    values = importance.detach().float()
-    keep = torch.isfinite(values)
-    if threshold is not None:
-        keep &= values >= threshold
-    if topk is None:
-        return keep
-    survivors = torch.nonzero(keep).squeeze(1)
-    k = keep_count(topk, survivors.numel())
-    if k == survivors.numel():
-        return keep
-    mask = torch.zeros_like(keep)
-    if k == 0:
-        return mask
-    scores = values[survivors]
-    # k-th largest value = (n-k+1)-th smallest; everything above it is kept, ties by index
-    cut = torch.kthvalue(scores, survivors.numel() - k + 1).values
-    above = survivors[scores > cut]
-    ties = survivors[scores == cut][: k - above.numel()]
-    mask[above] = True
-    mask[ties] = True
-    return mask
-
-
 def stratified_sample(feature_class_ids: Sequence[int], n_samples: int, seed: int,
                       target_ids: Sequence[int] = (0, 1)) -> list[int]:
-    """Row positions spread evenly over the target transitions (remainder to the first ones).
-
-    A transition with fewer rows than its share is sampled with replacement; a transition with
-    no rows is an error naming it.
-    """
+    """Row positions spread evenly over the target transitions (remainder to the first ones); a
+    transition with fewer rows than its share is sampled with replacement."""
     ids = np.asarray(feature_class_ids)
     rng = random.Random(seed)
     chosen: list[int] = []
@@ -138,25 +91,16 @@ class PrePruneResult:
 
 def split_flat(flat: torch.Tensor, shapes: dict[str, torch.Size]) -> dict[str, torch.Tensor]:
     """Cut a flat vector (map order) back into per-parameter tensors."""
-    total = sum(math.prod(shape) for shape in shapes.values())
-    if total != flat.numel():
-        raise ValueError(f"flat vector has {flat.numel()} entries, the parameters {total}")
-    out, offset = {}, 0
-    for name, shape in shapes.items():
-        n = math.prod(shape)
-        out[name] = flat[offset:offset + n].reshape(shape)
-        offset += n
-    return out
+    sizes = [math.prod(shape) for shape in shapes.values()]
+    if sum(sizes) != flat.numel():
+        raise ValueError(f"flat vector has {flat.numel()} entries, the parameters {sum(sizes)}")
+    return {name: part.reshape(shape) for (name, shape), part in zip(shapes.items(), flat.split(sizes))}
 
 
 def mean_source_gradient(model, tokenizer, objective, params, rows, kind: str, batch_size: int,
                          max_length: int | None = None) -> dict[str, torch.Tensor]:
-    """Mean over ``rows`` of the per-row gradients of loss ``kind``, per mapped parameter.
-
-    Computed as the gradient of the mean of the per-row losses (each row's loss is the mean over
-    its own scored positions), one backward per ``batch_size`` rows; with all rows in one chunk
-    that is a single forward and backward.
-    """
+    """Mean over ``rows`` of the per-row gradients of loss ``kind``, per mapped parameter: the
+    gradient of the mean per-row loss, one backward per ``batch_size`` rows."""
     from gradiend.objectives.gradients import parameter_gradients
 
     total = len(rows)
@@ -176,12 +120,8 @@ def mean_source_gradient(model, tokenizer, objective, params, rows, kind: str, b
 
 def compute_pre_prune_mask(model, tokenizer, objective, params, rows, config, seed: int,
                            max_length: int | None = None) -> PrePruneResult:
-    """Importance ``|mean source gradient|`` over a stratified sample of training rows, and the
-    kept entries (``config.topk`` / ``config.threshold`` over all mapped parameters together).
-
-    ``rows`` are training rows (with ``feature_class_id``); ``params`` the mapped base parameters
-    in GRADIEND input order. Every seed of an experiment reuses the result.
-    """
+    """Importance ``|mean source gradient|`` over a stratified sample of training ``rows`` and the
+    entries kept over all mapped ``params`` (GRADIEND input order) together."""
     sample_seed = config.seed if config.seed is not None else seed
     picked = stratified_sample(rows["feature_class_id"].tolist(), config.n_samples, sample_seed)
     sample = rows.iloc[picked]
@@ -194,9 +134,11 @@ def compute_pre_prune_mask(model, tokenizer, objective, params, rows, config, se
         model.train(was_training)
     importance = {name: mean[name].abs().float().cpu() for name in params}
     flat = torch.cat([t.reshape(-1) for t in importance.values()])
-    keep = select_mask(flat, topk=config.topk, threshold=config.threshold)
-    if not keep.any():
-        raise ValueError(f"pre-pruning keeps no entry (topk={config.topk}, threshold={config.threshold})")
+    try:  # the keep-set rule of post-pruning; a non-finite importance is never kept
+        keep = keep_mask(flat, flat.numel(), config.topk, config.threshold, mask=torch.isfinite(flat))
+    except ValueError as error:
+        raise ValueError(f"pre-pruning keeps no entry (topk={config.topk}, "
+                         f"threshold={config.threshold})") from error
     mask = {n: m.clone() for n, m in split_flat(keep, {n: t.shape for n, t in importance.items()}).items()}
     logger.info("pre-pruning kept %d of %d entries (%d rows, source %s)", int(keep.sum()), keep.numel(),
                 len(sample), config.source)

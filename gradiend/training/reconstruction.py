@@ -1,12 +1,10 @@
 """The GRADIEND's reconstruction loss and its parameter gradients without input-sized allocations.
 
-A training step fits ``decoder(encoder(source))`` to ``target`` by mean squared error over all
-``input_dim`` entries. Through autograd every input-sized intermediate (decoded vector, squared
-error, its gradient, each weight gradient) is a fresh allocation, and on the CPU a fresh
-allocation of hundreds of MB costs more in page faults than the arithmetic on it (an unpruned
-BERT-base GRADIEND has 109M entries). :class:`ReconstructionLoss` writes the same gradients by hand
-into buffers it keeps across steps (the parameters' own ``.grad`` tensors); only the
-``latent_dim``-sized encoder activation goes through autograd, so every encoder activation works.
+A step fits ``decoder(encoder(source))`` to ``target`` by mean squared error over all ``input_dim``
+entries. Through autograd every input-sized intermediate is a fresh allocation, and on the CPU one
+of hundreds of MB costs more in page faults than the arithmetic on it, so :class:`ReconstructionLoss`
+writes the same gradients by hand into the parameters' own ``.grad`` tensors, kept across steps;
+only the ``latent_dim``-sized encoder activation goes through autograd.
 
 Write-out of the maths, with ``x`` = source, ``t`` = target, ``N`` = input_dim::
 
@@ -15,7 +13,7 @@ Write-out of the maths, with ``x`` = source, ``t`` = target, ``N`` = input_dim::
     ∂loss/∂pre = act'(pre) ∂loss/∂h = ∂loss/∂b_e,   ∂loss/∂W_e = (∂loss/∂pre) xᵀ
 
 Models this does not cover (a decoder activation other than identity, a dtype other than the
-gradients') fall back to autograd; :func:`reconstruction_loss` picks the path.
+gradients') fall back to autograd.
 """
 from __future__ import annotations
 
@@ -32,11 +30,8 @@ def _fusable(gradiend, source: torch.Tensor, target: torch.Tensor) -> bool:
 
 
 class ReconstructionLoss:
-    """Computes the loss and sets every GRADIEND parameter's ``.grad`` (overwritten, not accumulated).
-
-    The gradient tensors are created on the first call and reused, so the optimiser must not drop
-    them (``zero_grad(set_to_none=True)`` is harmless: they are re-created once, then reused again).
-    """
+    """Computes the loss and overwrites every GRADIEND parameter's ``.grad``, reusing the tensors
+    (``zero_grad(set_to_none=True)`` only makes them re-created once)."""
 
     def __init__(self):
         self._residual: torch.Tensor | None = None  # r when the decoder has no bias to hold it

@@ -1,15 +1,11 @@
 """Which training rows form the batch of each optimiser step.
 
-Rows are grouped by transition (``feature_class_id``: 0 for c0→c1, 1 for c1→c0, 2… for identity
-or other transitions) and, inside a group, by ``label``, so that every batch holds rows of one
-transition and one label only: its gradient then speaks for one class. Each (transition, label)
-subgroup is shuffled with the seed and cut into full batches (the remainder is dropped); the
-batches of a transition are shuffled together. Steps take transitions in turn (round robin), so
-c0→c1 and c1→c0 alternate whatever their sizes.
-
-Unlike the original package, the schedule is one endless sequence over the global step index
-rather than the same epoch repeated: a large transition's later batches are reached in later
-"epochs" instead of never, and ``max_steps`` is never capped by the number of epochs.
+Every batch holds rows of one transition (``feature_class_id``) and one ``label``, so its gradient
+speaks for one class. Each (transition, label) subgroup is shuffled with the seed and cut into full
+batches (the remainder is dropped); a transition's batches are shuffled together, and steps take
+transitions in turn (round robin), whatever their sizes. Unlike the original package the schedule
+is one endless sequence over the global step: a large transition's later batches are reached in
+later "epochs" instead of never, and ``max_steps`` is not capped by the epochs.
 """
 from __future__ import annotations
 
@@ -20,20 +16,14 @@ import numpy as np
 
 
 class BatchScheduler:
-    """Deterministic round-robin batches of row positions.
-
-    ``feature_class_ids`` and ``labels`` give, per row, its transition id and label (row position
-    = index into these sequences). ``group_names`` optionally maps a transition id to a readable
-    name (e.g. ``"she→he"``) for error messages.
-    """
+    """Deterministic round-robin batches of row positions (indices into ``feature_class_ids`` and
+    ``labels``); ``group_names`` names transition ids (e.g. ``"she→he"``) in error messages."""
 
     def __init__(self, feature_class_ids: Sequence[int], labels: Sequence[float], batch_size: int,
                  seed: int, group_names: Mapping[int, str] | None = None):
         ids, labs = np.asarray(feature_class_ids), np.asarray(labels)  # batch_size >= 1: TrainingArguments checks it
         if ids.size == 0:
             raise ValueError("no training rows to schedule")
-        self.batch_size = batch_size
-        self.seed = seed
         names = dict(group_names or {})
         rng = np.random.default_rng(seed)
         groups = []
@@ -56,10 +46,6 @@ class BatchScheduler:
         self._groups = tuple(groups)  # per transition (sorted ids): its batches
 
     @property
-    def n_groups(self) -> int:
-        return len(self._groups)
-
-    @property
     def batches_per_epoch(self) -> int:
         """Number of full batches over all transitions: one pass's worth of steps."""
         return sum(len(g) for g in self._groups)
@@ -68,8 +54,8 @@ class BatchScheduler:
         """``(group, batch)`` index of the batch used at 0-based ``step``: equal keys, equal rows."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
-        group = step % self.n_groups
-        return group, (step // self.n_groups) % len(self._groups[group])
+        group = step % len(self._groups)
+        return group, (step // len(self._groups)) % len(self._groups[group])
 
     def batch(self, step: int) -> np.ndarray:
         """Row positions of the batch used at 0-based ``step`` (any step >= 0 is valid)."""
@@ -77,7 +63,7 @@ class BatchScheduler:
 
     def keys_used(self, n_steps: int) -> list[tuple[int, int]]:
         """Distinct batch keys of steps ``0 … n_steps-1``, in first-use order."""
-        period = self.n_groups * max(len(g) for g in self._groups)
+        period = len(self._groups) * max(len(g) for g in self._groups)
         return list(dict.fromkeys(self.key(s) for s in range(min(n_steps, period))))
 
     def rows_of(self, key: tuple[int, int]) -> np.ndarray:

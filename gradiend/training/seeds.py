@@ -1,9 +1,7 @@
-"""Several seeds, one GRADIEND: run seeds until enough converged, then pick the best.
-
-A GRADIEND run can fail to find the feature from an unlucky start, so training tries seeds
-``seed, seed+1, …`` (at most ``max_seeds``) and stops once ``min_convergent_seeds`` converged. The
-best seed is the convergent one with the largest |selection score| (the encoder correlation on
-held-out rows); when none converged, the largest score overall, and the report says so.
+"""Several seeds, one GRADIEND: a run can miss the feature from an unlucky start, so seeds
+``seed, seed+1, …`` (at most ``max_seeds``) run until ``min_convergent_seeds`` converged. The best
+seed is the convergent one with the largest |selection score| (encoder correlation on held-out
+rows); when none converged, the largest score overall, and the report says so.
 """
 from __future__ import annotations
 
@@ -23,8 +21,8 @@ SEED_REPORT_FILE = "seed_report.json"
 
 @dataclass(frozen=True)
 class SeedRun:
-    """Outcome of one seed: ``training_score`` is the best in-training correlation; ``eval_score``
-    an optional later encoder evaluation that, when present, is what selection uses."""
+    """Outcome of one seed: ``training_score`` is the best in-training correlation; ``eval_score``, when
+    present, a later encoder evaluation that selection uses instead."""
 
     seed: int
     converged: bool
@@ -43,10 +41,8 @@ class SeedRun:
 
 
 def select_best_seed(runs: Sequence[SeedRun]) -> tuple[SeedRun, str]:
-    """The best run and how it was chosen (``"best_convergent"`` or ``"best_non_convergent"``).
-
-    Ties go to the earlier seed, so selection is deterministic.
-    """
+    """The best run and how it was chosen (``"best_convergent"`` or ``"best_non_convergent"``); ties
+    go to the earlier seed."""
     if not runs:
         raise ValueError("no seed runs to select from")
     convergent = [r for r in runs if r.converged]
@@ -56,13 +52,13 @@ def select_best_seed(runs: Sequence[SeedRun]) -> tuple[SeedRun, str]:
 
 
 def build_seed_report(runs: Sequence[SeedRun], *, max_seeds: int, min_convergent_seeds: int | None,
-                      score_threshold: float, mean_by_class_threshold: float, early_stop_reason: str | None,
-                      metric: str = "correlation") -> dict:
+                      score_threshold: float, mean_by_class_threshold: float,
+                      early_stop_reason: str | None) -> dict:
     """The content of ``seed_report.json``: every run, which won and why."""
     best, strategy = select_best_seed(runs)
     convergent = [r.seed for r in runs if r.converged]
     return {
-        "convergence_metric": metric,
+        "convergence_metric": "correlation",  # the only one (TrainingArguments.convergent_metric)
         "threshold": score_threshold,
         "convergent_mean_by_class_threshold": mean_by_class_threshold,
         "min_convergent_seeds": min_convergent_seeds,
@@ -80,10 +76,8 @@ def build_seed_report(runs: Sequence[SeedRun], *, max_seeds: int, min_convergent
 
 def run_seeds(train_one: Callable[[int], SeedRun], seeds: Iterable[int],
               min_convergent_seeds: int | None) -> tuple[list[SeedRun], str | None]:
-    """Train seeds in order until ``min_convergent_seeds`` converged (None: train them all).
-
-    Returns the runs and why the loop stopped early (None when every seed ran).
-    """
+    """Train seeds in order until ``min_convergent_seeds`` converged (None: all); returns the runs and
+    why the loop stopped early (None when every seed ran)."""
     seeds = list(seeds)
     runs: list[SeedRun] = []
     for seed in seeds:
@@ -98,9 +92,8 @@ def run_seeds(train_one: Callable[[int], SeedRun], seeds: Iterable[int],
 
 def train_seeds(train_one: Callable[[int, Path], SeedRun], args, seeds_dir: Path,
                 final_dir: Path | None) -> tuple[list[SeedRun], dict, SeedRun, Path]:
-    """The multi-seed loop: ``train_one(seed, folder)`` trains a seed into ``seeds_dir/seed_<s>``;
-    seeds run until ``args.min_convergent_seeds`` converged, ``seed_report.json`` records all of
-    them, and the best seed's checkpoint is copied to ``final_dir`` (when given).
+    """``train_one(seed, folder)`` into ``seeds_dir/seed_<s>`` until enough converged; writes
+    ``seed_report.json`` and copies the best checkpoint to ``final_dir`` (when given).
 
     Returns the runs, the report, the best run and the folder holding the best checkpoint.
     """

@@ -1,16 +1,15 @@
 """``TextPredictionTrainer``: data in, trained GRADIEND out (one seed or several); a thin facade.
 
-The trainer reads the data once (``TextPredictionConfig`` → unified table), loads the base model
-once, computes the shared pre-pruning mask and hands each seed to :mod:`.one_seed` (build, train,
-post-prune, save) and several seeds to :func:`.seeds.train_seeds`; it forwards evaluation and plots.
-Every data problem (a class without rows, a transition smaller than the batch, a split missing for
-evaluation) is reported before the model is loaded.
+It reads the data and loads the base model once, shares the pre-pruning mask between seeds, and
+hands a seed to :mod:`.one_seed` and several to :func:`.seeds.train_seeds`. Every data problem is
+reported before the model is loaded.
 """
 from __future__ import annotations
 
 import dataclasses
 import tempfile
 import time
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ from gradiend.training.history import load_training_stats
 from gradiend.training.one_seed import TrainResult, build_model_with_gradiend, train_one_seed
 from gradiend.training.pruning import PrePruneResult, compute_pre_prune_mask
 from gradiend.training.seeds import SeedRun, check_enough_convergent, train_seeds
+
 __all__ = ["TextPredictionTrainer", "TrainResult", "check_class_rows"]
 
 
@@ -54,21 +54,16 @@ class TextPredictionTrainer:
         self.model_with_gradiend = None
         self.training_stats: dict | None = None
         self.seed_report: dict | None = None
-        self._table = None
         self._base = None
         self._pre_prune: PrePruneResult | None = None
-        self._evaluator = None
 
-    # ------------------------------------------------------------------ data
-    @property
+    @cached_property
     def training_table(self):
         """The unified table (read once); a target class without rows is refused first, by name."""
-        if self._table is None:
-            from gradiend.data.ingest import load_training_table
+        from gradiend.data.ingest import load_training_table
 
-            check_class_rows(self.config.data, self.config.target_classes)
-            self._table = load_training_table(self.config)
-        return self._table
+        check_class_rows(self.config.data, self.config.target_classes)
+        return load_training_table(self.config)
 
     @property
     def target_classes(self) -> tuple[str, str]:
@@ -98,7 +93,6 @@ class TextPredictionTrainer:
 
         return load_eval_neutral_data(self.config)
 
-    # ------------------------------------------------------------------ base model
     @property
     def device(self) -> torch.device:
         return torch.device(self.args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -121,8 +115,7 @@ class TextPredictionTrainer:
         return self._base
 
     def _training_base(self):
-        """The base model for training; a target word its tokenizer cannot represent leaves nothing to learn,
-        so it is refused by name (cheap)."""
+        """``base()``, refusing by name a target word its tokenizer cannot represent (nothing to learn)."""
         from gradiend.data.tables import target_words_by_class
         from gradiend.model.loading import check_target_words
 
@@ -135,7 +128,6 @@ class TextPredictionTrainer:
 
         return mapped_parameters(self.base()[0], self.args.params)
 
-    # ------------------------------------------------------------------ pruning
     def compute_pre_prune_mask(self) -> PrePruneResult:
         """Pre-pruning importance and mask (``args.pre_prune_config``), shared by every seed."""
         config = self.args.pre_prune_config
@@ -157,16 +149,13 @@ class TextPredictionTrainer:
             return None
         return self._pre_prune or self.compute_pre_prune_mask()
 
-    # ------------------------------------------------------------------ model
     def create_model_with_gradiend(self, seed: int, pre_prune: PrePruneResult | None = None):
         """A fresh GRADIEND for ``seed`` over the loaded base model, built at the pre-pruned size."""
         return build_model_with_gradiend(self._training_base(), self._mapped_parameters(), self.args, self.target_classes,
                                          self.training_table.attrs.get("all_classes"), seed, pre_prune)
 
-    # ------------------------------------------------------------------ one seed
     def train_seed(self, seed: int, output_dir=None, pre_prune_importance=None) -> TrainResult:
-        """Train one seed; save to ``output_dir`` (else ``args.output_dir`` / ``<experiment_dir>/model``
-        when training a single seed; else keep it in memory only).
+        """Train one seed into ``output_dir`` (None: the final model folder, if any).
 
         ``pre_prune_importance``: a :class:`PrePruneResult` or a folder written by
         :meth:`PrePruneResult.save`; None computes it when ``args.pre_prune_config`` is set.
@@ -180,7 +169,6 @@ class TextPredictionTrainer:
         self.model_with_gradiend, self.training_stats = result.model_with_gradiend, result.training
         return result
 
-    # ------------------------------------------------------------------ all seeds
     def _final_dir(self) -> Path | None:
         if self.args.output_dir is not None:
             return Path(self.args.output_dir)
@@ -226,8 +214,8 @@ class TextPredictionTrainer:
                                    model_with_gradiend=self.model_with_gradiend)
 
     def _validation_correlation(self, model_dir) -> float:
-        """What seeds are ranked by (as in the workflow's ``evaluate_encoder`` / ``select_seed``): the
-        saved checkpoint's encoder correlation on the validation rows."""
+        """What seeds are ranked by, as in the workflow's ``select_seed``: the saved checkpoint's
+        encoder correlation on the validation rows."""
         from gradiend.evaluation.encoder import EncoderEvaluator
 
         self.model_with_gradiend = self.load_trained(model_dir)
@@ -244,7 +232,6 @@ class TextPredictionTrainer:
         mwg.base_model_id = base_id
         return mwg
 
-    # ------------------------------------------------------------------ results
     def plot_training_convergence(self, output_path=None, title: str | None = None):
         """Figure of the last trained run's ``training.json`` (see :mod:`gradiend.plots.convergence`)."""
         from gradiend.plots.convergence import plot_training_convergence
@@ -273,15 +260,12 @@ class TextPredictionTrainer:
             decoder_max_size_neutral=args.decoder_eval_max_size_neutral, decoder_lrs=args.decoder_eval_lrs,
             decoder_feature_factors=args.decoder_eval_feature_factors, img_format=config.img_format)
 
-    # ------------------------------------------------------------------ evaluation (delegated)
-    @property
+    @cached_property
     def evaluator(self):
         """The :class:`gradiend.evaluation.evaluator.Evaluator` bound to this trainer."""
-        if self._evaluator is None:
-            from gradiend.evaluation.evaluator import Evaluator
+        from gradiend.evaluation.evaluator import Evaluator
 
-            self._evaluator = Evaluator(self)
-        return self._evaluator
+        return Evaluator(self)
 
     def evaluate_encoder(self, *args, **kwargs) -> dict:
         """See :meth:`Evaluator.evaluate_encoder`."""

@@ -1,18 +1,14 @@
 """One training run of one seed: optimiser steps, in-training evaluation, best checkpoint.
 
-A step reads the source and target gradients of one batch from one base-model forward
-(:meth:`ModelWithGradiend.source_and_target_gradients`), fits the GRADIEND to reconstruct the
-target from the source (mean squared error over all input entries, gradients written into reused
-buffers by :class:`~gradiend.training.reconstruction.ReconstructionLoss`) and takes one AdamW step;
-no schedule, no clipping. The encoder is evaluated at step 0, every ``eval_steps`` and at the last
-step; an encoding learned with the reversed sign is flipped (normalisation); the best evaluation
-after step 0 is kept as an in-memory copy of the GRADIEND weights and restored at the end.
+A step fits the GRADIEND to reconstruct the target gradient from the source gradient of one batch
+(:class:`~gradiend.training.reconstruction.ReconstructionLoss`) and takes one AdamW step; no
+schedule, no clipping. The encoder is evaluated at step 0, every ``eval_steps`` and at the last
+step; a reversed encoding is flipped, and the best evaluation after step 0 is restored at the end.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
@@ -33,19 +29,8 @@ class NonFiniteGradientError(RuntimeError):
     """A base-model gradient or the GRADIEND loss became NaN or infinite."""
 
 
-@dataclass
-class RunOutcome:
-    history: TrainingHistory
-    best_step: int | None
-    convergence: ConvergenceInfo
-    total_steps: int
-    batches_per_epoch: int
-    timing: dict = field(default_factory=dict)
-
-
 def make_optimizer(parameters, args: TrainingArguments) -> torch.optim.Optimizer:
-    """AdamW (or Adam); the fused kernel on CPU and CUDA, which is many times faster than the default
-    per-tensor loop over the GRADIEND's large weight vectors."""
+    """AdamW (or Adam), fused on CPU and CUDA: many times faster than the per-tensor default loop."""
     parameters = list(parameters)
     cls = torch.optim.AdamW if args.optim == "adamw" else torch.optim.Adam
     fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in parameters)
@@ -54,8 +39,7 @@ def make_optimizer(parameters, args: TrainingArguments) -> torch.optim.Optimizer
 
 
 def _check_finite(vector: torch.Tensor, what: str, step: int, model_with_gradiend) -> None:
-    """The sum of a vector is finite exactly when its entries are (a finite overflow to inf needs
-    entries near 1e38), and costs one pass without a mask; the mask is built only to name the culprit."""
+    """A finite sum is one cheap pass; the mask is built only to name the culprit."""
     if math.isfinite(float(vector.sum())):
         return
     finite = torch.isfinite(vector)
@@ -69,8 +53,7 @@ def _check_finite(vector: torch.Tensor, what: str, step: int, model_with_gradien
 
 
 def _flip_momentum(optimizer: torch.optim.Optimizer, gradiend) -> None:
-    """After inverting the GRADIEND the running gradient means of the negated parameters point the
-    other way too (the decoder bias is not negated, so neither is its momentum)."""
+    """After inverting the GRADIEND, negate the momentum of the negated parameters (not the decoder bias)."""
     for param in (gradiend.encoder.weight, gradiend.encoder.bias, gradiend.decoder.weight):
         state = optimizer.state.get(param, {})
         if "exp_avg" in state:
@@ -78,7 +61,7 @@ def _flip_momentum(optimizer: torch.optim.Optimizer, gradiend) -> None:
 
 
 class TrainingRun:
-    """Trains ``model_with_gradiend.gradiend`` in place on ``train_rows`` (see module docstring)."""
+    """Trains ``model_with_gradiend.gradiend`` in place on ``train_rows``."""
 
     def __init__(self, model_with_gradiend, scheduler: BatchScheduler, train_rows: Rows, probe: EncoderProbe | None,
                  args: TrainingArguments, target_classes: tuple[str, str], progress: bool = True):
@@ -144,7 +127,9 @@ class TrainingRun:
         logger.info("step %d: correlation %+.4f, mean encoded %s", step, record.correlation, means)
         return record
 
-    def run(self) -> RunOutcome:
+    def run(self) -> ConvergenceInfo:
+        """Train every step; the GRADIEND ends at its best evaluation (``history``, ``best`` and
+        ``timing`` hold the rest)."""
         if not self._batches:
             self.prepare_batches()
         optimizer = make_optimizer(self.mwg.gradiend.parameters(), self.args)
@@ -164,8 +149,7 @@ class TrainingRun:
         bar.close()
         if self._best_state is not None:
             self.mwg.gradiend.load_state_dict(self._best_state)
-        return RunOutcome(self.history, self.best.step, self._convergence(evaluating), self.total_steps,
-                          self.scheduler.batches_per_epoch, dict(self.timing))
+        return self._convergence(evaluating)
 
     def _convergence(self, evaluated: bool) -> ConvergenceInfo:
         args = self.args
