@@ -30,6 +30,17 @@ def top_indices(importance: torch.Tensor, k: int) -> torch.Tensor:
     return order[:k]
 
 
+def largest_k(values: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` largest values (ties to the lower index), unordered. A k-th value cut is
+    O(n) where a sort is O(n log n): pre-pruning runs it over every base-model weight."""
+    if k == 0:
+        return torch.zeros(0, dtype=torch.long)
+    cut = torch.kthvalue(values, values.numel() - k + 1).values
+    above = (values > cut).nonzero().reshape(-1)
+    ties = (values == cut).nonzero().reshape(-1)[: k - above.numel()]
+    return torch.cat([above, ties])
+
+
 def keep_mask(importance, size: int, topk=None, threshold=None, mask=None) -> torch.Tensor:
     """Boolean keep-set over ``size`` dimensions (see module docstring); keeping nothing is an error."""
     if topk is None and threshold is None and mask is None:
@@ -49,7 +60,7 @@ def keep_mask(importance, size: int, topk=None, threshold=None, mask=None) -> to
         survivors = keep.nonzero().reshape(-1)
         k = resolve_topk(topk, int(survivors.numel())) if survivors.numel() else 0
         keep = torch.zeros_like(keep)
-        keep[survivors[top_indices(importance[survivors], k)]] = True
+        keep[survivors[largest_k(importance[survivors], k)]] = True
     if not keep.any():
         raise ValueError("pruning would keep no input dimension")
     return keep
