@@ -110,10 +110,10 @@ def check_stages(device: torch.device, dtype: str, workdir: Path) -> list[dict]:
             cut("select_seed"), seeds=[0], models=[p("seeds", "0", "model")],
             metrics=[p("seeds", "0", "encoder", "metrics.json")], choice=p("best", "seed.json"),
             best_model=p("best", "model"))),
-        ("decoder_base", True, lambda: stages.decoder_base(
-            cut("decoder_cell"), cell=p("decoder", "cells", "base.json"), **data)),
-        ("decoder_cells", True, lambda: stages.decoder_cells(
-            cut("decoder_cell"), learning_rate=lr, feature_factors=factors, model=p("best", "model"),
+        ("decoder_base", True, lambda: stages.decoder_grid(
+            cut("decoder_cell"), model=None, cells=[p("decoder", "cells", "base.json")], **data)),
+        ("decoder_cells", True, lambda: stages.decoder_grid(
+            cut("decoder_cell"), model=p("best", "model"),
             cells=[p("decoder", "cells", f"{cell_name(lr, ff)}.json") for ff in factors], **data)),
         ("select_cell", False, lambda: stages.select_cell(
             cut("select_cell"), base=p("decoder", "cells", "base.json"),

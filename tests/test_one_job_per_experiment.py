@@ -69,14 +69,14 @@ def grid(run, folder: Path, learning_rates, *, config=None, cache=True, **change
 
 
 def test_one_grid_job_writes_the_bytes_of_the_fan_out(run, tmp_path, scored):
-    """The same cells as decoder_base plus one decoder_cells job per learning rate (the fan-out)."""
+    """The same cells as the fan-out: base without the checkpoint, then one job per learning rate."""
     data = inputs(run)
     model = data.pop("model")
-    stages.decoder_base(run.cut("decoder_cell"), **data, cell=str(tmp_path / "fan" / "base.json"))
+    stages.decoder_grid(run.cut("decoder_cell"), **data, model=None, cells=[str(tmp_path / "fan" / "base.json")])
     for lr in (1.0, 0.1):
-        stages.decoder_cells(run.cut("decoder_cell"), learning_rate=lr, feature_factors=[1.0, -1.0], model=model,
-                             cells=[str(tmp_path / "fan" / f"{cell_name(lr, ff)}.json") for ff in (1.0, -1.0)],
-                             **data)
+        stages.decoder_grid(run.cut("decoder_cell"), model=model,
+                            cells=[str(tmp_path / "fan" / f"{cell_name(lr, ff)}.json") for ff in (1.0, -1.0)],
+                            **data)
     fan_out = {p.stem: p.read_bytes() for p in (tmp_path / "fan").glob("*.json")}
     scored.clear()
     one_job = grid(run, tmp_path / "cells", [1.0, 0.1], cache=False)

@@ -25,11 +25,10 @@ def run(tmp_path_factory, demo_corpus, tiny_masked_lm_dir):
     stage_run.data()
     stage_run.train(0)
     model = stage_run.path("seeds", "0", "model")
-    for name, (lr, ff) in wfc.decoder_cells(stage_run.experiment).items():
-        stages.decoder_cell(stage_run.cut("decoder_cell"), learning_rate=lr, feature_factor=ff,
-                            model=None if name == "base" else model,
+    for name in wfc.decoder_cells(stage_run.experiment):
+        stages.decoder_grid(stage_run.cut("decoder_cell"), model=None if name == "base" else model,
                             training=stage_run.path("data", "training.parquet"),
-                            neutral=stage_run.path("data", "neutral.parquet"), cell=stage_run.cells()[name])
+                            neutral=stage_run.path("data", "neutral.parquet"), cells=[stage_run.cells()[name]])
     return stage_run
 
 
@@ -113,9 +112,8 @@ def test_parquet_missing_a_column(run, finished, tmp_path):
     with pytest.raises(ValueError, match=rf"{broken}: missing required column 'factual'"):
         train_seed(run, training=str(broken))
     with pytest.raises(ValueError, match="missing required column 'factual'"):
-        stages.decoder_cell(run.cut("decoder_cell"), learning_rate=None, feature_factor=None, model=None,
-                            training=str(broken), neutral=run.path("data", "neutral.parquet"),
-                            cell=run.cells()["base"])
+        stages.decoder_grid(run.cut("decoder_cell"), model=None, training=str(broken),
+                            neutral=run.path("data", "neutral.parquet"), cells=[run.cells()["base"]])
 
 
 def test_parquet_without_rows(run, finished, tmp_path):

@@ -13,31 +13,6 @@ from gradiend.util.logging import get_logger
 logger = get_logger("gradiend.stages")
 
 
-def _lms_cap(decoder: Mapping) -> int | None:
-    """Neutral texts the LMS scores: the smaller of ``max_size_neutral`` and ``lms_max_samples``."""
-    caps = [c for c in (decoder["max_size_neutral"], decoder["lms_max_samples"]) if c is not None]
-    return min(caps) if caps else None
-
-
-def decoder_cell(config: dict, *, learning_rate: float | None, feature_factor: float | None,
-                 model: str | None, training: str, neutral: str, cell: str) -> None:
-    """Score one cell of the decoder grid: the base model rewritten as θ + lr·dec(ff).
-
-    ``learning_rate`` and ``feature_factor`` are both ``None`` for the ``base`` cell (the
-    unmodified model; ``model`` is then ``None`` too, so the base cell never waits for training).
-    Config, reads and the written JSON: as :func:`decoder_cells` (one cell of it).
-    """
-    is_base = learning_rate is None and feature_factor is None
-    if is_base != (model is None):
-        raise ValueError("decoder_cell: give learning_rate, feature_factor and model together, or none of them "
-                         "(the base cell)")
-    if is_base:
-        decoder_base(config, training=training, neutral=neutral, cell=cell)
-    else:
-        decoder_cells(config, learning_rate=learning_rate, feature_factors=[feature_factor], model=model,
-                      training=training, neutral=neutral, cells=[cell])
-
-
 def _evaluator(config: dict, model: str | None, training: str, neutral: str):
     """A :class:`DecoderEvaluator` over the loaded base model (with the checkpoint ``model``, if given)."""
     from gradiend.evaluation.decoder import DecoderEvaluator
@@ -46,27 +21,29 @@ def _evaluator(config: dict, model: str | None, training: str, neutral: str):
     base = load_base(config)
     mwg = without_gradiend(config, base) if model is None else with_checkpoint(config, base, model)
     decoder = config["decoder"]
+    # the LMS scores the smaller of `max_size_neutral` and `lms_max_samples` neutral texts
+    caps = [c for c in (decoder["max_size_neutral"], decoder["lms_max_samples"]) if c is not None]
     parts = evaluation_parts(config, mwg, table, neutral_table,
                              decoder_max_size_training_like=decoder["max_size_training_like"],
-                             decoder_max_size_neutral=_lms_cap(decoder))
+                             decoder_max_size_neutral=min(caps) if caps else None)
     return DecoderEvaluator(parts)
 
 
-def decoder_base(config: dict, *, training: str, neutral: str, cell: str) -> None:
-    """Score the ``base`` cell: the unmodified model (no GRADIEND, so it never waits for training).
+def decoder_grid(config: dict, *, model: str | None, training: str, neutral: str, cells: Sequence[str],
+                 cache: str | None = None) -> None:
+    """Score cells of an experiment's decoder grid with one loaded model: the whole grid in one job
+    (rule ``decoder_grid``: one start-up of Python, torch, transformers, the model and the scored
+    inputs for all cells), or on a cluster one learning rate's cells (``decoder_cell``) or ``base``
+    alone (``decoder_base``: ``model`` None, so the unmodified model never waits for training).
 
-    Config, reads and the written JSON: as :func:`decoder_cells` (learning rate and feature factor 0).
-    """
-    _score_cells(config, None, training, neutral, [(cell, None, None)])
-
-
-def decoder_cells(config: dict, *, learning_rate: float, feature_factors: Sequence[float], model: str,
-                  training: str, neutral: str, cells: Sequence[str]) -> None:
-    """Score the cells of one learning rate: ``cells[i]`` is θ + lr·dec(``feature_factors[i]``).
-
-    One job loads the base model, the checkpoint and the scored inputs once and scores every feature
-    factor of the learning rate (each update applied in place and restored bitwise, so a cell's
-    numbers do not depend on which other cells its job scored).
+    Each path of ``cells`` is named by its cell: ``base.json`` is the unmodified model,
+    ``lr~0.01_ff~-1.json`` is θ + lr·dec(ff) (:func:`gradiend.cells.cell_name`). Each update is applied
+    in place and restored bitwise, so a cell's numbers do not depend on which other cells its job scored.
+    ``cache``: a folder of cells scored before, each stored with the fingerprint of everything it
+    depends on (library version, ``config``, the cell, the bytes of the data, the checkpoint and a
+    local base model). A cell whose fingerprint is unchanged is copied from there (the same bytes a
+    recomputation writes), so a changed learning rate recomputes only its cells; delete the folder to
+    recompute everything.
     Config: ``base_model, base_model_path, trust_remote_code, data.target_classes,
     data.neutral.additional_excluded_words, training.{source, eval_batch_size, torch_dtype,
     max_length}, decoder.{max_size_training_like, max_size_neutral, lms_max_samples}``.
@@ -74,49 +51,37 @@ def decoder_cells(config: dict, *, learning_rate: float, feature_factors: Sequen
     Writes each of ``cells``: JSON, the cell of ``DecoderEvaluator.evaluate_cell`` / ``evaluate_base``:
     ``{"id", "is_base", "learning_rate", "feature_factor", "probs_by_dataset": {dataset class:
     {class: mean P}}, "n_rows_by_dataset", "lms", "lms_details", "class_feature_factors",
-    "finite", "part"}``; ``"id"`` is :func:`gradiend.cells.cell_name`, the workflow's file stem.
-    """
-    if len(cells) != len(feature_factors) or not cells:
-        raise ValueError(f"decoder_cells: one output per feature factor, got {len(cells)} for {list(feature_factors)}")
-    _score_cells(config, model, training, neutral,
-                 [(path, learning_rate, ff) for ff, path in zip(feature_factors, cells)])
-
-
-def decoder_grid(config: dict, *, model: str, training: str, neutral: str, cells: Sequence[str],
-                 cache: str | None = None) -> None:
-    """Score every cell of an experiment's grid in one job: one start-up (Python, torch,
-    transformers, the model, the scored inputs) for all cells instead of one per learning rate.
-
-    Each path of ``cells`` is named by its cell (``base.json``, ``lr~0.01_ff~-1.json``:
-    :func:`gradiend.cells.cell_name`). ``cache``: a folder of cells scored before, each stored with
-    the fingerprint of everything it depends on (library version, ``config``, the cell, the bytes of
-    the data, the checkpoint and a local base model). A cell whose fingerprint is unchanged is copied
-    from there (the same bytes a recomputation writes), so a changed learning rate recomputes only its
-    cells; delete the folder to recompute everything.
-    Config, reads and the written JSON: as :func:`decoder_cells`.
+    "finite", "part"}``; ``"id"`` is the cell's name.
     """
     from gradiend.cells import BASE, parse_cell_name
     from gradiend.util.io import write_json
 
-    todo, fingerprints = [], {}
+    todo = []
     inputs = _input_digests(config, model, training, neutral) if cache else {}
     for path in cells:
         name = Path(path).stem
         lr, ff = (None, None) if name == BASE else parse_cell_name(name)
-        if not cache:
-            todo.append((path, lr, ff))
-            continue
-        fingerprints[path] = _fingerprint(config, name, inputs, with_checkpoint=name != BASE)
-        stored = Path(cache) / f"{name}.json"
-        entry = _cached(stored)
-        if entry is not None and entry.get("fingerprint") == fingerprints[path]:
+        if model is None and name != BASE:
+            raise ValueError(f"decoder_grid: cell {name!r} needs the GRADIEND checkpoint `model`")
+        fingerprint = _fingerprint(config, name, inputs, with_checkpoint=name != BASE) if cache else None
+        stored = Path(cache or ".") / f"{name}.json"
+        entry = _cached(stored) if cache else None
+        if entry is not None and entry.get("fingerprint") == fingerprint:
             write_json(path, entry["cell"])
             logger.info("cell %s: unchanged inputs, copied from %s", name, stored)
         else:
-            todo.append((path, lr, ff))
-    for path, cell in _score_cells(config, model, training, neutral, todo):
-        if cache:
-            write_json(Path(cache) / f"{Path(path).stem}.json", {"fingerprint": fingerprints[path], "cell": cell})
+            todo.append((path, lr, ff, stored, fingerprint))
+    if not todo:
+        return
+    evaluator = _evaluator(config, model, training, neutral)
+    with evaluator.grid_session() if model is not None else contextlib.nullcontext():
+        for path, learning_rate, feature_factor, stored, fingerprint in todo:
+            cell = (evaluator.evaluate_base() if learning_rate is None
+                    else evaluator.evaluate_cell(learning_rate, feature_factor))
+            write_json(path, cell)
+            logger.info("cell %s: lms %.4f, probabilities %s", cell["id"], cell["lms"], cell["probs_by_dataset"])
+            if cache:
+                write_json(stored, {"fingerprint": fingerprint, "cell": cell})
 
 
 def _cached(stored: Path) -> dict | None:
@@ -129,26 +94,6 @@ def _cached(stored: Path) -> dict | None:
         logger.warning("ignoring an unreadable decoder cache entry: %s", error)
         return None
     return entry if isinstance(entry, dict) and "cell" in entry else None
-
-
-def _score_cells(config: dict, model: str | None, training: str, neutral: str, cells: list) -> list:
-    """Score ``cells`` = ``[(path, learning rate, feature factor)]`` (``None, None``: the base cell)
-    with one loaded model, write each and return ``[(path, cell)]``."""
-    from gradiend.util.io import write_json
-
-    if not cells:
-        return []
-    evaluator = _evaluator(config, model, training, neutral)
-    done = []
-    with evaluator.grid_session() if model is not None else contextlib.nullcontext():
-        for path, learning_rate, feature_factor in cells:
-            result = (evaluator.evaluate_base() if learning_rate is None
-                      else evaluator.evaluate_cell(learning_rate, feature_factor))
-            write_json(path, result)
-            done.append((path, result))
-            logger.info("cell %s: lms %.4f, probabilities %s", result["id"], result["lms"],
-                        result["probs_by_dataset"])
-    return done
 
 
 def _input_digests(config: Mapping, model: str | None, training: str, neutral: str) -> dict:

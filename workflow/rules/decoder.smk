@@ -43,7 +43,7 @@ else:
         input:
             unpack(decoder_data_input),
         output:
-            cell=exp_path("decoder", "cells", "base.json"),
+            cells=[exp_path("decoder", "cells", "base.json")],
         log:
             exp_path("logs", "decoder_cell_base.log"),
         benchmark:
@@ -61,7 +61,7 @@ else:
         conda:
             CONDA_ENV
         script:
-            "../scripts/decoder_base.py"
+            "../scripts/decoder_grid.py"
 
 
     # One job per learning rate writes the cells of every feature factor of that rate (one file per
@@ -100,7 +100,7 @@ else:
             conda:
                 CONDA_ENV
             script:
-                "../scripts/decoder_cells.py"
+                "../scripts/decoder_grid.py"
 
 
 rule select_cell:
