@@ -75,7 +75,7 @@ def main() -> None:
     experiment = dict(cfg["experiments"][exp_dir.name])
     experiment["base_model_path"] = str(exp_dir.parent / "_demo" / "models" / experiment["demo_model"]) \
         if experiment["demo_model"] else experiment["base_model_path"]
-    cut = wfc.stage_config(experiment, "decoder_cell")
+    cut = wfc.stage_config(experiment, "decoder_grid")
     checkpoint = str((options.checkpoint or exp_dir / "best" / "model").resolve())
     factors = [float(f) for f in experiment["decoder"]["feature_factors"]]
     data = {"training": str(exp_dir / "data" / "training.parquet"), "neutral": str(exp_dir / "data" / "neutral.parquet")}

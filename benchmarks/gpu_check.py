@@ -111,9 +111,9 @@ def check_stages(device: torch.device, dtype: str, workdir: Path) -> list[dict]:
             metrics=[p("seeds", "0", "encoder", "metrics.json")], choice=p("best", "seed.json"),
             best_model=p("best", "model"))),
         ("decoder_base", True, lambda: stages.decoder_grid(
-            cut("decoder_cell"), model=None, cells=[p("decoder", "cells", "base.json")], **data)),
+            cut("decoder_grid"), model=None, cells=[p("decoder", "cells", "base.json")], **data)),
         ("decoder_cells", True, lambda: stages.decoder_grid(
-            cut("decoder_cell"), model=p("best", "model"),
+            cut("decoder_grid"), model=p("best", "model"),
             cells=[p("decoder", "cells", f"{cell_name(lr, ff)}.json") for ff in factors], **data)),
         ("select_cell", False, lambda: stages.select_cell(
             cut("select_cell"), base=p("decoder", "cells", "base.json"),

@@ -92,7 +92,7 @@ class StageRun:
 
     def decoder_cell(self, name: str) -> None:
         """One cell alone (``base`` without the checkpoint, as the fan-out's ``decoder_base`` job)."""
-        stages.decoder_grid(self.cut("decoder_cell"), model=None if name == "base" else self.path("best", "model"),
+        stages.decoder_grid(self.cut("decoder_grid"), model=None if name == "base" else self.path("best", "model"),
                             training=self.path("data", "training.parquet"),
                             neutral=self.path("data", "neutral.parquet"), cells=[self.cells()[name]])
 
@@ -100,11 +100,11 @@ class StageRun:
         """The base cell, then one job per learning rate, as the workflow's fan-out runs them."""
         cells = self.cells()
         data = {"training": self.path("data", "training.parquet"), "neutral": self.path("data", "neutral.parquet")}
-        stages.decoder_grid(self.cut("decoder_cell"), model=None, cells=[cells["base"]], **data)
+        stages.decoder_grid(self.cut("decoder_grid"), model=None, cells=[cells["base"]], **data)
         factors = self.experiment["decoder"]["feature_factors"]
         for lr in self.experiment["decoder"]["learning_rates"]:
             names = [cell_name(lr, ff) for ff in factors]
-            stages.decoder_grid(self.cut("decoder_cell"), model=self.path("best", "model"),
+            stages.decoder_grid(self.cut("decoder_grid"), model=self.path("best", "model"),
                                 cells=[cells[n] for n in names], **data)
 
     def select_cell(self) -> None:

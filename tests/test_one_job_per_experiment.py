@@ -63,7 +63,7 @@ def grid(run, folder: Path, learning_rates, *, config=None, cache=True, **change
     """The one-job grid over ``learning_rates`` x (1, -1) into ``folder``; cell name -> file bytes."""
     names = ["base", *(cell_name(lr, ff) for ff in (1.0, -1.0) for lr in learning_rates)]
     paths = [folder / f"{name}.json" for name in names]
-    stages.decoder_grid(config or run.cut("decoder_cell"), **inputs(run, **changed), cells=[str(p) for p in paths],
+    stages.decoder_grid(config or run.cut("decoder_grid"), **inputs(run, **changed), cells=[str(p) for p in paths],
                         cache=str(folder.parent / "cache") if cache else None)
     return {p.stem: p.read_bytes() for p in paths}
 
@@ -72,9 +72,9 @@ def test_one_grid_job_writes_the_bytes_of_the_fan_out(run, tmp_path, scored):
     """The same cells as the fan-out: base without the checkpoint, then one job per learning rate."""
     data = inputs(run)
     model = data.pop("model")
-    stages.decoder_grid(run.cut("decoder_cell"), **data, model=None, cells=[str(tmp_path / "fan" / "base.json")])
+    stages.decoder_grid(run.cut("decoder_grid"), **data, model=None, cells=[str(tmp_path / "fan" / "base.json")])
     for lr in (1.0, 0.1):
-        stages.decoder_grid(run.cut("decoder_cell"), model=model,
+        stages.decoder_grid(run.cut("decoder_grid"), model=model,
                             cells=[str(tmp_path / "fan" / f"{cell_name(lr, ff)}.json") for ff in (1.0, -1.0)],
                             **data)
     fan_out = {p.stem: p.read_bytes() for p in (tmp_path / "fan").glob("*.json")}
@@ -105,7 +105,7 @@ def test_a_changed_checkpoint_data_or_config_recomputes_the_cells_that_read_it(r
     assert sorted(scored) == ["lr~1_ff~-1", "lr~1_ff~1"]  # the base cell does not read the checkpoint
     assert other_seed["base"] == first["base"] and other_seed["lr~1_ff~1"] != first["lr~1_ff~1"]
     scored.clear()
-    config = json.loads(json.dumps(run.cut("decoder_cell")))
+    config = json.loads(json.dumps(run.cut("decoder_grid")))
     config["decoder"]["max_size_neutral"] = 6
     grid(run, tmp_path / "cells", [1.0], seed=1, config=config)
     assert sorted(scored) == ["base", "lr~1_ff~-1", "lr~1_ff~1"]
@@ -132,7 +132,7 @@ def test_one_rewrite_job_writes_the_bytes_of_one_job_per_target(run, tmp_path):
     folder = tmp_path / "decoder"
     names = ["base", *(cell_name(1.0, ff) for ff in (1.0, -1.0))]
     cells = {name: str(folder / "cells" / f"{name}.json") for name in names}
-    stages.decoder_grid(run.cut("decoder_cell"), **inputs(run), cells=list(cells.values()))
+    stages.decoder_grid(run.cut("decoder_grid"), **inputs(run), cells=list(cells.values()))
     stages.select_cell(run.cut("select_cell"), base=cells.pop("base"), cells=list(cells.values()),
                        summary=str(folder / "summary.json"), plot=str(folder / "shifts.png"))
     targets = ["F", "M_weaken", "M"]

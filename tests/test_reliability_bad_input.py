@@ -26,7 +26,7 @@ def run(tmp_path_factory, demo_corpus, tiny_masked_lm_dir):
     stage_run.train(0)
     model = stage_run.path("seeds", "0", "model")
     for name in wfc.decoder_cells(stage_run.experiment):
-        stages.decoder_grid(stage_run.cut("decoder_cell"), model=None if name == "base" else model,
+        stages.decoder_grid(stage_run.cut("decoder_grid"), model=None if name == "base" else model,
                             training=stage_run.path("data", "training.parquet"),
                             neutral=stage_run.path("data", "neutral.parquet"), cells=[stage_run.cells()[name]])
     return stage_run
@@ -112,7 +112,7 @@ def test_parquet_missing_a_column(run, finished, tmp_path):
     with pytest.raises(ValueError, match=rf"{broken}: missing required column 'factual'"):
         train_seed(run, training=str(broken))
     with pytest.raises(ValueError, match="missing required column 'factual'"):
-        stages.decoder_grid(run.cut("decoder_cell"), model=None, training=str(broken),
+        stages.decoder_grid(run.cut("decoder_grid"), model=None, training=str(broken),
                             neutral=run.path("data", "neutral.parquet"), cells=[run.cells()["base"]])
 
 

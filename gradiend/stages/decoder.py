@@ -99,7 +99,8 @@ def _cached(stored: Path) -> dict | None:
 def _input_digests(config: Mapping, model: str | None, training: str, neutral: str) -> dict:
     """SHA-256 of every file a cell reads: the tables, the checkpoint, a local base model folder
     (not their ``timing.json``: wall-clock times, which change with every run and no result)."""
-    from gradiend.stages.provenance import model_hashes, sha256_file
+    from gradiend.model.base_reference import sha256_file
+    from gradiend.stages.provenance import model_hashes
     from gradiend.training.history import TIMING_FILE
 
     def folder(path) -> dict:

@@ -47,23 +47,28 @@ def _latex(text) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
+def latex_tabular(align: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A LaTeX ``tabular`` between horizontal rules (``header`` and ``rows`` already escaped)."""
+    lines = [r"\begin{tabular}{" + align + "}", r"\hline", " & ".join(header) + r" \\", r"\hline"]
+    lines += [" & ".join(cells) + r" \\" for cells in rows]
+    return "\n".join([*lines, r"\hline", r"\end{tabular}", ""])
+
+
 def latex_table(rows: Sequence[Mapping]) -> str:
     """A ``tabular``: per experiment the chosen seed and, per slot, lr / metric / LMS."""
     slot_names = ["c0", "c0_weaken", "c1", "c1_weaken"]
     header = ["Experiment", "Base model", "Classes", "Rows", "Convergent", "Seed", "$r$", "Base LMS"]
     for slot in slot_names:
         header += [f"{_latex(slot)} lr", f"{_latex(slot)} metric", f"{_latex(slot)} LMS"]
-    lines = [r"\begin{tabular}{" + "l" * 3 + "r" * (len(header) - 3) + "}", r"\hline",
-             " & ".join(header) + r" \\", r"\hline"]
+    body = []
     for row in rows:
         cells = [_latex(row["experiment"]), _latex(row["base_model"]), _latex(f"{row['c0']} / {row['c1']}"),
                  str(row["training_rows"]), f"{row['convergent_seeds']}/{row['seeds']}", str(row["chosen_seed"]),
                  fmt(row["test_correlation"], 3), fmt(row["base_lms"], 3)]
         for slot in slot_names:
             cells += [fmt(row[f"{slot}_learning_rate"], 3), fmt(row[f"{slot}_value"], 3), fmt(row[f"{slot}_lms"], 3)]
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\hline", r"\end{tabular}", ""]
-    return "\n".join(lines)
+        body.append(cells)
+    return latex_tabular("l" * 3 + "r" * (len(header) - 3), header, body)
 
 
 def summary(config: dict, *, experiments: Sequence[str], data_summaries: Sequence[str],

@@ -24,7 +24,7 @@ if JOB_LAYOUT == "per_experiment":
                 exp_path("benchmarks", "decoder_grid.tsv")
             params:
                 version=GRADIEND_VERSION,
-                config=stage_params("decoder_cell"),
+                config=stage_params("decoder_grid"),
                 cache=lambda wildcards: exp_file(wildcards, "decoder", "cache"),
             threads: resource("decoder_cell", "threads")
             resources:
@@ -50,7 +50,7 @@ else:
             exp_path("benchmarks", "decoder_cell_base.tsv")
         params:
             version=GRADIEND_VERSION,
-            config=stage_params("decoder_cell"),
+            config=stage_params("decoder_grid"),
         group:
             "decoder_grid"
         threads: resource("decoder_cell", "threads")
@@ -87,7 +87,7 @@ else:
                 exp_path("benchmarks", "decoder_cell_lr~{lr}.tsv")
             params:
                 version=GRADIEND_VERSION,
-                config=stage_params("decoder_cell"),
+                config=stage_params("decoder_grid"),
                 learning_rate=decoder_learning_rate,
                 feature_factors=list(_factors),
             group:
