@@ -27,12 +27,14 @@ ODD_ACTIVATIONS = ("tanh", "smht", "id")
 
 def config_problems(resolved: Mapping[str, Any]) -> list[str]:
     """Every problem of a schema-validated configuration, one line each (empty: none)."""
-    problems = _check_results_dir(resolved["results_dir"])
-    folded: dict[str, list[str]] = {}
-    for name in resolved["experiments"]:
-        folded.setdefault(name.casefold(), []).append(name)
+    problems = []
+    results_dir = Path(resolved["results_dir"]).expanduser()
+    if results_dir.exists() and not results_dir.is_dir():
+        problems.append(f"config key `results_dir`: {resolved['results_dir']!r} is an existing file, not a folder; "
+                        f"name a folder (it is created if missing)")
     problems += [f"config key `experiments`: the names {same} differ only in case, so their result folders "
-                 f"collide on case-insensitive file systems; rename one" for same in folded.values() if len(same) > 1]
+                 f"collide on case-insensitive file systems; rename one"
+                 for same in _case_twins(resolved["experiments"])]
     for name, experiment in resolved["experiments"].items():
         problems += _check_experiment(name, experiment, resolved)
         problems += _check_benchmarks(f"experiments.{name}.benchmarks", experiment["benchmarks"])
@@ -90,12 +92,12 @@ def _check_comparisons(cfg: Mapping) -> list[str]:
     return problems
 
 
-def _check_results_dir(results_dir: str) -> list[str]:
-    path = Path(results_dir).expanduser()
-    if path.exists() and not path.is_dir():
-        return [f"config key `results_dir`: {results_dir!r} is an existing file, not a folder; "
-                f"name a folder (it is created if missing)"]
-    return []
+def _case_twins(names) -> list[list[str]]:
+    """Groups of distinct names that differ only in case (they collide on case-insensitive file systems)."""
+    folded: dict[str, list[str]] = {}
+    for name in dict.fromkeys(names):
+        folded.setdefault(name.casefold(), []).append(name)
+    return [same for same in folded.values() if len(same) > 1]
 
 
 def _check_class_ids(key: str, targets: list[dict]) -> list[str]:
@@ -110,13 +112,9 @@ def _check_class_ids(key: str, targets: list[dict]) -> list[str]:
             problems.append(f"config key `{key}.data.feature_targets`: class id {cls!r} ends in '{WEAKEN_SUFFIX}', "
                             f"the suffix of weakening rewrites (class '{cls.removesuffix(WEAKEN_SUFFIX)}' weakened "
                             f"is called {cls!r}); rename the class")
-    folded: dict[str, list[str]] = {}
-    for cls in dict.fromkeys(ids):
-        folded.setdefault(cls.casefold(), []).append(cls)
-    for same in folded.values():
-        if len(same) > 1:
-            problems.append(f"config key `{key}.data.feature_targets`: class ids {same} differ only in case, so "
-                            f"their output folders collide on case-insensitive file systems; rename one")
+    for same in _case_twins(ids):
+        problems.append(f"config key `{key}.data.feature_targets`: class ids {same} differ only in case, so "
+                        f"their output folders collide on case-insensitive file systems; rename one")
     owner: dict[str, list[dict]] = {}
     for target in targets:
         for word in dict.fromkeys(w.casefold() for w in target["targets"]):

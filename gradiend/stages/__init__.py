@@ -17,10 +17,7 @@ them too. Every stage has the signature ``(config, *, <inputs>, <outputs>, [wild
 Class conventions: ``config["data"]["target_classes"] = [c0, c1]``; c0 is the +1 class. A rewrite
 target is a class id (strengthen it) or ``<class>_weaken`` (weaken it).
 
-Modules: ``data`` (demo assets, training and neutral data), ``training`` (pre-pruning, one seed),
-``encoder`` (encoder evaluation, seed choice), ``decoder`` (grid cells, cell choice, rewrites),
-``provenance``, ``report``, ``summary``, ``bias`` (bias benchmarks per model, their table),
-``comparison`` (top-k overlap and cross-encoding across experiments); ``models`` (shared loading), ``context`` (rule_context).
+The modules and their jobs: docs/internals.md.
 """
 from gradiend.stages.bias import benchmark_model, benchmark_table
 from gradiend.stages.comparison import comparison_cross_encoding, comparison_topk
@@ -35,7 +32,7 @@ from gradiend.stages.training import pre_prune, train_seed
 
 __all__ = [
     "rule_context", "demo_corpus", "demo_model", "create_training_data", "create_neutral_data", "pre_prune",
-    "train_seed", "evaluate_encoder", "evaluate_encoders", "select_seed", "decoder_grid", "select_cell", "rewrite_model", "rewrite_models",
-    "provenance", "report", "summary", "benchmark_model", "benchmark_table", "comparison_topk",
-    "comparison_cross_encoding",
+    "train_seed", "evaluate_encoder", "evaluate_encoders", "select_seed", "decoder_grid", "select_cell",
+    "rewrite_model", "rewrite_models", "provenance", "report", "summary", "benchmark_model", "benchmark_table",
+    "comparison_topk", "comparison_cross_encoding",
 ]

@@ -1,5 +1,4 @@
-"""Decoder stages: score grid cells (one, one learning rate's, or the whole grid with a cache), choose the
-cells, write the rewritten models."""
+"""Decoder stages: score grid cells (with a cache), choose the cells, write the rewritten models."""
 from __future__ import annotations
 
 import contextlib
@@ -47,7 +46,8 @@ def decoder_grid(config: dict, *, model: str | None, training: str, neutral: str
     Config: ``base_model, base_model_path, trust_remote_code, data.target_classes,
     data.neutral.additional_excluded_words, training.{source, eval_batch_size, torch_dtype,
     max_length}, decoder.{max_size_training_like, max_size_neutral, lms_max_samples}``.
-    Reads: ``model`` (best checkpoint), ``training`` (``test`` split), ``neutral`` (LMS texts).
+    Reads: ``model`` (best checkpoint; None for ``base`` alone), ``training`` (``test`` split),
+    ``neutral`` (LMS texts).
     Writes each of ``cells``: JSON, the cell of ``DecoderEvaluator.evaluate_cell`` / ``evaluate_base``:
     ``{"id", "is_base", "learning_rate", "feature_factor", "probs_by_dataset": {dataset class:
     {class: mean P}}, "n_rows_by_dataset", "lms", "lms_details", "class_feature_factors",
@@ -146,7 +146,8 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
     learning rate and feature factor, and the feature factor that strengthens each class).
     Writes:
       - ``summary``: JSON ``{"<class>": {...}, "<class>_weaken": {...}}`` for both target classes
-        (a direction whose feature factor is not in the grid is listed under ``skipped``), each entry from ``gradiend.evaluation.selection.summarize_cells`` (``value``,
+        (a direction whose feature factor is not in the grid is listed under ``skipped``), each
+        entry from ``gradiend.evaluation.selection.summarize_cells`` (``value``,
         ``base_value``, ``learning_rate``, ``feature_factor``, ``lms``, ``base_lms``,
         ``strengthen``, ``target_class``, ``fallback``, ``reason``, ``id``, ...) plus ``cell`` (the
         workflow's cell name); also ``"base"`` (LMS and probabilities of the unmodified model),

@@ -11,12 +11,6 @@ from gradiend.util.logging import get_logger
 logger = get_logger("gradiend.stages")
 
 
-def _class_means(metrics: dict, classes: list[str]) -> dict[str, float | None]:
-    """Mean encoding of each target class's gradients: label +1 rows are c0's, −1 rows c1's."""
-    by_label = metrics.get("mean_by_class", {})
-    return {classes[0]: by_label.get("1"), classes[1]: by_label.get("-1")}
-
-
 def evaluate_encoder(config: dict, *, seed: int, model: str, training: str, neutral: str,
                      metrics: str, encoded: str, distributions: str) -> None:
     """Encode the test split and neutral texts with one seed's GRADIEND (batched JVP encoding).
@@ -76,11 +70,12 @@ def _evaluate_seed(config: dict, base, tables, seed: int, model: str, metrics: s
     validation_correlation, n_validation = evaluator.validation_correlation(
         training_config["seed_selection_eval_max_size"])
     neutral_rows = frame[frame["type"].isin(NEUTRAL_TYPES)]
+    by_label = result.get("mean_by_class", {})  # label +1 rows are c0's, -1 rows c1's
     result.update({
         "seed": int(seed),
         "validation_correlation": validation_correlation,
         "n_validation": n_validation,
-        "mean_by_target_class": _class_means(result, target_classes(config)),
+        "mean_by_target_class": dict(zip(target_classes(config), (by_label.get("1"), by_label.get("-1")))),
         "neutral_mean": float(neutral_rows["encoded"].mean()) if len(neutral_rows) else None,
         "n_by_type": result["sample_counts"]["by_type"],
     })
