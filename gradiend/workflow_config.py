@@ -51,7 +51,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
             "activation_encoder", "activation_decoder", "bias_decoder", "normalize_gradiend", "torch_dtype",
             "convergent_score_threshold", "convergent_mean_by_class_threshold")),
     ),
-    "evaluate_encoder": (
+    "evaluate_encoders": (
         "base_model", "base_model_path", "trust_remote_code", "data.target_classes",
         "data.neutral.additional_excluded_words", "training.eval_batch_size",
         "training.encoder_eval_max_size", "training.seed_selection_eval_max_size",
@@ -68,7 +68,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
         "decoder.max_size_neutral", "decoder.lms_max_samples",
     ),
     "select_cell": ("data.target_classes", "decoder.selection"),
-    "rewrite_model": (
+    "rewrite_models": (
         "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "training.torch_dtype",
         "training.max_length",
     ),

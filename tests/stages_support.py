@@ -74,11 +74,13 @@ class StageRun:
 
     def evaluate(self, seed: int) -> None:
         folder = ("seeds", str(seed), "encoder")
-        stages.evaluate_encoder(self.cut("evaluate_encoder"), seed=seed, model=self.path("seeds", str(seed), "model"),
-                                training=self.path("data", "training.parquet"),
-                                neutral=self.path("data", "neutral.parquet"),
-                                metrics=self.path(*folder, "metrics.json"), encoded=self.path(*folder, "encoded.parquet"),
-                                distributions=self.path(*folder, "distributions.png"))
+        stages.evaluate_encoders(self.cut("evaluate_encoders"), seeds=[seed],
+                                 models=[self.path("seeds", str(seed), "model")],
+                                 training=self.path("data", "training.parquet"),
+                                 neutral=self.path("data", "neutral.parquet"),
+                                 metrics=[self.path(*folder, "metrics.json")],
+                                 encoded=[self.path(*folder, "encoded.parquet")],
+                                 distributions=[self.path(*folder, "distributions.png")])
 
     def select_seed(self) -> None:
         stages.select_seed(self.cut("select_seed"), seeds=self.seeds,
@@ -114,9 +116,9 @@ class StageRun:
                            plot=self.path("decoder", "probability_shifts.png"))
 
     def rewrite(self, target: str) -> None:
-        stages.rewrite_model(self.cut("rewrite_model"), target=target, model=self.path("best", "model"),
-                             decoder_summary=self.path("decoder", "summary.json"),
-                             output_dir=self.path("rewritten", target))
+        stages.rewrite_models(self.cut("rewrite_models"), targets=[target], model=self.path("best", "model"),
+                              decoder_summary=self.path("decoder", "summary.json"),
+                              output_dirs=[self.path("rewritten", target)])
 
     def provenance(self) -> None:
         stages.provenance(self.cut("provenance"),

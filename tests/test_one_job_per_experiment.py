@@ -137,10 +137,11 @@ def test_one_rewrite_job_writes_the_bytes_of_one_job_per_target(run, tmp_path):
                        summary=str(folder / "summary.json"), plot=str(folder / "shifts.png"))
     targets = ["F", "M_weaken", "M"]
     common = {"model": run.path("seeds", "0", "model"), "decoder_summary": str(folder / "summary.json")}
-    stages.rewrite_models(run.cut("rewrite_model"), targets=targets, **common,
+    stages.rewrite_models(run.cut("rewrite_models"), targets=targets, **common,
                           output_dirs=[str(tmp_path / "one_job" / t) for t in targets])
     for target in targets:
-        stages.rewrite_model(run.cut("rewrite_model"), target=target, **common, output_dir=str(tmp_path / "each" / target))
+        stages.rewrite_models(run.cut("rewrite_models"), targets=[target], **common,
+                              output_dirs=[str(tmp_path / "each" / target)])
 
     def files(root: Path) -> dict[str, bytes]:
         return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
@@ -161,10 +162,11 @@ def test_one_encoder_job_writes_the_bytes_of_one_job_per_seed(run, tmp_path):
 
     data = {"training": run.path("data", "training.parquet"), "neutral": run.path("data", "neutral.parquet")}
     models = [run.path("seeds", str(seed), "model") for seed in run.seeds]
-    stages.evaluate_encoders(run.cut("evaluate_encoder"), seeds=run.seeds, models=models, **data, **outputs("one_job"))
+    stages.evaluate_encoders(run.cut("evaluate_encoders"), seeds=run.seeds, models=models, **data,
+                             **outputs("one_job"))
     for i, seed in enumerate(run.seeds):
-        stages.evaluate_encoder(run.cut("evaluate_encoder"), seed=seed, model=models[i], **data,
-                                **{kind: paths[i] for kind, paths in outputs("each").items()})
+        stages.evaluate_encoders(run.cut("evaluate_encoders"), seeds=[seed], models=[models[i]], **data,
+                                 **{kind: [paths[i]] for kind, paths in outputs("each").items()})
 
     def files(folder: str) -> dict[str, bytes]:
         root = tmp_path / folder

@@ -44,10 +44,11 @@ def train_seed(run, cut=None, training=None):
 
 def evaluate_encoder(run, cut=None, model=None):
     folder = ("seeds", "0", "encoder")
-    stages.evaluate_encoder(cut or run.cut("evaluate_encoder"), seed=0, model=model or run.path("seeds", "0", "model"),
-                            training=run.path("data", "training.parquet"), neutral=run.path("data", "neutral.parquet"),
-                            metrics=run.path(*folder, "metrics.json"), encoded=run.path(*folder, "encoded.parquet"),
-                            distributions=run.path(*folder, "distributions.png"))
+    stages.evaluate_encoders(cut or run.cut("evaluate_encoders"), seeds=[0],
+                             models=[model or run.path("seeds", "0", "model")],
+                             training=run.path("data", "training.parquet"), neutral=run.path("data", "neutral.parquet"),
+                             metrics=[run.path(*folder, "metrics.json")], encoded=[run.path(*folder, "encoded.parquet")],
+                             distributions=[run.path(*folder, "distributions.png")])
 
 
 # --- configuration: one ConfigError naming the key --------------------------------------------------
@@ -183,7 +184,7 @@ def test_broken_safetensors_checkpoint(run, finished, tmp_path, damage):
 
 
 def test_checkpoint_that_does_not_fit_the_base_model(run, finished, tiny_causal_lm_dir):
-    cut = run.cut("evaluate_encoder")
+    cut = run.cut("evaluate_encoders")
     cut["base_model_path"] = str(tiny_causal_lm_dir)
     with pytest.raises(ValueError, match=r"does not fit base model") as error:
         evaluate_encoder(run, cut)
@@ -243,6 +244,6 @@ def test_rewrite_target_missing_from_the_summary(run, tmp_path):
     summary = tmp_path / "summary.json"
     summary.write_text(json.dumps({"F": {}, "policy": {}}))
     with pytest.raises(KeyError, match=r"rewrite target 'M' is not in"):
-        stages.rewrite_model(run.cut("rewrite_model"), target="M", model=run.path("seeds", "0", "model"),
-                             decoder_summary=str(summary), output_dir=str(tmp_path / "rewritten"))
+        stages.rewrite_models(run.cut("rewrite_models"), targets=["M"], model=run.path("seeds", "0", "model"),
+                              decoder_summary=str(summary), output_dirs=[str(tmp_path / "rewritten")])
     assert not (tmp_path / "rewritten").exists()

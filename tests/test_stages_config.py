@@ -25,7 +25,7 @@ def test_rewrite_needs_its_feature_factor_in_the_grid(paths):
 
 
 @pytest.mark.parametrize("stage, absent", [
-    ("evaluate_encoder", "source"), ("select_cell", "training"), ("rewrite_model", "source"),
+    ("evaluate_encoders", "source"), ("select_cell", "training"), ("rewrite_models", "source"),
     ("decoder_grid", "learning_rate"),
 ])
 def test_cuts_leave_out_what_the_stage_does_not_read(paths, stage, absent):

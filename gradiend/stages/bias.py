@@ -86,24 +86,17 @@ def benchmark_model(config: dict, *, model_name: str, model_dir: str | None, out
 
 # --- the table across experiments -------------------------------------------------------------------
 
-def _ci(block: Mapping, key: str) -> list:
-    interval = (block.get("ci") or {}).get(key)
-    return [None, None] if interval is None else list(interval)
-
-
 def benchmark_row(result: Mapping) -> dict:
     """One model's row of ``benchmarks.csv``."""
     row = {"experiment": result["experiment"], "base_model": result["base_model"], "model": result["model"],
            "likelihood": result["likelihood"]}
-    stereoset = result.get("stereoset") or {}
-    row["stereoset_n"] = stereoset.get("n")
-    for key in ("ss", "lms", "icat"):
-        row[f"stereoset_{key}"] = stereoset.get(key)
-        row[f"stereoset_{key}_low"], row[f"stereoset_{key}_high"] = _ci(stereoset, key)
-    crows = result.get("crows_pairs") or {}
-    row["crows_pairs_n"] = crows.get("n")
-    row["crows_pairs_score"] = crows.get("score")
-    row["crows_pairs_score_low"], row["crows_pairs_score_high"] = _ci(crows, "score")
+    for name, keys in (("stereoset", ("ss", "lms", "icat")), ("crows_pairs", ("score",))):
+        block = result.get(name) or {}
+        row[f"{name}_n"] = block.get("n")
+        for key in keys:
+            row[f"{name}_{key}"] = block.get(key)
+            interval = (block.get("ci") or {}).get(key)
+            row[f"{name}_{key}_low"], row[f"{name}_{key}_high"] = [None, None] if interval is None else interval
     seat = result.get("seat") or {}
     row["seat_n_tests"] = seat.get("n_tests")
     row["seat_mean_abs_effect_size"] = seat.get("mean_abs_effect_size")
@@ -123,11 +116,9 @@ def with_interval(value, low, high, digits: int = 3) -> str:
 
 def benchmark_cells(row: Mapping) -> list[str]:
     """SS, LMS, ICAT and CrowS-Pairs of a row, each with its interval."""
-    cells = [with_interval(row[f"stereoset_{k}"], row[f"stereoset_{k}_low"], row[f"stereoset_{k}_high"])
-             for k in ("ss", "lms", "icat")]
-    cells.append(with_interval(row["crows_pairs_score"], row["crows_pairs_score_low"], row["crows_pairs_score_high"]))
-    cells.append(with_interval(row.get("seat_mean_abs_effect_size"), None, None))
-    return cells
+    cells = [with_interval(row[c], row[f"{c}_low"], row[f"{c}_high"])
+             for c in ("stereoset_ss", "stereoset_lms", "stereoset_icat", "crows_pairs_score")]
+    return [*cells, with_interval(row.get("seat_mean_abs_effect_size"), None, None)]
 
 
 BENCHMARK_HEADER = ["StereoSet SS", "StereoSet LMS", "StereoSet ICAT", "CrowS-Pairs", "SEAT mean |d|"]

@@ -189,26 +189,19 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
     plot_probability_shifts(by_id, chosen, plot, title=f"{config['name']}: decoder probability shifts")
 
 
-def rewrite_model(config: dict, *, target: str, model: str, decoder_summary: str, output_dir: str) -> None:
-    """Apply the selected cell for ``target`` to the base model and save it.
-
-    ``target`` is a class id (strengthen) or ``<class>_weaken`` (weaken).
-    Config: ``base_model, base_model_path, trust_remote_code, data.target_classes, training.{torch_dtype,
-    max_length}``.
-    Reads: ``model`` (best GRADIEND checkpoint), ``decoder_summary`` (entry ``target``).
-    Writes ``output_dir``: a Hugging Face model folder (config, safetensors weights, tokenizer) plus
-    ``README.md`` (model card: base model, target, learning rate, feature factor, LMS before/after)
-    and ``gradiend_rewrite.json`` (the same facts for programs).
-    """
-    rewrite_models(config, targets=[target], model=model, decoder_summary=decoder_summary, output_dirs=[output_dir])
-
-
 def rewrite_models(config: dict, *, targets: Sequence[str], model: str, decoder_summary: str,
                    output_dirs: Sequence[str]) -> None:
-    """:func:`rewrite_model` for several targets with one loaded model (one start-up): ``output_dirs[i]``
-    is the rewrite for ``targets[i]``; each rewrite starts from a copy of the unmodified base model.
+    """Apply the selected cell of each target to the base model and save it, with one loaded model:
+    every target in one job (rule ``rewrite_models``), or one a job on a cluster (``rewrite_model``).
+    ``output_dirs[i]`` is the rewrite for ``targets[i]``, each from a copy of the unmodified base model.
 
-    Config, reads and writes: as :func:`rewrite_model`, per target.
+    A target is a class id (strengthen) or ``<class>_weaken`` (weaken).
+    Config: ``base_model, base_model_path, trust_remote_code, data.target_classes, training.{torch_dtype,
+    max_length}``.
+    Reads: ``model`` (best GRADIEND checkpoint), ``decoder_summary`` (the entry of each target).
+    Writes each of ``output_dirs``: a Hugging Face model folder (config, safetensors weights, tokenizer)
+    plus ``README.md`` (model card: base model, target, learning rate, feature factor, LMS before/after)
+    and ``gradiend_rewrite.json`` (the same facts for programs).
     """
     from gradiend.evaluation.model_card import save_rewritten_model
     from gradiend.util.io import read_json

@@ -14,14 +14,6 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
-def _slots(classes: Sequence[str]) -> list[tuple[str, str]]:
-    """(column prefix, summary key): ``c0`` strengthens class 0, ``c0_weaken`` weakens it, ..."""
-    slots = []
-    for i, cls in enumerate(classes):
-        slots += [(f"c{i}", cls), (rewrite_key(f"c{i}", weaken=True), rewrite_key(cls, weaken=True))]
-    return slots
-
-
 def summary_row(name: str, config: Mapping, data: Mapping, choice: Mapping, decoder: Mapping) -> dict:
     """One experiment's row: sizes, seeds, the chosen seed's test correlation, the chosen cells.
 
@@ -36,10 +28,11 @@ def summary_row(name: str, config: Mapping, data: Mapping, choice: Mapping, deco
         "seeds": len(config["seeds"]), "chosen_seed": choice["seed"], "converged": choice["converged"],
         "test_correlation": choice["scores"][chosen]["test_correlation"], "base_lms": decoder["base"]["lms"],
     }
-    for prefix, key in _slots(classes):
-        entry = decoder.get(key) or {}
-        for field in ENTRY_FIELDS:
-            row[f"{prefix}_{field}"] = entry.get(field)
+    for i, cls in enumerate(classes):  # slot `c0` strengthens class 0, `c0_weaken` weakens it, ...
+        for weaken in (False, True):
+            entry = decoder.get(rewrite_key(cls, weaken)) or {}
+            for field in ENTRY_FIELDS:
+                row[f"{rewrite_key(f'c{i}', weaken)}_{field}"] = entry.get(field)
     return row
 
 

@@ -154,7 +154,7 @@ if JOB_LAYOUT == "per_experiment":
                 exp_path("benchmarks", "rewrite_models.tsv")
             params:
                 version=GRADIEND_VERSION,
-                config=stage_params("rewrite_model"),
+                config=stage_params("rewrite_models"),
                 targets=list(_targets),
             threads: resource("rewrite_model", "threads")
             resources:
@@ -174,14 +174,15 @@ else:
             model=exp_path("best", "model"),
             decoder_summary=exp_path("decoder", "summary.json"),
         output:
-            model=directory(exp_path("rewritten", "{target}")),
+            models=[directory(exp_path("rewritten", "{target}"))],
         log:
             exp_path("logs", "rewrite_model_{target}.log"),
         benchmark:
             exp_path("benchmarks", "rewrite_model_{target}.tsv")
         params:
             version=GRADIEND_VERSION,
-            config=stage_params("rewrite_model"),
+            config=stage_params("rewrite_models"),
+            targets=lambda wildcards: [wildcards.target],
         threads: resource("rewrite_model", "threads")
         resources:
             gpu=resource("rewrite_model", "gpu"),
@@ -190,4 +191,4 @@ else:
         conda:
             CONDA_ENV
         script:
-            "../scripts/rewrite_model.py"
+            "../scripts/rewrite_models.py"
