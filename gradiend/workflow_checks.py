@@ -30,8 +30,8 @@ def config_problems(resolved: Mapping[str, Any]) -> list[str]:
     problems = []
     results_dir = Path(resolved["results_dir"]).expanduser()
     if results_dir.exists() and not results_dir.is_dir():
-        problems.append(f"config key `results_dir`: {resolved['results_dir']!r} is an existing file, not a folder; "
-                        f"name a folder (it is created if missing)")
+        problems.append(f"config key `results_dir`: {resolved['results_dir']!r} is an existing file, not a "
+                        f"folder; name a folder (it is created if missing)")
     problems += [f"config key `experiments`: the names {same} differ only in case, so their result folders "
                  f"collide on case-insensitive file systems; rename one"
                  for same in _case_twins(resolved["experiments"])]

@@ -12,7 +12,9 @@ cannot silently depend on a key whose change would not rerun it.
 """
 from __future__ import annotations
 
+import operator
 import os
+from functools import reduce
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -149,13 +151,6 @@ def _resolve_experiment(name: str, exp: dict, cfg: dict) -> None:
         decoder["feature_factors"] = [class_feature_factor(source, 0), class_feature_factor(source, 1)]
 
 
-def _pick(tree: Mapping, dotted: str) -> Any:
-    node: Any = tree
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
 def _place(tree: dict, dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     for part in parents:
@@ -178,7 +173,7 @@ def stage_config(experiment: Mapping[str, Any], stage: str) -> dict:
         return _sorted_tree({k: v for k, v in experiment.items() if k != "resources"})
     cut: dict = {"name": experiment["name"]}
     for dotted in keys:
-        _place(cut, dotted, _pick(experiment, dotted))
+        _place(cut, dotted, reduce(operator.getitem, dotted.split("."), experiment))
     return _sorted_tree(cut)
 
 

@@ -95,8 +95,8 @@ def benchmark_row(result: Mapping) -> dict:
         row[f"{name}_n"] = block.get("n")
         for key in keys:
             row[f"{name}_{key}"] = block.get(key)
-            interval = (block.get("ci") or {}).get(key)
-            row[f"{name}_{key}_low"], row[f"{name}_{key}_high"] = [None, None] if interval is None else interval
+            interval = (block.get("ci") or {}).get(key) or (None, None)
+            row[f"{name}_{key}_low"], row[f"{name}_{key}_high"] = interval
     seat = result.get("seat") or {}
     row["seat_n_tests"] = seat.get("n_tests")
     row["seat_mean_abs_effect_size"] = seat.get("mean_abs_effect_size")

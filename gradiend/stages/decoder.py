@@ -79,7 +79,8 @@ def decoder_grid(config: dict, *, model: str | None, training: str, neutral: str
             cell = (evaluator.evaluate_base() if learning_rate is None
                     else evaluator.evaluate_cell(learning_rate, feature_factor))
             write_json(path, cell)
-            logger.info("cell %s: lms %.4f, probabilities %s", cell["id"], cell["lms"], cell["probs_by_dataset"])
+            logger.info("cell %s: lms %.4f, probabilities %s", cell["id"], cell["lms"],
+                        cell["probs_by_dataset"])
             if cache:
                 write_json(stored, {"fingerprint": fingerprint, "cell": cell})
 
@@ -126,16 +127,6 @@ def _fingerprint(config: Mapping, name: str, inputs: Mapping, with_checkpoint: b
     return hashlib.sha256(to_json_text(facts).encode()).hexdigest()
 
 
-def _policy(selection: Mapping):
-    from gradiend.evaluation.selection import LMSThresholdPolicy, LMSTimesMetricPolicy
-
-    if selection["policy"] == "lms_threshold":
-        return LMSThresholdPolicy(ratio=float(selection["ratio"]))
-    if selection["policy"] == "lms_times_metric":
-        return LMSTimesMetricPolicy()
-    raise ValueError(f"config key `decoder.selection.policy`: unknown policy {selection['policy']!r}")
-
-
 def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, plot: str) -> None:
     """Choose, per target class and direction, the grid cell to rewrite with.
 
@@ -155,14 +146,16 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
       - ``plot``: PNG of the probability shifts and LMS over the learning rates.
     """
     from gradiend.cells import cell_name, rewrite_key
-    from gradiend.evaluation.selection import summarize_cells
+    from gradiend.evaluation.selection import LMSThresholdPolicy, LMSTimesMetricPolicy, summarize_cells
     from gradiend.plots.decoder import plot_probability_shifts
     from gradiend.stages.models import target_classes
     from gradiend.util.io import read_json, write_json
 
     base_cell = read_json(base)
     grid = [read_json(path) for path in cells]
-    policy = _policy(config["decoder"]["selection"])
+    selection = config["decoder"]["selection"]  # the schema allows these two policies
+    policy = (LMSThresholdPolicy(ratio=float(selection["ratio"])) if selection["policy"] == "lms_threshold"
+              else LMSTimesMetricPolicy())
     factors = base_cell["class_feature_factors"]
     in_grid = {float(cell["feature_factor"]) for cell in grid}
     chosen: dict = {}
@@ -180,7 +173,7 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
             entry["part"] = base_cell.get("part", "decoder")
             if entry.get("fallback"):
                 logger.warning("select_cell %s: %s", entry["id"], entry["reason"])
-    result = {**chosen, "policy": {"name": policy.name, **config["decoder"]["selection"]},
+    result = {**chosen, "policy": {"name": policy.name, **selection},
               "skipped": skipped,
               "base": {"lms": base_cell["lms"], "probs_by_dataset": base_cell["probs_by_dataset"],
                        "class_feature_factors": base_cell["class_feature_factors"]}}
