@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import partial
+from itertools import combinations
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -120,14 +121,13 @@ def _check_class_ids(key: str, targets: list[dict]) -> list[str]:
         for word in dict.fromkeys(w.casefold() for w in target["targets"]):
             owner.setdefault(word, []).append(target)
     for word, classes in owner.items():
-        for i, first in enumerate(classes):
-            for second in classes[i + 1:]:
-                if (first["spacy_tags"], first["use_lemma"]) == (second["spacy_tags"], second["use_lemma"]):
-                    problems.append(
-                        f"config key `{key}.data.feature_targets`: target {word!r} is in class {first['id']!r} "
-                        f"and in class {second['id']!r} with the same filter, so its rows cannot tell the classes "
-                        f"apart (targets match case-insensitively); keep it in one class, or tell the classes "
-                        f"apart with different `spacy_tags`")
+        for first, second in combinations(classes, 2):
+            if (first["spacy_tags"], first["use_lemma"]) == (second["spacy_tags"], second["use_lemma"]):
+                problems.append(
+                    f"config key `{key}.data.feature_targets`: target {word!r} is in class {first['id']!r} "
+                    f"and in class {second['id']!r} with the same filter, so its rows cannot tell the classes "
+                    f"apart (targets match case-insensitively); keep it in one class, or tell the classes "
+                    f"apart with different `spacy_tags`")
     return problems
 
 
