@@ -11,10 +11,9 @@ Run after a workflow run has produced an experiment's data and a GRADIEND checkp
     python3 benchmarks/bench_decoder_jobs.py --experiment-dir results/gender_tiny_bert \\
         [--checkpoint results/gender_tiny_bert/best/model] [--config config/config.yaml] [--repeats 3]
 
-Output: CPU seconds per job and per cell for ``per-cell`` (``stages.decoder_cell``, one (lr, ff)),
-``per-lr`` (``stages.decoder_cells``, every feature factor of one learning rate; the cluster fan-out),
-``base``, and ``per-experiment`` (``stages.decoder_grid``, the whole grid with base, no cache; the job
-on one machine).
+Output: CPU seconds per job and per cell for ``stages.decoder_grid`` scoring ``per-cell`` (one (lr, ff)),
+``per-lr`` (every feature factor of one learning rate; the cluster fan-out), ``base`` (no checkpoint),
+and ``per-experiment`` (the whole grid with base, no cache; the job on one machine).
 """
 from __future__ import annotations
 
@@ -76,7 +75,7 @@ def main() -> None:
     experiment = dict(cfg["experiments"][exp_dir.name])
     experiment["base_model_path"] = str(exp_dir.parent / "_demo" / "models" / experiment["demo_model"]) \
         if experiment["demo_model"] else experiment["base_model_path"]
-    cut = wfc.stage_config(experiment, "decoder_cell")
+    cut = wfc.stage_config(experiment, "decoder_grid")
     checkpoint = str((options.checkpoint or exp_dir / "best" / "model").resolve())
     factors = [float(f) for f in experiment["decoder"]["feature_factors"]]
     data = {"training": str(exp_dir / "data" / "training.parquet"), "neutral": str(exp_dir / "data" / "neutral.parquet")}
@@ -86,15 +85,15 @@ def main() -> None:
         out = Path(tmp)
         for name, code in _FLOORS.items():
             rows.append((f"floor: {name}", _median_cpu(options.repeats, code, cut["base_model_path"]), None))
-        per_cell = {"stage": "decoder_cell", "config": cut, "learning_rate": lr, "feature_factor": factors[0],
-                    "model": checkpoint, "cell": str(out / "one.json"), **data}
+        per_cell = {"stage": "decoder_grid", "config": cut, "model": checkpoint,
+                    "cells": [str(out / "one" / f"{cell_name(lr, factors[0])}.json")], **data}
         cpu = _median_cpu(options.repeats, _JOB, json.dumps(per_cell))
         rows.append(("per-cell job (1 cell)", cpu, cpu))
-        per_lr = {"stage": "decoder_cells", "config": cut, "learning_rate": lr, "feature_factors": factors,
-                  "model": checkpoint, "cells": [str(out / f"{cell_name(lr, ff)}.json") for ff in factors], **data}
+        per_lr = {"stage": "decoder_grid", "config": cut, "model": checkpoint,
+                  "cells": [str(out / f"{cell_name(lr, ff)}.json") for ff in factors], **data}
         cpu = _median_cpu(options.repeats, _JOB, json.dumps(per_lr))
         rows.append((f"per-lr job ({len(factors)} cells)", cpu, cpu / len(factors)))
-        base = {"stage": "decoder_base", "config": cut, "cell": str(out / "base.json"), **data}
+        base = {"stage": "decoder_grid", "config": cut, "model": None, "cells": [str(out / "base.json")], **data}
         cpu = _median_cpu(options.repeats, _JOB, json.dumps(base))
         rows.append(("base job", cpu, cpu))
         names = ["base", *(cell_name(rate, ff) for ff in factors for rate in experiment["decoder"]["learning_rates"])]

@@ -102,26 +102,27 @@ def check_stages(device: torch.device, dtype: str, workdir: Path) -> list[dict]:
         ("train_seed", True, lambda: stages.train_seed(
             cut("train_seed"), seed=0, training=data["training"], mask=p("prune", "mask.safetensors"),
             model=p("seeds", "0", "model"), convergence=p("seeds", "0", "convergence.png"))),
-        ("evaluate_encoder", True, lambda: stages.evaluate_encoder(
-            cut("evaluate_encoder"), seed=0, model=p("seeds", "0", "model"), **data,
-            metrics=p("seeds", "0", "encoder", "metrics.json"), encoded=p("seeds", "0", "encoder", "encoded.parquet"),
-            distributions=p("seeds", "0", "encoder", "distributions.png"))),
+        ("evaluate_encoder", True, lambda: stages.evaluate_encoders(
+            cut("evaluate_encoders"), seeds=[0], models=[p("seeds", "0", "model")], **data,
+            metrics=[p("seeds", "0", "encoder", "metrics.json")],
+            encoded=[p("seeds", "0", "encoder", "encoded.parquet")],
+            distributions=[p("seeds", "0", "encoder", "distributions.png")])),
         ("select_seed", False, lambda: stages.select_seed(
             cut("select_seed"), seeds=[0], models=[p("seeds", "0", "model")],
             metrics=[p("seeds", "0", "encoder", "metrics.json")], choice=p("best", "seed.json"),
             best_model=p("best", "model"))),
-        ("decoder_base", True, lambda: stages.decoder_base(
-            cut("decoder_cell"), cell=p("decoder", "cells", "base.json"), **data)),
-        ("decoder_cells", True, lambda: stages.decoder_cells(
-            cut("decoder_cell"), learning_rate=lr, feature_factors=factors, model=p("best", "model"),
+        ("decoder_base", True, lambda: stages.decoder_grid(
+            cut("decoder_grid"), model=None, cells=[p("decoder", "cells", "base.json")], **data)),
+        ("decoder_cells", True, lambda: stages.decoder_grid(
+            cut("decoder_grid"), model=p("best", "model"),
             cells=[p("decoder", "cells", f"{cell_name(lr, ff)}.json") for ff in factors], **data)),
         ("select_cell", False, lambda: stages.select_cell(
             cut("select_cell"), base=p("decoder", "cells", "base.json"),
             cells=[p("decoder", "cells", f"{cell_name(lr, ff)}.json") for ff in factors],
             summary=p("decoder", "summary.json"), plot=p("decoder", "probability_shifts.png"))),
-        ("rewrite_model", True, lambda: stages.rewrite_model(
-            cut("rewrite_model"), target="F", model=p("best", "model"), decoder_summary=p("decoder", "summary.json"),
-            output_dir=p("rewritten", "F"))),
+        ("rewrite_model", True, lambda: stages.rewrite_models(
+            cut("rewrite_models"), targets=["F"], model=p("best", "model"),
+            decoder_summary=p("decoder", "summary.json"), output_dirs=[p("rewritten", "F")])),
     ]
     rows = []
     for name, loads_model, run in steps:

@@ -162,11 +162,6 @@ def _suggest(name: str, allowed: list[str]) -> str:
     return f"did you mean `{close[0]}`?" if close else f"allowed here: {', '.join(allowed)}"
 
 
-def _expected(types: Any) -> str:
-    names = [types] if isinstance(types, str) else list(types)
-    return " or ".join(_TYPE_NAMES.get(n, n) for n in names)
-
-
 def _is_branch_mismatch(error) -> bool:
     """True for an error that only says 'this anyOf/oneOf branch is of another kind'."""
     return len(error.relative_path) == 0 and error.validator in ("type", "const", "enum", "required",
@@ -195,7 +190,9 @@ def describe_error(error) -> list[str]:
             return [line for e in deeper for line in describe_error(e)]
         return [f"config key `{where}` must be {hint or 'of another form'}; got {value!r}{_number_hint(value)}"]
     if kind == "type":
-        return [f"config key `{where}` must be {_expected(error.validator_value)}, "
+        types = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
+        expected = " or ".join(_TYPE_NAMES.get(name, name) for name in types)
+        return [f"config key `{where}` must be {expected}, "
                 f"got {type(value).__name__} {value!r}{_number_hint(value)}"]
     if kind == "minItems" and not value:
         return [f"config key `{where}` must not be empty"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import partial
+from itertools import combinations
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,12 +28,14 @@ ODD_ACTIVATIONS = ("tanh", "smht", "id")
 
 def config_problems(resolved: Mapping[str, Any]) -> list[str]:
     """Every problem of a schema-validated configuration, one line each (empty: none)."""
-    problems = _check_results_dir(resolved["results_dir"])
-    folded: dict[str, list[str]] = {}
-    for name in resolved["experiments"]:
-        folded.setdefault(name.casefold(), []).append(name)
+    problems = []
+    results_dir = Path(resolved["results_dir"]).expanduser()
+    if results_dir.exists() and not results_dir.is_dir():
+        problems.append(f"config key `results_dir`: {resolved['results_dir']!r} is an existing file, not a "
+                        f"folder; name a folder (it is created if missing)")
     problems += [f"config key `experiments`: the names {same} differ only in case, so their result folders "
-                 f"collide on case-insensitive file systems; rename one" for same in folded.values() if len(same) > 1]
+                 f"collide on case-insensitive file systems; rename one"
+                 for same in _case_twins(resolved["experiments"])]
     for name, experiment in resolved["experiments"].items():
         problems += _check_experiment(name, experiment, resolved)
         problems += _check_benchmarks(f"experiments.{name}.benchmarks", experiment["benchmarks"])
@@ -90,12 +93,12 @@ def _check_comparisons(cfg: Mapping) -> list[str]:
     return problems
 
 
-def _check_results_dir(results_dir: str) -> list[str]:
-    path = Path(results_dir).expanduser()
-    if path.exists() and not path.is_dir():
-        return [f"config key `results_dir`: {results_dir!r} is an existing file, not a folder; "
-                f"name a folder (it is created if missing)"]
-    return []
+def _case_twins(names) -> list[list[str]]:
+    """Groups of distinct names that differ only in case (they collide on case-insensitive file systems)."""
+    folded: dict[str, list[str]] = {}
+    for name in dict.fromkeys(names):
+        folded.setdefault(name.casefold(), []).append(name)
+    return [same for same in folded.values() if len(same) > 1]
 
 
 def _check_class_ids(key: str, targets: list[dict]) -> list[str]:
@@ -110,26 +113,21 @@ def _check_class_ids(key: str, targets: list[dict]) -> list[str]:
             problems.append(f"config key `{key}.data.feature_targets`: class id {cls!r} ends in '{WEAKEN_SUFFIX}', "
                             f"the suffix of weakening rewrites (class '{cls.removesuffix(WEAKEN_SUFFIX)}' weakened "
                             f"is called {cls!r}); rename the class")
-    folded: dict[str, list[str]] = {}
-    for cls in dict.fromkeys(ids):
-        folded.setdefault(cls.casefold(), []).append(cls)
-    for same in folded.values():
-        if len(same) > 1:
-            problems.append(f"config key `{key}.data.feature_targets`: class ids {same} differ only in case, so "
-                            f"their output folders collide on case-insensitive file systems; rename one")
+    for same in _case_twins(ids):
+        problems.append(f"config key `{key}.data.feature_targets`: class ids {same} differ only in case, so "
+                        f"their output folders collide on case-insensitive file systems; rename one")
     owner: dict[str, list[dict]] = {}
     for target in targets:
         for word in dict.fromkeys(w.casefold() for w in target["targets"]):
             owner.setdefault(word, []).append(target)
     for word, classes in owner.items():
-        for i, first in enumerate(classes):
-            for second in classes[i + 1:]:
-                if (first["spacy_tags"], first["use_lemma"]) == (second["spacy_tags"], second["use_lemma"]):
-                    problems.append(
-                        f"config key `{key}.data.feature_targets`: target {word!r} is in class {first['id']!r} "
-                        f"and in class {second['id']!r} with the same filter, so its rows cannot tell the classes "
-                        f"apart (targets match case-insensitively); keep it in one class, or tell the classes "
-                        f"apart with different `spacy_tags`")
+        for first, second in combinations(classes, 2):
+            if (first["spacy_tags"], first["use_lemma"]) == (second["spacy_tags"], second["use_lemma"]):
+                problems.append(
+                    f"config key `{key}.data.feature_targets`: target {word!r} is in class {first['id']!r} "
+                    f"and in class {second['id']!r} with the same filter, so its rows cannot tell the classes "
+                    f"apart (targets match case-insensitively); keep it in one class, or tell the classes "
+                    f"apart with different `spacy_tags`")
     return problems
 
 

@@ -12,15 +12,16 @@ cannot silently depend on a key whose change would not rerun it.
 """
 from __future__ import annotations
 
+import operator
 import os
+from functools import reduce
 from pathlib import Path
 from typing import Any, Mapping
 
-from gradiend.cells import WEAKEN_SUFFIX, cell_name, class_feature_factor, grid_cells, number_label  # noqa: F401
+from gradiend.cells import class_feature_factor, grid_cells
 from gradiend.schema_validation import ConfigError, load_yaml, validate_with_defaults
-# the semantic checks live in gradiend.workflow_checks; the names stay importable here for the workflow
-from gradiend.workflow_checks import (DEMO_PREFIX, ODD_ACTIVATIONS, RESERVED_CLASS_IDS, SAFE_NAME,  # noqa: F401
-                                      config_problems)
+# the semantic checks live in gradiend.workflow_checks; SAFE_NAME stays importable here for the workflow
+from gradiend.workflow_checks import DEMO_PREFIX, SAFE_NAME, config_problems  # noqa: F401
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 BUILTIN_RESOURCES = {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1}
@@ -52,7 +53,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
             "activation_encoder", "activation_decoder", "bias_decoder", "normalize_gradiend", "torch_dtype",
             "convergent_score_threshold", "convergent_mean_by_class_threshold")),
     ),
-    "evaluate_encoder": (
+    "evaluate_encoders": (
         "base_model", "base_model_path", "trust_remote_code", "data.target_classes",
         "data.neutral.additional_excluded_words", "training.eval_batch_size",
         "training.encoder_eval_max_size", "training.seed_selection_eval_max_size",
@@ -62,14 +63,14 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
         "seeds", "training.min_convergent_seeds", "training.convergent_score_threshold",
         "training.convergent_mean_by_class_threshold", "training.fail_on_non_convergence",
     ),
-    "decoder_cell": (
+    "decoder_grid": (
         "base_model", "base_model_path", "trust_remote_code", "data.target_classes",
         "data.neutral.additional_excluded_words", "training.source", "training.eval_batch_size",
         "training.torch_dtype", "training.max_length", "decoder.max_size_training_like",
         "decoder.max_size_neutral", "decoder.lms_max_samples",
     ),
     "select_cell": ("data.target_classes", "decoder.selection"),
-    "rewrite_model": (
+    "rewrite_models": (
         "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "training.torch_dtype",
         "training.max_length",
     ),
@@ -130,19 +131,6 @@ def benchmark_paths(experiment: Mapping[str, Any]) -> dict[str, Any]:
     return paths
 
 
-def demo_model_dir(cfg: Mapping, name: str) -> str:
-    return os.path.join(cfg["results_dir"], "_demo", "models", name)
-
-
-def demo_corpus_path(cfg: Mapping) -> str:
-    return os.path.join(cfg["results_dir"], "_demo", "corpus.txt")
-
-
-def rewrite_factor(source: str, class_index: int, weaken: bool) -> float:
-    """Feature factor of the cells that strengthen (or weaken) ``target_classes[class_index]``."""
-    return class_feature_factor(source, class_index, weaken)
-
-
 def _resolve_experiment(name: str, exp: dict, cfg: dict) -> None:
     exp["name"] = name
     data = exp["data"]
@@ -151,7 +139,7 @@ def _resolve_experiment(name: str, exp: dict, cfg: dict) -> None:
     spec = exp["base_model"]
     if spec.startswith(DEMO_PREFIX):
         exp["demo_model"] = spec[len(DEMO_PREFIX):]
-        exp["base_model_path"] = demo_model_dir(cfg, exp["demo_model"])
+        exp["base_model_path"] = os.path.join(cfg["results_dir"], "_demo", "models", exp["demo_model"])
     else:
         exp["demo_model"] = None
         exp["base_model_path"] = os.path.expanduser(spec) if spec.startswith("~") else spec
@@ -161,13 +149,6 @@ def _resolve_experiment(name: str, exp: dict, cfg: dict) -> None:
     if decoder["feature_factors"] is None:
         source = exp["training"]["source"]
         decoder["feature_factors"] = [class_feature_factor(source, 0), class_feature_factor(source, 1)]
-
-
-def _pick(tree: Mapping, dotted: str) -> Any:
-    node: Any = tree
-    for part in dotted.split("."):
-        node = node[part]
-    return node
 
 
 def _place(tree: dict, dotted: str, value: Any) -> None:
@@ -192,7 +173,7 @@ def stage_config(experiment: Mapping[str, Any], stage: str) -> dict:
         return _sorted_tree({k: v for k, v in experiment.items() if k != "resources"})
     cut: dict = {"name": experiment["name"]}
     for dotted in keys:
-        _place(cut, dotted, _pick(experiment, dotted))
+        _place(cut, dotted, reduce(operator.getitem, dotted.split("."), experiment))
     return _sorted_tree(cut)
 
 
@@ -220,7 +201,7 @@ def raw_texts_path(cfg: Mapping, experiment: Mapping[str, Any]) -> str | None:
     """The local file an experiment's texts come from (demo corpus or ``data.source.path``), if any."""
     source = experiment["data"]["source"]
     if source == "demo":
-        return demo_corpus_path(cfg)
+        return os.path.join(cfg["results_dir"], "_demo", "corpus.txt")
     if isinstance(source, Mapping) and "path" in source:
         return os.path.expanduser(source["path"])
     return None

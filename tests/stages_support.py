@@ -74,11 +74,13 @@ class StageRun:
 
     def evaluate(self, seed: int) -> None:
         folder = ("seeds", str(seed), "encoder")
-        stages.evaluate_encoder(self.cut("evaluate_encoder"), seed=seed, model=self.path("seeds", str(seed), "model"),
-                                training=self.path("data", "training.parquet"),
-                                neutral=self.path("data", "neutral.parquet"),
-                                metrics=self.path(*folder, "metrics.json"), encoded=self.path(*folder, "encoded.parquet"),
-                                distributions=self.path(*folder, "distributions.png"))
+        stages.evaluate_encoders(self.cut("evaluate_encoders"), seeds=[seed],
+                                 models=[self.path("seeds", str(seed), "model")],
+                                 training=self.path("data", "training.parquet"),
+                                 neutral=self.path("data", "neutral.parquet"),
+                                 metrics=[self.path(*folder, "metrics.json")],
+                                 encoded=[self.path(*folder, "encoded.parquet")],
+                                 distributions=[self.path(*folder, "distributions.png")])
 
     def select_seed(self) -> None:
         stages.select_seed(self.cut("select_seed"), seeds=self.seeds,
@@ -91,22 +93,21 @@ class StageRun:
         return {name: self.path("decoder", "cells", f"{name}.json") for name in wfc.decoder_cells(self.experiment)}
 
     def decoder_cell(self, name: str) -> None:
-        lr, ff = wfc.decoder_cells(self.experiment)[name]
-        stages.decoder_cell(self.cut("decoder_cell"), learning_rate=lr, feature_factor=ff,
-                            model=None if name == "base" else self.path("best", "model"),
+        """One cell alone (``base`` without the checkpoint, as the fan-out's ``decoder_base`` job)."""
+        stages.decoder_grid(self.cut("decoder_grid"), model=None if name == "base" else self.path("best", "model"),
                             training=self.path("data", "training.parquet"),
-                            neutral=self.path("data", "neutral.parquet"), cell=self.cells()[name])
+                            neutral=self.path("data", "neutral.parquet"), cells=[self.cells()[name]])
 
     def decoder_grid(self) -> None:
-        """The base cell, then one ``decoder_cells`` call per learning rate, as the workflow runs them."""
+        """The base cell, then one job per learning rate, as the workflow's fan-out runs them."""
         cells = self.cells()
         data = {"training": self.path("data", "training.parquet"), "neutral": self.path("data", "neutral.parquet")}
-        stages.decoder_base(self.cut("decoder_cell"), cell=cells["base"], **data)
+        stages.decoder_grid(self.cut("decoder_grid"), model=None, cells=[cells["base"]], **data)
         factors = self.experiment["decoder"]["feature_factors"]
         for lr in self.experiment["decoder"]["learning_rates"]:
             names = [cell_name(lr, ff) for ff in factors]
-            stages.decoder_cells(self.cut("decoder_cell"), learning_rate=lr, feature_factors=factors,
-                                 model=self.path("best", "model"), cells=[cells[n] for n in names], **data)
+            stages.decoder_grid(self.cut("decoder_grid"), model=self.path("best", "model"),
+                                cells=[cells[n] for n in names], **data)
 
     def select_cell(self) -> None:
         cells = self.cells()
@@ -115,9 +116,9 @@ class StageRun:
                            plot=self.path("decoder", "probability_shifts.png"))
 
     def rewrite(self, target: str) -> None:
-        stages.rewrite_model(self.cut("rewrite_model"), target=target, model=self.path("best", "model"),
-                             decoder_summary=self.path("decoder", "summary.json"),
-                             output_dir=self.path("rewritten", target))
+        stages.rewrite_models(self.cut("rewrite_models"), targets=[target], model=self.path("best", "model"),
+                              decoder_summary=self.path("decoder", "summary.json"),
+                              output_dirs=[self.path("rewritten", target)])
 
     def provenance(self) -> None:
         stages.provenance(self.cut("provenance"),

@@ -35,10 +35,10 @@ def train_seed(run, cut=None, training=None):
 
 def evaluate_encoder(run, model):
     folder = ("seeds", "0", "encoder")
-    stages.evaluate_encoder(run.cut("evaluate_encoder"), seed=0, model=str(model),
-                            training=run.path("data", "training.parquet"), neutral=run.path("data", "neutral.parquet"),
-                            metrics=run.path(*folder, "metrics.json"), encoded=run.path(*folder, "encoded.parquet"),
-                            distributions=run.path(*folder, "distributions.png"))
+    stages.evaluate_encoders(run.cut("evaluate_encoders"), seeds=[0], models=[str(model)],
+                             training=run.path("data", "training.parquet"), neutral=run.path("data", "neutral.parquet"),
+                             metrics=[run.path(*folder, "metrics.json")], encoded=[run.path(*folder, "encoded.parquet")],
+                             distributions=[run.path(*folder, "distributions.png")])
 
 
 # --- raw text files -------------------------------------------------------------------------------
@@ -233,13 +233,13 @@ def test_truncated_demo_model_weights(run, finished, tmp_path):
     folder = tmp_path / "results" / "_demo" / "models" / "tiny-bert"
     shutil.copytree(run.experiment["base_model_path"], folder)
     _truncate(folder / "model.safetensors")
-    cut = run.cut("evaluate_encoder")
+    cut = run.cut("evaluate_encoders")
     cut["base_model_path"] = str(folder)
     with pytest.raises(ValueError) as error:
-        stages.evaluate_encoder(cut, seed=0, model=run.path("seeds", "0", "model"),
-                                training=run.path("data", "training.parquet"), neutral=run.path("data", "neutral.parquet"),
-                                metrics=str(tmp_path / "m.json"), encoded=str(tmp_path / "e.parquet"),
-                                distributions=str(tmp_path / "d.png"))
+        stages.evaluate_encoders(cut, seeds=[0], models=[run.path("seeds", "0", "model")],
+                                 training=run.path("data", "training.parquet"),
+                                 neutral=run.path("data", "neutral.parquet"), metrics=[str(tmp_path / "m.json")],
+                                 encoded=[str(tmp_path / "e.parquet")], distributions=[str(tmp_path / "d.png")])
     message = str(error.value)
     assert f"model folder {str(folder)!r}: its safetensors weights cannot be read" in message
     assert "snakemake --forcerun demo_model" in message

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from gradiend import workflow_config as wfc
+from gradiend.cells import cell_name
 from gradiend.schema_validation import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,7 +201,7 @@ def test_decoder_cells_and_names_round_trip(raw):
     assert next(iter(cells)) == "base" and cells["base"] == (None, None)
     assert len(cells) == 8 * 2 + 1
     assert cells["lr~100_ff~-1"] == (100.0, -1.0)
-    assert wfc.cell_name(1e-05, 1) == "lr~1e-05_ff~1"
+    assert cell_name(1e-05, 1) == "lr~1e-05_ff~1"
     for name, (lr, ff) in cells.items():
         if name != "base":
             lr_text, ff_text = name.removeprefix("lr~").split("_ff~")
@@ -209,7 +210,7 @@ def test_decoder_cells_and_names_round_trip(raw):
 
 def test_stage_config_holds_only_what_the_stage_reads(raw):
     exp = bert(wfc.load_and_validate(raw))
-    cell = wfc.stage_config(exp, "decoder_cell")
+    cell = wfc.stage_config(exp, "decoder_grid")
     assert "selection" not in cell["decoder"] and "learning_rates" not in cell["decoder"]
     assert set(cell["training"]) == {"source", "eval_batch_size", "torch_dtype", "max_length"}
     chosen = wfc.stage_config(exp, "select_cell")

@@ -63,20 +63,20 @@ def grid(run, folder: Path, learning_rates, *, config=None, cache=True, **change
     """The one-job grid over ``learning_rates`` x (1, -1) into ``folder``; cell name -> file bytes."""
     names = ["base", *(cell_name(lr, ff) for ff in (1.0, -1.0) for lr in learning_rates)]
     paths = [folder / f"{name}.json" for name in names]
-    stages.decoder_grid(config or run.cut("decoder_cell"), **inputs(run, **changed), cells=[str(p) for p in paths],
+    stages.decoder_grid(config or run.cut("decoder_grid"), **inputs(run, **changed), cells=[str(p) for p in paths],
                         cache=str(folder.parent / "cache") if cache else None)
     return {p.stem: p.read_bytes() for p in paths}
 
 
 def test_one_grid_job_writes_the_bytes_of_the_fan_out(run, tmp_path, scored):
-    """The same cells as decoder_base plus one decoder_cells job per learning rate (the fan-out)."""
+    """The same cells as the fan-out: base without the checkpoint, then one job per learning rate."""
     data = inputs(run)
     model = data.pop("model")
-    stages.decoder_base(run.cut("decoder_cell"), **data, cell=str(tmp_path / "fan" / "base.json"))
+    stages.decoder_grid(run.cut("decoder_grid"), **data, model=None, cells=[str(tmp_path / "fan" / "base.json")])
     for lr in (1.0, 0.1):
-        stages.decoder_cells(run.cut("decoder_cell"), learning_rate=lr, feature_factors=[1.0, -1.0], model=model,
-                             cells=[str(tmp_path / "fan" / f"{cell_name(lr, ff)}.json") for ff in (1.0, -1.0)],
-                             **data)
+        stages.decoder_grid(run.cut("decoder_grid"), model=model,
+                            cells=[str(tmp_path / "fan" / f"{cell_name(lr, ff)}.json") for ff in (1.0, -1.0)],
+                            **data)
     fan_out = {p.stem: p.read_bytes() for p in (tmp_path / "fan").glob("*.json")}
     scored.clear()
     one_job = grid(run, tmp_path / "cells", [1.0, 0.1], cache=False)
@@ -105,7 +105,7 @@ def test_a_changed_checkpoint_data_or_config_recomputes_the_cells_that_read_it(r
     assert sorted(scored) == ["lr~1_ff~-1", "lr~1_ff~1"]  # the base cell does not read the checkpoint
     assert other_seed["base"] == first["base"] and other_seed["lr~1_ff~1"] != first["lr~1_ff~1"]
     scored.clear()
-    config = json.loads(json.dumps(run.cut("decoder_cell")))
+    config = json.loads(json.dumps(run.cut("decoder_grid")))
     config["decoder"]["max_size_neutral"] = 6
     grid(run, tmp_path / "cells", [1.0], seed=1, config=config)
     assert sorted(scored) == ["base", "lr~1_ff~-1", "lr~1_ff~1"]
@@ -132,15 +132,16 @@ def test_one_rewrite_job_writes_the_bytes_of_one_job_per_target(run, tmp_path):
     folder = tmp_path / "decoder"
     names = ["base", *(cell_name(1.0, ff) for ff in (1.0, -1.0))]
     cells = {name: str(folder / "cells" / f"{name}.json") for name in names}
-    stages.decoder_grid(run.cut("decoder_cell"), **inputs(run), cells=list(cells.values()))
+    stages.decoder_grid(run.cut("decoder_grid"), **inputs(run), cells=list(cells.values()))
     stages.select_cell(run.cut("select_cell"), base=cells.pop("base"), cells=list(cells.values()),
                        summary=str(folder / "summary.json"), plot=str(folder / "shifts.png"))
     targets = ["F", "M_weaken", "M"]
     common = {"model": run.path("seeds", "0", "model"), "decoder_summary": str(folder / "summary.json")}
-    stages.rewrite_models(run.cut("rewrite_model"), targets=targets, **common,
+    stages.rewrite_models(run.cut("rewrite_models"), targets=targets, **common,
                           output_dirs=[str(tmp_path / "one_job" / t) for t in targets])
     for target in targets:
-        stages.rewrite_model(run.cut("rewrite_model"), target=target, **common, output_dir=str(tmp_path / "each" / target))
+        stages.rewrite_models(run.cut("rewrite_models"), targets=[target], **common,
+                              output_dirs=[str(tmp_path / "each" / target)])
 
     def files(root: Path) -> dict[str, bytes]:
         return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
@@ -161,10 +162,11 @@ def test_one_encoder_job_writes_the_bytes_of_one_job_per_seed(run, tmp_path):
 
     data = {"training": run.path("data", "training.parquet"), "neutral": run.path("data", "neutral.parquet")}
     models = [run.path("seeds", str(seed), "model") for seed in run.seeds]
-    stages.evaluate_encoders(run.cut("evaluate_encoder"), seeds=run.seeds, models=models, **data, **outputs("one_job"))
+    stages.evaluate_encoders(run.cut("evaluate_encoders"), seeds=run.seeds, models=models, **data,
+                             **outputs("one_job"))
     for i, seed in enumerate(run.seeds):
-        stages.evaluate_encoder(run.cut("evaluate_encoder"), seed=seed, model=models[i], **data,
-                                **{kind: paths[i] for kind, paths in outputs("each").items()})
+        stages.evaluate_encoders(run.cut("evaluate_encoders"), seeds=[seed], models=[models[i]], **data,
+                                 **{kind: [paths[i]] for kind, paths in outputs("each").items()})
 
     def files(folder: str) -> dict[str, bytes]:
         root = tmp_path / folder

@@ -25,11 +25,10 @@ def run(tmp_path_factory, demo_corpus, tiny_masked_lm_dir):
     stage_run.data()
     stage_run.train(0)
     model = stage_run.path("seeds", "0", "model")
-    for name, (lr, ff) in wfc.decoder_cells(stage_run.experiment).items():
-        stages.decoder_cell(stage_run.cut("decoder_cell"), learning_rate=lr, feature_factor=ff,
-                            model=None if name == "base" else model,
+    for name in wfc.decoder_cells(stage_run.experiment):
+        stages.decoder_grid(stage_run.cut("decoder_grid"), model=None if name == "base" else model,
                             training=stage_run.path("data", "training.parquet"),
-                            neutral=stage_run.path("data", "neutral.parquet"), cell=stage_run.cells()[name])
+                            neutral=stage_run.path("data", "neutral.parquet"), cells=[stage_run.cells()[name]])
     return stage_run
 
 
@@ -45,10 +44,11 @@ def train_seed(run, cut=None, training=None):
 
 def evaluate_encoder(run, cut=None, model=None):
     folder = ("seeds", "0", "encoder")
-    stages.evaluate_encoder(cut or run.cut("evaluate_encoder"), seed=0, model=model or run.path("seeds", "0", "model"),
-                            training=run.path("data", "training.parquet"), neutral=run.path("data", "neutral.parquet"),
-                            metrics=run.path(*folder, "metrics.json"), encoded=run.path(*folder, "encoded.parquet"),
-                            distributions=run.path(*folder, "distributions.png"))
+    stages.evaluate_encoders(cut or run.cut("evaluate_encoders"), seeds=[0],
+                             models=[model or run.path("seeds", "0", "model")],
+                             training=run.path("data", "training.parquet"), neutral=run.path("data", "neutral.parquet"),
+                             metrics=[run.path(*folder, "metrics.json")], encoded=[run.path(*folder, "encoded.parquet")],
+                             distributions=[run.path(*folder, "distributions.png")])
 
 
 # --- configuration: one ConfigError naming the key --------------------------------------------------
@@ -113,9 +113,8 @@ def test_parquet_missing_a_column(run, finished, tmp_path):
     with pytest.raises(ValueError, match=rf"{broken}: missing required column 'factual'"):
         train_seed(run, training=str(broken))
     with pytest.raises(ValueError, match="missing required column 'factual'"):
-        stages.decoder_cell(run.cut("decoder_cell"), learning_rate=None, feature_factor=None, model=None,
-                            training=str(broken), neutral=run.path("data", "neutral.parquet"),
-                            cell=run.cells()["base"])
+        stages.decoder_grid(run.cut("decoder_grid"), model=None, training=str(broken),
+                            neutral=run.path("data", "neutral.parquet"), cells=[run.cells()["base"]])
 
 
 def test_parquet_without_rows(run, finished, tmp_path):
@@ -185,7 +184,7 @@ def test_broken_safetensors_checkpoint(run, finished, tmp_path, damage):
 
 
 def test_checkpoint_that_does_not_fit_the_base_model(run, finished, tiny_causal_lm_dir):
-    cut = run.cut("evaluate_encoder")
+    cut = run.cut("evaluate_encoders")
     cut["base_model_path"] = str(tiny_causal_lm_dir)
     with pytest.raises(ValueError, match=r"does not fit base model") as error:
         evaluate_encoder(run, cut)
@@ -245,6 +244,6 @@ def test_rewrite_target_missing_from_the_summary(run, tmp_path):
     summary = tmp_path / "summary.json"
     summary.write_text(json.dumps({"F": {}, "policy": {}}))
     with pytest.raises(KeyError, match=r"rewrite target 'M' is not in"):
-        stages.rewrite_model(run.cut("rewrite_model"), target="M", model=run.path("seeds", "0", "model"),
-                             decoder_summary=str(summary), output_dir=str(tmp_path / "rewritten"))
+        stages.rewrite_models(run.cut("rewrite_models"), targets=["M"], model=run.path("seeds", "0", "model"),
+                              decoder_summary=str(summary), output_dirs=[str(tmp_path / "rewritten")])
     assert not (tmp_path / "rewritten").exists()

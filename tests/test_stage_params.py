@@ -20,7 +20,7 @@ from tests.workflow_support import planned_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = {"base_model", "base_model_path", "trust_remote_code"}  # who loads the base model
-LOADERS = {"pre_prune", "train_seed", "evaluate_encoder", "decoder_cell", "rewrite_model", "benchmark_model",
+LOADERS = {"pre_prune", "train_seed", "evaluate_encoders", "decoder_grid", "rewrite_models", "benchmark_model",
            "comparison_cross_encoding"}
 TRAINING_ONLY = {"train_seed"}
 BOTH_DATA = {"create_training_data", "create_neutral_data"}
@@ -44,26 +44,26 @@ EXPECTED: dict[str, set[str]] = {
     "data.split_ratios.validation": {"create_training_data"},
     "data.split_ratios.test": {"create_training_data"},
     "data.max_counterfactuals_per_sentence": {"create_training_data"},
-    "data.target_classes": {"create_training_data", "pre_prune", "train_seed", "evaluate_encoder", "decoder_cell",
-                            "select_cell", "rewrite_model", "comparison_cross_encoding", "summary"},
+    "data.target_classes": {"create_training_data", "pre_prune", "train_seed", "evaluate_encoders", "decoder_grid",
+                            "select_cell", "rewrite_models", "comparison_cross_encoding", "summary"},
     "data.neutral.max_size": {"create_neutral_data"},
     "data.neutral.excluded_spacy_tags": {"create_neutral_data"},
-    "data.neutral.additional_excluded_words": {"create_neutral_data", "evaluate_encoder", "decoder_cell"},
+    "data.neutral.additional_excluded_words": {"create_neutral_data", "evaluate_encoders", "decoder_grid"},
     # training: a seed's job reads what shapes its run; seed selection and evaluation read their own keys
     **{f"training.{key}": TRAINING_ONLY for key in (
         "train_batch_size", "max_steps", "eval_steps", "learning_rate", "num_train_epochs", "weight_decay",
         "adam_epsilon", "optim", "target", "latent_dim", "activation_encoder", "activation_decoder",
         "bias_decoder", "normalize_gradiend", "add_identity_for_other_classes")},
-    "training.source": {"train_seed", "decoder_cell"},
+    "training.source": {"train_seed", "decoder_grid"},
     "training.params": {"pre_prune", "train_seed"},
     "training.train_max_size": {"pre_prune", "train_seed"},
-    "training.eval_batch_size": {"train_seed", "evaluate_encoder", "decoder_cell"},
-    "training.encoder_eval_max_size": {"train_seed", "evaluate_encoder"},
+    "training.eval_batch_size": {"train_seed", "evaluate_encoders", "decoder_grid"},
+    "training.encoder_eval_max_size": {"train_seed", "evaluate_encoders"},
     "training.torch_dtype": LOADERS,
     "training.max_length": LOADERS - {"benchmark_model"},
     "training.convergent_score_threshold": {"train_seed", "select_seed"},
     "training.convergent_mean_by_class_threshold": {"train_seed", "select_seed"},
-    "training.seed_selection_eval_max_size": {"evaluate_encoder"},
+    "training.seed_selection_eval_max_size": {"evaluate_encoders"},
     "training.min_convergent_seeds": {"select_seed"},
     "training.fail_on_non_convergence": {"select_seed"},
     "seeds": {"select_seed", "summary"},  # a seed is a job wildcard; pre_prune reads the resolved pre_prune.seed
@@ -71,9 +71,9 @@ EXPECTED: dict[str, set[str]] = {
     "post_prune": {"train_seed"},
     "decoder.learning_rates": set(),  # a learning rate is a job wildcard
     "decoder.feature_factors": set(),  # the cell files of a learning-rate job
-    "decoder.max_size_training_like": {"decoder_cell"},
-    "decoder.max_size_neutral": {"decoder_cell"},
-    "decoder.lms_max_samples": {"decoder_cell"},
+    "decoder.max_size_training_like": {"decoder_grid"},
+    "decoder.max_size_neutral": {"decoder_grid"},
+    "decoder.lms_max_samples": {"decoder_grid"},
     "decoder.selection.policy": {"select_cell"},
     "decoder.selection.ratio": {"select_cell"},
     "rewrite": set(),  # a target is a job wildcard
@@ -131,8 +131,8 @@ def test_every_rule_passes_its_stage_params():
     text = "\n".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
     declared = set(re.findall(r'config=stage_params\("([a-z_]+)"\)', text))
     assert declared <= set(wfc.STAGE_KEYS)
-    for rule in ("create_training_data", "create_neutral_data", "pre_prune", "train_seed", "evaluate_encoder",
-                 "select_seed", "decoder_cell", "select_cell", "rewrite_model", "report", "provenance"):
+    for rule in ("create_training_data", "create_neutral_data", "pre_prune", "train_seed", "evaluate_encoders",
+                 "select_seed", "decoder_grid", "select_cell", "rewrite_models", "report", "provenance"):
         assert rule in declared, rule
 
 

@@ -2,6 +2,7 @@
 import pytest
 
 from gradiend import workflow_config as wfc
+from gradiend.cells import class_feature_factor
 from gradiend.schema_validation import ConfigError
 from tests.stages_support import experiment_config
 
@@ -24,8 +25,8 @@ def test_rewrite_needs_its_feature_factor_in_the_grid(paths):
 
 
 @pytest.mark.parametrize("stage, absent", [
-    ("evaluate_encoder", "source"), ("select_cell", "training"), ("rewrite_model", "source"),
-    ("decoder_cell", "learning_rate"),
+    ("evaluate_encoders", "source"), ("select_cell", "training"), ("rewrite_models", "source"),
+    ("decoder_grid", "learning_rate"),
 ])
 def test_cuts_leave_out_what_the_stage_does_not_read(paths, stage, absent):
     root, corpus = paths
@@ -35,7 +36,7 @@ def test_cuts_leave_out_what_the_stage_does_not_read(paths, stage, absent):
 
 
 def test_rewrite_factor_matches_the_class_feature_factors():
-    assert wfc.rewrite_factor("alternative", 0, weaken=False) == 1.0
-    assert wfc.rewrite_factor("alternative", 0, weaken=True) == -1.0
-    assert wfc.rewrite_factor("factual", 1, weaken=False) == 1.0
-    assert wfc.rewrite_factor("diff", 1, weaken=True) == -1.0
+    assert class_feature_factor("alternative", 0, weaken=False) == 1.0
+    assert class_feature_factor("alternative", 0, weaken=True) == -1.0
+    assert class_feature_factor("factual", 1, weaken=False) == 1.0
+    assert class_feature_factor("diff", 1, weaken=True) == -1.0

@@ -77,7 +77,7 @@ def test_encoder_outputs(run):
     from gradiend.stages.models import load_base, with_checkpoint
     from gradiend.data.rows import select_rows
 
-    cut = run.cut("evaluate_encoder")
+    cut = run.cut("evaluate_encoders")
     base = load_base(cut)
     table = pd.read_parquet(run.path("data", "training.parquet"))
     validation = select_rows(table, ["F", "M"], "validation", "alternative").frame  # every validation pair row

@@ -17,18 +17,14 @@ them too. Every stage has the signature ``(config, *, <inputs>, <outputs>, [wild
 Class conventions: ``config["data"]["target_classes"] = [c0, c1]``; c0 is the +1 class. A rewrite
 target is a class id (strengthen it) or ``<class>_weaken`` (weaken it).
 
-Modules: ``data`` (demo assets, training and neutral data), ``training`` (pre-pruning, one seed),
-``encoder`` (encoder evaluation, seed choice), ``decoder`` (grid cells, cell choice, rewrites),
-``provenance``, ``report``, ``summary``, ``bias`` (bias benchmarks per model, their table),
-``comparison`` (top-k overlap and cross-encoding across experiments); ``models`` (shared loading), ``context`` (rule_context).
+The modules and their jobs: docs/internals.md.
 """
 from gradiend.stages.bias import benchmark_model, benchmark_table
 from gradiend.stages.comparison import comparison_cross_encoding, comparison_topk
 from gradiend.stages.context import rule_context
 from gradiend.stages.data import create_neutral_data, create_training_data, demo_corpus, demo_model
-from gradiend.stages.decoder import (decoder_base, decoder_cell, decoder_cells, decoder_grid, rewrite_model,
-                                     rewrite_models, select_cell)
-from gradiend.stages.encoder import evaluate_encoder, evaluate_encoders, select_seed
+from gradiend.stages.decoder import decoder_grid, rewrite_models, select_cell
+from gradiend.stages.encoder import evaluate_encoders, select_seed
 from gradiend.stages.provenance import provenance
 from gradiend.stages.report import report
 from gradiend.stages.summary import summary
@@ -36,8 +32,7 @@ from gradiend.stages.training import pre_prune, train_seed
 
 __all__ = [
     "rule_context", "demo_corpus", "demo_model", "create_training_data", "create_neutral_data", "pre_prune",
-    "train_seed", "evaluate_encoder", "evaluate_encoders", "select_seed", "decoder_base", "decoder_cell",
-    "decoder_cells", "decoder_grid", "select_cell", "rewrite_model", "rewrite_models",
+    "train_seed", "evaluate_encoders", "select_seed", "decoder_grid", "select_cell", "rewrite_models",
     "provenance", "report", "summary", "benchmark_model", "benchmark_table", "comparison_topk",
     "comparison_cross_encoding",
 ]

@@ -6,6 +6,7 @@ side by side in ``results/benchmarks.csv`` and ``.tex``. Scoring: :mod:`gradiend
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping, Sequence
 
 from gradiend.stages.report import fmt
@@ -13,7 +14,6 @@ from gradiend.util.logging import get_logger
 
 logger = get_logger("gradiend.stages")
 
-BASE_MODEL = "base"
 BENCHMARK_NAMES = {"stereoset": "StereoSet", "crows_pairs": "CrowS-Pairs", "seat": "SEAT"}
 
 
@@ -30,15 +30,13 @@ def _sources(config: Mapping, stereoset: str | None, crows_pairs: str | None, se
 
 def _file_hash(source) -> dict:
     """``{"sha256": ...}`` of a local benchmark file (provenance of the scores); nothing for a hub dataset."""
-    import hashlib
-    from pathlib import Path
+    from gradiend.model.base_reference import sha256_file
 
     if isinstance(source, Mapping) and "paths" in source:  # SEAT: one hash per test file
-        return {"sha256": [hashlib.sha256(Path(p).expanduser().read_bytes()).hexdigest() for p in source["paths"]]}
-    if not isinstance(source, Mapping) or "path" not in source:
-        return {}
-    digest = hashlib.sha256(Path(source["path"]).expanduser().read_bytes()).hexdigest()
-    return {"sha256": digest}
+        return {"sha256": [sha256_file(Path(p).expanduser()) for p in source["paths"]]}
+    if isinstance(source, Mapping) and "path" in source:
+        return {"sha256": sha256_file(Path(source["path"]).expanduser())}
+    return {}
 
 
 def benchmark_model(config: dict, *, model_name: str, model_dir: str | None, output: str,
@@ -88,24 +86,17 @@ def benchmark_model(config: dict, *, model_name: str, model_dir: str | None, out
 
 # --- the table across experiments -------------------------------------------------------------------
 
-def _ci(block: Mapping, key: str) -> list:
-    interval = (block.get("ci") or {}).get(key)
-    return [None, None] if interval is None else list(interval)
-
-
 def benchmark_row(result: Mapping) -> dict:
     """One model's row of ``benchmarks.csv``."""
     row = {"experiment": result["experiment"], "base_model": result["base_model"], "model": result["model"],
            "likelihood": result["likelihood"]}
-    stereoset = result.get("stereoset") or {}
-    row["stereoset_n"] = stereoset.get("n")
-    for key in ("ss", "lms", "icat"):
-        row[f"stereoset_{key}"] = stereoset.get(key)
-        row[f"stereoset_{key}_low"], row[f"stereoset_{key}_high"] = _ci(stereoset, key)
-    crows = result.get("crows_pairs") or {}
-    row["crows_pairs_n"] = crows.get("n")
-    row["crows_pairs_score"] = crows.get("score")
-    row["crows_pairs_score_low"], row["crows_pairs_score_high"] = _ci(crows, "score")
+    for name, keys in (("stereoset", ("ss", "lms", "icat")), ("crows_pairs", ("score",))):
+        block = result.get(name) or {}
+        row[f"{name}_n"] = block.get("n")
+        for key in keys:
+            row[f"{name}_{key}"] = block.get(key)
+            interval = (block.get("ci") or {}).get(key) or (None, None)
+            row[f"{name}_{key}_low"], row[f"{name}_{key}_high"] = interval
     seat = result.get("seat") or {}
     row["seat_n_tests"] = seat.get("n_tests")
     row["seat_mean_abs_effect_size"] = seat.get("mean_abs_effect_size")
@@ -125,11 +116,9 @@ def with_interval(value, low, high, digits: int = 3) -> str:
 
 def benchmark_cells(row: Mapping) -> list[str]:
     """SS, LMS, ICAT and CrowS-Pairs of a row, each with its interval."""
-    cells = [with_interval(row[f"stereoset_{k}"], row[f"stereoset_{k}_low"], row[f"stereoset_{k}_high"])
-             for k in ("ss", "lms", "icat")]
-    cells.append(with_interval(row["crows_pairs_score"], row["crows_pairs_score_low"], row["crows_pairs_score_high"]))
-    cells.append(with_interval(row.get("seat_mean_abs_effect_size"), None, None))
-    return cells
+    cells = [with_interval(row[c], row[f"{c}_low"], row[f"{c}_high"])
+             for c in ("stereoset_ss", "stereoset_lms", "stereoset_icat", "crows_pairs_score")]
+    return [*cells, with_interval(row.get("seat_mean_abs_effect_size"), None, None)]
 
 
 BENCHMARK_HEADER = ["StereoSet SS", "StereoSet LMS", "StereoSet ICAT", "CrowS-Pairs", "SEAT mean |d|"]
@@ -137,17 +126,12 @@ BENCHMARK_HEADER = ["StereoSet SS", "StereoSet LMS", "StereoSet ICAT", "CrowS-Pa
 
 def latex_benchmark_table(rows: Sequence[Mapping]) -> str:
     """A ``tabular``: per experiment and model SS, LMS, ICAT and CrowS-Pairs with their 95 % intervals."""
-    from gradiend.stages.summary import _latex
+    from gradiend.stages.summary import _latex, latex_tabular
 
     header = ["Experiment", "Base model", "Model", *BENCHMARK_HEADER]
-    lines = [r"\begin{tabular}{lll" + "r" * len(BENCHMARK_HEADER) + "}", r"\hline",
-             " & ".join(header) + r" \\", r"\hline"]
-    for row in rows:
-        cells = [_latex(row["experiment"]), _latex(row["base_model"]), _latex(row["model"])]
-        cells += [_latex(c) for c in benchmark_cells(row)]
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\hline", r"\end{tabular}", ""]
-    return "\n".join(lines)
+    body = [[_latex(c) for c in (row["experiment"], row["base_model"], row["model"], *benchmark_cells(row))]
+            for row in rows]
+    return latex_tabular("lll" + "r" * len(BENCHMARK_HEADER), header, body)
 
 
 def benchmark_table(config: dict, *, results: Sequence[str], csv: str, tex: str) -> None:

@@ -7,11 +7,9 @@ import os
 import sys
 from typing import Iterator
 
-from gradiend.util.logging import get_logger
+from gradiend.util.logging import LOG_FORMAT, get_logger
 
 logger = get_logger("gradiend.stages")
-
-_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @contextlib.contextmanager
@@ -28,7 +26,7 @@ def rule_context(log_path: str, threads: int | None = None) -> Iterator[None]:
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(threads)
     handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
-    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     watched = [logging.getLogger("gradiend"), logging.getLogger("py.warnings")]
     previous_levels = [w.level for w in watched]
     for watched_logger in watched:

@@ -1,5 +1,4 @@
-"""Decoder stages: score grid cells (one, one learning rate's, or the whole grid with a cache), choose the
-cells, write the rewritten models."""
+"""Decoder stages: score grid cells (with a cache), choose the cells, write the rewritten models."""
 from __future__ import annotations
 
 import contextlib
@@ -13,31 +12,6 @@ from gradiend.util.logging import get_logger
 logger = get_logger("gradiend.stages")
 
 
-def _lms_cap(decoder: Mapping) -> int | None:
-    """Neutral texts the LMS scores: the smaller of ``max_size_neutral`` and ``lms_max_samples``."""
-    caps = [c for c in (decoder["max_size_neutral"], decoder["lms_max_samples"]) if c is not None]
-    return min(caps) if caps else None
-
-
-def decoder_cell(config: dict, *, learning_rate: float | None, feature_factor: float | None,
-                 model: str | None, training: str, neutral: str, cell: str) -> None:
-    """Score one cell of the decoder grid: the base model rewritten as θ + lr·dec(ff).
-
-    ``learning_rate`` and ``feature_factor`` are both ``None`` for the ``base`` cell (the
-    unmodified model; ``model`` is then ``None`` too, so the base cell never waits for training).
-    Config, reads and the written JSON: as :func:`decoder_cells` (one cell of it).
-    """
-    is_base = learning_rate is None and feature_factor is None
-    if is_base != (model is None):
-        raise ValueError("decoder_cell: give learning_rate, feature_factor and model together, or none of them "
-                         "(the base cell)")
-    if is_base:
-        decoder_base(config, training=training, neutral=neutral, cell=cell)
-    else:
-        decoder_cells(config, learning_rate=learning_rate, feature_factors=[feature_factor], model=model,
-                      training=training, neutral=neutral, cells=[cell])
-
-
 def _evaluator(config: dict, model: str | None, training: str, neutral: str):
     """A :class:`DecoderEvaluator` over the loaded base model (with the checkpoint ``model``, if given)."""
     from gradiend.evaluation.decoder import DecoderEvaluator
@@ -46,77 +20,69 @@ def _evaluator(config: dict, model: str | None, training: str, neutral: str):
     base = load_base(config)
     mwg = without_gradiend(config, base) if model is None else with_checkpoint(config, base, model)
     decoder = config["decoder"]
+    # the LMS scores the smaller of `max_size_neutral` and `lms_max_samples` neutral texts
+    caps = [c for c in (decoder["max_size_neutral"], decoder["lms_max_samples"]) if c is not None]
     parts = evaluation_parts(config, mwg, table, neutral_table,
                              decoder_max_size_training_like=decoder["max_size_training_like"],
-                             decoder_max_size_neutral=_lms_cap(decoder))
+                             decoder_max_size_neutral=min(caps) if caps else None)
     return DecoderEvaluator(parts)
 
 
-def decoder_base(config: dict, *, training: str, neutral: str, cell: str) -> None:
-    """Score the ``base`` cell: the unmodified model (no GRADIEND, so it never waits for training).
+def decoder_grid(config: dict, *, model: str | None, training: str, neutral: str, cells: Sequence[str],
+                 cache: str | None = None) -> None:
+    """Score cells of an experiment's decoder grid with one loaded model: the whole grid in one job
+    (rule ``decoder_grid``: one start-up of Python, torch, transformers, the model and the scored
+    inputs for all cells), or on a cluster one learning rate's cells (``decoder_cell``) or ``base``
+    alone (``decoder_base``: ``model`` None, so the unmodified model never waits for training).
 
-    Config, reads and the written JSON: as :func:`decoder_cells` (learning rate and feature factor 0).
-    """
-    _score_cells(config, None, training, neutral, [(cell, None, None)])
-
-
-def decoder_cells(config: dict, *, learning_rate: float, feature_factors: Sequence[float], model: str,
-                  training: str, neutral: str, cells: Sequence[str]) -> None:
-    """Score the cells of one learning rate: ``cells[i]`` is θ + lr·dec(``feature_factors[i]``).
-
-    One job loads the base model, the checkpoint and the scored inputs once and scores every feature
-    factor of the learning rate (each update applied in place and restored bitwise, so a cell's
-    numbers do not depend on which other cells its job scored).
+    Each path of ``cells`` is named by its cell: ``base.json`` is the unmodified model,
+    ``lr~0.01_ff~-1.json`` is θ + lr·dec(ff) (:func:`gradiend.cells.cell_name`). Each update is applied
+    in place and restored bitwise, so a cell's numbers do not depend on which other cells its job scored.
+    ``cache``: a folder of cells scored before, each stored with the fingerprint of everything it
+    depends on (library version, ``config``, the cell, the bytes of the data, the checkpoint and a
+    local base model). A cell whose fingerprint is unchanged is copied from there (the same bytes a
+    recomputation writes), so a changed learning rate recomputes only its cells; delete the folder to
+    recompute everything.
     Config: ``base_model, base_model_path, trust_remote_code, data.target_classes,
     data.neutral.additional_excluded_words, training.{source, eval_batch_size, torch_dtype,
     max_length}, decoder.{max_size_training_like, max_size_neutral, lms_max_samples}``.
-    Reads: ``model`` (best checkpoint), ``training`` (``test`` split), ``neutral`` (LMS texts).
+    Reads: ``model`` (best checkpoint; None for ``base`` alone), ``training`` (``test`` split),
+    ``neutral`` (LMS texts).
     Writes each of ``cells``: JSON, the cell of ``DecoderEvaluator.evaluate_cell`` / ``evaluate_base``:
     ``{"id", "is_base", "learning_rate", "feature_factor", "probs_by_dataset": {dataset class:
     {class: mean P}}, "n_rows_by_dataset", "lms", "lms_details", "class_feature_factors",
-    "finite", "part"}``; ``"id"`` is :func:`gradiend.cells.cell_name`, the workflow's file stem.
-    """
-    if len(cells) != len(feature_factors) or not cells:
-        raise ValueError(f"decoder_cells: one output per feature factor, got {len(cells)} for {list(feature_factors)}")
-    _score_cells(config, model, training, neutral,
-                 [(path, learning_rate, ff) for ff, path in zip(feature_factors, cells)])
-
-
-def decoder_grid(config: dict, *, model: str, training: str, neutral: str, cells: Sequence[str],
-                 cache: str | None = None) -> None:
-    """Score every cell of an experiment's grid in one job: one start-up (Python, torch,
-    transformers, the model, the scored inputs) for all cells instead of one per learning rate.
-
-    Each path of ``cells`` is named by its cell (``base.json``, ``lr~0.01_ff~-1.json``:
-    :func:`gradiend.cells.cell_name`). ``cache``: a folder of cells scored before, each stored with
-    the fingerprint of everything it depends on (library version, ``config``, the cell, the bytes of
-    the data, the checkpoint and a local base model). A cell whose fingerprint is unchanged is copied
-    from there (the same bytes a recomputation writes), so a changed learning rate recomputes only its
-    cells; delete the folder to recompute everything.
-    Config, reads and the written JSON: as :func:`decoder_cells`.
+    "finite", "part"}``; ``"id"`` is the cell's name.
     """
     from gradiend.cells import BASE, parse_cell_name
     from gradiend.util.io import write_json
 
-    todo, fingerprints = [], {}
+    todo = []
     inputs = _input_digests(config, model, training, neutral) if cache else {}
     for path in cells:
         name = Path(path).stem
         lr, ff = (None, None) if name == BASE else parse_cell_name(name)
-        if not cache:
-            todo.append((path, lr, ff))
-            continue
-        fingerprints[path] = _fingerprint(config, name, inputs, with_checkpoint=name != BASE)
-        stored = Path(cache) / f"{name}.json"
-        entry = _cached(stored)
-        if entry is not None and entry.get("fingerprint") == fingerprints[path]:
+        if model is None and name != BASE:
+            raise ValueError(f"decoder_grid: cell {name!r} needs the GRADIEND checkpoint `model`")
+        fingerprint = _fingerprint(config, name, inputs, with_checkpoint=name != BASE) if cache else None
+        stored = Path(cache or ".") / f"{name}.json"
+        entry = _cached(stored) if cache else None
+        if entry is not None and entry.get("fingerprint") == fingerprint:
             write_json(path, entry["cell"])
             logger.info("cell %s: unchanged inputs, copied from %s", name, stored)
         else:
-            todo.append((path, lr, ff))
-    for path, cell in _score_cells(config, model, training, neutral, todo):
-        if cache:
-            write_json(Path(cache) / f"{Path(path).stem}.json", {"fingerprint": fingerprints[path], "cell": cell})
+            todo.append((path, lr, ff, stored, fingerprint))
+    if not todo:
+        return
+    evaluator = _evaluator(config, model, training, neutral)
+    with evaluator.grid_session() if model is not None else contextlib.nullcontext():
+        for path, learning_rate, feature_factor, stored, fingerprint in todo:
+            cell = (evaluator.evaluate_base() if learning_rate is None
+                    else evaluator.evaluate_cell(learning_rate, feature_factor))
+            write_json(path, cell)
+            logger.info("cell %s: lms %.4f, probabilities %s", cell["id"], cell["lms"],
+                        cell["probs_by_dataset"])
+            if cache:
+                write_json(stored, {"fingerprint": fingerprint, "cell": cell})
 
 
 def _cached(stored: Path) -> dict | None:
@@ -131,30 +97,11 @@ def _cached(stored: Path) -> dict | None:
     return entry if isinstance(entry, dict) and "cell" in entry else None
 
 
-def _score_cells(config: dict, model: str | None, training: str, neutral: str, cells: list) -> list:
-    """Score ``cells`` = ``[(path, learning rate, feature factor)]`` (``None, None``: the base cell)
-    with one loaded model, write each and return ``[(path, cell)]``."""
-    from gradiend.util.io import write_json
-
-    if not cells:
-        return []
-    evaluator = _evaluator(config, model, training, neutral)
-    done = []
-    with evaluator.grid_session() if model is not None else contextlib.nullcontext():
-        for path, learning_rate, feature_factor in cells:
-            result = (evaluator.evaluate_base() if learning_rate is None
-                      else evaluator.evaluate_cell(learning_rate, feature_factor))
-            write_json(path, result)
-            done.append((path, result))
-            logger.info("cell %s: lms %.4f, probabilities %s", result["id"], result["lms"],
-                        result["probs_by_dataset"])
-    return done
-
-
 def _input_digests(config: Mapping, model: str | None, training: str, neutral: str) -> dict:
     """SHA-256 of every file a cell reads: the tables, the checkpoint, a local base model folder
     (not their ``timing.json``: wall-clock times, which change with every run and no result)."""
-    from gradiend.stages.provenance import model_hashes, sha256_file
+    from gradiend.model.base_reference import sha256_file
+    from gradiend.stages.provenance import model_hashes
     from gradiend.training.history import TIMING_FILE
 
     def folder(path) -> dict:
@@ -180,16 +127,6 @@ def _fingerprint(config: Mapping, name: str, inputs: Mapping, with_checkpoint: b
     return hashlib.sha256(to_json_text(facts).encode()).hexdigest()
 
 
-def _policy(selection: Mapping):
-    from gradiend.evaluation.selection import LMSThresholdPolicy, LMSTimesMetricPolicy
-
-    if selection["policy"] == "lms_threshold":
-        return LMSThresholdPolicy(ratio=float(selection["ratio"]))
-    if selection["policy"] == "lms_times_metric":
-        return LMSTimesMetricPolicy()
-    raise ValueError(f"config key `decoder.selection.policy`: unknown policy {selection['policy']!r}")
-
-
 def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, plot: str) -> None:
     """Choose, per target class and direction, the grid cell to rewrite with.
 
@@ -200,7 +137,8 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
     learning rate and feature factor, and the feature factor that strengthens each class).
     Writes:
       - ``summary``: JSON ``{"<class>": {...}, "<class>_weaken": {...}}`` for both target classes
-        (a direction whose feature factor is not in the grid is listed under ``skipped``), each entry from ``gradiend.evaluation.selection.summarize_cells`` (``value``,
+        (a direction whose feature factor is not in the grid is listed under ``skipped``), each
+        entry from ``gradiend.evaluation.selection.summarize_cells`` (``value``,
         ``base_value``, ``learning_rate``, ``feature_factor``, ``lms``, ``base_lms``,
         ``strengthen``, ``target_class``, ``fallback``, ``reason``, ``id``, ...) plus ``cell`` (the
         workflow's cell name); also ``"base"`` (LMS and probabilities of the unmodified model),
@@ -208,14 +146,16 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
       - ``plot``: PNG of the probability shifts and LMS over the learning rates.
     """
     from gradiend.cells import cell_name, rewrite_key
-    from gradiend.evaluation.selection import summarize_cells
+    from gradiend.evaluation.selection import LMSThresholdPolicy, LMSTimesMetricPolicy, summarize_cells
     from gradiend.plots.decoder import plot_probability_shifts
     from gradiend.stages.models import target_classes
     from gradiend.util.io import read_json, write_json
 
     base_cell = read_json(base)
     grid = [read_json(path) for path in cells]
-    policy = _policy(config["decoder"]["selection"])
+    selection = config["decoder"]["selection"]  # the schema allows these two policies
+    policy = (LMSThresholdPolicy(ratio=float(selection["ratio"])) if selection["policy"] == "lms_threshold"
+              else LMSTimesMetricPolicy())
     factors = base_cell["class_feature_factors"]
     in_grid = {float(cell["feature_factor"]) for cell in grid}
     chosen: dict = {}
@@ -233,7 +173,7 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
             entry["part"] = base_cell.get("part", "decoder")
             if entry.get("fallback"):
                 logger.warning("select_cell %s: %s", entry["id"], entry["reason"])
-    result = {**chosen, "policy": {"name": policy.name, **config["decoder"]["selection"]},
+    result = {**chosen, "policy": {"name": policy.name, **selection},
               "skipped": skipped,
               "base": {"lms": base_cell["lms"], "probs_by_dataset": base_cell["probs_by_dataset"],
                        "class_feature_factors": base_cell["class_feature_factors"]}}
@@ -242,26 +182,19 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
     plot_probability_shifts(by_id, chosen, plot, title=f"{config['name']}: decoder probability shifts")
 
 
-def rewrite_model(config: dict, *, target: str, model: str, decoder_summary: str, output_dir: str) -> None:
-    """Apply the selected cell for ``target`` to the base model and save it.
-
-    ``target`` is a class id (strengthen) or ``<class>_weaken`` (weaken).
-    Config: ``base_model, base_model_path, trust_remote_code, data.target_classes, training.{torch_dtype,
-    max_length}``.
-    Reads: ``model`` (best GRADIEND checkpoint), ``decoder_summary`` (entry ``target``).
-    Writes ``output_dir``: a Hugging Face model folder (config, safetensors weights, tokenizer) plus
-    ``README.md`` (model card: base model, target, learning rate, feature factor, LMS before/after)
-    and ``gradiend_rewrite.json`` (the same facts for programs).
-    """
-    rewrite_models(config, targets=[target], model=model, decoder_summary=decoder_summary, output_dirs=[output_dir])
-
-
 def rewrite_models(config: dict, *, targets: Sequence[str], model: str, decoder_summary: str,
                    output_dirs: Sequence[str]) -> None:
-    """:func:`rewrite_model` for several targets with one loaded model (one start-up): ``output_dirs[i]``
-    is the rewrite for ``targets[i]``; each rewrite starts from a copy of the unmodified base model.
+    """Apply the selected cell of each target to the base model and save it, with one loaded model:
+    every target in one job (rule ``rewrite_models``), or one a job on a cluster (``rewrite_model``).
+    ``output_dirs[i]`` is the rewrite for ``targets[i]``, each from a copy of the unmodified base model.
 
-    Config, reads and writes: as :func:`rewrite_model`, per target.
+    A target is a class id (strengthen) or ``<class>_weaken`` (weaken).
+    Config: ``base_model, base_model_path, trust_remote_code, data.target_classes, training.{torch_dtype,
+    max_length}``.
+    Reads: ``model`` (best GRADIEND checkpoint), ``decoder_summary`` (the entry of each target).
+    Writes each of ``output_dirs``: a Hugging Face model folder (config, safetensors weights, tokenizer)
+    plus ``README.md`` (model card: base model, target, learning rate, feature factor, LMS before/after)
+    and ``gradiend_rewrite.json`` (the same facts for programs).
     """
     from gradiend.evaluation.model_card import save_rewritten_model
     from gradiend.util.io import read_json

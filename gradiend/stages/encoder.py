@@ -11,22 +11,20 @@ from gradiend.util.logging import get_logger
 logger = get_logger("gradiend.stages")
 
 
-def _class_means(metrics: dict, classes: list[str]) -> dict[str, float | None]:
-    """Mean encoding of each target class's gradients: label +1 rows are c0's, −1 rows c1's."""
-    by_label = metrics.get("mean_by_class", {})
-    return {classes[0]: by_label.get("1"), classes[1]: by_label.get("-1")}
-
-
-def evaluate_encoder(config: dict, *, seed: int, model: str, training: str, neutral: str,
-                     metrics: str, encoded: str, distributions: str) -> None:
-    """Encode the test split and neutral texts with one seed's GRADIEND (batched JVP encoding).
+def evaluate_encoders(config: dict, *, seeds: Sequence[int], models: Sequence[str], training: str, neutral: str,
+                      metrics: Sequence[str], encoded: Sequence[str], distributions: Sequence[str]) -> None:
+    """Encode the test split and neutral texts with each seed's GRADIEND (batched JVP encoding), all
+    with one loaded base model: every seed in one job (rule ``evaluate_encoders``), or one seed a job on
+    a cluster (``evaluate_encoder``). Encoding never changes the base model's weights, so each seed
+    sees the model its own job would load.
 
     Config: ``base_model, base_model_path, trust_remote_code, data.target_classes,
     data.neutral.additional_excluded_words, training.{eval_batch_size, encoder_eval_max_size,
     seed_selection_eval_max_size, torch_dtype, max_length}``.
-    Reads: ``model`` (checkpoint from :func:`train_seed`), ``training`` (``test`` and ``validation``
-    splits), ``neutral``. Rows are sampled with a fixed seed, so every seed sees the same rows.
-    Writes:
+    Reads: ``models[i]`` (the checkpoint of ``seeds[i]`` from :func:`train_seed`), ``training``
+    (``test`` and ``validation`` splits), ``neutral``. Rows are sampled with a fixed seed, so every
+    seed sees the same rows.
+    Writes, per seed (the i-th outputs are those of ``seeds[i]``):
       - ``metrics``: JSON, every metric of ``gradiend.evaluation.encoder_metrics`` on the test split
         (``correlation`` = Pearson of encoding vs. ±1 label, ``accuracy``, ``mean_by_class`` by
         label, ``mean_by_type``, ...) plus ``validation_correlation`` (what :func:`select_seed`
@@ -36,18 +34,6 @@ def evaluate_encoder(config: dict, *, seed: int, model: str, training: str, neut
         ``type, split, masked, factual, alternative, factual_class, alternative_class, transition,
         source_id, source_token, label, encoded``), test and neutral rows;
       - ``distributions``: PNG of the encoded values per class and for neutral texts.
-    """
-    evaluate_encoders(config, seeds=[seed], models=[model], training=training, neutral=neutral, metrics=[metrics],
-                      encoded=[encoded], distributions=[distributions])
-
-
-def evaluate_encoders(config: dict, *, seeds: Sequence[int], models: Sequence[str], training: str, neutral: str,
-                      metrics: Sequence[str], encoded: Sequence[str], distributions: Sequence[str]) -> None:
-    """:func:`evaluate_encoder` for several seeds with one loaded base model (one start-up): the
-    i-th outputs are those of ``seeds[i]`` and ``models[i]``. Encoding never changes the base model's
-    weights, so each seed sees the model its own job would load.
-
-    Config, reads and writes: as :func:`evaluate_encoder`, per seed.
     """
     if not len(seeds) == len(models) == len(metrics) == len(encoded) == len(distributions) or not len(seeds):
         raise ValueError(f"evaluate_encoders: one model and one set of outputs per seed, got {len(seeds)} seeds, "
@@ -76,11 +62,12 @@ def _evaluate_seed(config: dict, base, tables, seed: int, model: str, metrics: s
     validation_correlation, n_validation = evaluator.validation_correlation(
         training_config["seed_selection_eval_max_size"])
     neutral_rows = frame[frame["type"].isin(NEUTRAL_TYPES)]
+    by_label = result.get("mean_by_class", {})  # label +1 rows are c0's, -1 rows c1's
     result.update({
         "seed": int(seed),
         "validation_correlation": validation_correlation,
         "n_validation": n_validation,
-        "mean_by_target_class": _class_means(result, target_classes(config)),
+        "mean_by_target_class": dict(zip(target_classes(config), (by_label.get("1"), by_label.get("-1")))),
         "neutral_mean": float(neutral_rows["encoded"].mean()) if len(neutral_rows) else None,
         "n_by_type": result["sample_counts"]["by_type"],
     })

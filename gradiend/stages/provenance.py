@@ -5,7 +5,6 @@ An unchanged environment, config and input data give a byte-identical file, so a
 """
 from __future__ import annotations
 
-import hashlib
 import platform
 import subprocess
 import sys
@@ -13,23 +12,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Mapping
 
+from gradiend.model.base_reference import sha256_file
 from gradiend.util.logging import get_logger
 
 logger = get_logger("gradiend.stages")
 
 PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "datasets", "numpy", "pandas", "pyarrow",
             "matplotlib", "spacy", "snakemake", "huggingface_hub")
-WEIGHT_SUFFIXES = (".safetensors",)
-MODEL_FILES = ("config.json",)
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def package_versions(names=PACKAGES) -> dict[str, str | None]:
@@ -43,11 +32,11 @@ def package_versions(names=PACKAGES) -> dict[str, str | None]:
     return versions
 
 
-def git_commit(folder: str | Path | None = None) -> str | None:
-    """The commit checked out in the repository holding ``folder`` (default: this library), or None."""
-    folder = Path(folder) if folder is not None else Path(__file__).resolve().parents[2]
+def git_commit() -> str | None:
+    """The commit checked out in the repository holding this library, or None."""
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[2],
+                              capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
@@ -82,7 +71,7 @@ def model_hashes(reference: str) -> dict:
     if folder is None:
         return {"found": False, "files": {}}
     files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name in MODEL_FILES))
+                   if p.is_file() and (p.suffix == ".safetensors" or p.name == "config.json"))
     return {"found": True, "files": {p.name: sha256_file(p) for p in files}}
 
 

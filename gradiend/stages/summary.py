@@ -14,14 +14,6 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
-def _slots(classes: Sequence[str]) -> list[tuple[str, str]]:
-    """(column prefix, summary key): ``c0`` strengthens class 0, ``c0_weaken`` weakens it, ..."""
-    slots = []
-    for i, cls in enumerate(classes):
-        slots += [(f"c{i}", cls), (rewrite_key(f"c{i}", weaken=True), rewrite_key(cls, weaken=True))]
-    return slots
-
-
 def summary_row(name: str, config: Mapping, data: Mapping, choice: Mapping, decoder: Mapping) -> dict:
     """One experiment's row: sizes, seeds, the chosen seed's test correlation, the chosen cells.
 
@@ -36,15 +28,23 @@ def summary_row(name: str, config: Mapping, data: Mapping, choice: Mapping, deco
         "seeds": len(config["seeds"]), "chosen_seed": choice["seed"], "converged": choice["converged"],
         "test_correlation": choice["scores"][chosen]["test_correlation"], "base_lms": decoder["base"]["lms"],
     }
-    for prefix, key in _slots(classes):
-        entry = decoder.get(key) or {}
-        for field in ENTRY_FIELDS:
-            row[f"{prefix}_{field}"] = entry.get(field)
+    for i, cls in enumerate(classes):  # slot `c0` strengthens class 0, `c0_weaken` weakens it, ...
+        for weaken in (False, True):
+            entry = decoder.get(rewrite_key(cls, weaken)) or {}
+            for field in ENTRY_FIELDS:
+                row[f"{rewrite_key(f'c{i}', weaken)}_{field}"] = entry.get(field)
     return row
 
 
 def _latex(text) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def latex_tabular(align: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A LaTeX ``tabular`` between horizontal rules (``header`` and ``rows`` already escaped)."""
+    lines = [r"\begin{tabular}{" + align + "}", r"\hline", " & ".join(header) + r" \\", r"\hline"]
+    lines += [" & ".join(cells) + r" \\" for cells in rows]
+    return "\n".join([*lines, r"\hline", r"\end{tabular}", ""])
 
 
 def latex_table(rows: Sequence[Mapping]) -> str:
@@ -53,17 +53,15 @@ def latex_table(rows: Sequence[Mapping]) -> str:
     header = ["Experiment", "Base model", "Classes", "Rows", "Convergent", "Seed", "$r$", "Base LMS"]
     for slot in slot_names:
         header += [f"{_latex(slot)} lr", f"{_latex(slot)} metric", f"{_latex(slot)} LMS"]
-    lines = [r"\begin{tabular}{" + "l" * 3 + "r" * (len(header) - 3) + "}", r"\hline",
-             " & ".join(header) + r" \\", r"\hline"]
+    body = []
     for row in rows:
         cells = [_latex(row["experiment"]), _latex(row["base_model"]), _latex(f"{row['c0']} / {row['c1']}"),
                  str(row["training_rows"]), f"{row['convergent_seeds']}/{row['seeds']}", str(row["chosen_seed"]),
                  fmt(row["test_correlation"], 3), fmt(row["base_lms"], 3)]
         for slot in slot_names:
             cells += [fmt(row[f"{slot}_learning_rate"], 3), fmt(row[f"{slot}_value"], 3), fmt(row[f"{slot}_lms"], 3)]
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\hline", r"\end{tabular}", ""]
-    return "\n".join(lines)
+        body.append(cells)
+    return latex_tabular("l" * 3 + "r" * (len(header) - 3), header, body)
 
 
 def summary(config: dict, *, experiments: Sequence[str], data_summaries: Sequence[str],

@@ -24,7 +24,7 @@ if JOB_LAYOUT == "per_experiment":
                 exp_path("benchmarks", "decoder_grid.tsv")
             params:
                 version=GRADIEND_VERSION,
-                config=stage_params("decoder_cell"),
+                config=stage_params("decoder_grid"),
                 cache=lambda wildcards: exp_file(wildcards, "decoder", "cache"),
             threads: resource("decoder_cell", "threads")
             resources:
@@ -43,14 +43,14 @@ else:
         input:
             unpack(decoder_data_input),
         output:
-            cell=exp_path("decoder", "cells", "base.json"),
+            cells=[exp_path("decoder", "cells", "base.json")],
         log:
             exp_path("logs", "decoder_cell_base.log"),
         benchmark:
             exp_path("benchmarks", "decoder_cell_base.tsv")
         params:
             version=GRADIEND_VERSION,
-            config=stage_params("decoder_cell"),
+            config=stage_params("decoder_grid"),
         group:
             "decoder_grid"
         threads: resource("decoder_cell", "threads")
@@ -61,7 +61,7 @@ else:
         conda:
             CONDA_ENV
         script:
-            "../scripts/decoder_base.py"
+            "../scripts/decoder_grid.py"
 
 
     # One job per learning rate writes the cells of every feature factor of that rate (one file per
@@ -87,7 +87,7 @@ else:
                 exp_path("benchmarks", "decoder_cell_lr~{lr}.tsv")
             params:
                 version=GRADIEND_VERSION,
-                config=stage_params("decoder_cell"),
+                config=stage_params("decoder_grid"),
                 learning_rate=decoder_learning_rate,
                 feature_factors=list(_factors),
             group:
@@ -100,7 +100,7 @@ else:
             conda:
                 CONDA_ENV
             script:
-                "../scripts/decoder_cells.py"
+                "../scripts/decoder_grid.py"
 
 
 rule select_cell:
@@ -154,7 +154,7 @@ if JOB_LAYOUT == "per_experiment":
                 exp_path("benchmarks", "rewrite_models.tsv")
             params:
                 version=GRADIEND_VERSION,
-                config=stage_params("rewrite_model"),
+                config=stage_params("rewrite_models"),
                 targets=list(_targets),
             threads: resource("rewrite_model", "threads")
             resources:
@@ -174,14 +174,15 @@ else:
             model=exp_path("best", "model"),
             decoder_summary=exp_path("decoder", "summary.json"),
         output:
-            model=directory(exp_path("rewritten", "{target}")),
+            models=[directory(exp_path("rewritten", "{target}"))],
         log:
             exp_path("logs", "rewrite_model_{target}.log"),
         benchmark:
             exp_path("benchmarks", "rewrite_model_{target}.tsv")
         params:
             version=GRADIEND_VERSION,
-            config=stage_params("rewrite_model"),
+            config=stage_params("rewrite_models"),
+            targets=lambda wildcards: [wildcards.target],
         threads: resource("rewrite_model", "threads")
         resources:
             gpu=resource("rewrite_model", "gpu"),
@@ -190,4 +191,4 @@ else:
         conda:
             CONDA_ENV
         script:
-            "../scripts/rewrite_model.py"
+            "../scripts/rewrite_models.py"

@@ -93,7 +93,7 @@ if JOB_LAYOUT == "per_experiment":
                 exp_path("benchmarks", "evaluate_encoders.tsv")
             params:
                 version=GRADIEND_VERSION,
-                config=stage_params("evaluate_encoder"),
+                config=stage_params("evaluate_encoders"),
                 seeds=list(_seeds),
             threads: resource("evaluate_encoder", "threads")
             resources:
@@ -110,26 +110,29 @@ else:
     rule evaluate_encoder:
         input:
             unpack(base_model_input),
-            model=exp_path("seeds", "{seed}", "model"),
+            models=[exp_path("seeds", "{seed}", "model")],
             training=exp_path("data", "training.parquet"),
             neutral=exp_path("data", "neutral.parquet"),
         output:
-            metrics=exp_path("seeds", "{seed}", "encoder", "metrics.json"),
-            encoded=exp_path("seeds", "{seed}", "encoder", "encoded.parquet"),
-            distributions=report(
-                exp_path("seeds", "{seed}", "encoder", "distributions.png"),
-                caption="../report/distributions.rst",
-                category="{experiment}",
-                subcategory="Encoder",
-                labels={"seed": "{seed}", "figure": "distributions"},
-            ),
+            metrics=[exp_path("seeds", "{seed}", "encoder", "metrics.json")],
+            encoded=[exp_path("seeds", "{seed}", "encoder", "encoded.parquet")],
+            distributions=[
+                report(
+                    exp_path("seeds", "{seed}", "encoder", "distributions.png"),
+                    caption="../report/distributions.rst",
+                    category="{experiment}",
+                    subcategory="Encoder",
+                    labels={"seed": "{seed}", "figure": "distributions"},
+                )
+            ],
         log:
             exp_path("logs", "evaluate_encoder_{seed}.log"),
         benchmark:
             exp_path("benchmarks", "evaluate_encoder_{seed}.tsv")
         params:
             version=GRADIEND_VERSION,
-            config=stage_params("evaluate_encoder"),
+            config=stage_params("evaluate_encoders"),
+            seeds=lambda wildcards: [int(wildcards.seed)],
         threads: resource("evaluate_encoder", "threads")
         resources:
             gpu=resource("evaluate_encoder", "gpu"),
@@ -138,7 +141,7 @@ else:
         conda:
             CONDA_ENV
         script:
-            "../scripts/evaluate_encoder.py"
+            "../scripts/evaluate_encoders.py"
 
 
 rule select_seed:

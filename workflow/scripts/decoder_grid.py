@@ -1,4 +1,5 @@
-"""Rule decoder_grid (one job per experiment) -> gradiend.stages.decoder_grid."""
+"""Rules decoder_grid (one job per experiment), decoder_cell (one per learning rate) and decoder_base
+(the unmodified model's cell, no checkpoint) -> gradiend.stages.decoder_grid."""
 from gradiend import stages
 
 if __name__ == "__main__":
@@ -6,9 +7,9 @@ if __name__ == "__main__":
     with stages.rule_context(sm.log[0], sm.threads):
         stages.decoder_grid(
             sm.params.config,
-            model=sm.input.model,
+            model=sm.input.get("model"),
             training=sm.input.training,
             neutral=sm.input.neutral,
             cells=list(sm.output.cells),
-            cache=sm.params.cache,
+            cache=sm.params.get("cache"),
         )

@@ -1,4 +1,5 @@
-"""Rule evaluate_encoders (one job per experiment) -> gradiend.stages.evaluate_encoders."""
+"""Rules evaluate_encoders (one job per experiment) and evaluate_encoder (one per seed)
+-> gradiend.stages.evaluate_encoders."""
 from gradiend import stages
 
 if __name__ == "__main__":

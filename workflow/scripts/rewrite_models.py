@@ -1,4 +1,5 @@
-"""Rule rewrite_models (one job per experiment) -> gradiend.stages.rewrite_models."""
+"""Rules rewrite_models (one job per experiment) and rewrite_model (one per target)
+-> gradiend.stages.rewrite_models."""
 from gradiend import stages
 
 if __name__ == "__main__":
