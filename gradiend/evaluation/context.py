@@ -13,7 +13,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from gradiend.data.tables import ALTERNATIVE, FACTUAL, TEXT
+from gradiend.data.tables import ALTERNATIVE, FACTUAL, FACTUAL_CLASS, MASKED, SPLIT, TEXT
+from gradiend.evaluation.tokens import MASK_PLACEHOLDER
 
 # Every evaluation draws its row samples with this seed, never with a training seed: all seeds of an
 # experiment are scored on the same rows, and the library and the workflow sample the same rows.
@@ -71,6 +72,11 @@ class EvaluationParts:
         """Every factual and alternative token of the data, lower-cased."""
         words = set(self.data[FACTUAL].astype(str)) | set(self.data[ALTERNATIVE].astype(str))
         return {w.lower() for w in words}
+
+    def unmasked_test_texts(self) -> list[str]:
+        """The distinct test templates of the pair, every mask filled with the row's factual token."""
+        test = self.data[(self.data[SPLIT] == "test") & self.data[FACTUAL_CLASS].isin(self.target_classes)]
+        return list(dict.fromkeys(m.replace(MASK_PLACEHOLDER, str(f)) for m, f in zip(test[MASKED], test[FACTUAL])))
 
     def neutral_exclusions(self) -> set[str]:
         """Words never masked in neutral rows: target tokens, excluded words and ignored tokens."""

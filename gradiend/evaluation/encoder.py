@@ -18,11 +18,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from gradiend.data.tables import ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS, MASKED, SPLIT
+from gradiend.data.tables import ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS, MASKED
 from gradiend.evaluation.context import EvaluationParts, sample_at_most
 from gradiend.evaluation.encoder_metrics import NEUTRAL_DATASET, NEUTRAL_TRAINING_MASKED, TRAINING, encoder_metrics
 from gradiend.util.stats import pearson
-from gradiend.evaluation.neutral_rows import neutral_masked_rows, unmask
+from gradiend.evaluation.neutral_rows import neutral_masked_rows
 from gradiend.data.rows import FEATURE_CLASS_ID, select_rows
 from gradiend.util.io import write_json, write_parquet
 from gradiend.util.logging import get_logger
@@ -98,11 +98,7 @@ class EncoderEvaluator:
         })
 
     def neutral_training_masked_rows(self, max_size: int | None) -> pd.DataFrame:
-        frame = self.parts.data
-        test = frame[(frame[SPLIT] == "test") & frame[FACTUAL_CLASS].isin(self.parts.target_classes)]
-        test = test.drop_duplicates([MASKED, FACTUAL])
-        texts = list(dict.fromkeys(unmask(list(test[MASKED]), list(test[FACTUAL]))))
-        return self._neutral_frame(NEUTRAL_TRAINING_MASKED, "test", texts, max_size)
+        return self._neutral_frame(NEUTRAL_TRAINING_MASKED, "test", self.parts.unmasked_test_texts(), max_size)
 
     def encode(self, frame: pd.DataFrame, kind: str | None) -> list[float]:
         """Encoded value per row, in batches (``kind`` None = the model's source gradient)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from gradiend.evaluation.tokens import MASK_PLACEHOLDER
 from gradiend.objectives.tokens import continuation_ids
@@ -54,8 +54,3 @@ def neutral_masked_rows(tokenizer, texts: Iterable[str], excluded: Iterable[str]
         if found is not None:
             rows.append((text, *found))
     return rows
-
-
-def unmask(masked: Sequence[str], factual: Sequence[str]) -> list[str]:
-    """Fill every mask of each row with its factual token."""
-    return [m.replace(MASK_PLACEHOLDER, str(f)) for m, f in zip(masked, factual)]

@@ -18,6 +18,7 @@ number of models (one per decoder cell).
 """
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -25,7 +26,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 import torch
 
-from gradiend.data.tables import ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS, MASKED
+from gradiend.data.tables import FACTUAL_CLASS, MASKED, target_words_by_class
 from gradiend.evaluation.batching import eval_mode, model_device
 from gradiend.evaluation.tokens import MASK_PLACEHOLDER, casing_variants
 from gradiend.objectives.base import TargetBatch, mask_contexts
@@ -37,21 +38,17 @@ logger = get_logger(__name__)
 
 def class_target_words(table: pd.DataFrame, classes: Sequence[str]) -> dict[str, list[str]]:
     """Per class: every token seen as factual of it or as alternative toward it (first-seen order)."""
-    words: dict[str, dict[str, None]] = {c: {} for c in classes}
-    pairs = [*zip(table[FACTUAL], table[FACTUAL_CLASS]), *zip(table[ALTERNATIVE], table[ALTERNATIVE_CLASS])]
-    for token, cls in pairs:
-        if cls in words:
-            words[cls].setdefault(str(token), None)
+    by_class = target_words_by_class(table)
+    words = {c: by_class.get(c, []) for c in classes}
     empty = [c for c, w in words.items() if not w]
     if empty:
         raise ValueError(f"class {empty[0]!r} has no target token in the data; classes: {list(classes)}")
     lowered = {c: {w.lower() for w in ws} for c, ws in words.items()}
-    for i, a in enumerate(classes):
-        for b in classes[i + 1:]:
-            shared = sorted(lowered[a] & lowered[b])
-            if shared:
-                logger.warning("classes %r and %r share target token(s) %s; their probabilities overlap", a, b, shared)
-    return {c: list(w) for c, w in words.items()}
+    for a, b in itertools.combinations(classes, 2):
+        shared = sorted(lowered[a] & lowered[b])
+        if shared:
+            logger.warning("classes %r and %r share target token(s) %s; their probabilities overlap", a, b, shared)
+    return words
 
 
 @dataclass
