@@ -28,10 +28,7 @@ def max_input_length(model, tokenizer) -> int:
 
 def pad_id(tokenizer) -> int:
     """Padding id; decoder-only tokenizers without one pad with end-of-sequence (never scored)."""
-    for value in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if value is not None:
-            return int(value)
-    return 0
+    return next((int(v) for v in (tokenizer.pad_token_id, tokenizer.eos_token_id) if v is not None), 0)
 
 
 def pad_right(rows: Sequence[Sequence[int]], padding: int) -> tuple[torch.Tensor, torch.Tensor]:

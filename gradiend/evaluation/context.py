@@ -104,16 +104,3 @@ def sample_at_most(items: list, max_size: int | None, seed: int) -> list:
     chosen = sorted(random.Random(seed).sample(range(len(items)), max_size))
     return [items[i] for i in chosen]
 
-
-def parts_from_trainer(trainer) -> EvaluationParts:
-    """The trainer's :class:`EvaluationParts` (it must provide ``evaluation_parts()``)."""
-    provider = getattr(trainer, "evaluation_parts", None)
-    if not callable(provider):
-        raise TypeError(
-            f"{type(trainer).__name__} does not provide evaluation_parts(); pass EvaluationParts "
-            "(model_with_gradiend, data, neutral_data, ...) instead"
-        )
-    parts = provider()
-    if not isinstance(parts, EvaluationParts):
-        raise TypeError(f"{type(trainer).__name__}.evaluation_parts() returned {type(parts).__name__}")
-    return parts

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from gradiend.data.tables import FACTUAL_CLASS, MASKED, target_words_by_class
-from gradiend.evaluation.batching import eval_mode, model_device
+from gradiend.evaluation.batching import chunks, eval_mode, model_device
 from gradiend.evaluation.tokens import MASK_PLACEHOLDER, casing_variants
 from gradiend.objectives.base import TargetBatch, mask_contexts
 from gradiend.objectives.tokens import continuation_ids
@@ -74,8 +74,12 @@ class ClassProbabilityScorer:
         self.classes = list(class_words)
         self.causal = getattr(objective, "name", "") == "causal_lm"
         frame = rows.drop_duplicates([MASKED, FACTUAL_CLASS]).reset_index(drop=True)
-        if self.causal:
-            frame = self._with_left_context(frame)
+        if self.causal:  # a causal LM predicts the mask from the text before it: there must be some
+            keep = [bool(c.strip()) for c in mask_contexts(list(frame[MASKED]), MASK_PLACEHOLDER)]
+            if not all(keep):
+                logger.warning("%d row(s) have no text before the mask and are not scored by the causal LM",
+                               keep.count(False))
+            frame = frame[keep].reset_index(drop=True)
         if frame.empty:
             raise ValueError("no rows to score class probabilities on")
         self.rows = frame
@@ -90,17 +94,8 @@ class ClassProbabilityScorer:
                 for layout in sorted({t["layout"] for t in terms[i]}):
                     by_layout[layout].append(i)
             for layout, indices in sorted(by_layout.items()):
-                for start in range(0, len(indices), batch_size):
-                    chunk_rows = indices[start:start + batch_size]
+                for chunk_rows in chunks(indices, batch_size):
                     self.chunks.append(self._chunk(tokenizer, frame, terms, chunk_rows, layout, dataset, max_length))
-
-    @staticmethod
-    def _with_left_context(frame: pd.DataFrame) -> pd.DataFrame:
-        contexts = mask_contexts(list(frame[MASKED]), MASK_PLACEHOLDER)
-        keep = [bool(c.strip()) for c in contexts]
-        if not all(keep):
-            logger.warning("%d row(s) have no text before the mask and are not scored by the causal LM", keep.count(False))
-        return frame[keep].reset_index(drop=True)
 
     def _terms(self, tokenizer, masked: list[str], class_words) -> list[list[dict]]:
         """Per row: the scored terms ``{class, ids, layout, own}`` after de-duplication."""
@@ -156,7 +151,7 @@ class ClassProbabilityScorer:
         unknown = wanted - set(self.datasets)
         if unknown:
             raise ValueError(f"no rows of dataset(s) {sorted(unknown)}; datasets: {self.datasets}")
-        probs = torch.full((len(self.rows), len(self.classes)), float("nan"), dtype=torch.float64)
+        probs = torch.zeros((len(self.rows), len(self.classes)), dtype=torch.float64)
         touched = torch.zeros(len(self.rows), dtype=torch.bool)
         device = model_device(model)
         with eval_mode(model), torch.no_grad():
@@ -170,10 +165,9 @@ class ClassProbabilityScorer:
                 row_ids = torch.tensor(chunk.row_ids)
                 sums = torch.zeros(len(chunk.row_ids), len(self.classes), dtype=torch.float64)
                 sums.index_put_((chunk.term_row, chunk.term_class), term_probs, accumulate=True)
-                first_visit = ~touched[row_ids]
-                probs[row_ids[first_visit]] = 0.0
                 probs[row_ids] += sums
                 touched[row_ids] = True
+        probs[~touched] = float("nan")
         return probs
 
     def __call__(self, model, datasets: Sequence[str] | None = None) -> dict:
