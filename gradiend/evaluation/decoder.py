@@ -185,13 +185,9 @@ class DecoderEvaluator:
                   increase_target_probabilities: bool | None = True,
                   selector: SelectionPolicy | None = None) -> dict:
         """Chosen cell per class: keys ``"<C>"`` (strengthen) and/or ``"<C>_weaken"``."""
-        summary = summarize_cells(cells, base, base.get("class_feature_factors") or self.class_feature_factors(),
-                                  self.check_target_classes(target_classes),
-                                  DIRECTIONS[increase_target_probabilities], selector)
-        for entry in summary.values():
-            if isinstance(entry, dict):
-                entry["part"] = base.get("part", self.part)
-        return summary
+        return summarize_cells(cells, base, base.get("class_feature_factors") or self.class_feature_factors(),
+                               self.check_target_classes(target_classes),
+                               DIRECTIONS[increase_target_probabilities], selector)
 
     def needed_cells(self, targets: Sequence[str], increase_target_probabilities: bool | None,
                      all_datasets: bool) -> dict[float, list[str] | None]:

@@ -100,28 +100,23 @@ class ClassProbabilityScorer:
     def _terms(self, tokenizer, masked: list[str], class_words) -> list[list[dict]]:
         """Per row: the scored terms ``{class, ids, layout, own}`` after de-duplication."""
         contexts = mask_contexts(masked, MASK_PLACEHOLDER)
-        variant_ids: dict[str, list[list[int]]] = {}
-        for words in class_words.values():
-            for word in words:
-                for variant in casing_variants(word):
-                    if variant not in variant_ids:
-                        variant_ids[variant] = continuation_ids(tokenizer, contexts, [variant] * len(masked))
+        variants = [(c, word, variant) for c, words in enumerate(class_words.values())
+                    for word in words for variant in casing_variants(word)]
+        variant_ids = {variant: continuation_ids(tokenizer, contexts, [variant] * len(masked))
+                       for variant in dict.fromkeys(variant for _, _, variant in variants)}
         unknown = getattr(tokenizer, "unk_token_id", None)
         terms = []
         for r, text in enumerate(masked):
             single_mask = text.count(MASK_PLACEHOLDER) == 1 and not self.causal
             row_terms, seen = [], set()
-            for c, (cls, words) in enumerate(class_words.items()):
-                for word in words:
-                    for variant in casing_variants(word):
-                        ids = variant_ids[variant][r]
-                        if not ids or (variant != word and (len(ids) != 1 or ids[0] == unknown)):
-                            continue
-                        ids = tuple(ids) if single_mask else tuple(ids[:1])
-                        if (c, ids) in seen:
-                            continue
-                        seen.add((c, ids))
-                        row_terms.append({"class": c, "ids": ids, "layout": len(ids), "variant": variant})
+            for c, word, variant in variants:
+                ids = variant_ids[variant][r]
+                if not ids or (variant != word and (len(ids) != 1 or ids[0] == unknown)):
+                    continue
+                ids = tuple(ids) if single_mask else tuple(ids[:1])
+                if (c, ids) not in seen:
+                    seen.add((c, ids))
+                    row_terms.append({"class": c, "ids": ids, "layout": len(ids), "variant": variant})
             terms.append(row_terms)
         return terms
 

@@ -170,6 +170,7 @@ def summarize_cells(
                 "reason": chosen.reason,
                 "n_candidates": len(candidates),
                 "n_non_finite": excluded,
+                "part": base.get("part", "decoder"),
             }
     summary["non_finite_cells"] = sorted(_cell_id(c) for c in cell_list
                                          if not c.get("is_base") and not is_finite_cell(c))
