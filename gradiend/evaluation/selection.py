@@ -1,4 +1,4 @@
-"""Choosing a decoder cell: the learning-rate grid, selection policies, and per-class summaries.
+"""Choosing a decoder cell: selection policies and per-class summaries.
 
 A *cell* is one rewrite ``θ + lr·dec(ff)`` scored by the decoder evaluator: a dict with at least
 ``learning_rate``, ``feature_factor``, ``lms`` and ``probs_by_dataset`` (``{dataset class: {class:

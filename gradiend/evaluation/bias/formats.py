@@ -103,8 +103,7 @@ def _only_bias_types(items: list, bias_types: Sequence[str] | None, name: str, k
     missing = [b for b in bias_types if b not in present]
     if missing:
         raise BenchmarkFormatError(f"{name}: no {kind} item of bias type(s) {missing}; the file holds {present}")
-    wanted = set(bias_types)
-    return [item for item in items if item.bias_type in wanted]
+    return [item for item in items if item.bias_type in bias_types]
 
 
 # --- StereoSet -------------------------------------------------------------------------------------
@@ -167,11 +166,8 @@ def read_stereoset(source: Any, bias_types: Sequence[str] | None = None) -> list
     """
     name = _describe(source)
     if isinstance(source, Mapping) and "hf_dataset" in source:
-        items = []
         configs = [source["hf_config"]] if source.get("hf_config") else list(SUBSETS)
-        for config in configs:
-            rows = _hf_rows(source, config)
-            items += stereoset_items(rows, config, name)
+        items = [item for config in configs for item in stereoset_items(_hf_rows(source, config), config, name)]
     else:
         document = read_benchmark_file(_path(source), name, "StereoSet")
         data = document.get("data") if isinstance(document, Mapping) else None
