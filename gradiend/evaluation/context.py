@@ -59,13 +59,11 @@ class EvaluationParts:
     def neutral_texts(self) -> list[str] | None:
         """The neutral texts (column ``text``), or None when there is no neutral data."""
         data = self.neutral_data
-        if data is None:
-            return None
         if isinstance(data, pd.DataFrame):
             if TEXT not in data.columns:
                 raise ValueError(f"neutral data needs a column {TEXT!r}; found {list(data.columns)}")
             data = data[TEXT].tolist()
-        texts = [str(t) for t in data if isinstance(t, str) and t.strip()]
+        texts = [str(t) for t in (() if data is None else data) if isinstance(t, str) and t.strip()]
         return texts or None
 
     def target_words(self) -> set[str]:
