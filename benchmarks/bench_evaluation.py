@@ -40,7 +40,7 @@ from gradiend.demo.models import build_random_like, build_tiny_masked_lm  # noqa
 from gradiend.evaluation.context import EvaluationParts  # noqa: E402
 from gradiend.evaluation.decoder import DecoderEvaluator  # noqa: E402
 from gradiend.evaluation.encoder import EncoderEvaluator  # noqa: E402
-from gradiend.evaluation.selection import default_learning_rates  # noqa: E402
+from gradiend.cells import default_learning_rates  # noqa: E402
 from gradiend.model.loading import load_base_model  # noqa: E402
 from gradiend.model.with_gradiend import ModelWithGradiend  # noqa: E402
 from gradiend.model.text import TextModelWithGradiend  # noqa: E402

@@ -1,7 +1,8 @@
 """Encoder-distribution and probability-shift figures are written and mark what they should."""
 import pandas as pd
 
-from gradiend.evaluation.selection import cell_key, summarize_cells
+from gradiend.cells import cell_name
+from gradiend.evaluation.selection import summarize_cells
 from gradiend.plots.decoder import plot_probability_shifts
 from gradiend.plots.encoder import plot_encoder_distributions
 
@@ -23,7 +24,7 @@ def test_encoder_distributions_png(tmp_path):
 
 def test_probability_shifts_stars_chosen_cell(tmp_path):
     def cell(lr, ff, lms, p):
-        return {"id": cell_key(lr, ff), "learning_rate": lr, "feature_factor": ff, "lms": lms,
+        return {"id": cell_name(lr, ff), "learning_rate": lr, "feature_factor": ff, "lms": lms,
                 "probs_by_dataset": {"he": {"she": p, "he": 1 - p}, "she": {"she": 1 - p / 2, "he": p / 2}}}
 
     grid = {"base": {"is_base": True, "learning_rate": 0.0, "feature_factor": 0.0, "lms": 0.5,

@@ -3,21 +3,15 @@ import math
 
 import pytest
 
-from gradiend.evaluation.selection import (
-    LMSThresholdPolicy,
-    LMSTimesMetricPolicy,
-    cell_key,
-    default_learning_rates,
-    summarize_cells,
-    summary_entry,
-)
+from gradiend.cells import cell_name, default_learning_rates
+from gradiend.evaluation.selection import LMSThresholdPolicy, LMSTimesMetricPolicy, summarize_cells, summary_entry
 
 FACTORS = {"she": 1.0, "he": -1.0}
 
 
 def cell(lr, ff, lms, p_she_on_he, p_she_on_she, p_he_on_she=0.1, p_he_on_he=0.8):
     return {
-        "id": cell_key(lr, ff), "learning_rate": lr, "feature_factor": ff, "lms": lms,
+        "id": cell_name(lr, ff), "learning_rate": lr, "feature_factor": ff, "lms": lms,
         "probs_by_dataset": {
             "he": {"she": p_she_on_he, "he": p_he_on_he},
             "she": {"she": p_she_on_she, "he": p_he_on_she},
@@ -80,7 +74,7 @@ def test_non_finite_cell_is_reported_and_never_selected():
     summary = summarize_cells(cells, BASE, FACTORS, ["she"], ["strengthen"])
     assert summary["she"]["learning_rate"] == 0.01
     assert summary["she"]["n_non_finite"] == 2
-    assert summary["non_finite_cells"] == sorted([cell_key(0.1, 1.0), cell_key(1.0, 1.0)])
+    assert summary["non_finite_cells"] == sorted([cell_name(0.1, 1.0), cell_name(1.0, 1.0)])
     with pytest.raises(ValueError, match="no finite decoder cell to strengthen class .she..*non-finite"):
         summarize_cells(cells[:2], BASE, FACTORS, ["she"], ["strengthen"])
 
@@ -96,7 +90,7 @@ def test_summary_entry_missing_weaken_hints_at_second_call():
 
 
 def test_cell_key_is_stable_and_file_name_safe():
-    assert cell_key(0.001, -1.0) == "lr~0.001_ff~-1"
-    assert cell_key(100, 1) == "lr~100_ff~1"
-    assert "/" not in cell_key(1e-5, 0.5)
+    assert cell_name(0.001, -1.0) == "lr~0.001_ff~-1"
+    assert cell_name(100, 1) == "lr~100_ff~1"
+    assert "/" not in cell_name(1e-5, 0.5)
     assert LMSThresholdPolicy().ratio == 0.99

@@ -18,20 +18,16 @@ def max_input_length(model, tokenizer) -> int:
 
     Models with fewer than 256 positions must work (docs/design.md §5), so nothing here assumes 256.
     """
-    limits = [getattr(tokenizer, "model_max_length", None)]
     config = getattr(model, "config", None)
-    for name in ("max_position_embeddings", "n_positions"):
-        limits.append(getattr(config, name, None))
+    limits = [getattr(tokenizer, "model_max_length", None),
+              *(getattr(config, name, None) for name in ("max_position_embeddings", "n_positions"))]
     usable = [int(v) for v in limits if isinstance(v, int) and 0 < v < _HUGE]
     return min(usable) if usable else 512
 
 
 def pad_id(tokenizer) -> int:
     """Padding id; decoder-only tokenizers without one pad with end-of-sequence (never scored)."""
-    for value in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if value is not None:
-            return int(value)
-    return 0
+    return next((int(v) for v in (tokenizer.pad_token_id, tokenizer.eos_token_id) if v is not None), 0)
 
 
 def pad_right(rows: Sequence[Sequence[int]], padding: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,7 +13,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from gradiend.data.tables import ALTERNATIVE, FACTUAL, TEXT
+from gradiend.data.tables import ALTERNATIVE, FACTUAL, FACTUAL_CLASS, MASKED, SPLIT, TEXT
+from gradiend.evaluation.tokens import MASK_PLACEHOLDER
 
 # Every evaluation draws its row samples with this seed, never with a training seed: all seeds of an
 # experiment are scored on the same rows, and the library and the workflow sample the same rows.
@@ -58,19 +59,22 @@ class EvaluationParts:
     def neutral_texts(self) -> list[str] | None:
         """The neutral texts (column ``text``), or None when there is no neutral data."""
         data = self.neutral_data
-        if data is None:
-            return None
         if isinstance(data, pd.DataFrame):
             if TEXT not in data.columns:
                 raise ValueError(f"neutral data needs a column {TEXT!r}; found {list(data.columns)}")
             data = data[TEXT].tolist()
-        texts = [str(t) for t in data if isinstance(t, str) and t.strip()]
+        texts = [str(t) for t in (() if data is None else data) if isinstance(t, str) and t.strip()]
         return texts or None
 
     def target_words(self) -> set[str]:
         """Every factual and alternative token of the data, lower-cased."""
         words = set(self.data[FACTUAL].astype(str)) | set(self.data[ALTERNATIVE].astype(str))
         return {w.lower() for w in words}
+
+    def unmasked_test_texts(self) -> list[str]:
+        """The distinct test templates of the pair, every mask filled with the row's factual token."""
+        test = self.data[(self.data[SPLIT] == "test") & self.data[FACTUAL_CLASS].isin(self.target_classes)]
+        return list(dict.fromkeys(m.replace(MASK_PLACEHOLDER, str(f)) for m, f in zip(test[MASKED], test[FACTUAL])))
 
     def neutral_exclusions(self) -> set[str]:
         """Words never masked in neutral rows: target tokens, excluded words and ignored tokens."""
@@ -98,16 +102,3 @@ def sample_at_most(items: list, max_size: int | None, seed: int) -> list:
     chosen = sorted(random.Random(seed).sample(range(len(items)), max_size))
     return [items[i] for i in chosen]
 
-
-def parts_from_trainer(trainer) -> EvaluationParts:
-    """The trainer's :class:`EvaluationParts` (it must provide ``evaluation_parts()``)."""
-    provider = getattr(trainer, "evaluation_parts", None)
-    if not callable(provider):
-        raise TypeError(
-            f"{type(trainer).__name__} does not provide evaluation_parts(); pass EvaluationParts "
-            "(model_with_gradiend, data, neutral_data, ...) instead"
-        )
-    parts = provider()
-    if not isinstance(parts, EvaluationParts):
-        raise TypeError(f"{type(trainer).__name__}.evaluation_parts() returned {type(parts).__name__}")
-    return parts

@@ -3,7 +3,7 @@
 A *cell* is one (learning rate, feature factor) rewrite, scored by P(class tokens) on each class's
 held-out rows (:mod:`.probabilities`) and by the LMS on neutral text (:mod:`.lms`). The ``base``
 cell is the unmodified model, scored once. One loaded model scores every cell: the update is
-applied in place and restored bitwise afterwards (``ModelWithGradiend.applied_update``), so cells
+applied in place and restored bitwise afterwards (:mod:`gradiend.model.rewrite`), so cells
 do not depend on their order and nothing is reloaded (docs/design.md §2.4).
 
 ``evaluate_cell`` / ``evaluate_base`` return JSON-ready dicts, so a workflow can fan the cells out
@@ -20,19 +20,12 @@ from typing import Mapping, Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
-from gradiend.data.tables import FACTUAL, FACTUAL_CLASS, MASKED, SPLIT
+from gradiend.data.tables import FACTUAL_CLASS, MASKED
 from gradiend.evaluation.context import EvaluationParts, sample_at_most
 from gradiend.evaluation.lms import lms_scorer
-from gradiend.evaluation.neutral_rows import unmask
 from gradiend.evaluation.probabilities import ClassProbabilityScorer, class_target_words
 from gradiend.cells import BASE, cell_name, default_learning_rates
-from gradiend.evaluation.selection import (
-    LMSThresholdPolicy,
-    LMSTimesMetricPolicy,
-    SelectionPolicy,
-    is_finite_cell,
-    summarize_cells,
-)
+from gradiend.evaluation.selection import SelectionPolicy, is_finite_cell, summarize_cells
 from gradiend.evaluation.tokens import ignore_token_ids
 from gradiend.model import rewrite
 from gradiend.data.rows import select_rows
@@ -43,7 +36,6 @@ logger = get_logger(__name__)
 
 SUMMARY_FILE, PLOT_FILE = "summary.json", "probability_shifts"
 DIRECTIONS = {True: ("strengthen",), False: ("weaken",), None: ("strengthen", "weaken")}
-__all__ = ["DecoderEvaluator", "LMSThresholdPolicy", "LMSTimesMetricPolicy"]  # policies re-exported as in the reference
 
 
 class DecoderEvaluator:
@@ -104,9 +96,7 @@ class DecoderEvaluator:
         ignored = {w for w in (self.parts.ignore_tokens or ())}
         texts = self.parts.neutral_texts
         if texts is None:
-            frame = self.parts.data
-            test = frame[(frame[SPLIT] == "test") & frame[FACTUAL_CLASS].isin(self.target_classes)]
-            texts = list(dict.fromkeys(unmask(list(test[MASKED]), list(test[FACTUAL]))))
+            texts = self.parts.unmasked_test_texts()
             ignored |= self.parts.target_words()
         return sample_at_most(texts, self.parts.decoder_max_size_neutral, self.parts.seed), ignored
 
@@ -144,42 +134,30 @@ class DecoderEvaluator:
         return self._base
 
     def evaluate_cell(self, learning_rate: float, feature_factor: float, datasets: Sequence[str] | None = None) -> dict:
-        """One rewrite, applied in place and undone after scoring; ``datasets`` None = all classes' rows."""
+        """One rewrite, applied in place and restored bitwise after scoring; ``datasets`` None = all
+        classes' rows. Inside :meth:`grid_session` the update vector is reused across the learning
+        rates of one feature factor."""
         learning_rate, feature_factor = float(learning_rate), float(feature_factor)
         if not math.isfinite(learning_rate) or not math.isfinite(feature_factor):
             raise ValueError(f"learning rate and feature factor must be finite, got {learning_rate}, {feature_factor}")
-        with self._rewritten(learning_rate, feature_factor):
-            scored = self._score(datasets)
+        with self.grid_session() if self._grid_state is None else contextlib.nullcontext():
+            state = self._grid_state
+            if state["factor"] != feature_factor:
+                state["vector"], state["factor"] = None, None  # free the old vector before making the new one
+                state["vector"] = self.model.update_vector(feature_factor, self.part)
+                state["factor"] = feature_factor
+            try:
+                rewrite.add_update(state["params"], self.model.gradiend, state["vector"], learning_rate)
+                scored = self._score(datasets)
+            finally:
+                rewrite.restore(state["params"], self.model.gradiend, state["saved"])
         cell = {"id": cell_name(learning_rate, feature_factor), "is_base": False, "learning_rate": learning_rate,
                 "feature_factor": feature_factor, **scored}
         return self._finish(cell)
 
     @contextlib.contextmanager
-    def _rewritten(self, learning_rate: float, feature_factor: float):
-        """The base model with the cell's update, in place; restored bitwise on exit.
-
-        Inside :meth:`evaluate_grid` the saved copy of the mapped parameters is taken once for all
-        cells and the update vector is reused across the learning rates of one feature factor.
-        """
-        state = self._grid_state
-        if state is None:
-            with self.model.applied_update(learning_rate, feature_factor, self.part) as model:
-                yield model
-            return
-        if state["factor"] != feature_factor:
-            state["vector"], state["factor"] = None, None  # free the old vector before making the new one
-            state["vector"] = self.model.update_vector(feature_factor, self.part)
-            state["factor"] = feature_factor
-        gradiend = self.model.gradiend
-        try:
-            rewrite.add_update(state["params"], gradiend, state["vector"], learning_rate)
-            yield self.model.base_model
-        finally:
-            rewrite.restore(state["params"], gradiend, state["saved"])
-
-    @contextlib.contextmanager
     def grid_session(self):
-        """Inside it, cells share one saved copy of the mapped parameters (restored after each cell)."""
+        """Inside it, cells share one saved copy of the mapped parameters, the copy they are restored from."""
         gradiend = self.model.gradiend
         params = rewrite.lookup_parameters(self.model.base_model, gradiend.param_map)
         self._grid_state = {"params": params, "saved": rewrite.snapshot(params, gradiend), "vector": None,
@@ -207,13 +185,9 @@ class DecoderEvaluator:
                   increase_target_probabilities: bool | None = True,
                   selector: SelectionPolicy | None = None) -> dict:
         """Chosen cell per class: keys ``"<C>"`` (strengthen) and/or ``"<C>_weaken"``."""
-        summary = summarize_cells(cells, base, base.get("class_feature_factors") or self.class_feature_factors(),
-                                  self.check_target_classes(target_classes),
-                                  DIRECTIONS[increase_target_probabilities], selector or LMSThresholdPolicy())
-        for entry in summary.values():
-            if isinstance(entry, dict):
-                entry["part"] = base.get("part", self.part)
-        return summary
+        return summarize_cells(cells, base, base.get("class_feature_factors") or self.class_feature_factors(),
+                               self.check_target_classes(target_classes),
+                               DIRECTIONS[increase_target_probabilities], selector)
 
     def needed_cells(self, targets: Sequence[str], increase_target_probabilities: bool | None,
                      all_datasets: bool) -> dict[float, list[str] | None]:

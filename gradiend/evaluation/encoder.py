@@ -18,11 +18,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from gradiend.data.tables import ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS, MASKED, SPLIT
+from gradiend.data.tables import ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS, MASKED
 from gradiend.evaluation.context import EvaluationParts, sample_at_most
 from gradiend.evaluation.encoder_metrics import NEUTRAL_DATASET, NEUTRAL_TRAINING_MASKED, TRAINING, encoder_metrics
 from gradiend.util.stats import pearson
-from gradiend.evaluation.neutral_rows import neutral_masked_rows, unmask
+from gradiend.evaluation.neutral_rows import neutral_masked_rows
 from gradiend.data.rows import FEATURE_CLASS_ID, select_rows
 from gradiend.util.io import write_json, write_parquet
 from gradiend.util.logging import get_logger
@@ -58,10 +58,6 @@ class EncoderEvaluator:
     def model(self):
         return self.parts.model_with_gradiend
 
-    @property
-    def causal(self) -> bool:
-        return getattr(self.model.objective, "name", "") == "causal_lm"
-
     # ------------------------------------------------------------------ rows
     def training_rows(self, split: str, max_size: int | None) -> pd.DataFrame:
         source = self.model.source
@@ -75,18 +71,15 @@ class EncoderEvaluator:
                      "factual": (frame[FACTUAL_CLASS], frame[FACTUAL]),
                      "diff": (transition, frame[FACTUAL])}
         source_id, source_token = by_source[source]
-        return pd.DataFrame({
-            "type": TRAINING, "split": split, MASKED: frame[MASKED], FACTUAL: frame[FACTUAL],
-            ALTERNATIVE: frame[ALTERNATIVE], FACTUAL_CLASS: frame[FACTUAL_CLASS],
-            ALTERNATIVE_CLASS: frame[ALTERNATIVE_CLASS], "transition": transition,
-            "source_id": source_id.astype(str), "source_token": source_token.astype(str),
-            "label": frame["label"].astype("int64"),
-        })
+        return frame[[MASKED, FACTUAL, ALTERNATIVE, FACTUAL_CLASS, ALTERNATIVE_CLASS]].assign(
+            type=TRAINING, split=split, transition=transition, source_id=source_id.astype(str),
+            source_token=source_token.astype(str), label=frame["label"].astype("int64"))
 
     def _neutral_frame(self, kind: str, split: str, texts: list[str], max_size: int | None) -> pd.DataFrame:
         texts = sample_at_most(texts, max_size, self.parts.seed)
         rows = neutral_masked_rows(self.model.tokenizer, texts, self.parts.neutral_exclusions(),
-                                   seed=f"{self.parts.seed}-{kind}", causal=self.causal)
+                                   seed=f"{self.parts.seed}-{kind}",
+                                   causal=getattr(self.model.objective, "name", "") == "causal_lm")
         if len(rows) < len(texts):
             logger.info("%s: %d of %d texts have no maskable neutral word", kind, len(texts) - len(rows), len(texts))
         masked = [m for _, m, _ in rows]
@@ -96,13 +89,6 @@ class EncoderEvaluator:
             FACTUAL_CLASS: NEUTRAL, ALTERNATIVE_CLASS: NEUTRAL, "transition": NEUTRAL, "source_id": NEUTRAL,
             "source_token": words, "label": pd.Series([0] * len(rows), dtype="int64"),
         })
-
-    def neutral_training_masked_rows(self, max_size: int | None) -> pd.DataFrame:
-        frame = self.parts.data
-        test = frame[(frame[SPLIT] == "test") & frame[FACTUAL_CLASS].isin(self.parts.target_classes)]
-        test = test.drop_duplicates([MASKED, FACTUAL])
-        texts = list(dict.fromkeys(unmask(list(test[MASKED]), list(test[FACTUAL]))))
-        return self._neutral_frame(NEUTRAL_TRAINING_MASKED, "test", texts, max_size)
 
     def encode(self, frame: pd.DataFrame, kind: str | None) -> list[float]:
         """Encoded value per row, in batches (``kind`` None = the model's source gradient)."""
@@ -117,7 +103,8 @@ class EncoderEvaluator:
         parts[0]["encoded"] = self.encode(parts[0], kind=None)
         neutral = []
         if split == "test":
-            neutral.append(self.neutral_training_masked_rows(max_size))
+            neutral.append(self._neutral_frame(NEUTRAL_TRAINING_MASKED, "test", self.parts.unmasked_test_texts(),
+                                               max_size))
         if self.parts.neutral_texts:
             neutral.append(self._neutral_frame(NEUTRAL_DATASET, "neutral", self.parts.neutral_texts, max_size))
         for frame in neutral:

@@ -87,7 +87,7 @@ def encoder_metrics(encoded: pd.DataFrame) -> dict:
     training_only = _correlation_and_accuracy(training)
     all_data = _correlation_and_accuracy(frame)
     by_type = frame.groupby("type")["encoded"]
-    metrics = {
+    return {
         "correlation": training_only["correlation"],
         "accuracy": all_data["accuracy"],
         "all_data": all_data,
@@ -112,4 +112,3 @@ def encoder_metrics(encoded: pd.DataFrame) -> dict:
             "by_label": {_label_key(k): int(v) for k, v in training["label"].value_counts().sort_index().items()},
         },
     }
-    return metrics

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gradiend.cells import rewrite_key
-from gradiend.evaluation.context import EvaluationParts, parts_from_trainer
+from gradiend.evaluation.context import EvaluationParts
 from gradiend.evaluation.decoder import DecoderEvaluator
 from gradiend.evaluation.encoder import EncoderEvaluator
 from gradiend.evaluation.model_card import save_rewritten_model
@@ -26,6 +26,10 @@ class Evaluator:
             raise ValueError("pass either a trainer / EvaluationParts or keyword parts, not both")
         if trainer_or_parts is None:
             trainer_or_parts = EvaluationParts(**parts)
+        if not isinstance(trainer_or_parts, EvaluationParts) and not callable(
+                getattr(trainer_or_parts, "evaluation_parts", None)):
+            raise TypeError(f"{type(trainer_or_parts).__name__} does not provide evaluation_parts(); pass "
+                            "EvaluationParts (model_with_gradiend, data, neutral_data, ...) instead")
         self._source = trainer_or_parts
         self._decoder: DecoderEvaluator | None = None
         self._decoder_key: tuple | None = None
@@ -33,9 +37,7 @@ class Evaluator:
 
     @property
     def parts(self) -> EvaluationParts:
-        if isinstance(self._source, EvaluationParts):
-            return self._source
-        return parts_from_trainer(self._source)
+        return self._source if isinstance(self._source, EvaluationParts) else self._source.evaluation_parts()
 
     @property
     def encoder(self) -> EncoderEvaluator:

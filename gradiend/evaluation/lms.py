@@ -31,13 +31,9 @@ DEFAULT_SEED = 42
 
 def lm_kind(model, tokenizer) -> str:
     """``"causal"`` for decoder-only models (or tokenizers without a mask token), else ``"masked"``."""
-    config = getattr(model, "config", None)
-    name = type(model).__name__
-    if getattr(config, "is_decoder", False) or "CausalLM" in name or "LMHead" in name:
-        return CAUSAL
-    if getattr(tokenizer, "mask_token_id", None) is None:
-        return CAUSAL
-    return MASKED
+    config, name = getattr(model, "config", None), type(model).__name__
+    decoder_only = getattr(config, "is_decoder", False) or "CausalLM" in name or "LMHead" in name
+    return CAUSAL if decoder_only or getattr(tokenizer, "mask_token_id", None) is None else MASKED
 
 
 def _tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[dict]:
@@ -171,6 +167,3 @@ def lms_scorer(model, tokenizer, texts: Iterable[str], *, kind: str | None = Non
 def language_model_score(model, tokenizer, texts: Iterable[str], **options) -> dict:
     """One-off LMS of ``model`` on ``texts`` (see :func:`lms_scorer` for the options)."""
     return lms_scorer(model, tokenizer, texts, **options)(model)
-
-
-__all__ = ["MASKED", "CAUSAL", "MaskedLMS", "CausalLMS", "lm_kind", "lms_scorer", "language_model_score"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from gradiend.evaluation.tokens import MASK_PLACEHOLDER
 from gradiend.objectives.tokens import continuation_ids
@@ -19,26 +19,21 @@ WORD = re.compile(r"\w+")
 DEFAULT_MIN_PREFIX_TOKENS = 5
 
 
-def _single_token(tokenizer, prefix: str, word: str, special: set[int]) -> bool:
-    ids = continuation_ids(tokenizer, [prefix], [word])[0]
-    return len(ids) == 1 and ids[0] not in special
-
-
 def mask_random_word(tokenizer, text: str, excluded: set[str], rng: random.Random, causal: bool,
                      min_prefix_tokens: int = DEFAULT_MIN_PREFIX_TOKENS) -> tuple[str, str] | None:
     """``(masked text, masked word)`` for one randomly chosen qualifying word, or None."""
     special = set(tokenizer.all_special_ids) | {getattr(tokenizer, "unk_token_id", None)}  # None matches no id
     spans = [m for m in WORD.finditer(text) if m.group().lower() not in excluded]
     rng.shuffle(spans)
-    if causal:
-        def prefix_length(match) -> int:
-            prefix = text[: match.start()].rstrip()
-            return len(tokenizer(prefix, add_special_tokens=False)["input_ids"]) if prefix else 0
-        lengths = {m.start(): prefix_length(m) for m in spans}
-        spans = [m for m in spans if lengths[m.start()] >= min_prefix_tokens] + [
-            m for m in spans if 0 < lengths[m.start()] < min_prefix_tokens]
+    if causal:  # words after enough context first (stable), never a word without any
+        prefixes = {m.start(): text[: m.start()].rstrip() for m in spans}
+        lengths = {start: len(tokenizer(prefix, add_special_tokens=False)["input_ids"]) if prefix else 0
+                   for start, prefix in prefixes.items()}
+        spans = sorted((m for m in spans if lengths[m.start()] > 0),
+                       key=lambda m: lengths[m.start()] < min_prefix_tokens)
     for match in spans:
-        if _single_token(tokenizer, text[: match.start()], match.group(), special):
+        ids = continuation_ids(tokenizer, [text[: match.start()]], [match.group()])[0]
+        if len(ids) == 1 and ids[0] not in special:
             return text[: match.start()] + MASK_PLACEHOLDER + text[match.end():], match.group()
     return None
 
@@ -46,16 +41,6 @@ def mask_random_word(tokenizer, text: str, excluded: set[str], rng: random.Rando
 def neutral_masked_rows(tokenizer, texts: Iterable[str], excluded: Iterable[str], seed: int | str,
                         causal: bool) -> list[tuple[str, str, str]]:
     """``(source text, masked text, word)`` for every text that has a qualifying word."""
-    rng = random.Random(seed)
-    excluded = {w.lower() for w in excluded}
-    rows = []
-    for text in texts:
-        found = mask_random_word(tokenizer, text, excluded, rng, causal)
-        if found is not None:
-            rows.append((text, *found))
-    return rows
-
-
-def unmask(masked: Sequence[str], factual: Sequence[str]) -> list[str]:
-    """Fill every mask of each row with its factual token."""
-    return [m.replace(MASK_PLACEHOLDER, str(f)) for m, f in zip(masked, factual)]
+    rng, excluded = random.Random(seed), {w.lower() for w in excluded}
+    found = [(text, mask_random_word(tokenizer, text, excluded, rng, causal)) for text in texts]
+    return [(text, *masked) for text, masked in found if masked is not None]

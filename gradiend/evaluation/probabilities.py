@@ -18,6 +18,7 @@ number of models (one per decoder cell).
 """
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -25,8 +26,8 @@ from typing import Mapping, Sequence
 import pandas as pd
 import torch
 
-from gradiend.data.tables import ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS, MASKED
-from gradiend.evaluation.batching import eval_mode, model_device
+from gradiend.data.tables import FACTUAL_CLASS, MASKED, target_words_by_class
+from gradiend.evaluation.batching import chunks, eval_mode, model_device
 from gradiend.evaluation.tokens import MASK_PLACEHOLDER, casing_variants
 from gradiend.objectives.base import TargetBatch, mask_contexts
 from gradiend.objectives.tokens import continuation_ids
@@ -37,21 +38,17 @@ logger = get_logger(__name__)
 
 def class_target_words(table: pd.DataFrame, classes: Sequence[str]) -> dict[str, list[str]]:
     """Per class: every token seen as factual of it or as alternative toward it (first-seen order)."""
-    words: dict[str, dict[str, None]] = {c: {} for c in classes}
-    pairs = [*zip(table[FACTUAL], table[FACTUAL_CLASS]), *zip(table[ALTERNATIVE], table[ALTERNATIVE_CLASS])]
-    for token, cls in pairs:
-        if cls in words:
-            words[cls].setdefault(str(token), None)
+    by_class = target_words_by_class(table)
+    words = {c: by_class.get(c, []) for c in classes}
     empty = [c for c, w in words.items() if not w]
     if empty:
         raise ValueError(f"class {empty[0]!r} has no target token in the data; classes: {list(classes)}")
     lowered = {c: {w.lower() for w in ws} for c, ws in words.items()}
-    for i, a in enumerate(classes):
-        for b in classes[i + 1:]:
-            shared = sorted(lowered[a] & lowered[b])
-            if shared:
-                logger.warning("classes %r and %r share target token(s) %s; their probabilities overlap", a, b, shared)
-    return {c: list(w) for c, w in words.items()}
+    for a, b in itertools.combinations(classes, 2):
+        shared = sorted(lowered[a] & lowered[b])
+        if shared:
+            logger.warning("classes %r and %r share target token(s) %s; their probabilities overlap", a, b, shared)
+    return words
 
 
 @dataclass
@@ -77,8 +74,12 @@ class ClassProbabilityScorer:
         self.classes = list(class_words)
         self.causal = getattr(objective, "name", "") == "causal_lm"
         frame = rows.drop_duplicates([MASKED, FACTUAL_CLASS]).reset_index(drop=True)
-        if self.causal:
-            frame = self._with_left_context(frame)
+        if self.causal:  # a causal LM predicts the mask from the text before it: there must be some
+            keep = [bool(c.strip()) for c in mask_contexts(list(frame[MASKED]), MASK_PLACEHOLDER)]
+            if not all(keep):
+                logger.warning("%d row(s) have no text before the mask and are not scored by the causal LM",
+                               keep.count(False))
+            frame = frame[keep].reset_index(drop=True)
         if frame.empty:
             raise ValueError("no rows to score class probabilities on")
         self.rows = frame
@@ -93,43 +94,29 @@ class ClassProbabilityScorer:
                 for layout in sorted({t["layout"] for t in terms[i]}):
                     by_layout[layout].append(i)
             for layout, indices in sorted(by_layout.items()):
-                for start in range(0, len(indices), batch_size):
-                    chunk_rows = indices[start:start + batch_size]
+                for chunk_rows in chunks(indices, batch_size):
                     self.chunks.append(self._chunk(tokenizer, frame, terms, chunk_rows, layout, dataset, max_length))
-
-    @staticmethod
-    def _with_left_context(frame: pd.DataFrame) -> pd.DataFrame:
-        contexts = mask_contexts(list(frame[MASKED]), MASK_PLACEHOLDER)
-        keep = [bool(c.strip()) for c in contexts]
-        if not all(keep):
-            logger.warning("%d row(s) have no text before the mask and are not scored by the causal LM", keep.count(False))
-        return frame[keep].reset_index(drop=True)
 
     def _terms(self, tokenizer, masked: list[str], class_words) -> list[list[dict]]:
         """Per row: the scored terms ``{class, ids, layout, own}`` after de-duplication."""
         contexts = mask_contexts(masked, MASK_PLACEHOLDER)
-        variant_ids: dict[str, list[list[int]]] = {}
-        for words in class_words.values():
-            for word in words:
-                for variant in casing_variants(word):
-                    if variant not in variant_ids:
-                        variant_ids[variant] = continuation_ids(tokenizer, contexts, [variant] * len(masked))
+        variants = [(c, word, variant) for c, words in enumerate(class_words.values())
+                    for word in words for variant in casing_variants(word)]
+        variant_ids = {variant: continuation_ids(tokenizer, contexts, [variant] * len(masked))
+                       for variant in dict.fromkeys(variant for _, _, variant in variants)}
         unknown = getattr(tokenizer, "unk_token_id", None)
         terms = []
         for r, text in enumerate(masked):
             single_mask = text.count(MASK_PLACEHOLDER) == 1 and not self.causal
             row_terms, seen = [], set()
-            for c, (cls, words) in enumerate(class_words.items()):
-                for word in words:
-                    for variant in casing_variants(word):
-                        ids = variant_ids[variant][r]
-                        if not ids or (variant != word and (len(ids) != 1 or ids[0] == unknown)):
-                            continue
-                        ids = tuple(ids) if single_mask else tuple(ids[:1])
-                        if (c, ids) in seen:
-                            continue
-                        seen.add((c, ids))
-                        row_terms.append({"class": c, "ids": ids, "layout": len(ids), "variant": variant})
+            for c, word, variant in variants:
+                ids = variant_ids[variant][r]
+                if not ids or (variant != word and (len(ids) != 1 or ids[0] == unknown)):
+                    continue
+                ids = tuple(ids) if single_mask else tuple(ids[:1])
+                if (c, ids) not in seen:
+                    seen.add((c, ids))
+                    row_terms.append({"class": c, "ids": ids, "layout": len(ids), "variant": variant})
             terms.append(row_terms)
         return terms
 
@@ -159,7 +146,7 @@ class ClassProbabilityScorer:
         unknown = wanted - set(self.datasets)
         if unknown:
             raise ValueError(f"no rows of dataset(s) {sorted(unknown)}; datasets: {self.datasets}")
-        probs = torch.full((len(self.rows), len(self.classes)), float("nan"), dtype=torch.float64)
+        probs = torch.zeros((len(self.rows), len(self.classes)), dtype=torch.float64)
         touched = torch.zeros(len(self.rows), dtype=torch.bool)
         device = model_device(model)
         with eval_mode(model), torch.no_grad():
@@ -173,10 +160,9 @@ class ClassProbabilityScorer:
                 row_ids = torch.tensor(chunk.row_ids)
                 sums = torch.zeros(len(chunk.row_ids), len(self.classes), dtype=torch.float64)
                 sums.index_put_((chunk.term_row, chunk.term_class), term_probs, accumulate=True)
-                first_visit = ~touched[row_ids]
-                probs[row_ids[first_visit]] = 0.0
                 probs[row_ids] += sums
                 touched[row_ids] = True
+        probs[~touched] = float("nan")
         return probs
 
     def __call__(self, model, datasets: Sequence[str] | None = None) -> dict:

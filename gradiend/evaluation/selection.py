@@ -1,4 +1,4 @@
-"""Choosing a decoder cell: the learning-rate grid, selection policies, and per-class summaries.
+"""Choosing a decoder cell: selection policies and per-class summaries.
 
 A *cell* is one rewrite ``θ + lr·dec(ff)`` scored by the decoder evaluator: a dict with at least
 ``learning_rate``, ``feature_factor``, ``lms`` and ``probs_by_dataset`` (``{dataset class: {class:
@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
-from gradiend.cells import WEAKEN_SUFFIX, cell_name, default_learning_rates, rewrite_key
-
-# The cell identity (name, weaken suffix, default grid) lives in gradiend.cells; re-exported here.
-cell_key = cell_name
+from gradiend.cells import cell_name, rewrite_key
 
 
 def is_finite_cell(cell: Mapping) -> bool:
@@ -101,18 +98,18 @@ def weaken_metric(cell: Mapping, target_class: str) -> float:
     return 1.0 - cell["probs_by_dataset"][target_class][target_class]
 
 
-def _candidates(cells: Iterable[Mapping], feature_factor: float, metric) -> tuple[list[Candidate], int]:
-    candidates, excluded = [], 0
-    for cell in cells:
-        if cell.get("is_base") or float(cell["feature_factor"]) != float(feature_factor):
-            continue
-        if not is_finite_cell(cell):
-            excluded += 1
-            continue
-        key = cell.get("id") or cell_key(cell["learning_rate"], cell["feature_factor"])
-        candidates.append(Candidate(key, float(cell["learning_rate"]), float(cell["feature_factor"]),
-                                    float(cell["lms"]), float(metric(cell))))
-    return candidates, excluded
+def _cell_id(cell: Mapping) -> str:
+    return cell.get("id") or cell_name(cell["learning_rate"], cell["feature_factor"])
+
+
+def _candidates(cells: Sequence[Mapping], factors: Sequence[float], metric) -> tuple[list[Candidate], int]:
+    """The finite cells of ``factors`` (in that order) as candidates, and how many were not finite."""
+    matching = [c for f in factors for c in cells
+                if not c.get("is_base") and float(c["feature_factor"]) == float(f)]
+    finite = [c for c in matching if is_finite_cell(c)]
+    candidates = [Candidate(_cell_id(c), float(c["learning_rate"]), float(c["feature_factor"]),
+                            float(c["lms"]), float(metric(c))) for c in finite]
+    return candidates, len(matching) - len(finite)
 
 
 def summarize_cells(
@@ -148,27 +145,19 @@ def summarize_cells(
             if direction == "strengthen":
                 factors = [class_feature_factors[target]]
                 metric = lambda cell, t=target, o=others: strengthen_metric(cell, t, o)  # noqa: E731
-                base_value = strengthen_metric(base, target, others)
-                key = target
             else:
                 factors = sorted({class_feature_factors[o] for o in others})
                 metric = lambda cell, t=target: weaken_metric(cell, t)  # noqa: E731
-                base_value = weaken_metric(base, target)
-                key = rewrite_key(target, weaken=True)
-            candidates, excluded = [], 0
-            for factor in factors:
-                found, dropped = _candidates(cell_list, factor, metric)
-                candidates += found
-                excluded += dropped
+            candidates, excluded = _candidates(cell_list, factors, metric)
             if not candidates:
                 problem = (f"its {excluded} cell(s) are all non-finite" if excluded
                            else "the grid has no cell with that feature factor")
                 raise ValueError(f"no finite decoder cell to {direction} class {target!r} "
                                  f"(feature factor(s) {factors}): {problem}")
             chosen = selector.select(candidates, base_lms)
-            summary[key] = {
+            summary[rewrite_key(target, weaken=direction == "weaken")] = {
                 "value": chosen.candidate.metric,
-                "base_value": base_value,
+                "base_value": metric(base),
                 "feature_factor": chosen.candidate.feature_factor,
                 "learning_rate": chosen.candidate.learning_rate,
                 "id": chosen.candidate.key,
@@ -181,11 +170,10 @@ def summarize_cells(
                 "reason": chosen.reason,
                 "n_candidates": len(candidates),
                 "n_non_finite": excluded,
+                "part": base.get("part", "decoder"),
             }
-    summary["non_finite_cells"] = sorted(
-        c.get("id") or cell_key(c["learning_rate"], c["feature_factor"])
-        for c in cell_list if not c.get("is_base") and not is_finite_cell(c)
-    )
+    summary["non_finite_cells"] = sorted(_cell_id(c) for c in cell_list
+                                         if not c.get("is_base") and not is_finite_cell(c))
     return summary
 
 

@@ -20,14 +20,9 @@ def casing_variants(word: str) -> list[str]:
 
 def ignore_token_ids(tokenizer, words: Iterable[str]) -> set[int]:
     """Ids of every single-token spelling (casing variant) of ``words``, with and without a leading space."""
-    ids: set[int] = set()
-    for word in words:
-        for variant in casing_variants(word):
-            for text in (variant, f" {variant}"):
-                sequence = tokenizer(text, add_special_tokens=False)["input_ids"]
-                if len(sequence) == 1:
-                    ids.add(sequence[0])
-    return ids
+    texts = [text for word in words for variant in casing_variants(word) for text in (variant, f" {variant}")]
+    sequences = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    return {sequence[0] for sequence in sequences if len(sequence) == 1}
 
 
 def mask_id(tokenizer) -> int:

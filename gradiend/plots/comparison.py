@@ -5,13 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from gradiend.plots.figures import pyplot, save_figure
+from gradiend.plots.figures import save_figure, subplots
 
 
 def _heatmap(matrix: pd.DataFrame, title: str, label: str, output_path, vmin, vmax, cmap: str, digits: int = 2):
-    plt = pyplot(output_path)
-
-    fig, ax = plt.subplots(figsize=(1.5 + 1.1 * matrix.shape[1], 1.2 + 0.6 * matrix.shape[0]))
+    fig, ax = subplots(output_path, figsize=(1.5 + 1.1 * matrix.shape[1], 1.2 + 0.6 * matrix.shape[0]))
     image = ax.imshow(matrix.to_numpy(dtype=float), vmin=vmin, vmax=vmax, cmap=cmap, aspect="auto")
     ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns], rotation=30, ha="right")
     ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index])
@@ -19,7 +17,6 @@ def _heatmap(matrix: pd.DataFrame, title: str, label: str, output_path, vmin, vm
         ax.text(j, i, f"{value:.{digits}f}", ha="center", va="center", fontsize=8)
     fig.colorbar(image, ax=ax, label=label)
     ax.set_title(title)
-    fig.tight_layout()
     return save_figure(fig, output_path, dpi=150)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from gradiend.plots.figures import pyplot, save_figure
+from gradiend.plots.figures import save_figure, subplots
 from gradiend.util.io import read_json
 
 NON_CONVERGED_MARK = "\u2020"  # dagger after the title of a run that did not converge
@@ -29,8 +29,6 @@ def plot_training_convergence(training: Mapping | str | Path, output_path: str |
     a dashed line; steps where the encoding was sign-normalised are dotted; a run that did not
     converge has a dagger after its title. Saves to ``output_path`` when given; returns the figure.
     """
-    plt = pyplot(output_path)
-
     stats = _load(training)
     history = stats.get("history") or []
     if not history:
@@ -40,7 +38,7 @@ def plot_training_convergence(training: Mapping | str | Path, output_path: str |
     converged = bool((stats.get("convergence_info") or {}).get("converged"))
     best_step = stats.get("best_step")
 
-    fig, (ax_mean, ax_corr) = plt.subplots(2, 1, sharex=True, figsize=(7, 5.5))
+    fig, (ax_mean, ax_corr) = subplots(output_path, 2, 1, sharex=True, figsize=(7, 5.5))
     for cls in classes:
         values = [h["mean_by_class"].get(cls) for h in history]
         ax_mean.plot(steps, [float("nan") if v is None else v for v in values], marker="o", ms=3, label=str(cls))
@@ -69,5 +67,4 @@ def plot_training_convergence(training: Mapping | str | Path, output_path: str |
                              textcoords="offset points", xytext=(6, -24), fontsize="small", color="tab:red")
     heading = title or "Training convergence"
     fig.suptitle(heading if converged else f"{heading} {NON_CONVERGED_MARK} (not converged)")
-    fig.tight_layout()
     return save_figure(fig, output_path, dpi)

@@ -10,36 +10,28 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from gradiend.plots.figures import pyplot, save_figure
+from gradiend.plots.figures import save_figure, subplots
 
 _LINESTYLES = ["-", "--", "-.", ":"]
-
-
-def _cells(grid: Mapping | Sequence) -> tuple[Mapping | None, list[Mapping]]:
-    cells = list(grid.values()) if isinstance(grid, Mapping) else list(grid)
-    base = next((c for c in cells if c.get("is_base")), None)
-    return base, sorted((c for c in cells if not c.get("is_base")), key=lambda c: (c["feature_factor"], c["learning_rate"]))
-
-
-def _base_x(rates: list[float]) -> float:
-    positive = [r for r in rates if r > 0]
-    return (min(positive) if positive else 1.0) / 4
 
 
 def plot_probability_shifts(grid: Mapping | Sequence, summary: Mapping | None = None,
                             output_path: str | Path | None = None, title: str | None = None, dpi: int = 150) -> Any:
     """Plot decoder cells (``{"base": …, key: cell}`` or a list); star the chosen cells of ``summary``."""
-    plt = pyplot(output_path)
-
-    base, cells = _cells(grid)
+    all_cells = list(grid.values()) if isinstance(grid, Mapping) else list(grid)
+    base = next((c for c in all_cells if c.get("is_base")), None)
+    cells = sorted((c for c in all_cells if not c.get("is_base")),
+                   key=lambda c: (c["feature_factor"], c["learning_rate"]))
     if not cells:
         raise ValueError("no decoder cells to plot")
     datasets = sorted({d for c in cells for d in c.get("probs_by_dataset", {})})
     classes = sorted({k for c in cells for probs in c.get("probs_by_dataset", {}).values() for k in probs})
     factors = sorted({float(c["feature_factor"]) for c in cells})
-    base_x = _base_x([float(c["learning_rate"]) for c in cells])
+    positive_rates = [float(c["learning_rate"]) for c in cells if float(c["learning_rate"]) > 0]
+    base_x = (min(positive_rates) if positive_rates else 1.0) / 4  # where "base" sits on the log axis
     max_rate = max(float(c["learning_rate"]) for c in cells)
-    fig, axes = plt.subplots(1, 1 + len(datasets), figsize=(4.2 * (1 + len(datasets)), 3.8), squeeze=False)
+    fig, axes = subplots(output_path, 1, 1 + len(datasets), figsize=(4.2 * (1 + len(datasets)), 3.8),
+                         squeeze=False)
     axes = axes[0]
     colours = {cls: f"C{i}" for i, cls in enumerate(classes)}
 
@@ -86,5 +78,4 @@ def plot_probability_shifts(grid: Mapping | Sequence, summary: Mapping | None = 
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize="xx-small")
     fig.suptitle(title or "Decoder probability shifts")
-    fig.tight_layout()
     return save_figure(fig, output_path, dpi)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from gradiend.plots.figures import pyplot, save_figure
+from gradiend.plots.figures import save_figure, subplots
 from gradiend.util.io import read_parquet
 
 TRAINING = "training"
@@ -35,14 +35,12 @@ def plot_encoder_distributions(encoded: pd.DataFrame | str | Path, output_path: 
     Target classes should sit near ±1 and neutral rows near 0; dotted lines mark the ±0.5
     boundaries of the ternary accuracy.
     """
-    plt = pyplot(output_path)
-
     if not isinstance(encoded, pd.DataFrame):
         encoded = read_parquet(encoded, required_columns=("encoded", "label", "type", "source_id"))
     groups = _groups(encoded)
     if not groups:
         raise ValueError("the encoded table has no rows to plot")
-    fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2, 4.2))
+    fig, ax = subplots(output_path, figsize=(1.6 * len(groups) + 2, 4.2))
     positions = list(range(1, len(groups) + 1))
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
     for position, (_, values), colour in zip(positions, groups, colours * len(groups)):
@@ -63,5 +61,4 @@ def plot_encoder_distributions(encoded: pd.DataFrame | str | Path, output_path: 
     if correlation is not None:
         heading += f" (r = {correlation:.3f})"
     ax.set_title(heading)
-    fig.tight_layout()
     return save_figure(fig, output_path, dpi)

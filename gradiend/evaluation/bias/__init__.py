@@ -1,15 +1,7 @@
 """Public bias benchmarks for a (rewritten) language model: StereoSet, CrowS-Pairs and SEAT.
 
-- :mod:`.formats` reads the *released* files (StereoSet's ``test.json``/``dev.json``, CrowS-Pairs'
-  ``crows_pairs_anonymized.csv``, or their Hugging Face dataset versions) into plain items, and
-  rejects a file in another format, with missing columns, or without items of a requested bias
-  type, with one error naming the file;
-- :mod:`.likelihood` scores sentences: pseudo-log-likelihood for masked LMs, log-likelihood for
-  causal LMs;
-- :mod:`.scores` turns those into StereoSet ``ss``/``lms``/``icat`` and the CrowS-Pairs score, each
-  with a percentile bootstrap 95 % confidence interval;
-- :mod:`.seat` runs SEAT tests (effect size, permutation p-value, bootstrap interval) on sentence
-  embeddings.
+:mod:`.formats` reads the released files, :mod:`.likelihood` scores sentences, :mod:`.scores`
+turns the scores into benchmark results with bootstrap intervals, :mod:`.seat` runs SEAT tests.
 """
 import importlib
 

@@ -73,14 +73,15 @@ class CrowsPair:
         return self.sent_less if self.direction == "stereo" else self.sent_more
 
 
-def read_json_file(path: Path, name: str, kind: str):
-    """The parsed JSON document of a benchmark file; a missing or unparsable file is one error naming it."""
+def read_benchmark_file(path: Path, name: str, kind: str, file_format: str = "JSON", read=None, errors=()):
+    """The parsed benchmark file (JSON unless ``read`` is given, which raises ``errors`` on a bad file);
+    a missing or unparsable file is one error naming it."""
     if not path.is_file():
         raise BenchmarkFormatError(f"{name}: {kind} file not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BenchmarkFormatError(f"{name}: not a {kind} JSON file ({err})") from None
+        return read(path) if read else json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, *errors) as err:
+        raise BenchmarkFormatError(f"{name}: not a {kind} {file_format} file ({err})") from None
 
 
 def _path(source: Any) -> Path:
@@ -102,8 +103,7 @@ def _only_bias_types(items: list, bias_types: Sequence[str] | None, name: str, k
     missing = [b for b in bias_types if b not in present]
     if missing:
         raise BenchmarkFormatError(f"{name}: no {kind} item of bias type(s) {missing}; the file holds {present}")
-    wanted = set(bias_types)
-    return [item for item in items if item.bias_type in wanted]
+    return [item for item in items if item.bias_type in bias_types]
 
 
 # --- StereoSet -------------------------------------------------------------------------------------
@@ -166,13 +166,10 @@ def read_stereoset(source: Any, bias_types: Sequence[str] | None = None) -> list
     """
     name = _describe(source)
     if isinstance(source, Mapping) and "hf_dataset" in source:
-        items = []
         configs = [source["hf_config"]] if source.get("hf_config") else list(SUBSETS)
-        for config in configs:
-            rows = _hf_rows(source, config)
-            items += stereoset_items(rows, config, name)
+        items = [item for config in configs for item in stereoset_items(_hf_rows(source, config), config, name)]
     else:
-        document = read_json_file(_path(source), name, "StereoSet")
+        document = read_benchmark_file(_path(source), name, "StereoSet")
         data = document.get("data") if isinstance(document, Mapping) else None
         if not isinstance(data, Mapping) or not any(s in data for s in SUBSETS):
             raise BenchmarkFormatError(f"{name}: not the released StereoSet format "
@@ -220,13 +217,9 @@ def read_crows_pairs(source: Any, bias_types: Sequence[str] | None = None) -> li
     if isinstance(source, Mapping) and "hf_dataset" in source:
         frame = pd.DataFrame(list(_hf_rows(source, source.get("hf_config"))))
     else:
-        path = _path(source)
-        if not path.is_file():
-            raise BenchmarkFormatError(f"{name}: CrowS-Pairs file not found")
-        try:
-            frame = pd.read_csv(path, keep_default_na=False)
-        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-            raise BenchmarkFormatError(f"{name}: not a CrowS-Pairs CSV file ({err})") from None
+        frame = read_benchmark_file(_path(source), name, "CrowS-Pairs", "CSV",
+                                    lambda path: pd.read_csv(path, keep_default_na=False),
+                                    (pd.errors.ParserError, pd.errors.EmptyDataError))
     pairs = crows_pairs_from_frame(frame, name)
     if not pairs:
         raise BenchmarkFormatError(f"{name}: holds no CrowS-Pairs pair")
@@ -236,26 +229,18 @@ def read_crows_pairs(source: Any, bias_types: Sequence[str] | None = None) -> li
 # --- both ------------------------------------------------------------------------------------------
 
 def _hf_rows(source: Mapping, config: str | None) -> list[dict]:
+    """The split's rows, class-index columns (``stereo_antistereo``, ``bias_type``) back to their names.
+
+    StereoSet's ``gold_label`` indices, nested in ``sentences``, are named by :data:`HF_GOLD_LABELS`."""
     from gradiend.data.base_loader import load_hf_dataset
 
     dataset = load_hf_dataset(source["hf_dataset"], config, source.get("split", "test"))
-    names = {}  # ClassLabel columns (gold_label, stereo_antistereo, bias_type) back to their names
-    for column, feature in (getattr(dataset, "features", None) or {}).items():
-        inner = getattr(feature, "feature", feature)
-        if hasattr(inner, "int2str"):
-            names[column] = inner.int2str
-        elif isinstance(feature, Mapping) and hasattr(feature.get("gold_label"), "feature"):
-            label = feature["gold_label"].feature
-            if hasattr(label, "int2str"):
-                names[f"{column}.gold_label"] = label.int2str
+    names = {column: feature.int2str for column, feature in (getattr(dataset, "features", None) or {}).items()
+             if hasattr(feature, "int2str")}
     rows = []
-    for row in dataset:
-        row = dict(row)
+    for row in map(dict, dataset):
         for column, to_name in names.items():
-            if "." in column:
-                outer, inner_key = column.split(".")
-                row[outer] = {**row[outer], inner_key: [to_name(v) for v in row[outer][inner_key]]}
-            elif isinstance(row.get(column), int):
+            if isinstance(row.get(column), int):
                 row[column] = to_name(row[column])
         rows.append(row)
     return rows

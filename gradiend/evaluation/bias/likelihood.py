@@ -19,7 +19,8 @@ from typing import Sequence
 
 import torch
 
-from gradiend.evaluation.batching import chunks, eval_mode, forward_logits, max_input_length, pad_id, pad_right
+from gradiend.evaluation.batching import (chunks, eval_mode, forward_logits, length_order, max_input_length, pad_id,
+                                          pad_right)
 from gradiend.evaluation.lms import CAUSAL, MASKED, lm_kind, masked_position_logits
 from gradiend.evaluation.tokens import mask_id
 
@@ -68,9 +69,8 @@ class SentenceScorer:
                 raise ValueError(f"cannot locate the tokens of {sentence!r} after its context in the model input")
             positions = content[n_context:]
         else:
-            start = self.tokenizer.bos_token_id
-            start = self.tokenizer.eos_token_id if start is None else start
-            prefix = [] if start is None else [int(start)]
+            starts = (self.tokenizer.bos_token_id, self.tokenizer.eos_token_id)
+            prefix = [int(t) for t in starts if t is not None][:1]
             ids = prefix + context_ids + sentence_ids
             first = len(prefix) + len(context_ids)
             positions = [i for i in range(max(first, 1), len(ids)) if ids[i] not in self.special_ids]
@@ -100,9 +100,8 @@ class SentenceScorer:
         return totals
 
     def _causal(self, encoded: Sequence[tuple[list[int], list[int]]]) -> list[float]:
-        order = sorted(range(len(encoded)), key=lambda s: len(encoded[s][0]))
         totals = [0.0] * len(encoded)
-        for batch in chunks(order, self.batch_size):
+        for batch in chunks(length_order([ids for ids, _ in encoded]), self.batch_size):
             ids, attention = pad_right([encoded[s][0] for s in batch], self.pad_id)
             logits = forward_logits(self.model, ids, attention).cpu()
             for r, s in enumerate(batch):

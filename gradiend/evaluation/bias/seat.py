@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from gradiend.evaluation.bias.formats import BenchmarkFormatError, read_json_file
+from gradiend.evaluation.bias.formats import BenchmarkFormatError, read_benchmark_file
 from gradiend.evaluation.bias.scores import percentile_interval
 
 SETS = ("targ1", "targ2", "attr1", "attr2")
@@ -39,7 +39,7 @@ class SeatTest:
 def read_seat(path) -> SeatTest:
     """One SEAT test file; a file in another format is one error naming it."""
     path = Path(str(path)).expanduser()
-    document = read_json_file(path, str(path), "SEAT")
+    document = read_benchmark_file(path, str(path), "SEAT")
     if not isinstance(document, dict) or any(key not in document for key in SETS):
         raise BenchmarkFormatError(f"{path}: not the released SEAT format, which needs the keys {list(SETS)} "
                                    f"each with `examples`")
@@ -52,24 +52,19 @@ def read_seat(path) -> SeatTest:
             raise BenchmarkFormatError(f"{path}: `{key}.examples` must list at least two non-empty sentences")
         categories.append(str(block.get("category", key)))
         sets.append(tuple(e.strip() for e in examples))
-    name = path.name
-    for suffix in (".jsonl", ".json"):
-        name = name.removesuffix(suffix)
-    return SeatTest(name, tuple(categories), tuple(sets))
+    return SeatTest(path.name.removesuffix(".jsonl").removesuffix(".json"), tuple(categories), tuple(sets))
 
 
 @torch.no_grad()
 def sentence_embeddings(model, tokenizer, sentences: Sequence[str], kind: str, batch_size: int = 32) -> np.ndarray:
     """Final hidden state of [CLS] (masked LM) or of the last token (causal LM), float64, one row per sentence."""
-    from gradiend.evaluation.batching import eval_mode, model_device, pad_id, pad_right
+    from gradiend.evaluation.batching import chunks, eval_mode, model_device, pad_id, pad_right
 
     rows = [list(tokenizer(s, add_special_tokens=True)["input_ids"]) for s in sentences]
-    vectors = []
+    vectors, device = [], model_device(model)
     with eval_mode(model):
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start:start + batch_size]
+        for batch in chunks(rows, batch_size):
             ids, attention = pad_right(batch, pad_id(tokenizer))
-            device = model_device(model)
             hidden = model(input_ids=ids.to(device), attention_mask=attention.to(device),
                            output_hidden_states=True).hidden_states[-1].double().cpu()
             index = torch.zeros(len(batch), dtype=torch.long) if kind == "masked" else attention.sum(1) - 1
