@@ -61,7 +61,8 @@ def _model_source(name_or_path) -> tuple[str, Path, str]:
     return name, path, str(path) if path.exists() else name
 
 
-def _config_and_tokenizer(name_or_path, trust_remote_code: bool) -> tuple[str, Path, str, object, object]:
+def _config_and_tokenizer(name_or_path,
+                          trust_remote_code: bool = False) -> tuple[str, Path, str, object, object]:
     """``(name, local path, source, config, tokenizer)``, checked, without loading the weights."""
     from transformers import AutoConfig, AutoTokenizer
 
