@@ -170,7 +170,6 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
     for entry in chosen.values():
         if isinstance(entry, dict):
             entry["cell"] = cell_name(entry["learning_rate"], entry["feature_factor"])
-            entry["part"] = base_cell.get("part", "decoder")
             if entry.get("fallback"):
                 logger.warning("select_cell %s: %s", entry["id"], entry["reason"])
     result = {**chosen, "policy": {"name": policy.name, **selection},
