@@ -13,8 +13,8 @@ from __future__ import annotations
 BASE = "base"
 WEAKEN_SUFFIX = "_weaken"
 
-# {5, 2, 1}·10^e for e = 2 … −3: 100, 50, 20, …, 0.002, 0.001. The config schema's default for
-# ``decoder.learning_rates`` repeats this list (a JSON Schema cannot import it); a test keeps them equal.
+# {5, 2, 1}·10^e for e = 2 … −3: 100, 50, 20, …, 0.002, 0.001; the workflow's ``decoder.learning_rates``
+# default (null in the schema) resolves to it.
 DEFAULT_LEARNING_RATES: tuple[float, ...] = tuple(
     float(f"{mantissa}e{exponent}") for exponent in range(2, -4, -1) for mantissa in (5, 2, 1)
     if float(f"{mantissa}e{exponent}") <= 100)
@@ -32,9 +32,19 @@ def number_label(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
+_NAME = "lr~{lr}_ff~{ff}"
+# What a cell name looks like to the workflow (its `cell` wildcard): `base` or lr~<number>_ff~<number>.
+NAME_PATTERN = r"base|lr~[^_/]+_ff~[^_/]+"
+
+
 def cell_name(learning_rate: float, feature_factor: float) -> str:
     """The name of a cell, e.g. ``lr~0.01_ff~-1``: the cell file's stem and its ``"id"``."""
-    return f"lr~{number_label(learning_rate)}_ff~{number_label(feature_factor)}"
+    return _NAME.format(lr=number_label(learning_rate), ff=number_label(feature_factor))
+
+
+def cell_name_with_wildcard(feature_factor: float, wildcard: str = "{lr}") -> str:
+    """The names of one feature factor's cells with the learning rate left as a Snakemake wildcard."""
+    return _NAME.format(lr=wildcard, ff=number_label(feature_factor))
 
 
 def parse_cell_name(name: str) -> tuple[float, float]:

@@ -12,7 +12,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any, Mapping
 
-from gradiend.cells import WEAKEN_SUFFIX, class_feature_factor
+from gradiend.cells import WEAKEN_SUFFIX, class_feature_factor, split_rewrite_target
 from gradiend.util.io import written_as_path
 from gradiend.util.tokenizer_files import missing_tokenizer_message
 
@@ -152,12 +152,12 @@ def _check_experiment(name: str, exp: dict, cfg: dict) -> list[str]:
     classes = pair or sorted(ids)
     factors = exp["decoder"]["feature_factors"]
     for target in exp["rewrite"]:
-        cls = target.removesuffix(WEAKEN_SUFFIX)
+        cls, weaken = split_rewrite_target(target)
         if cls not in classes:
             problems.append(f"config key `{key}.rewrite`: {target!r} is neither a target class {classes} "
                             f"nor one of them followed by '{WEAKEN_SUFFIX}'")
         elif factors is not None:
-            needed = class_feature_factor(exp["training"]["source"], classes.index(cls), target != cls)
+            needed = class_feature_factor(exp["training"]["source"], classes.index(cls), weaken)
             if needed not in [float(f) for f in factors]:
                 problems.append(f"config key `{key}.rewrite`: {target!r} needs feature factor {needed:g}, which "
                                 f"`decoder.feature_factors` {factors} does not hold")

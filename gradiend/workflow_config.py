@@ -4,7 +4,7 @@
 so the same checks run in unit tests and notebooks (the checks a schema cannot express are in
 :mod:`gradiend.workflow_checks`). It returns a *resolved* copy of the config:
 schema defaults filled in, each experiment given its ``name``, the model to load
-(``base_model_path``), its ``target_classes`` and its decoder ``feature_factors``.
+(``base_model_path``), its ``target_classes`` and its decoder ``learning_rates`` and ``feature_factors``.
 
 ``stage_config`` cuts out of an experiment the keys one stage reads. The workflow passes that cut as
 a rule parameter, so Snakemake reruns a stage exactly when a key it reads changes, and a stage
@@ -18,7 +18,7 @@ from functools import reduce
 from pathlib import Path
 from typing import Any, Mapping
 
-from gradiend.cells import class_feature_factor, grid_cells
+from gradiend.cells import class_feature_factor, default_learning_rates, grid_cells
 from gradiend.schema_validation import ConfigError, load_yaml, validate_with_defaults
 # the semantic checks live in gradiend.workflow_checks; SAFE_NAME stays importable here for the workflow
 from gradiend.workflow_checks import DEMO_PREFIX, SAFE_NAME, config_problems  # noqa: F401
@@ -146,6 +146,8 @@ def _resolve_experiment(name: str, exp: dict, cfg: dict) -> None:
     if exp["pre_prune"] is not None and exp["pre_prune"]["seed"] is None:
         exp["pre_prune"]["seed"] = int(exp["seeds"][0])
     decoder = exp["decoder"]
+    if decoder["learning_rates"] is None:
+        decoder["learning_rates"] = default_learning_rates()
     if decoder["feature_factors"] is None:
         source = exp["training"]["source"]
         decoder["feature_factors"] = [class_feature_factor(source, 0), class_feature_factor(source, 1)]

@@ -1,9 +1,14 @@
 """gradiend.cells: one owner for a decoder cell's name, the weaken suffix, the sign rule and the grid."""
 import pytest
 
+from pathlib import Path
+
 from gradiend import cells
+from gradiend import workflow_config as wfc
 from gradiend.schema_validation import load_yaml
 from gradiend.workflow_config import SCHEMA_PATH
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("lr, ff, name", [
@@ -28,12 +33,17 @@ def test_parse_rejects_other_names():
             cells.parse_cell_name(bad)
 
 
-def test_default_grid_has_16_values_and_the_schema_repeats_it():
+def test_default_grid_has_16_values_and_the_workflow_takes_it_from_here():
     assert cells.default_learning_rates() == [100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005,
                                               0.002, 0.001]
     schema = load_yaml(SCHEMA_PATH)
-    default = schema["$defs"]["decoder"]["properties"]["learning_rates"]["default"]
-    assert tuple(default) == cells.DEFAULT_LEARNING_RATES
+    assert schema["$defs"]["decoder"]["properties"]["learning_rates"]["default"] is None  # defined once: here
+    raw = load_yaml(REPO / "config" / "config.yaml")
+    for exp in raw["experiments"].values():
+        exp.setdefault("decoder", {}).pop("learning_rates", None)
+    resolved = wfc.load_and_validate(raw)
+    for exp in resolved["experiments"].values():
+        assert exp["decoder"]["learning_rates"] == list(cells.DEFAULT_LEARNING_RATES)
 
 
 @pytest.mark.parametrize("source, direction, strengthen, expected", [
@@ -70,3 +80,15 @@ def test_grid_cells_base_first():
     grid = cells.grid_cells([0.1, 1.0], [1.0, -1.0])
     assert list(grid) == ["base", "lr~0.1_ff~1", "lr~1_ff~1", "lr~0.1_ff~-1", "lr~1_ff~-1"]
     assert grid["base"] == (None, None)
+
+
+def test_the_workflow_patterns_spell_the_same_names():
+    import re
+
+    for lr, ff in [(0.01, -1.0), (100.0, 1.0), (1e-05, 0.5)]:
+        name = cells.cell_name(lr, ff)
+        assert cells.cell_name_with_wildcard(ff).format(lr=cells.number_label(lr)) == name
+        assert re.fullmatch(cells.NAME_PATTERN, name)
+    assert re.fullmatch(cells.NAME_PATTERN, cells.BASE)
+    for other in ("lr~1", "ff~1", "lr~1_ff~1/x", "basement"):
+        assert not re.fullmatch(cells.NAME_PATTERN, other)

@@ -10,6 +10,8 @@ from gradiend.util.logging import get_logger
 logger = get_logger("gradiend.stages")
 
 ENTRY_FIELDS = ("learning_rate", "feature_factor", "value", "lms")
+# (class index, weaken) -> the column prefix of that rewrite: c0, c0_weaken, c1, c1_weaken
+SLOTS = {(i, weaken): rewrite_key(f"c{i}", weaken) for i in (0, 1) for weaken in (False, True)}
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
@@ -28,11 +30,10 @@ def summary_row(name: str, config: Mapping, data: Mapping, choice: Mapping, deco
         "seeds": len(config["seeds"]), "chosen_seed": choice["seed"], "converged": choice["converged"],
         "test_correlation": choice["scores"][chosen]["test_correlation"], "base_lms": decoder["base"]["lms"],
     }
-    for i, cls in enumerate(classes):  # slot `c0` strengthens class 0, `c0_weaken` weakens it, ...
-        for weaken in (False, True):
-            entry = decoder.get(rewrite_key(cls, weaken)) or {}
-            for field in ENTRY_FIELDS:
-                row[f"{rewrite_key(f'c{i}', weaken)}_{field}"] = entry.get(field)
+    for (i, weaken), slot in SLOTS.items():  # slot `c0` strengthens class 0, `c0_weaken` weakens it, ...
+        entry = decoder.get(rewrite_key(classes[i], weaken)) or {}
+        for field in ENTRY_FIELDS:
+            row[f"{slot}_{field}"] = entry.get(field)
     return row
 
 
@@ -49,16 +50,15 @@ def latex_tabular(align: str, header: Sequence[str], rows: Sequence[Sequence[str
 
 def latex_table(rows: Sequence[Mapping]) -> str:
     """A ``tabular``: per experiment the chosen seed and, per slot, lr / metric / LMS."""
-    slot_names = ["c0", "c0_weaken", "c1", "c1_weaken"]
     header = ["Experiment", "Base model", "Classes", "Rows", "Convergent", "Seed", "$r$", "Base LMS"]
-    for slot in slot_names:
+    for slot in SLOTS.values():
         header += [f"{_latex(slot)} lr", f"{_latex(slot)} metric", f"{_latex(slot)} LMS"]
     body = []
     for row in rows:
         cells = [_latex(row["experiment"]), _latex(row["base_model"]), _latex(f"{row['c0']} / {row['c1']}"),
                  str(row["training_rows"]), f"{row['convergent_seeds']}/{row['seeds']}", str(row["chosen_seed"]),
                  fmt(row["test_correlation"], 3), fmt(row["base_lms"], 3)]
-        for slot in slot_names:
+        for slot in SLOTS.values():
             cells += [fmt(row[f"{slot}_learning_rate"], 3), fmt(row[f"{slot}_value"], 3), fmt(row[f"{slot}_lms"], 3)]
         body.append(cells)
     return latex_tabular("l" * 3 + "r" * (len(header) - 3), header, body)

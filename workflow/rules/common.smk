@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 from gradiend import __version__ as GRADIEND_VERSION
 from gradiend import workflow_config as wfc
-from gradiend.cells import number_label
+from gradiend import cells
 from gradiend.schema_validation import ConfigError, check_yaml_file
 
 try:
@@ -43,7 +43,7 @@ for _name in EXPERIMENTS:
 wildcard_constraints:
     experiment="|".join(re.escape(name) for name in EXPERIMENTS),
     seed=r"\d+",
-    cell=r"base|lr~[^_/]+_ff~[^_/]+",
+    cell=cells.NAME_PATTERN,
     target=wfc.SAFE_NAME.pattern.strip("^$"),
     demo_model=wfc.SAFE_NAME.pattern.strip("^$"),
 
@@ -131,7 +131,7 @@ def per_seed(*parts):
 def decoder_learning_rate(wildcards):
     """The learning rate of a decoder job; its `lr` wildcard is the rate as written in cell names."""
     for lr in experiment_of(wildcards)["decoder"]["learning_rates"]:
-        if number_label(lr) == wildcards.lr:
+        if cells.number_label(lr) == wildcards.lr:
             return float(lr)
     raise WorkflowError(
         f"decoder learning rate {wildcards.lr!r} is not in `decoder.learning_rates` of experiment "
@@ -172,8 +172,8 @@ def grid_cell_names(experiment):
 
 
 def decoder_cell_pattern(feature_factor):
-    """Output pattern of one feature factor's cell, with the `lr` wildcard (gradiend.cells.cell_name)."""
-    return exp_path("decoder", "cells", f"lr~{{lr}}_ff~{number_label(feature_factor)}.json")
+    """Output pattern of one feature factor's cell, with the `lr` wildcard."""
+    return exp_path("decoder", "cells", f"{cells.cell_name_with_wildcard(feature_factor)}.json")
 
 
 def grid_cells(wildcards):
