@@ -200,12 +200,11 @@ class ParamMappedGradiendModel(GradiendModel):
         for name, start, stop in self.segments():
             spec = self.param_map[name]
             chunk = vector[start:stop]
-            if spec["repr"] == "all":
-                out[name] = chunk.reshape(spec["shape"])
-                continue
-            full = torch.zeros(math.prod(spec["shape"]), dtype=vector.dtype, device=vector.device)
-            full[spec_indices(spec).to(vector.device)] = chunk
-            out[name] = full.reshape(spec["shape"])
+            if spec["repr"] != "all":
+                full = torch.zeros(math.prod(spec["shape"]), dtype=vector.dtype, device=vector.device)
+                full[spec_indices(spec).to(vector.device)] = chunk
+                chunk = full
+            out[name] = chunk.reshape(spec["shape"])
         return out
 
     def _as_flat(self, x):

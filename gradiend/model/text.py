@@ -106,8 +106,7 @@ class TextModelWithGradiend(ModelWithGradiend):
     def _as_batch(self, batch) -> TargetBatch:
         if isinstance(batch, TargetBatch):
             return batch.to(self._base_device())
-        alternative = batch["alternative"] if "alternative" in batch else None
-        return self.prepare(batch["masked"], batch["factual"], alternative)
+        return self.prepare(batch["masked"], batch["factual"], batch.get("alternative"))
 
     def _gradients(self, batch: TargetBatch, kinds: Sequence[str],
                    buffers: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
