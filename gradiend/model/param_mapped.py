@@ -144,9 +144,7 @@ class ParamMappedGradiendModel(GradiendModel):
                 raise ValueError(f"param_map[{name!r}] (shape {spec['shape']}) is not in base_layout with that shape")
 
     def _init_kwargs(self) -> dict[str, Any]:
-        kwargs = super()._init_kwargs()
-        del kwargs["input_dim"]
-        return {**kwargs, "param_map": self.param_map, "base_layout": self.base_layout}
+        return {**super()._init_kwargs(), "param_map": self.param_map, "base_layout": self.base_layout}
 
     # ----------------------------------------------------------------- layout
     def selected_flat_indices(self, name: str) -> torch.Tensor | None:
