@@ -20,10 +20,8 @@ from gradiend.objectives.heads import backbone_module
 def _backbone_names(model: torch.nn.Module) -> dict[int, str]:
     """``id(parameter) -> full name`` for the backbone's parameters, named through the backbone."""
     backbone = backbone_module(model)
-    if backbone is model:
-        return {id(p): n for n, p in model.named_parameters()}
-    prefix = next(n for n, m in model.named_modules() if m is backbone)
-    return {id(p): f"{prefix}.{n}" for n, p in backbone.named_parameters()}
+    prefix = next(n for n, m in model.named_modules() if m is backbone)  # "" when the model is its own backbone
+    return {id(p): f"{prefix}.{n}" if prefix else n for n, p in backbone.named_parameters()}
 
 
 def _pattern_regex(pattern: str) -> re.Pattern:

@@ -92,8 +92,7 @@ def load_weights(model, directory, config: dict[str, Any], device: Any = None):
         if tuple(tensors[name].shape) != shape:
             raise ValueError(f"{weights_path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, "
                              f"config.json expects {shape}")
-    dtype = model.dtype
-    model._set_weights(*(tensors[n].to(dtype) if n in tensors else None
+    model._set_weights(*(tensors[n].to(model.dtype) if n in tensors else None
                          for n in ("encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias")))
     model.metadata = dict(config.get("metadata") or {})
     return model

@@ -27,6 +27,4 @@ def directions_from_definition(definition: Any) -> dict[str, int]:
     if positive == negative:
         raise ValueError(f"feature_definition.pair names one class twice: {pair!r}")
     classes = getattr(definition, "classes", None) or ()
-    directions = {str(c): 0 for c in classes}
-    directions.update({positive: 1, negative: -1})
-    return directions
+    return {**{str(c): 0 for c in classes}, positive: 1, negative: -1}

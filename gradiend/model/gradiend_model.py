@@ -245,9 +245,8 @@ class GradiendModel(nn.Module):
 
     # ----------------------------------------------------------------- save / load
     def architecture(self) -> dict[str, Any]:
-        return {"input_dim": self.input_dim, "latent_dim": self.latent_dim, "activation_encoder": self.activation_encoder,
-                "activation_decoder": self.activation_decoder, "bias_decoder": self.bias_decoder,
-                "torch_dtype": dtype_name(self.dtype)}
+        values = {key: getattr(self, key) for key in checkpoint.ARCHITECTURE_KEYS if key != "torch_dtype"}
+        return {**values, "torch_dtype": dtype_name(self.dtype)}
 
     def _mapping_config(self, directory: Path) -> Any:
         """Subclass hook: write mapping tensors into ``directory`` and return the JSON mapping."""

@@ -144,9 +144,7 @@ class ParamMappedGradiendModel(GradiendModel):
                 raise ValueError(f"param_map[{name!r}] (shape {spec['shape']}) is not in base_layout with that shape")
 
     def _init_kwargs(self) -> dict[str, Any]:
-        kwargs = super()._init_kwargs()
-        del kwargs["input_dim"]
-        return {**kwargs, "param_map": self.param_map, "base_layout": self.base_layout}
+        return {**super()._init_kwargs(), "param_map": self.param_map, "base_layout": self.base_layout}
 
     # ----------------------------------------------------------------- layout
     def selected_flat_indices(self, name: str) -> torch.Tensor | None:
@@ -200,12 +198,11 @@ class ParamMappedGradiendModel(GradiendModel):
         for name, start, stop in self.segments():
             spec = self.param_map[name]
             chunk = vector[start:stop]
-            if spec["repr"] == "all":
-                out[name] = chunk.reshape(spec["shape"])
-                continue
-            full = torch.zeros(math.prod(spec["shape"]), dtype=vector.dtype, device=vector.device)
-            full[spec_indices(spec).to(vector.device)] = chunk
-            out[name] = full.reshape(spec["shape"])
+            if spec["repr"] != "all":
+                full = torch.zeros(math.prod(spec["shape"]), dtype=vector.dtype, device=vector.device)
+                full[spec_indices(spec).to(vector.device)] = chunk
+                chunk = full
+            out[name] = chunk.reshape(spec["shape"])
         return out
 
     def _as_flat(self, x):

@@ -17,11 +17,8 @@ from gradiend.model.param_mapped import ParamMappedGradiendModel
 def lookup_parameters(model: torch.nn.Module, param_map: Mapping[str, Mapping]) -> dict:
     """The base-model parameters named in the GRADIEND map (tied aliases included); a missing name or
     a parameter of another shape than the map records is an error."""
-    params = dict(model.named_parameters())
+    params = dict(model.named_parameters(remove_duplicate=False))
     missing = [n for n in param_map if n not in params]
-    if missing:
-        params.update(model.named_parameters(remove_duplicate=False))
-        missing = [n for n in param_map if n not in params]
     if missing:
         raise ValueError(f"the base model {type(model).__name__} has no parameter(s) {missing[:5]}"
                          f"{' …' if len(missing) > 5 else ''} named in the GRADIEND map")

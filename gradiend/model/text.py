@@ -76,10 +76,9 @@ class TextModelWithGradiend(ModelWithGradiend):
         saved = (info.get("context") or {}).get("objective")
         if objective == "auto" and info.get("base_from_checkpoint") and saved:
             objective = saved  # the saved objective fits the recorded base model
-        device = (device_config or {}).get("base_model")
         model, loaded_tokenizer, objective = load_base_model(
             reference, objective=objective, torch_dtype=torch_dtype, trust_remote_code=trust_remote_code,
-            attn_implementation=attn_implementation, device=device)
+            attn_implementation=attn_implementation, device=(device_config or {}).get("base_model"))
         return model, tokenizer if tokenizer is not None else loaded_tokenizer, objective
 
     @classmethod
@@ -106,8 +105,7 @@ class TextModelWithGradiend(ModelWithGradiend):
     def _as_batch(self, batch) -> TargetBatch:
         if isinstance(batch, TargetBatch):
             return batch.to(self._base_device())
-        alternative = batch["alternative"] if "alternative" in batch else None
-        return self.prepare(batch["masked"], batch["factual"], alternative)
+        return self.prepare(batch["masked"], batch["factual"], batch.get("alternative"))
 
     def _gradients(self, batch: TargetBatch, kinds: Sequence[str],
                    buffers: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:

@@ -26,8 +26,7 @@ def resolve_topk(topk: int | float, available: int) -> int:
 
 def top_indices(importance: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the ``k`` largest values, largest first; ties go to the lower index."""
-    order = torch.sort(importance, descending=True, stable=True).indices
-    return order[:k]
+    return torch.sort(importance, descending=True, stable=True).indices[:k]
 
 
 def largest_k(values: torch.Tensor, k: int) -> torch.Tensor:

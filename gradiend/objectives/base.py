@@ -44,11 +44,8 @@ class TargetBatch:
         return torch.bincount(self.row_index, minlength=self.n_rows)
 
     def to(self, device) -> "TargetBatch":
-        moved = {
-            f.name: getattr(self, f.name).to(device)
-            for f in fields(self)
-            if isinstance(getattr(self, f.name), torch.Tensor)
-        }
+        tensors = {f.name: getattr(self, f.name) for f in fields(self)}
+        moved = {name: value.to(device) for name, value in tensors.items() if isinstance(value, torch.Tensor)}
         inputs = {key: value.to(device) for key, value in self.inputs.items()}
         return replace(self, inputs=inputs, **moved)
 
@@ -62,8 +59,7 @@ class TargetBatch:
         inputs = {key: value[rows_t, :length] for key, value in self.inputs.items()}
         new_of_old = torch.full((self.n_rows,), -1, dtype=torch.long, device=rows_t.device)
         new_of_old[rows_t] = torch.arange(rows_t.numel(), device=rows_t.device)
-        order = [torch.nonzero(self.row_index == r).flatten() for r in rows_t.tolist()]
-        keep = torch.cat(order)
+        keep = torch.cat([torch.nonzero(self.row_index == r).flatten() for r in rows_t.tolist()])
         if keep.numel() and int(self.position[keep].max()) >= length:
             raise ValueError("TargetBatch.select: scored positions lie in padding; was the batch left-padded?")
         return TargetBatch(
@@ -160,9 +156,8 @@ def is_masked_lm(model_or_config) -> bool:
         return True
     if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
         return False
-    return getattr(config, "model_type", None) in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(
-        config, "is_decoder", False
-    )
+    masked_type = getattr(config, "model_type", None) in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    return masked_type and not getattr(config, "is_decoder", False)
 
 
 def resolve_objective(name_or_auto, model=None, tokenizer=None) -> Objective:

@@ -157,19 +157,19 @@ class _Scorer(torch.nn.Module):
         return self._objective.scored_logits(self.model, self._batch)
 
 
-def _tangent_primals(model: torch.nn.Module, tangents: Mapping[str, torch.Tensor]):
+def _tangent_primals(model: torch.nn.Module, tangents: Mapping[str, torch.Tensor]) -> dict[str, tuple]:
+    """``{"model." + name: (primal, tangent)}``, the tangent on the parameter's device and dtype."""
     named = dict(model.named_parameters())
     unknown = [n for n in tangents if n not in named]
     if unknown:
         raise KeyError(f"tangent names no parameter of the model: {unknown[0]!r} (names as in model.named_parameters())")
-    primals, tangent = {}, {}
+    pairs = {}
     for name, value in tangents.items():
         param = named[name]
         if tuple(value.shape) != tuple(param.shape):
             raise ValueError(f"tangent {name!r} has shape {tuple(value.shape)}, the parameter {tuple(param.shape)}")
-        primals["model." + name] = param.detach()
-        tangent["model." + name] = value.detach().to(device=param.device, dtype=param.dtype)
-    return primals, tangent
+        pairs["model." + name] = (param.detach(), value.detach().to(device=param.device, dtype=param.dtype))
+    return pairs
 
 
 def jvp_directional(
@@ -194,10 +194,10 @@ def jvp_directional(
     """
     check_kind(kind)
     scoring_head(model)  # run the one-time head check outside forward-mode AD
-    primals, tangent = _tangent_primals(model, tangents)
+    pairs = _tangent_primals(model, tangents)
     scorer = _Scorer(model, objective, batch)
     with torch.no_grad(), forward_ad.dual_level():
-        duals = {name: forward_ad.make_dual(primals[name], tangent[name]) for name in primals}
+        duals = {name: forward_ad.make_dual(primal, tangent) for name, (primal, tangent) in pairs.items()}
         try:
             logits = torch.func.functional_call(scorer, duals, (), strict=False, tie_weights=True)
         except NotImplementedError as error:

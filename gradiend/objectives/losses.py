@@ -63,11 +63,8 @@ def row_weights(batch: TargetBatch, dtype: torch.dtype, reduction: str = "rows")
 
 
 def row_losses(logits: torch.Tensor, batch: TargetBatch, kind: str, reduction: str = "rows") -> torch.Tensor:
-    """Per-row loss ``(B,)``: mean CE over the row's scored positions (``kind="diff"``: L_f - L_a).
-
-    With ``reduction="positions"`` each row's value is instead its share of the batch mean over all
-    positions (the rows sum to :func:`batch_loss` with ``reduction="positions"``).
-    """
+    """Per-row loss ``(B,)`` (``kind="diff"``: L_f - L_a), the position losses weighted by :func:`row_weights`
+    (with ``reduction="positions"`` the rows sum to :func:`batch_loss` with that reduction)."""
     losses = position_losses(logits, batch, kind)
     return row_weights(batch, losses.dtype, reduction) @ losses
 

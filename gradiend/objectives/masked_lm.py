@@ -42,24 +42,19 @@ class MaskedLMObjective(Objective):
             n_masks = text.count(mask)
             f_ids = ids["factual"][i]
             a_ids = None if ids["alternative"] is None else ids["alternative"][i]
-            longest = max(len(f_ids), len(a_ids) if a_ids is not None else 0)
-            if n_masks == 1 and longest > 1:
-                if a_ids is not None and len(a_ids) != len(f_ids):
-                    raise row_error(
-                        i, text,
-                        f"has factual {targets['factual'][i]!r} ({len(f_ids)} sub-tokens) and alternative "
-                        f"{targets['alternative'][i]!r} ({len(a_ids)} sub-tokens): both must be scored at "
-                        "the same mask positions; prepare the two targets as separate batches",
-                    )
-                texts.append(text.replace(mask, tokenizer.mask_token * len(f_ids)))
-                expected.append(len(f_ids))
-                labels_f.extend(f_ids)
-                labels_a.extend(a_ids or [])
-            else:
-                texts.append(text.replace(mask, tokenizer.mask_token))
-                expected.append(n_masks)
-                labels_f.extend([f_ids[0]] * n_masks)
-                labels_a.extend([a_ids[0]] * n_masks if a_ids is not None else [])
+            # masks per placeholder: a single mask widens to a multi-token target, several score its first
+            width = max(len(f_ids), len(a_ids or [])) if n_masks == 1 else 1
+            if width > 1 and a_ids is not None and len(a_ids) != len(f_ids):
+                raise row_error(
+                    i, text,
+                    f"has factual {targets['factual'][i]!r} ({len(f_ids)} sub-tokens) and alternative "
+                    f"{targets['alternative'][i]!r} ({len(a_ids)} sub-tokens): both must be scored at "
+                    "the same mask positions; prepare the two targets as separate batches",
+                )
+            texts.append(text.replace(mask, tokenizer.mask_token * width))
+            expected.append(width * n_masks)
+            labels_f.extend(f_ids[:width] * n_masks)
+            labels_a.extend(a_ids[:width] * n_masks if a_ids is not None else [])
 
         encoded = tokenizer(
             texts,

@@ -27,11 +27,9 @@ def continuation_ids(tokenizer, contexts: Sequence[str], targets: Sequence[str])
     ]
     unique_contexts = sorted({s for s in stripped if s})
     context_ids = dict(zip(unique_contexts, _ids(tokenizer, unique_contexts))) if unique_contexts else {}
-    result = []
-    for s, full in zip(stripped, _ids(tokenizer, joined)):
-        shared = os.path.commonprefix([context_ids.get(s, []), full])  # works on any sequences, here id lists
-        result.append(full[len(shared):])
-    return result
+    # os.path.commonprefix works on any sequences, here id lists
+    return [full[len(os.path.commonprefix([context_ids.get(s, []), full])):]
+            for s, full in zip(stripped, _ids(tokenizer, joined))]
 
 
 def target_ids(tokenizer, contexts: Sequence[str], targets: Sequence, masked: Sequence[str], which: str) -> list[list[int]]:
