@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from gradiend.stages.report import fmt
+from gradiend.stages.report import fmt, table
 from gradiend.util.logging import get_logger
 
 logger = get_logger("gradiend.stages")
@@ -159,7 +159,6 @@ def benchmark_table(config: dict, *, results: Sequence[str], csv: str, tex: str)
 
 def benchmark_report_section(results: Sequence[str], link) -> list[str]:
     """The report's "Bias benchmarks" section for one experiment's result files (empty without any)."""
-    from gradiend.stages.report import table
     from gradiend.util.io import read_json
 
     if not results:
