@@ -108,10 +108,8 @@ def benchmark_row(result: Mapping) -> dict:
 
 def with_interval(value, low, high, digits: int = 3) -> str:
     """``52.1 [48.3, 56.0]`` (the value alone without an interval; ``n/a`` without a value)."""
-    if value is None:
-        return "n/a"
     text = fmt(value, digits)
-    return text if low is None else f"{text} [{fmt(low, digits)}, {fmt(high, digits)}]"
+    return text if value is None or low is None else f"{text} [{fmt(low, digits)}, {fmt(high, digits)}]"
 
 
 def benchmark_cells(row: Mapping) -> list[str]:
