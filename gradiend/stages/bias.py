@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from gradiend.stages.report import fmt
+from gradiend.stages.report import fmt, table
 from gradiend.util.logging import get_logger
 
 logger = get_logger("gradiend.stages")
@@ -108,10 +108,8 @@ def benchmark_row(result: Mapping) -> dict:
 
 def with_interval(value, low, high, digits: int = 3) -> str:
     """``52.1 [48.3, 56.0]`` (the value alone without an interval; ``n/a`` without a value)."""
-    if value is None:
-        return "n/a"
     text = fmt(value, digits)
-    return text if low is None else f"{text} [{fmt(low, digits)}, {fmt(high, digits)}]"
+    return text if value is None or low is None else f"{text} [{fmt(low, digits)}, {fmt(high, digits)}]"
 
 
 def benchmark_cells(row: Mapping) -> list[str]:
@@ -159,7 +157,6 @@ def benchmark_table(config: dict, *, results: Sequence[str], csv: str, tex: str)
 
 def benchmark_report_section(results: Sequence[str], link) -> list[str]:
     """The report's "Bias benchmarks" section for one experiment's result files (empty without any)."""
-    from gradiend.stages.report import table
     from gradiend.util.io import read_json
 
     if not results:

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from gradiend.util.logging import get_logger
-
-logger = get_logger("gradiend.stages")
-
 
 def _check(config: Mapping, experiments: Sequence[str], *lists: Sequence) -> None:
     if any(len(items) != len(experiments) for items in lists):

@@ -5,7 +5,7 @@ import contextlib
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from gradiend.stages.models import (evaluation_parts, load_base, read_tables, with_checkpoint,
+from gradiend.stages.models import (evaluation_parts, load_base, read_tables, target_classes, with_checkpoint,
                                     without_gradiend)
 from gradiend.util.logging import get_logger
 
@@ -148,7 +148,6 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
     from gradiend.cells import cell_name, rewrite_key
     from gradiend.evaluation.selection import LMSThresholdPolicy, LMSTimesMetricPolicy, summarize_cells
     from gradiend.plots.decoder import plot_probability_shifts
-    from gradiend.stages.models import target_classes
     from gradiend.util.io import read_json, write_json
 
     base_cell = read_json(base)

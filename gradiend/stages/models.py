@@ -9,9 +9,6 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from gradiend.evaluation.context import EVALUATION_SEED  # evaluation rows never follow a training seed
-from gradiend.util.logging import get_logger
-
-logger = get_logger("gradiend.stages")
 
 
 @dataclass

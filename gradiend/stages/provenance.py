@@ -13,9 +13,6 @@ from pathlib import Path
 from typing import Mapping
 
 from gradiend.model.base_reference import sha256_file
-from gradiend.util.logging import get_logger
-
-logger = get_logger("gradiend.stages")
 
 PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "datasets", "numpy", "pandas", "pyarrow",
             "matplotlib", "spacy", "snakemake", "huggingface_hub")

@@ -9,10 +9,6 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from gradiend.util.logging import get_logger
-
-logger = get_logger("gradiend.stages")
-
 
 def fmt(value, digits: int = 4) -> str:
     """A number for a table: ``n/a`` for None, ``g``-style with ``digits`` significant digits."""
@@ -161,6 +157,7 @@ def report(config: dict, *, provenance_file: str, data_summary: str, prune_summa
     LMS before → after), the rewritten models, the bias benchmarks (if any), provenance, and the figures linked by paths relative
     to the report.
     """
+    from gradiend.stages.bias import benchmark_report_section
     from gradiend.util.io import atomic_path, read_json
 
     link = _Links(report_file)
@@ -178,10 +175,7 @@ def report(config: dict, *, provenance_file: str, data_summary: str, prune_summa
     lines += _encoder_section(choice["seed"], chosen_metrics)
     lines += _decoder_section(read_json(decoder_summary), probability_shifts, link)
     lines += _rewritten_section(rewritten, link)
-    if benchmark_results:
-        from gradiend.stages.bias import benchmark_report_section
-
-        lines += benchmark_report_section(benchmark_results, link)
+    lines += benchmark_report_section(benchmark_results, link)  # nothing without benchmark results
     lines += _provenance_section(read_json(provenance_file), provenance_file, link)
     with atomic_path(report_file) as tmp:
         tmp.write_text("\n".join(lines), encoding="utf-8")

@@ -6,9 +6,6 @@ from pathlib import Path
 from typing import Mapping
 
 from gradiend.stages.models import read_tables_for_model, target_classes
-from gradiend.util.logging import get_logger
-
-logger = get_logger("gradiend.stages")
 
 
 def _trainer(config: Mapping, table, args):

@@ -33,12 +33,11 @@ class BestCheckpoint:
 
     def update(self, step: int, correlation: float) -> bool:
         """Record one evaluation; True when it is a new best (the caller then saves the model)."""
-        if step <= 0 or not math.isfinite(correlation):
-            return False
-        if self.correlation is None or abs(correlation) > abs(self.correlation):
+        better = step > 0 and math.isfinite(correlation) and (
+            self.correlation is None or abs(correlation) > abs(self.correlation))
+        if better:
             self.step, self.correlation = step, correlation
-            return True
-        return False
+        return better
 
 
 @dataclass(frozen=True)

@@ -58,9 +58,7 @@ class EncoderProbe:
 
     def evaluate(self, model_with_gradiend) -> ProbeResult:
         encoded = self.encode(model_with_gradiend)
-        means, counts = {}, {}
-        for label, cls in self.classes.items():
-            selected = encoded[self.labels == label]
-            counts[cls] = int(selected.size)
-            means[cls] = float(selected.mean()) if selected.size else float("nan")
+        by_class = {cls: encoded[self.labels == label] for label, cls in self.classes.items()}
+        means = {cls: float(values.mean()) if values.size else float("nan") for cls, values in by_class.items()}
+        counts = {cls: int(values.size) for cls, values in by_class.items()}
         return ProbeResult(pearson(encoded, self.labels), means, counts, encoded)

@@ -69,8 +69,7 @@ def build_model_with_gradiend(base, params: dict, args: TrainingArguments, targe
         device=next(model.parameters()).device, base_layout=shapes)
     c0, c1 = target_classes
     gradiend.metadata = {"target_classes": [c0, c1], "seed": seed, "gradiend_version": __version__}
-    directions = {str(c): 0 for c in all_classes or ()}
-    directions.update({c0: 1, c1: -1})
+    directions = {**{str(c): 0 for c in all_classes or ()}, c0: 1, c1: -1}
     return TextModelWithGradiend(model, gradiend, tokenizer=tokenizer, objective=objective, source=args.source,
                                  target=args.target, feature_class_encoding_direction=directions,
                                  base_model_id=base_id, max_length=args.max_length)

@@ -24,15 +24,14 @@ MASK_FILE = "mask.safetensors"
 SUMMARY_FILE = "summary.json"
 
 
-def stratified_sample(feature_class_ids: Sequence[int], n_samples: int, seed: int,
-                      target_ids: Sequence[int] = (0, 1)) -> list[int]:
-    """Row positions spread evenly over the target transitions (remainder to the first ones); a
-    transition with fewer rows than its share is sampled with replacement."""
+def stratified_sample(feature_class_ids: Sequence[int], n_samples: int, seed: int) -> list[int]:
+    """Row positions spread evenly over the two target transitions (``feature_class_id`` 0 and 1; an odd
+    remainder to 0); a transition with fewer rows than its share is sampled with replacement."""
     ids = np.asarray(feature_class_ids)
     rng = random.Random(seed)
     chosen: list[int] = []
-    for i, tid in enumerate(target_ids):
-        share = n_samples // len(target_ids) + (1 if i < n_samples % len(target_ids) else 0)
+    for tid in (0, 1):
+        share = n_samples // 2 + (1 if tid < n_samples % 2 else 0)
         rows = np.flatnonzero(ids == tid).tolist()
         if not rows:
             raise ValueError(f"pre-pruning: no training rows for feature_class_id={tid}")
@@ -59,14 +58,14 @@ class PrePruneResult:
     def flat_mask(self) -> torch.Tensor:
         return torch.cat([m.reshape(-1) for m in self.mask.values()])
 
-    def save(self, folder: str | Path, summary: dict | None = None) -> Path:
+    def save(self, folder: str | Path) -> Path:
         """``importance.safetensors``, ``mask.safetensors`` and ``summary.json`` in ``folder``."""
         folder = Path(folder)
         save_safetensors(self.importance, folder / IMPORTANCE_FILE)
         save_safetensors(self.mask, folder / MASK_FILE)
         per_param = {name: int(m.sum()) for name, m in self.mask.items()}
         write_json(folder / SUMMARY_FILE, {"n_total": self.n_total, "n_kept": self.n_kept,
-                                           "kept_per_parameter": per_param, **(summary or {})})
+                                           "kept_per_parameter": per_param})
         return folder
 
     @classmethod

@@ -108,10 +108,8 @@ class TextPredictionTrainer:
             else:
                 from gradiend.model.loading import load_base_model
 
-                model, tokenizer, objective = load_base_model(
-                    self.model, torch_dtype=self.args.torch_dtype, trust_remote_code=self.args.trust_remote_code,
-                    device=self.device)
-                self._base = (model, tokenizer, objective, str(self.model))
+                self._base = (*load_base_model(self.model, torch_dtype=self.args.torch_dtype, device=self.device,
+                                               trust_remote_code=self.args.trust_remote_code), str(self.model))
         return self._base
 
     def _training_base(self):
