@@ -5,9 +5,6 @@ from typing import Mapping, Sequence
 
 from gradiend.cells import rewrite_key
 from gradiend.stages.report import fmt
-from gradiend.util.logging import get_logger
-
-logger = get_logger("gradiend.stages")
 
 ENTRY_FIELDS = ("learning_rate", "feature_factor", "value", "lms")
 # (class index, weaken) -> the column prefix of that rewrite: c0, c0_weaken, c1, c1_weaken
