@@ -39,8 +39,7 @@ def load_spacy_model(model_name: str):
 @functools.lru_cache(maxsize=4)
 def load_sentence_splitter(model_name: str):
     """A blank pipeline in the model's language with only a rule-based sentencizer (fast splitting)."""
-    spacy = _import_spacy()
-    nlp = spacy.blank(load_spacy_model(model_name).lang)
+    nlp = _import_spacy().blank(load_spacy_model(model_name).lang)
     nlp.add_pipe("sentencizer")
     return nlp
 

@@ -64,8 +64,7 @@ def write_training_data(frame, path: PathLike, summary_path: Optional[PathLike] 
 
 def read_training_data(path: PathLike):
     """The unified table from ``path``; a missing column or an empty table is one error naming the file."""
-    frame = read_parquet(path)
-    table = ordered(frame, UNIFIED_COLUMNS, f"training data file {path}")
+    table = ordered(read_parquet(path), UNIFIED_COLUMNS, f"training data file {path}")
     if table.empty:
         raise ValueError(f"training data file {path} has no rows")
     return table

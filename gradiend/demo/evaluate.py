@@ -36,7 +36,7 @@ def _masked_accuracy(model, tokenizer, sentences: list[str], batch_size: int) ->
         for row, (text, spans) in enumerate(zip(texts, offsets)):
             for position, (begin, end) in enumerate(spans):
                 word = text[begin:end]
-                if begin == end or word.lower() not in DEMO_PRONOUNS:
+                if word.lower() not in DEMO_PRONOUNS:  # also skips special tokens (empty spans)
                     continue
                 ids[row, position] = tokenizer.mask_token_id
                 if word in _SWAP:
@@ -79,8 +79,7 @@ def _causal_accuracy(model, tokenizer, sentences: list[str], batch_size: int) ->
 
 def score_pronouns(model, tokenizer, sentences: list[str], batch_size: int = 64) -> float:
     """Share of she/he positions where an in-memory ``model`` prefers the true pronoun."""
-    is_masked = type(model).__name__.endswith("ForMaskedLM")
-    score = _masked_accuracy if is_masked else _causal_accuracy
+    score = _masked_accuracy if type(model).__name__.endswith("ForMaskedLM") else _causal_accuracy
     was_training = model.training
     model.eval()
     correct, total = score(model, tokenizer, list(sentences), batch_size)
@@ -96,6 +95,5 @@ def pronoun_accuracy(model_dir: PathLike, sentences: list[str], batch_size: int 
 
     architectures = AutoConfig.from_pretrained(model_dir).architectures or []
     is_masked = any(name.endswith("ForMaskedLM") for name in architectures)
-    auto_class = AutoModelForMaskedLM if is_masked else AutoModelForCausalLM
-    model = auto_class.from_pretrained(model_dir)
+    model = (AutoModelForMaskedLM if is_masked else AutoModelForCausalLM).from_pretrained(model_dir)
     return score_pronouns(model, AutoTokenizer.from_pretrained(model_dir), sentences, batch_size)

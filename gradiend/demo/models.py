@@ -42,11 +42,10 @@ def _whole_word_backend(vocab: dict[str, int]):
         clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True
     )
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+        special_tokens=[(token, vocab[token]) for token in ("[CLS]", "[SEP]")],
     )
     tokenizer.decoder = decoders.WordPiece()
     return tokenizer
@@ -151,8 +150,7 @@ def build_tiny_causal_lm(
     """Write a random GPT-2 causal LM with a byte-level BPE tokenizer trained on ``corpus``."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    corpus = _corpus_or_default(corpus, seed)
-    tokenizer = _causal_tokenizer(corpus, max_positions, vocab_size)
+    tokenizer = _causal_tokenizer(_corpus_or_default(corpus, seed), max_positions, vocab_size)
     eos_id = tokenizer.eos_token_id
     config = GPT2Config(
         vocab_size=len(tokenizer), n_positions=max_positions, n_embd=hidden_size, n_layer=num_layers,

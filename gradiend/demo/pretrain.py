@@ -167,8 +167,7 @@ def _pretrain(kind, model_dir, corpus, out_dir, overrides: dict) -> Path:
     if recipe["max_steps"] < 1:
         raise ValueError(f"max_steps must be >= 1, got {recipe['max_steps']}")
     started = time.perf_counter()
-    auto_class = AutoModelForMaskedLM if kind == "masked" else AutoModelForCausalLM
-    model = auto_class.from_pretrained(model_dir)
+    model = (AutoModelForMaskedLM if kind == "masked" else AutoModelForCausalLM).from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     train, validation, test = _split(list(corpus), recipe["seed"])
     rows = tokenizer(train, truncation=True, max_length=tokenizer.model_max_length).input_ids
