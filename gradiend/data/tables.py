@@ -48,8 +48,7 @@ def ordered(frame, required: Sequence[str], where: str):
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ValueError(f"{where}: missing required column {missing[0]!r}; found {list(frame.columns)}")
-    extras = [c for c in frame.columns if c not in required]
-    return frame[list(required) + extras].reset_index(drop=True)
+    return frame[list(required) + [c for c in frame.columns if c not in required]].reset_index(drop=True)
 
 
 def write_training_data(frame, path: PathLike, summary_path: Optional[PathLike] = None) -> Path:
@@ -75,8 +74,7 @@ def write_neutral_data(frame_or_texts, path: PathLike) -> Path:
 
     if not isinstance(frame_or_texts, pd.DataFrame):
         frame_or_texts = pd.DataFrame({TEXT: list(frame_or_texts)})
-    write_parquet(ordered(frame_or_texts, NEUTRAL_COLUMNS, f"neutral data for {path}"), path)
-    return Path(path)
+    return write_parquet(ordered(frame_or_texts, NEUTRAL_COLUMNS, f"neutral data for {path}"), path)
 
 
 def read_neutral_data(path: PathLike):

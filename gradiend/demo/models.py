@@ -97,8 +97,7 @@ def _seeded_model(model_class, config, seed: int):
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = model_class(config)
-    return model.eval()
+        return model_class(config).eval()
 
 
 def save_model_folder(model, tokenizer, out_dir: PathLike, json_files: dict | None = None) -> Path:
