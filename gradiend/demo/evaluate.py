@@ -31,7 +31,7 @@ def _masked_accuracy(model, tokenizer, sentences: list[str], batch_size: int) ->
         batch = tokenizer(texts, padding=True, truncation=True, return_offsets_mapping=True,
                           return_tensors="pt")
         offsets = batch.pop("offset_mapping").tolist()
-        ids = batch["input_ids"].clone()
+        ids = batch["input_ids"]  # masked in place
         scored = []  # (row, position, true id, other id)
         for row, (text, spans) in enumerate(zip(texts, offsets)):
             for position, (begin, end) in enumerate(spans):
@@ -44,7 +44,6 @@ def _masked_accuracy(model, tokenizer, sentences: list[str], batch_size: int) ->
                                    _single_token_id(tokenizer, _SWAP[word])))
         if not scored:
             continue
-        batch["input_ids"] = ids
         with torch.no_grad():
             logits = model(**batch).logits
         for row, position, true_id, other_id in scored:
