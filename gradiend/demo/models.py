@@ -21,8 +21,9 @@ CAUSAL_EOS_TOKEN = "<|endoftext|>"
 DEFAULT_CORPUS_SIZE = 2000
 TINY_MAX_POSITIONS = 128
 CAUSAL_VOCAB_SIZE = 1000
-# Shapes of full-size random models for benchmarks: (hidden, layers, heads, intermediate, vocab, positions)
-RANDOM_LIKE_SHAPES = {"bert-base": (768, 12, 12, 3072, 30522, 512)}
+# Shapes of full-size random models for benchmarks, as build_tiny_masked_lm arguments
+RANDOM_LIKE_SHAPES = {"bert-base": {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "intermediate_size": 3072,
+                                    "max_positions": 512, "vocab_size": 30522}}
 
 
 def _corpus_or_default(corpus: list[str] | None, seed: int) -> list[str]:
@@ -167,6 +168,4 @@ def build_random_like(
     vocabulary is padded to the real size, so embedding and output layers have their full-size cost."""
     if config_name not in RANDOM_LIKE_SHAPES:
         raise ValueError(f"unknown config_name {config_name!r}; known: {sorted(RANDOM_LIKE_SHAPES)}")
-    hidden, layers, heads, intermediate, vocab_size, positions = RANDOM_LIKE_SHAPES[config_name]
-    return build_tiny_masked_lm(out_dir, corpus, seed, hidden, layers, heads, intermediate, positions,
-                                vocab_size)
+    return build_tiny_masked_lm(out_dir, corpus, seed, **RANDOM_LIKE_SHAPES[config_name])
