@@ -12,7 +12,7 @@ from gradiend.data.demo_corpus import DEMO_PRONOUNS
 from gradiend.util.io import PathLike
 
 _SWAP = {"she": "he", "he": "she", "She": "He", "He": "She", "SHE": "HE", "HE": "SHE"}
-_SHE_HE = re.compile(r"\b(she|he)\b", re.IGNORECASE)
+_SHE_HE = re.compile(r"(?<= )(she|he)\b", re.IGNORECASE)  # after a space: the causal LM's prefix ends there
 
 
 def _single_token_id(tokenizer, text: str) -> int:
@@ -58,11 +58,10 @@ def _causal_accuracy(model, tokenizer, sentences: list[str], batch_size: int) ->
     cases = []  # (prefix, true id, other id)
     for text in sentences:
         for match in _SHE_HE.finditer(text):
-            word, begin = match.group(0), match.start()
-            if begin == 0 or word not in _SWAP or text[begin - 1] != " ":
-                continue
-            cases.append((text[: begin - 1], _single_token_id(tokenizer, " " + word),
-                          _single_token_id(tokenizer, " " + _SWAP[word])))
+            word = match.group()
+            if word in _SWAP:
+                cases.append((text[: match.start() - 1], _single_token_id(tokenizer, " " + word),
+                              _single_token_id(tokenizer, " " + _SWAP[word])))
     correct = 0
     for start in range(0, len(cases), batch_size):
         chunk = cases[start:start + batch_size]
