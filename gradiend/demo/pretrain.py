@@ -91,16 +91,15 @@ def _masked_lm_loss(tokenizer) -> Callable:
         maskable = attention.bool() & ~torch.isin(ids, special_ids)
         pronoun = torch.isin(ids, pronoun_ids) & maskable
         picked = (torch.rand(ids.shape, generator=generator) < RANDOM_MASK_PROB) & maskable & ~pronoun
-        labels = torch.where(pronoun | picked, ids, torch.full_like(ids, -100))
+        scored = pronoun | picked
         choice = torch.rand(ids.shape, generator=generator)
         replacement = normal_ids[torch.randint(len(normal_ids), ids.shape, generator=generator)]
         inputs = torch.where(pronoun | (picked & (choice < 0.8)), tokenizer.mask_token_id, ids)
         inputs = torch.where(picked & (choice >= 0.8) & (choice < 0.9), replacement, inputs)
         hidden = model.base_model(input_ids=inputs, attention_mask=attention).last_hidden_state
-        scored = labels != -100
         if not scored.any():  # a batch without pronouns whose random draw picked nothing
             return hidden.sum() * 0.0
-        return F.cross_entropy(model.cls(hidden[scored]), labels[scored])
+        return F.cross_entropy(model.cls(hidden[scored]), ids[scored])
 
     return loss
 
