@@ -23,8 +23,8 @@ def _dataset_to_frame(dataset, split_col: str):
     if hasattr(dataset, "to_pandas"):
         return dataset.to_pandas()
     frames = {name: part.to_pandas() for name, part in dataset.items()}
-    return pd.concat([f if split_col in f.columns else f.assign(**{split_col: name}) for name, f in frames.items()],
-                     ignore_index=True)
+    return pd.concat([frame if split_col in frame.columns else frame.assign(**{split_col: name})
+                      for name, frame in frames.items()], ignore_index=True)
 
 
 def load_hf_merged(source: str, subset: Optional[str], splits: Optional[Sequence[str]], split_col: str):
