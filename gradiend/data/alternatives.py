@@ -94,8 +94,7 @@ def per_class_to_unified(per_class: Mapping[str, "object"], seed: int = 42,
             picks = [[g] if isinstance(g, str) and g else [] for g in frame[other].tolist()]
         else:
             picks = _sample(len(frame), max_counterfactuals_per_sentence, *distributions[other], rng)
-        repeat = np.array([len(p) for p in picks], dtype=np.int64)
-        rows = np.repeat(np.arange(len(frame)), repeat)
+        rows = np.repeat(np.arange(len(frame)), [len(p) for p in picks])
         part = {
             MASKED: frame[MASKED].to_numpy(dtype=object)[rows],
             SPLIT: (frame[SPLIT].to_numpy(dtype=object)[rows] if SPLIT in frame.columns else None),
@@ -103,9 +102,7 @@ def per_class_to_unified(per_class: Mapping[str, "object"], seed: int = 42,
             ALTERNATIVE: [apply_factual_casing(factual[r], a) for r, p in enumerate(picks) for a in p],
             FACTUAL_CLASS: source,
             ALTERNATIVE_CLASS: other,
+            **{col: frame[col].to_numpy()[rows] for col in CARRIED_COLUMNS if col in frame.columns},
         }
-        for col in CARRIED_COLUMNS:
-            if col in frame.columns:
-                part[col] = frame[col].to_numpy()[rows]
         parts.append(pd.DataFrame(part))
     return pd.concat(parts, ignore_index=True)

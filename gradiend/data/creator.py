@@ -39,9 +39,7 @@ def _warn(message: str) -> None:
     warnings.warn(message, DataCreationWarning, stacklevel=3)
 
 PER_CLASS_COLUMNS = (TEXT, MASKED, FACTUAL, TOKEN_COUNT, SPLIT)
-"""Columns of each frame of ``format="per_class"``."""
 MINIMAL_COLUMNS = (MASKED, FACTUAL, FACTUAL_CLASS, SPLIT)
-"""Columns of ``format="minimal"``."""
 FORMATS = ("per_class", "unified", "minimal")
 BALANCE_MODES = ("try", "strict", False, None)
 
@@ -84,9 +82,8 @@ class TextPredictionDataCreator:
     _sentences: Optional[list[str]] = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.feature_targets, TextFilterConfig):
-            self.feature_targets = [self.feature_targets]
-        self.feature_targets = list(self.feature_targets or [])
+        targets = self.feature_targets
+        self.feature_targets = [targets] if isinstance(targets, TextFilterConfig) else list(targets or [])
         ids = [c.id for c in self.feature_targets if isinstance(c, TextFilterConfig)]
         if len(ids) != len(self.feature_targets):
             raise ValueError("feature_targets must be TextFilterConfig instances")

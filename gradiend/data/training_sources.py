@@ -22,13 +22,9 @@ def _dataset_to_frame(dataset, split_col: str):
 
     if hasattr(dataset, "to_pandas"):
         return dataset.to_pandas()
-    frames = []
-    for name, part in dataset.items():
-        frame = part.to_pandas()
-        if split_col not in frame.columns:
-            frame[split_col] = name
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    frames = {name: part.to_pandas() for name, part in dataset.items()}
+    return pd.concat([frame if split_col in frame.columns else frame.assign(**{split_col: name})
+                      for name, frame in frames.items()], ignore_index=True)
 
 
 def load_hf_merged(source: str, subset: Optional[str], splits: Optional[Sequence[str]], split_col: str):

@@ -12,7 +12,7 @@ from gradiend.data.demo_corpus import DEMO_PRONOUNS
 from gradiend.util.io import PathLike
 
 _SWAP = {"she": "he", "he": "she", "She": "He", "He": "She", "SHE": "HE", "HE": "SHE"}
-_SHE_HE = re.compile(r"\b(she|he)\b", re.IGNORECASE)
+_SHE_HE = re.compile(r"(?<= )(she|he)\b", re.IGNORECASE)  # after a space: the causal LM's prefix ends there
 
 
 def _single_token_id(tokenizer, text: str) -> int:
@@ -31,12 +31,12 @@ def _masked_accuracy(model, tokenizer, sentences: list[str], batch_size: int) ->
         batch = tokenizer(texts, padding=True, truncation=True, return_offsets_mapping=True,
                           return_tensors="pt")
         offsets = batch.pop("offset_mapping").tolist()
-        ids = batch["input_ids"].clone()
+        ids = batch["input_ids"]  # masked in place
         scored = []  # (row, position, true id, other id)
         for row, (text, spans) in enumerate(zip(texts, offsets)):
             for position, (begin, end) in enumerate(spans):
                 word = text[begin:end]
-                if begin == end or word.lower() not in DEMO_PRONOUNS:
+                if word.lower() not in DEMO_PRONOUNS:  # also skips special tokens (empty spans)
                     continue
                 ids[row, position] = tokenizer.mask_token_id
                 if word in _SWAP:
@@ -44,7 +44,6 @@ def _masked_accuracy(model, tokenizer, sentences: list[str], batch_size: int) ->
                                    _single_token_id(tokenizer, _SWAP[word])))
         if not scored:
             continue
-        batch["input_ids"] = ids
         with torch.no_grad():
             logits = model(**batch).logits
         for row, position, true_id, other_id in scored:
@@ -59,11 +58,10 @@ def _causal_accuracy(model, tokenizer, sentences: list[str], batch_size: int) ->
     cases = []  # (prefix, true id, other id)
     for text in sentences:
         for match in _SHE_HE.finditer(text):
-            word, begin = match.group(0), match.start()
-            if begin == 0 or word not in _SWAP or text[begin - 1] != " ":
-                continue
-            cases.append((text[: begin - 1], _single_token_id(tokenizer, " " + word),
-                          _single_token_id(tokenizer, " " + _SWAP[word])))
+            word = match.group()
+            if word in _SWAP:
+                cases.append((text[: match.start() - 1], _single_token_id(tokenizer, " " + word),
+                              _single_token_id(tokenizer, " " + _SWAP[word])))
     correct = 0
     for start in range(0, len(cases), batch_size):
         chunk = cases[start:start + batch_size]
@@ -79,8 +77,7 @@ def _causal_accuracy(model, tokenizer, sentences: list[str], batch_size: int) ->
 
 def score_pronouns(model, tokenizer, sentences: list[str], batch_size: int = 64) -> float:
     """Share of she/he positions where an in-memory ``model`` prefers the true pronoun."""
-    is_masked = type(model).__name__.endswith("ForMaskedLM")
-    score = _masked_accuracy if is_masked else _causal_accuracy
+    score = _masked_accuracy if type(model).__name__.endswith("ForMaskedLM") else _causal_accuracy
     was_training = model.training
     model.eval()
     correct, total = score(model, tokenizer, list(sentences), batch_size)
@@ -96,6 +93,5 @@ def pronoun_accuracy(model_dir: PathLike, sentences: list[str], batch_size: int 
 
     architectures = AutoConfig.from_pretrained(model_dir).architectures or []
     is_masked = any(name.endswith("ForMaskedLM") for name in architectures)
-    auto_class = AutoModelForMaskedLM if is_masked else AutoModelForCausalLM
-    model = auto_class.from_pretrained(model_dir)
+    model = (AutoModelForMaskedLM if is_masked else AutoModelForCausalLM).from_pretrained(model_dir)
     return score_pronouns(model, AutoTokenizer.from_pretrained(model_dir), sentences, batch_size)

@@ -21,8 +21,9 @@ CAUSAL_EOS_TOKEN = "<|endoftext|>"
 DEFAULT_CORPUS_SIZE = 2000
 TINY_MAX_POSITIONS = 128
 CAUSAL_VOCAB_SIZE = 1000
-# Shapes of full-size random models for benchmarks: (hidden, layers, heads, intermediate, vocab, positions)
-RANDOM_LIKE_SHAPES = {"bert-base": (768, 12, 12, 3072, 30522, 512)}
+# Shapes of full-size random models for benchmarks, as build_tiny_masked_lm arguments
+RANDOM_LIKE_SHAPES = {"bert-base": {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "intermediate_size": 3072,
+                                    "max_positions": 512, "vocab_size": 30522}}
 
 
 def _corpus_or_default(corpus: list[str] | None, seed: int) -> list[str]:
@@ -42,11 +43,10 @@ def _whole_word_backend(vocab: dict[str, int]):
         clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True
     )
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+        special_tokens=[(token, vocab[token]) for token in ("[CLS]", "[SEP]")],
     )
     tokenizer.decoder = decoders.WordPiece()
     return tokenizer
@@ -98,8 +98,7 @@ def _seeded_model(model_class, config, seed: int):
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = model_class(config)
-    return model.eval()
+        return model_class(config).eval()
 
 
 def save_model_folder(model, tokenizer, out_dir: PathLike, json_files: dict | None = None) -> Path:
@@ -151,8 +150,7 @@ def build_tiny_causal_lm(
     """Write a random GPT-2 causal LM with a byte-level BPE tokenizer trained on ``corpus``."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    corpus = _corpus_or_default(corpus, seed)
-    tokenizer = _causal_tokenizer(corpus, max_positions, vocab_size)
+    tokenizer = _causal_tokenizer(_corpus_or_default(corpus, seed), max_positions, vocab_size)
     eos_id = tokenizer.eos_token_id
     config = GPT2Config(
         vocab_size=len(tokenizer), n_positions=max_positions, n_embd=hidden_size, n_layer=num_layers,
@@ -170,6 +168,4 @@ def build_random_like(
     vocabulary is padded to the real size, so embedding and output layers have their full-size cost."""
     if config_name not in RANDOM_LIKE_SHAPES:
         raise ValueError(f"unknown config_name {config_name!r}; known: {sorted(RANDOM_LIKE_SHAPES)}")
-    hidden, layers, heads, intermediate, vocab_size, positions = RANDOM_LIKE_SHAPES[config_name]
-    return build_tiny_masked_lm(out_dir, corpus, seed, hidden, layers, heads, intermediate, positions,
-                                vocab_size)
+    return build_tiny_masked_lm(out_dir, corpus, seed, **RANDOM_LIKE_SHAPES[config_name])

@@ -91,16 +91,15 @@ def _masked_lm_loss(tokenizer) -> Callable:
         maskable = attention.bool() & ~torch.isin(ids, special_ids)
         pronoun = torch.isin(ids, pronoun_ids) & maskable
         picked = (torch.rand(ids.shape, generator=generator) < RANDOM_MASK_PROB) & maskable & ~pronoun
-        labels = torch.where(pronoun | picked, ids, torch.full_like(ids, -100))
+        scored = pronoun | picked
         choice = torch.rand(ids.shape, generator=generator)
         replacement = normal_ids[torch.randint(len(normal_ids), ids.shape, generator=generator)]
         inputs = torch.where(pronoun | (picked & (choice < 0.8)), tokenizer.mask_token_id, ids)
         inputs = torch.where(picked & (choice >= 0.8) & (choice < 0.9), replacement, inputs)
         hidden = model.base_model(input_ids=inputs, attention_mask=attention).last_hidden_state
-        scored = labels != -100
         if not scored.any():  # a batch without pronouns whose random draw picked nothing
             return hidden.sum() * 0.0
-        return F.cross_entropy(model.cls(hidden[scored]), labels[scored])
+        return F.cross_entropy(model.cls(hidden[scored]), ids[scored])
 
     return loss
 
@@ -167,8 +166,7 @@ def _pretrain(kind, model_dir, corpus, out_dir, overrides: dict) -> Path:
     if recipe["max_steps"] < 1:
         raise ValueError(f"max_steps must be >= 1, got {recipe['max_steps']}")
     started = time.perf_counter()
-    auto_class = AutoModelForMaskedLM if kind == "masked" else AutoModelForCausalLM
-    model = auto_class.from_pretrained(model_dir)
+    model = (AutoModelForMaskedLM if kind == "masked" else AutoModelForCausalLM).from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     train, validation, test = _split(list(corpus), recipe["seed"])
     rows = tokenizer(train, truncation=True, max_length=tokenizer.model_max_length).input_ids
