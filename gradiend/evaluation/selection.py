@@ -23,9 +23,7 @@ from gradiend.cells import cell_name, rewrite_key
 
 def is_finite_cell(cell: Mapping) -> bool:
     """True when the cell's LMS and every probability are finite numbers."""
-    values = [cell.get("lms")]
-    for probs in cell.get("probs_by_dataset", {}).values():
-        values.extend(probs.values())
+    values = [cell.get("lms"), *(p for probs in cell.get("probs_by_dataset", {}).values() for p in probs.values())]
     return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
 
