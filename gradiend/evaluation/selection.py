@@ -180,9 +180,7 @@ def summary_entry(decoder_results: Mapping, target_class: str, increase_target_p
     key = rewrite_key(target_class, weaken=not increase_target_probabilities)
     if key not in decoder_results:
         have = sorted(k for k, v in decoder_results.items() if isinstance(v, Mapping) and "learning_rate" in v)
-        hint = (
-            " (run evaluate_decoder(increase_target_probabilities=False) for weaken results)"
-            if not increase_target_probabilities else ""
-        )
+        hint = "" if increase_target_probabilities else (
+            " (run evaluate_decoder(increase_target_probabilities=False) for weaken results)")
         raise KeyError(f"decoder results have no entry {key!r}; available: {have}{hint}")
     return dict(decoder_results[key])
