@@ -6,11 +6,11 @@ from typing import Any
 
 import pandas as pd
 
-from gradiend.evaluation.encoder_metrics import NEUTRAL_DATASET, NEUTRAL_TRAINING_MASKED, REQUIRED_COLUMNS, TRAINING
 from gradiend.plots.figures import save_figure, subplots
 from gradiend.util.io import read_parquet
 
-NEUTRAL_LABELS = {NEUTRAL_TRAINING_MASKED: "neutral\n(test templates)", NEUTRAL_DATASET: "neutral\n(dataset)"}
+TRAINING = "training"
+NEUTRAL_LABELS = {"neutral_training_masked": "neutral\n(test templates)", "neutral_dataset": "neutral\n(dataset)"}
 
 
 def _groups(encoded: pd.DataFrame) -> list[tuple[str, list[float]]]:
@@ -36,7 +36,7 @@ def plot_encoder_distributions(encoded: pd.DataFrame | str | Path, output_path: 
     boundaries of the ternary accuracy.
     """
     if not isinstance(encoded, pd.DataFrame):
-        encoded = read_parquet(encoded, required_columns=REQUIRED_COLUMNS)
+        encoded = read_parquet(encoded, required_columns=("encoded", "label", "type", "source_id"))
     groups = _groups(encoded)
     if not groups:
         raise ValueError("the encoded table has no rows to plot")
