@@ -20,11 +20,8 @@ CROSS_COLUMNS = ["encoder_experiment", "data_experiment", "factual_class", "n", 
 
 def topk_sets(gradiends: Mapping[str, object], topk: int | float, part: str = "decoder-weight") -> dict[str, set]:
     """Experiment -> base-global indices of its ``topk`` most important input dimensions."""
-    sets = {}
-    for name, gradiend in gradiends.items():
-        local = gradiend.get_topk_weights(part, topk)
-        sets[name] = set(gradiend.base_global_indices()[local].tolist())
-    return sets
+    return {name: set(gradiend.base_global_indices()[gradiend.get_topk_weights(part, topk)].tolist())
+            for name, gradiend in gradiends.items()}
 
 
 def topk_overlap(sets: Mapping[str, set]) -> pd.DataFrame:

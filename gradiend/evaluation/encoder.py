@@ -82,8 +82,7 @@ class EncoderEvaluator:
                                    causal=getattr(self.model.objective, "name", "") == "causal_lm")
         if len(rows) < len(texts):
             logger.info("%s: %d of %d texts have no maskable neutral word", kind, len(texts) - len(rows), len(texts))
-        masked = [m for _, m, _ in rows]
-        words = [w for _, _, w in rows]
+        masked, words = [m for m, _ in rows], [w for _, w in rows]
         return pd.DataFrame({
             "type": kind, "split": split, MASKED: masked, FACTUAL: words, ALTERNATIVE: words,
             FACTUAL_CLASS: NEUTRAL, ALTERNATIVE_CLASS: NEUTRAL, "transition": NEUTRAL, "source_id": NEUTRAL,

@@ -29,10 +29,10 @@ def ternary(values) -> np.ndarray:
     return np.where(values <= NEG_BOUNDARY, -1, np.where(values >= POS_BOUNDARY, 1, 0))
 
 
-def _correlation_and_accuracy(frame: pd.DataFrame) -> dict:
+def _correlation_and_accuracy(frame: pd.DataFrame, predict=ternary) -> dict:
     if frame.empty:
         return {"correlation": 0.0, "accuracy": 0.0, "n": 0}
-    accuracy = float((ternary(frame["encoded"]) == ternary(frame["label"])).mean())
+    accuracy = float((predict(frame["encoded"]) == ternary(frame["label"])).mean())
     return {"correlation": pearson(frame["encoded"], frame["label"]), "accuracy": accuracy, "n": int(len(frame))}
 
 
@@ -82,7 +82,6 @@ def encoder_metrics(encoded: pd.DataFrame) -> dict:
             f"encoder metrics need rows of both target classes; all training rows have label "
             f"{_label_key(training['label'].iloc[0])}"
         )
-    target_rows = training[training["label"] != 0]
     neutral = frame[frame["type"].isin(NEUTRAL_TYPES)]
     training_only = _correlation_and_accuracy(training)
     all_data = _correlation_and_accuracy(frame)
@@ -92,12 +91,8 @@ def encoder_metrics(encoded: pd.DataFrame) -> dict:
         "accuracy": all_data["accuracy"],
         "all_data": all_data,
         "training_only": training_only,
-        "target_classes_only": {
-            "correlation": pearson(target_rows["encoded"], target_rows["label"]),
-            "accuracy": float(((target_rows["encoded"] >= 0).map({True: 1, False: -1}) == target_rows["label"]).mean())
-            if len(target_rows) else 0.0,
-            "n": int(len(target_rows)),
-        },
+        "target_classes_only": _correlation_and_accuracy(training[training["label"] != 0],
+                                                         predict=lambda v: np.where(v >= 0, 1, -1)),
         "boundaries": {"neg_boundary": NEG_BOUNDARY, "pos_boundary": POS_BOUNDARY, "neutral_boundary": NEUTRAL_BOUNDARY},
         **grouped_statistics(training, "label", "by_class", key=_label_key),
         **grouped_statistics(training, "source_id", "by_feature_class"),

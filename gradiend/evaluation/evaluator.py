@@ -134,5 +134,4 @@ class Evaluator:
         from gradiend.plots.decoder import plot_probability_shifts
 
         results = self._decoder_results(decoder_results)
-        summary = {k: v for k, v in results.items() if k != "grid"}
-        return plot_probability_shifts(results["grid"], summary, output_path, **options)
+        return plot_probability_shifts(results["grid"], results, output_path, **options)  # non-entries are skipped

@@ -39,8 +39,8 @@ def mask_random_word(tokenizer, text: str, excluded: set[str], rng: random.Rando
 
 
 def neutral_masked_rows(tokenizer, texts: Iterable[str], excluded: Iterable[str], seed: int | str,
-                        causal: bool) -> list[tuple[str, str, str]]:
-    """``(source text, masked text, word)`` for every text that has a qualifying word."""
+                        causal: bool) -> list[tuple[str, str]]:
+    """``(masked text, word)`` for every text that has a qualifying word."""
     rng, excluded = random.Random(seed), {w.lower() for w in excluded}
-    found = [(text, mask_random_word(tokenizer, text, excluded, rng, causal)) for text in texts]
-    return [(text, *masked) for text, masked in found if masked is not None]
+    found = [mask_random_word(tokenizer, text, excluded, rng, causal) for text in texts]
+    return [masked for masked in found if masked is not None]

@@ -168,9 +168,7 @@ class ClassProbabilityScorer:
     def __call__(self, model, datasets: Sequence[str] | None = None) -> dict:
         """``{"probs_by_dataset": {dataset: {class: mean P}}, "n_rows_by_dataset": {dataset: n}}``."""
         probs = self.row_probabilities(model, datasets)
-        result, counts = {}, {}
-        for dataset in (self.datasets if datasets is None else sorted(datasets)):
-            members = torch.tensor(self.members[dataset])
-            result[dataset] = {cls: float(probs[members, c].mean()) for c, cls in enumerate(self.classes)}
-            counts[dataset] = int(len(members))
-        return {"probs_by_dataset": result, "n_rows_by_dataset": counts}
+        members = {d: torch.tensor(self.members[d]) for d in (self.datasets if datasets is None else sorted(datasets))}
+        return {"probs_by_dataset": {d: {cls: float(probs[rows, c].mean()) for c, cls in enumerate(self.classes)}
+                                     for d, rows in members.items()},
+                "n_rows_by_dataset": {d: len(rows) for d, rows in members.items()}}

@@ -23,9 +23,7 @@ from gradiend.cells import cell_name, rewrite_key
 
 def is_finite_cell(cell: Mapping) -> bool:
     """True when the cell's LMS and every probability are finite numbers."""
-    values = [cell.get("lms")]
-    for probs in cell.get("probs_by_dataset", {}).values():
-        values.extend(probs.values())
+    values = [cell.get("lms"), *(p for probs in cell.get("probs_by_dataset", {}).values() for p in probs.values())]
     return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
 
@@ -182,9 +180,7 @@ def summary_entry(decoder_results: Mapping, target_class: str, increase_target_p
     key = rewrite_key(target_class, weaken=not increase_target_probabilities)
     if key not in decoder_results:
         have = sorted(k for k, v in decoder_results.items() if isinstance(v, Mapping) and "learning_rate" in v)
-        hint = (
-            " (run evaluate_decoder(increase_target_probabilities=False) for weaken results)"
-            if not increase_target_probabilities else ""
-        )
+        hint = "" if increase_target_probabilities else (
+            " (run evaluate_decoder(increase_target_probabilities=False) for weaken results)")
         raise KeyError(f"decoder results have no entry {key!r}; available: {have}{hint}")
     return dict(decoder_results[key])

@@ -27,8 +27,8 @@ def plot_probability_shifts(grid: Mapping | Sequence, summary: Mapping | None = 
     datasets = sorted({d for c in cells for d in c.get("probs_by_dataset", {})})
     classes = sorted({k for c in cells for probs in c.get("probs_by_dataset", {}).values() for k in probs})
     factors = sorted({float(c["feature_factor"]) for c in cells})
-    positive_rates = [float(c["learning_rate"]) for c in cells if float(c["learning_rate"]) > 0]
-    base_x = (min(positive_rates) if positive_rates else 1.0) / 4  # where "base" sits on the log axis
+    # where "base" sits on the log axis: a quarter of the smallest positive learning rate
+    base_x = min((float(c["learning_rate"]) for c in cells if c["learning_rate"] > 0), default=1.0) / 4
     max_rate = max(float(c["learning_rate"]) for c in cells)
     fig, axes = subplots(output_path, 1, 1 + len(datasets), figsize=(4.2 * (1 + len(datasets)), 3.8),
                          squeeze=False)

@@ -63,16 +63,12 @@ def stereoset_scores(scorer, items: Sequence[StereoSetItem], bootstrap: int = 10
     if not items:
         raise ValueError("StereoSet: no item to score")
     contexts = [item.context for item in items]
-    stereo = np.array(scorer([i.stereotype for i in items], contexts))
-    anti = np.array(scorer([i.anti_stereotype for i in items], contexts))
-    unrelated = np.array(scorer([i.unrelated for i in items], contexts))
-    result = _stereoset_block(stereo, anti, unrelated, bootstrap, seed)
-    subsets = {}
-    for subset in dict.fromkeys(item.subset for item in items):
-        keep = np.array([item.subset == subset for item in items])
-        subsets[subset] = _stereoset_block(stereo[keep], anti[keep], unrelated[keep], bootstrap, seed)
-    result["subsets"] = subsets
-    return result
+    scores = np.array([scorer([getattr(i, kind) for i in items], contexts)
+                       for kind in ("stereotype", "anti_stereotype", "unrelated")])  # (3, n): stereo, anti, unrelated
+    subset_of = np.array([item.subset for item in items])
+    return {**_stereoset_block(*scores, bootstrap, seed),
+            "subsets": {subset: _stereoset_block(*scores[:, subset_of == subset], bootstrap, seed)
+                        for subset in dict.fromkeys(item.subset for item in items)}}
 
 
 def crows_pairs_scores(scorer, pairs: Sequence[CrowsPair], bootstrap: int = 1000, seed: int = DEFAULT_SEED) -> dict:

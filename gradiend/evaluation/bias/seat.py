@@ -72,15 +72,6 @@ def sentence_embeddings(model, tokenizer, sentences: Sequence[str], kind: str, b
     return np.concatenate(vectors) if vectors else np.zeros((0, 0))
 
 
-def _unit(m: np.ndarray) -> np.ndarray:
-    return m / np.linalg.norm(m, axis=1, keepdims=True)
-
-
-def _association(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x, a, b = _unit(x), _unit(a), _unit(b)
-    return (x @ a.T).mean(axis=1) - (x @ b.T).mean(axis=1)
-
-
 def _effect_size(sx: np.ndarray, sy: np.ndarray) -> float:
     return float((sx.mean() - sy.mean()) / np.concatenate([sx, sy]).std(ddof=1))
 
@@ -88,8 +79,9 @@ def _effect_size(sx: np.ndarray, sy: np.ndarray) -> float:
 def seat_test(embeddings: Sequence[np.ndarray], *, permutations: int = 10000, bootstrap: int = 1000,
               seed: int = 0) -> dict:
     """``{effect_size, p_value, n: [|X|, |Y|, |A|, |B|], ci: {effect_size}, exact_p}`` from the four embedding sets."""
-    x, y, a, b = embeddings
-    sx, sy = _association(x, a, b), _association(y, a, b)
+    x, y, a, b = (m / np.linalg.norm(m, axis=1, keepdims=True) for m in embeddings)
+    xa, xb, ya, yb = x @ a.T, x @ b.T, y @ a.T, y @ b.T  # cosine similarities of unit rows
+    sx, sy = xa.mean(axis=1) - xb.mean(axis=1), ya.mean(axis=1) - yb.mean(axis=1)
     effect = _effect_size(sx, sy)
     together = np.concatenate([sx, sy])
     observed = sx.sum() - sy.sum()
@@ -105,8 +97,6 @@ def seat_test(embeddings: Sequence[np.ndarray], *, permutations: int = 10000, bo
     ci = None
     if bootstrap > 0:
         values = []
-        unit = [_unit(m) for m in (x, y, a, b)]
-        xa, xb, ya, yb = unit[0] @ unit[2].T, unit[0] @ unit[3].T, unit[1] @ unit[2].T, unit[1] @ unit[3].T
         boot = np.random.default_rng(seed)
         for _ in range(bootstrap):
             ix, iy, ia, ib = (boot.integers(0, len(m), len(m)) for m in (x, y, a, b))
