@@ -18,6 +18,11 @@ RAW_FACTUAL_CLASS, RAW_ALTERNATIVE_CLASS = "raw_factual_class", "raw_alternative
 UNIFIED_COLUMNS = (MASKED, SPLIT, FACTUAL, ALTERNATIVE, FACTUAL_CLASS, ALTERNATIVE_CLASS, LABEL)
 """Required columns of a training table, in the order they are written."""
 NEUTRAL_COLUMNS = (TEXT,)
+# The encoded table (``encoded.parquet`` of the encoder evaluation): its required columns and the
+# ``type`` of a row: a training-like row, or one of the two kinds of neutral row.
+ENCODED_COLUMNS = ("encoded", LABEL, "type", "source_id")
+TRAINING_TYPE, NEUTRAL_TRAINING_MASKED, NEUTRAL_DATASET = "training", "neutral_training_masked", "neutral_dataset"
+NEUTRAL_TYPES = (NEUTRAL_TRAINING_MASKED, NEUTRAL_DATASET)
 
 
 def resolve_target_classes(classes: Iterable[str], target_classes: Optional[Sequence[str]] = None) -> Optional[list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from gradiend.data.demo_corpus import DEMO_PRONOUNS
+from gradiend.util.eval_mode import eval_mode
 from gradiend.util.io import PathLike
 
 _SWAP = {"she": "he", "he": "she", "She": "He", "He": "She", "SHE": "HE", "HE": "SHE"}
@@ -78,10 +79,8 @@ def _causal_accuracy(model, tokenizer, sentences: list[str], batch_size: int) ->
 def score_pronouns(model, tokenizer, sentences: list[str], batch_size: int = 64) -> float:
     """Share of she/he positions where an in-memory ``model`` prefers the true pronoun."""
     score = _masked_accuracy if type(model).__name__.endswith("ForMaskedLM") else _causal_accuracy
-    was_training = model.training
-    model.eval()
-    correct, total = score(model, tokenizer, list(sentences), batch_size)
-    model.train(was_training)
+    with eval_mode(model):
+        correct, total = score(model, tokenizer, list(sentences), batch_size)
     if total == 0:
         raise ValueError("no scorable she/he occurrence in the given sentences")
     return correct / total

@@ -1,7 +1,6 @@
 """Small input helpers shared by the scorers: padding to the batch, length limits, devices."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 import torch
@@ -54,17 +53,6 @@ def forward_logits(model, ids: torch.Tensor, attention: torch.Tensor) -> torch.T
     with torch.no_grad():
         out = model(input_ids=ids.to(device), attention_mask=attention.to(device))
     return out.logits.float()
-
-
-@contextmanager
-def eval_mode(model):
-    """Put a model in eval mode (dropout off) for a block, then restore its previous mode."""
-    was_training = bool(getattr(model, "training", False))
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def length_order(rows: Sequence[Sequence[int]]) -> list[int]:

@@ -18,14 +18,15 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from gradiend.data.tables import ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS, MASKED
-from gradiend.evaluation.context import EvaluationParts, sample_at_most
-from gradiend.evaluation.encoder_metrics import NEUTRAL_DATASET, NEUTRAL_TRAINING_MASKED, TRAINING, encoder_metrics
-from gradiend.util.stats import pearson
-from gradiend.evaluation.neutral_rows import neutral_masked_rows
 from gradiend.data.rows import FEATURE_CLASS_ID, select_rows
+from gradiend.data.tables import (ALTERNATIVE, ALTERNATIVE_CLASS, FACTUAL, FACTUAL_CLASS, MASKED, NEUTRAL_DATASET,
+                                  NEUTRAL_TRAINING_MASKED, TRAINING_TYPE)
+from gradiend.evaluation.context import EvaluationParts, sample_at_most
+from gradiend.evaluation.encoder_metrics import encoder_metrics
+from gradiend.evaluation.neutral_rows import neutral_masked_rows
 from gradiend.util.io import write_json, write_parquet
 from gradiend.util.logging import get_logger
+from gradiend.util.stats import pearson
 
 logger = get_logger(__name__)
 
@@ -72,7 +73,7 @@ class EncoderEvaluator:
                      "diff": (transition, frame[FACTUAL])}
         source_id, source_token = by_source[source]
         return frame[[MASKED, FACTUAL, ALTERNATIVE, FACTUAL_CLASS, ALTERNATIVE_CLASS]].assign(
-            type=TRAINING, split=split, transition=transition, source_id=source_id.astype(str),
+            type=TRAINING_TYPE, split=split, transition=transition, source_id=source_id.astype(str),
             source_token=source_token.astype(str), label=frame["label"].astype("int64"))
 
     def _neutral_frame(self, kind: str, split: str, texts: list[str], max_size: int | None) -> pd.DataFrame:

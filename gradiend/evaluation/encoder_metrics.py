@@ -11,14 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from gradiend.data.tables import ENCODED_COLUMNS, NEUTRAL_TYPES, TRAINING_TYPE
 from gradiend.util.stats import pearson  # noqa: F401  (re-exported: callers read it from here)
 
-TRAINING = "training"
-NEUTRAL_TRAINING_MASKED = "neutral_training_masked"
-NEUTRAL_DATASET = "neutral_dataset"
-NEUTRAL_TYPES = (NEUTRAL_TRAINING_MASKED, NEUTRAL_DATASET)
 NEG_BOUNDARY, POS_BOUNDARY, NEUTRAL_BOUNDARY = -0.5, 0.5, 0.0
-REQUIRED_COLUMNS = ("encoded", "label", "type", "source_id")
 _STATISTICS = {"mean": np.mean, "min": np.min, "max": np.max, "q1": lambda v: np.quantile(v, 0.25),
                "q3": lambda v: np.quantile(v, 0.75), "std": lambda v: v.std(ddof=0)}
 
@@ -70,11 +66,11 @@ def _mean_by_target(training: pd.DataFrame) -> dict:
 
 def encoder_metrics(encoded: pd.DataFrame) -> dict:
     """All encoder metrics of an encoded table; ``correlation`` is Pearson over the training rows."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in encoded.columns]
+    missing = [c for c in ENCODED_COLUMNS if c not in encoded.columns]
     if missing:
         raise ValueError(f"encoded table lacks column(s) {missing}; has {list(encoded.columns)}")
     frame = encoded.assign(encoded=encoded["encoded"].astype(float), label=encoded["label"].astype(float))
-    training = frame[frame["type"] == TRAINING]
+    training = frame[frame["type"] == TRAINING_TYPE]
     if training.empty:
         raise ValueError("encoder metrics need training rows; every encoded row is neutral")
     if training["label"].nunique() < 2:

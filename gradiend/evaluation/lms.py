@@ -18,10 +18,11 @@ from typing import Iterable, Sequence
 
 import torch
 
-from gradiend.evaluation.batching import (chunks, eval_mode, forward_logits, length_order, max_input_length,
+from gradiend.evaluation.batching import (chunks, forward_logits, length_order, max_input_length,
                                           model_device, pad_id, pad_right)
 from gradiend.evaluation.tokens import mask_id
 from gradiend.objectives.heads import scored_hidden_logits
+from gradiend.util.eval_mode import eval_mode
 
 MASKED = "masked"
 CAUSAL = "causal"

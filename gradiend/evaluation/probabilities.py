@@ -27,10 +27,11 @@ import pandas as pd
 import torch
 
 from gradiend.data.tables import FACTUAL_CLASS, MASKED, target_words_by_class
-from gradiend.evaluation.batching import chunks, eval_mode, model_device
+from gradiend.evaluation.batching import chunks, model_device
 from gradiend.evaluation.tokens import MASK_PLACEHOLDER, casing_variants
 from gradiend.objectives.base import TargetBatch, mask_contexts
 from gradiend.objectives.tokens import continuation_ids
+from gradiend.util.eval_mode import eval_mode
 from gradiend.util.logging import get_logger
 
 logger = get_logger(__name__)

@@ -6,17 +6,17 @@ from typing import Any
 
 import pandas as pd
 
+from gradiend.data.tables import ENCODED_COLUMNS, NEUTRAL_DATASET, NEUTRAL_TRAINING_MASKED, TRAINING_TYPE
 from gradiend.plots.figures import save_figure, subplots
 from gradiend.util.io import read_parquet
 
-TRAINING = "training"
-NEUTRAL_LABELS = {"neutral_training_masked": "neutral\n(test templates)", "neutral_dataset": "neutral\n(dataset)"}
+NEUTRAL_LABELS = {NEUTRAL_TRAINING_MASKED: "neutral\n(test templates)", NEUTRAL_DATASET: "neutral\n(dataset)"}
 
 
 def _groups(encoded: pd.DataFrame) -> list[tuple[str, list[float]]]:
     """Training rows by encoded class (+1 class first), then each neutral variant present."""
     groups = []
-    training = encoded[encoded["type"] == TRAINING]
+    training = encoded[encoded["type"] == TRAINING_TYPE]
     order = training.groupby("source_id")["label"].mean().sort_values(ascending=False).index
     for source_id in order:
         rows = training[training["source_id"] == source_id]
@@ -36,7 +36,7 @@ def plot_encoder_distributions(encoded: pd.DataFrame | str | Path, output_path: 
     boundaries of the ternary accuracy.
     """
     if not isinstance(encoded, pd.DataFrame):
-        encoded = read_parquet(encoded, required_columns=("encoded", "label", "type", "source_id"))
+        encoded = read_parquet(encoded, required_columns=ENCODED_COLUMNS)
     groups = _groups(encoded)
     if not groups:
         raise ValueError("the encoded table has no rows to plot")

@@ -46,8 +46,8 @@ def evaluate_encoders(config: dict, *, seeds: Sequence[int], models: Sequence[st
 
 def _evaluate_seed(config: dict, base, tables, seed: int, model: str, metrics: str, encoded: str,
                    distributions: str) -> None:
+    from gradiend.data.tables import NEUTRAL_TYPES
     from gradiend.evaluation.encoder import EncoderEvaluator
-    from gradiend.evaluation.encoder_metrics import NEUTRAL_TYPES
     from gradiend.plots.encoder import plot_encoder_distributions
     from gradiend.util.io import write_json, write_parquet
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from gradiend.model.topk import keep_mask
+from gradiend.util.eval_mode import eval_mode
 from gradiend.util.io import load_safetensors, save_safetensors, write_json
 from gradiend.util.logging import get_logger
 
@@ -124,13 +125,9 @@ def compute_pre_prune_mask(model, tokenizer, objective, params, rows, config, se
     sample_seed = config.seed if config.seed is not None else seed
     picked = stratified_sample(rows["feature_class_id"].tolist(), config.n_samples, sample_seed)
     sample = rows.iloc[picked]
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         mean = mean_source_gradient(model, tokenizer, objective, params, sample, config.source,
                                     config.batch_size, max_length)
-    finally:
-        model.train(was_training)
     importance = {name: mean[name].abs().float().cpu() for name in params}
     flat = torch.cat([t.reshape(-1) for t in importance.values()])
     try:  # the keep-set rule of post-pruning; a non-finite importance is never kept

@@ -19,10 +19,11 @@ from typing import Sequence
 
 import torch
 
-from gradiend.evaluation.batching import (chunks, eval_mode, forward_logits, length_order, max_input_length, pad_id,
+from gradiend.evaluation.batching import (chunks, forward_logits, length_order, max_input_length, pad_id,
                                           pad_right)
 from gradiend.evaluation.lms import CAUSAL, MASKED, lm_kind, masked_position_logits
 from gradiend.evaluation.tokens import mask_id
+from gradiend.util.eval_mode import eval_mode
 
 PSEUDO_LOG_LIKELIHOOD = "pseudo-log-likelihood"
 LOG_LIKELIHOOD = "log-likelihood"

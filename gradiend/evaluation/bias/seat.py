@@ -58,7 +58,8 @@ def read_seat(path) -> SeatTest:
 @torch.no_grad()
 def sentence_embeddings(model, tokenizer, sentences: Sequence[str], kind: str, batch_size: int = 32) -> np.ndarray:
     """Final hidden state of [CLS] (masked LM) or of the last token (causal LM), float64, one row per sentence."""
-    from gradiend.evaluation.batching import chunks, eval_mode, model_device, pad_id, pad_right
+    from gradiend.evaluation.batching import chunks, model_device, pad_id, pad_right
+    from gradiend.util.eval_mode import eval_mode
 
     rows = [list(tokenizer(s, add_special_tokens=True)["input_ids"]) for s in sentences]
     vectors, device = [], model_device(model)
