@@ -129,3 +129,31 @@ def test_kind_detection_and_dispatch(bert, gpt2):
     assert isinstance(lms_scorer(*gpt2, SENTENCES), CausalLMS)
     with pytest.raises(ValueError, match="unknown LM kind"):
         lms_scorer(*bert, SENTENCES, kind="seq2seq")
+
+
+def test_scoring_runs_in_eval_mode_and_gives_the_caller_its_mode_back(gpt2):
+    model, tokenizer = gpt2
+    seen = []
+    hooks = [m.register_forward_pre_hook(lambda module, args: seen.append(module.training)) for m in model.modules()]
+    model.train()
+    try:
+        language_model_score(model, tokenizer, ["the chef tasted the soup"])
+        assert seen and not any(seen)   # every module ran with dropout off
+        assert model.training           # and the caller's training mode is back
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.eval()
+
+
+def test_eval_mode_restores_the_mode_after_an_error():
+    from gradiend.util.eval_mode import eval_mode
+
+    layer = torch.nn.Dropout(0.5).train()
+    with pytest.raises(RuntimeError), eval_mode(layer):
+        assert not layer.training
+        raise RuntimeError("scoring failed")
+    assert layer.training
+    with eval_mode(layer.eval()):
+        pass
+    assert not layer.training
