@@ -160,3 +160,18 @@ def test_select_repads_and_to_moves(masked_lm, demo_corpus):
         assert torch.equal(getattr(sub, name), getattr(alone, name))
     moved = batch.to("cpu")
     assert moved.n_rows == batch.n_rows and torch.equal(moved.position, batch.position)
+
+
+def test_training_batches_and_scorers_share_one_length_limit(masked_lm, causal_lm):
+    from gradiend.evaluation.batching import max_input_length
+    from gradiend.objectives.base import length_limit, model_max_positions
+
+    def tokenizer_with_limit(limit):
+        return type("Tokenizer", (), {"model_max_length": limit})()
+
+    for model, _, objective in (masked_lm, causal_lm):
+        positions = model_max_positions(model)
+        for limit, expected in ((16, 16), (positions + 1, positions), (int(1e30), positions)):
+            tokenizer = tokenizer_with_limit(limit)
+            assert objective.max_length_for(tokenizer, None) == max_input_length(model, tokenizer) == expected
+    assert length_limit(None, tokenizer_with_limit(int(1e30))) is None   # nothing known: no truncation

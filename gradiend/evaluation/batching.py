@@ -5,7 +5,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-_HUGE = 1_000_000
+from gradiend.objectives.base import length_limit, model_max_positions
 
 
 def model_device(model) -> torch.device:
@@ -17,11 +17,7 @@ def max_input_length(model, tokenizer) -> int:
 
     Models with fewer than 256 positions must work (docs/design.md §5), so nothing here assumes 256.
     """
-    config = getattr(model, "config", None)
-    limits = [getattr(tokenizer, "model_max_length", None),
-              *(getattr(config, name, None) for name in ("max_position_embeddings", "n_positions"))]
-    usable = [int(v) for v in limits if isinstance(v, int) and 0 < v < _HUGE]
-    return min(usable) if usable else 512
+    return length_limit(model_max_positions(model), tokenizer) or 512
 
 
 def pad_id(tokenizer) -> int:

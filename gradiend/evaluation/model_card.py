@@ -16,7 +16,6 @@ from gradiend.util.io import PathLike, atomic_dir, to_json_text
 
 CARD_FILE = "README.md"
 PROVENANCE_FILE = "gradiend_rewrite.json"
-_HUGE = 1_000_000
 
 
 def rewrite_provenance(model_with_gradiend, entry: Mapping, feature_description: str | None = None) -> dict:
@@ -92,13 +91,15 @@ def model_card(facts: Mapping) -> str:
     )
 
 
-def _fix_tokenizer_limit(folder: Path, limit: int | None) -> None:
+def _fix_tokenizer_limit(folder: Path, model) -> None:
     """Some tokenizers save an effectively infinite ``model_max_length``; write the model's own."""
-    path = folder / "tokenizer_config.json"
+    from gradiend.objectives.base import UNBOUNDED, model_max_positions  # here: the report stage must not load torch
+
+    path, limit = folder / "tokenizer_config.json", model_max_positions(model)
     if limit is None or not path.is_file():
         return
     config = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(config.get("model_max_length"), int) or config["model_max_length"] >= _HUGE:
+    if not isinstance(config.get("model_max_length"), int) or config["model_max_length"] >= UNBOUNDED:
         config["model_max_length"] = limit
         path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -108,14 +109,11 @@ def save_rewritten_model(model_with_gradiend, summary_entry: Mapping, out_dir: P
     """Rewrite the base model with the entry's cell and save it (weights, tokenizer, card) to ``out_dir``."""
     facts = rewrite_provenance(model_with_gradiend, summary_entry, feature_description)
     rewritten = model_with_gradiend.rewrite_base_model(facts["learning_rate"], facts["feature_factor"], part=facts["part"])
-    config = getattr(rewritten, "config", None)
-    limit = next((getattr(config, k) for k in ("max_position_embeddings", "n_positions")
-                  if isinstance(getattr(config, k, None), int)), None)
     with atomic_dir(out_dir) as tmp:
         rewritten.save_pretrained(tmp)
         if model_with_gradiend.tokenizer is not None:
             model_with_gradiend.tokenizer.save_pretrained(tmp)
-            _fix_tokenizer_limit(tmp, limit)
+            _fix_tokenizer_limit(tmp, rewritten)
         (tmp / CARD_FILE).write_text(model_card(facts), encoding="utf-8")
         (tmp / PROVENANCE_FILE).write_text(to_json_text(facts), encoding="utf-8")
     return Path(out_dir)

@@ -7,7 +7,6 @@ code above this layer (gradients, encoding, training) sees only :class:`TargetBa
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields, replace
 from typing import Sequence
 
@@ -16,6 +15,7 @@ import torch
 from gradiend.objectives.heads import no_cache_kwargs, scored_hidden_logits
 
 DEFAULT_MASK = "[MASK]"
+UNBOUNDED = 10**9  # tokenizers without a real limit save a huge ``model_max_length`` (10**30)
 
 
 @dataclass
@@ -125,9 +125,15 @@ class Objective:
             if max_length < 2:
                 raise ValueError(f"max_length must be at least 2, got {max_length}")
             return int(max_length)
-        limits = [self.max_positions, getattr(tokenizer, "model_max_length", None)]
-        finite = [int(x) for x in limits if x is not None and x < 1e9 and not math.isinf(x)]
-        return min(finite) if finite else None
+        return length_limit(self.max_positions, tokenizer)
+
+
+def length_limit(max_positions: int | None, tokenizer) -> int | None:
+    """The longest input both take: the smaller of the model's ``max_positions`` and the tokenizer's
+    ``model_max_length`` (an unbounded one counts as none), or None when neither is known."""
+    limits = [max_positions, getattr(tokenizer, "model_max_length", None)]
+    finite = [int(x) for x in limits if x is not None and 0 < x < UNBOUNDED]
+    return min(finite) if finite else None
 
 
 def model_max_positions(model_or_config) -> int | None:
