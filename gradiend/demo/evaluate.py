@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from gradiend.data.demo_corpus import DEMO_PRONOUNS
+from gradiend.objectives.base import is_masked_lm
 from gradiend.util.eval_mode import eval_mode
 from gradiend.util.io import PathLike
 
@@ -78,7 +79,7 @@ def _causal_accuracy(model, tokenizer, sentences: list[str], batch_size: int) ->
 
 def score_pronouns(model, tokenizer, sentences: list[str], batch_size: int = 64) -> float:
     """Share of she/he positions where an in-memory ``model`` prefers the true pronoun."""
-    score = _masked_accuracy if type(model).__name__.endswith("ForMaskedLM") else _causal_accuracy
+    score = _masked_accuracy if is_masked_lm(model) else _causal_accuracy
     with eval_mode(model):
         correct, total = score(model, tokenizer, list(sentences), batch_size)
     if total == 0:
@@ -88,9 +89,7 @@ def score_pronouns(model, tokenizer, sentences: list[str], batch_size: int = 64)
 
 def pronoun_accuracy(model_dir: PathLike, sentences: list[str], batch_size: int = 64) -> float:
     """Share of she/he positions in ``sentences`` where the saved model prefers the true pronoun."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+    from gradiend.model.loading import load_base_model
 
-    architectures = AutoConfig.from_pretrained(model_dir).architectures or []
-    is_masked = any(name.endswith("ForMaskedLM") for name in architectures)
-    model = (AutoModelForMaskedLM if is_masked else AutoModelForCausalLM).from_pretrained(model_dir)
-    return score_pronouns(model, AutoTokenizer.from_pretrained(model_dir), sentences, batch_size)
+    model, tokenizer, _ = load_base_model(model_dir)
+    return score_pronouns(model, tokenizer, sentences, batch_size)
