@@ -99,8 +99,13 @@ class TextFilterConfig:
     def flatten_targets_with_tags(self, inherited: Optional[SpacyTagSpec] = None) -> list[tuple[str, SpacyTagSpec]]:
         """Every target string with its effective tags (parent tags overridden by the child's)."""
         tags = {**(inherited or {}), **(self.spacy_tags or {})}
-        return [pair for item in self.targets
-                for pair in ([(item, dict(tags))] if isinstance(item, str) else item.flatten_targets_with_tags(tags))]
+        flat: list[tuple[str, SpacyTagSpec]] = []
+        for item in self.targets:
+            if isinstance(item, str):
+                flat.append((item, dict(tags)))
+            else:
+                flat.extend(item.flatten_targets_with_tags(tags))
+        return flat
 
     @property
     def target_strings(self) -> list[str]:
