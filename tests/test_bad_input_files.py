@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -221,10 +222,18 @@ def test_atomic_outputs_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
         write_json(tmp_path / "a.json", {"x": 1})
         with atomic_dir(tmp_path / "folder") as folder:
             (folder / "inside.txt").write_text("x")
+            # What transformers' save_pretrained does for model.safetensors: mkstemp (0600), then rename.
+            handle, private = tempfile.mkstemp(dir=folder)
+            os.close(handle)
+            os.replace(private, folder / "model.safetensors")
+            os.replace(tempfile.mkdtemp(dir=folder), folder / "sub")
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == file_mode
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == dir_mode
+    for name in ("inside.txt", "model.safetensors"):
+        assert stat.S_IMODE((tmp_path / "folder" / name).stat().st_mode) == file_mode, name
+    assert stat.S_IMODE((tmp_path / "folder" / "sub").stat().st_mode) == dir_mode
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
 
 

@@ -4,7 +4,8 @@ Every artefact is written to a temporary name in its own folder and renamed into
 killed job never leaves a file that looks complete (docs/design.md §1). JSON and Parquet are written
 deterministically so that the same inputs give byte-identical files. The temporary file or folder
 gets the permissions an ordinary ``open``/``mkdir`` would give under the process's umask (``mkstemp``
-alone would leave 0600 files and 0700 folders that nobody else on a shared cluster can read).
+alone would leave 0600 files and 0700 folders that nobody else on a shared cluster can read), and so
+does everything written into an atomic folder, whoever wrote it.
 
 A file the readers cannot parse (truncated JSON, Parquet or safetensors) is one ``ValueError``
 naming the file and, for a workflow output, the rule that writes it and the command that rebuilds
@@ -94,6 +95,15 @@ def _usual_mode(path: Path, directory: bool) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
 
 
+def _usual_modes_inside(folder: Path) -> None:
+    """Give everything written into ``folder`` the usual mode: third-party writers such as
+    transformers' ``save_pretrained`` write ``model.safetensors`` through ``mkstemp`` (0600), which
+    colleagues on a shared cluster could not read."""
+    for entry in folder.rglob("*"):
+        if not entry.is_symlink():
+            _usual_mode(entry, directory=entry.is_dir())
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
@@ -120,6 +130,7 @@ def atomic_dir(path: PathLike) -> Iterator[Path]:
     try:
         _usual_mode(tmp_dir, directory=True)
         yield tmp_dir
+        _usual_modes_inside(tmp_dir)
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp_dir, target)
