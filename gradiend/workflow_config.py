@@ -71,7 +71,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "select_cell": ("data.target_classes", "decoder.selection"),
     "rewrite_models": (
-        "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "training.torch_dtype",
+        "base_model", "base_model_path", "demo_model", "trust_remote_code", "data.target_classes", "training.torch_dtype",
         "training.max_length",
     ),
     "report": ("*",),

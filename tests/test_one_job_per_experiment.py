@@ -153,6 +153,15 @@ def test_one_rewrite_job_writes_the_bytes_of_one_job_per_target(run, tmp_path):
     chosen = {(summary[t]["learning_rate"], summary[t]["feature_factor"]) for t in targets}
     assert len({one_job[f"{t}/model.safetensors"] for t in targets}) == len(chosen) >= 2
 
+    # A demo base model: the card says this pipeline built it and carries the project's license.
+    cut = {**run.cut("rewrite_models"), "base_model": "demo:tiny-bert", "demo_model": "tiny-bert"}
+    stages.rewrite_models(cut, targets=["F"], **common, output_dirs=[str(tmp_path / "demo" / "F")])
+    card = (tmp_path / "demo" / "F" / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: transformers\nlicense: apache-2.0\ntags:")
+    assert "`demo:tiny-bert`, a small model built from scratch by this pipeline's `demo_model` rule" in card
+    source = json.loads((tmp_path / "demo" / "F" / "gradiend_rewrite.json").read_text())["base_model_source"]
+    assert (source["kind"], source["folder"]) == ("built", str(Path(run.experiment["base_model_path"]).resolve()))
+
 
 def test_one_encoder_job_writes_the_bytes_of_one_job_per_seed(run, tmp_path):
     def outputs(folder: str) -> dict[str, list[str]]:

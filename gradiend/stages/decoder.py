@@ -187,14 +187,16 @@ def rewrite_models(config: dict, *, targets: Sequence[str], model: str, decoder_
     ``output_dirs[i]`` is the rewrite for ``targets[i]``, each from a copy of the unmodified base model.
 
     A target is a class id (strengthen) or ``<class>_weaken`` (weaken).
-    Config: ``base_model, base_model_path, trust_remote_code, data.target_classes, training.{torch_dtype,
-    max_length}``.
+    Config: ``base_model, base_model_path, demo_model, trust_remote_code, data.target_classes,
+    training.{torch_dtype, max_length}`` (``demo_model``: the name when the base model is a demo model
+    this pipeline built, which the card then says).
     Reads: ``model`` (best GRADIEND checkpoint), ``decoder_summary`` (the entry of each target).
     Writes each of ``output_dirs``: a Hugging Face model folder (config, safetensors weights, tokenizer)
     plus ``README.md`` (model card: base model, target, learning rate, feature factor, LMS before/after)
     and ``gradiend_rewrite.json`` (the same facts for programs).
     """
     from gradiend.evaluation.model_card import save_rewritten_model
+    from gradiend.model.base_source import describe_base_model
     from gradiend.util.io import read_json
 
     if len(targets) != len(output_dirs) or not targets:
@@ -206,9 +208,12 @@ def rewrite_models(config: dict, *, targets: Sequence[str], model: str, decoder_
             raise KeyError(f"rewrite target {target!r} is not in {decoder_summary}; available: {have}")
     mwg = with_checkpoint(config, load_base(config), model)
     mwg.base_model_id = config["base_model"]  # what the user configured, not where it was cached
+    built_by = "this pipeline's `demo_model` rule" if config.get("demo_model") else None
+    base = describe_base_model(config["base_model"], config["base_model_path"], built_by=built_by)
     c0, c1 = config["data"]["target_classes"]
     for target, output_dir in zip(targets, output_dirs):
         entry = summary[target]
-        save_rewritten_model(mwg, entry, output_dir, feature_description=f"`{c0}` vs `{c1}` ({config['name']})")
+        save_rewritten_model(mwg, entry, output_dir, feature_description=f"`{c0}` vs `{c1}` ({config['name']})",
+                             base=base)
         logger.info("rewrote %s: lr %s, ff %s -> %s", target, entry["learning_rate"], entry["feature_factor"],
                     output_dir)

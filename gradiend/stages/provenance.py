@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from gradiend.model.base_reference import sha256_file
+from gradiend.model.base_source import model_folder
 
 PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "datasets", "numpy", "pandas", "pyarrow",
             "matplotlib", "spacy", "snakemake", "huggingface_hub")
@@ -49,22 +50,9 @@ def devices() -> list[str]:
     return found
 
 
-def _model_folder(reference: str) -> Path | None:
-    """A local model folder, or the cached snapshot of a Hub id (None when neither exists)."""
-    path = Path(reference).expanduser()
-    if path.is_dir():
-        return path
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(reference, local_files_only=True))
-    except Exception:  # not cached, not a valid id, or no huggingface_hub: nothing to hash
-        return None
-
-
 def model_hashes(reference: str) -> dict:
     """SHA-256 of the base model's weight files and config, by file name."""
-    folder = _model_folder(reference)
+    folder = model_folder(reference)
     if folder is None:
         return {"found": False, "files": {}}
     files = sorted(p for p in folder.iterdir()
