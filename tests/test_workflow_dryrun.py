@@ -74,6 +74,14 @@ def test_every_experiment_config_is_dry_run_tested():
     assert {p.stem for p in EXPERIMENTS.glob("*.yaml")} == tested
 
 
+def test_every_config_writes_its_own_results_folder():
+    """A paper run never replaces another run's ``summary.*``, which live directly under ``results_dir``."""
+    folders = {p.stem: yaml.safe_load(p.read_text())["results_dir"]
+               for p in [REPO / "config" / "config.yaml", *sorted(EXPERIMENTS.glob("*.yaml"))]}
+    assert folders["config"] == "results"
+    assert sorted(folders.values()) == sorted({"results", *(f"results/papers/{name}" for name in folders if name != "config")})
+
+
 def test_lint_is_clean(tmp_path):
     code, output = snakemake("--lint", results_dir=tmp_path / "results")
     assert code == 0 and "Congratulations, your workflow is in a good condition!" in output, output
