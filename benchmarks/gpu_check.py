@@ -119,7 +119,8 @@ def check_stages(device: torch.device, dtype: str, workdir: Path) -> list[dict]:
         ("select_cell", False, lambda: stages.select_cell(
             cut("select_cell"), base=p("decoder", "cells", "base.json"),
             cells=[p("decoder", "cells", f"{cell_name(lr, ff)}.json") for ff in factors],
-            summary=p("decoder", "summary.json"), plot=p("decoder", "probability_shifts.png"))),
+            seed_choice=p("best", "seed.json"), summary=p("decoder", "summary.json"),
+            plot=p("decoder", "probability_shifts.png"))),
         ("rewrite_model", True, lambda: stages.rewrite_models(
             cut("rewrite_models"), targets=["F"], model=p("best", "model"),
             decoder_summary=p("decoder", "summary.json"), output_dirs=[p("rewritten", "F")])),

@@ -76,7 +76,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "report": ("*",),
     "provenance": ("*",),
-    "summary": ("base_model", "data.target_classes", "seeds"),
+    "summary": ("base_model", "data.target_classes", "data.feature_targets", "seeds"),
     "benchmark_model": ("base_model", "base_model_path", "trust_remote_code", "training.torch_dtype", "benchmarks"),
     "benchmark_table": ("base_model",),
     "comparison_topk": ("base_model",),

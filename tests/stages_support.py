@@ -112,7 +112,7 @@ class StageRun:
     def select_cell(self) -> None:
         cells = self.cells()
         stages.select_cell(self.cut("select_cell"), base=cells.pop("base"), cells=list(cells.values()),
-                           summary=self.path("decoder", "summary.json"),
+                           seed_choice=self.path("best", "seed.json"), summary=self.path("decoder", "summary.json"),
                            plot=self.path("decoder", "probability_shifts.png"))
 
     def rewrite(self, target: str) -> None:

@@ -189,7 +189,8 @@ def test_truncated_decoder_cell_json(run, tmp_path):
     (cells / "base.json").write_text('{"id": "base", "lms": 0.5, "probs_by')
     summary = tmp_path / "results" / "exp" / "decoder" / "summary.json"
     with pytest.raises(ValueError) as error:
-        stages.select_cell(run.cut("select_cell"), base=str(cells / "base.json"), cells=[], summary=str(summary),
+        stages.select_cell(run.cut("select_cell"), base=str(cells / "base.json"), cells=[],
+                           seed_choice=run.path("best", "seed.json"), summary=str(summary),
                            plot=str(summary.with_name("shifts.png")))
     message = str(error.value)
     assert f"{cells / 'base.json'} is not a readable JSON file" in message

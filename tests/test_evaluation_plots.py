@@ -40,4 +40,4 @@ def test_probability_shifts_stars_chosen_cell(tmp_path):
     assert he_panel.get_title() == "rows of class he"
     stars = [line for line in he_panel.get_lines() if line.get_marker() == "*"]
     assert len(stars) == 1 and list(stars[0].get_xdata()) == [0.1] and list(stars[0].get_ydata()) == [0.5]
-    assert fig.axes[0].get_xticklabels()[0].get_text() == "base"
+    assert fig.axes[-1].get_xticklabels()[0].get_text() == "base"  # the shared learning-rate axis

@@ -133,8 +133,10 @@ def test_one_rewrite_job_writes_the_bytes_of_one_job_per_target(run, tmp_path):
     names = ["base", *(cell_name(1.0, ff) for ff in (1.0, -1.0))]
     cells = {name: str(folder / "cells" / f"{name}.json") for name in names}
     stages.decoder_grid(run.cut("decoder_grid"), **inputs(run), cells=list(cells.values()))
+    (folder / "seed.json").write_text('{"seed": 0}')
     stages.select_cell(run.cut("select_cell"), base=cells.pop("base"), cells=list(cells.values()),
-                       summary=str(folder / "summary.json"), plot=str(folder / "shifts.png"))
+                       seed_choice=str(folder / "seed.json"), summary=str(folder / "summary.json"),
+                       plot=str(folder / "shifts.png"))
     targets = ["F", "M_weaken", "M"]
     common = {"model": run.path("seeds", "0", "model"), "decoder_summary": str(folder / "summary.json")}
     stages.rewrite_models(run.cut("rewrite_models"), targets=targets, **common,

@@ -228,11 +228,13 @@ def test_no_cell_passes_the_lms_threshold(run, tmp_path, caplog):
         cell["lms"] = 0.5
         paths.append(tmp_path / f"{name}.json")
         paths[-1].write_text(json.dumps(cell))
+    (tmp_path / "seed.json").write_text('{"seed": 0}')
     cut = run.cut("select_cell")
     cut["decoder"]["selection"] = {"policy": "lms_threshold", "ratio": 0.99}
     with caplog.at_level("WARNING", logger="gradiend"):
         stages.select_cell(cut, base=str(tmp_path / "base.json"), cells=[str(p) for p in paths],
-                           summary=str(tmp_path / "summary.json"), plot=str(tmp_path / "shifts.png"))
+                           seed_choice=str(tmp_path / "seed.json"), summary=str(tmp_path / "summary.json"),
+                           plot=str(tmp_path / "shifts.png"))
     summary = json.loads((tmp_path / "summary.json").read_text())
     for key in ("F", "F_weaken", "M", "M_weaken"):
         assert summary[key]["fallback"] is True

@@ -36,7 +36,7 @@ EXPECTED: dict[str, set[str]] = {
     "data.seed": BOTH_DATA,
     "data.preprocess": BOTH_DATA,
     "data.spacy_model": BOTH_DATA,
-    "data.feature_targets": BOTH_DATA,
+    "data.feature_targets": BOTH_DATA | {"summary"},  # the summary table names each class's tokens
     "data.max_size_per_class": {"create_training_data"},
     "data.min_left_context_words": {"create_training_data"},
     "data.balance": {"create_training_data"},

@@ -231,7 +231,22 @@ def test_summary_table(run, tmp_path):
             "c1_lms"} <= set(table.columns)
     assert table.loc[0, "c0"] == "F" and table.loc[0, "c0_learning_rate"] == 1.0
     tex = (tmp_path / "summary.tex").read_text()
-    assert tex.startswith(r"\begin{tabular}") and r"c0\_weaken" in tex and tex.count(r"\\") == 2
+    decoder = read(run, "decoder", "summary.json")
+    entry, weaken = decoder["F"], decoder["M_weaken"]
+    rows_of = decoder["base"]["probs_by_dataset"]  # P(target) on the rows each metric reads
+
+    def dagger(chosen):  # a fallback choice (no cell kept the LMS threshold) is marked
+        return r"$^\dagger$" if chosen["fallback"] else ""
+
+    lines = tex.splitlines()
+    f_row = next(i for i, line in enumerate(lines) if line.startswith(r"F (\textit{"))
+    m_row = next(i for i, line in enumerate(lines) if line.startswith(r"M (\textit{"))
+    assert lines[f_row].endswith(
+        f"& strengthen & {entry['learning_rate']:g}{dagger(entry)} & ${entry['feature_factor']:+g}$ & "
+        f"{rows_of['M']['F']:.3f} & {entry['value']:.3f} & {entry['base_lms']:.3f} & {entry['lms']:.3f} \\\\")
+    assert lines[m_row + 1] == (
+        f" & weaken & {weaken['learning_rate']:g}{dagger(weaken)} & ${weaken['feature_factor']:+g}$ & "
+        f"{rows_of['M']['M']:.3f} & {1 - weaken['value']:.3f} & {weaken['base_lms']:.3f} & {weaken['lms']:.3f} \\\\")
 
 
 def test_training_is_deterministic_on_cpu(run, tmp_path):

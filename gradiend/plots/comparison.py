@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gradiend.plots.figures import save_figure, subplots
+from gradiend.plots.figures import save_figure, styled, subplots
 
 
 def _heatmap(matrix: pd.DataFrame, title: str, label: str, output_path, vmin, vmax, cmap: str, digits: int = 2):
@@ -14,12 +14,13 @@ def _heatmap(matrix: pd.DataFrame, title: str, label: str, output_path, vmin, vm
     ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns], rotation=30, ha="right")
     ax.set_yticks(range(matrix.shape[0]), [str(i) for i in matrix.index])
     for (i, j), value in pd.DataFrame(matrix.to_numpy(dtype=float)).stack().items():
-        ax.text(j, i, f"{value:.{digits}f}", ha="center", va="center", fontsize=8)
+        ax.text(j, i, f"{value:.{digits}f}", ha="center", va="center")
     fig.colorbar(image, ax=ax, label=label)
     ax.set_title(title)
-    return save_figure(fig, output_path, dpi=150)
+    return save_figure(fig, output_path, dpi=300)
 
 
+@styled
 def plot_topk_overlap(frame: pd.DataFrame, output_path: str | Path | None = None, title: str = "top-k overlap"):
     """Pairwise overlap fraction (rows and columns in the order of ``frame``)."""
     order = list(dict.fromkeys(frame["experiment_a"]))
@@ -27,6 +28,7 @@ def plot_topk_overlap(frame: pd.DataFrame, output_path: str | Path | None = None
     return _heatmap(matrix, title, "shared / k", output_path, 0.0, 1.0, "viridis")
 
 
+@styled
 def plot_cross_encoding(frame: pd.DataFrame, output_path: str | Path | None = None, title: str = "cross-encoding"):
     """Mean encoded value: one row per encoder, one column per (data experiment, class)."""
     frame = frame.assign(column=frame["data_experiment"] + ": " + frame["factual_class"])

@@ -127,14 +127,15 @@ def _fingerprint(config: Mapping, name: str, inputs: Mapping, with_checkpoint: b
     return hashlib.sha256(to_json_text(facts).encode()).hexdigest()
 
 
-def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, plot: str) -> None:
+def select_cell(config: dict, *, base: str, cells: Sequence[str], seed_choice: str, summary: str, plot: str) -> None:
     """Choose, per target class and direction, the grid cell to rewrite with.
 
     Config: ``data.target_classes, decoder.selection.{policy, ratio}`` (``lms_threshold``: best
     metric among cells with LMS >= ratio·base LMS, else the smallest learning rate;
     ``lms_times_metric``: best metric·LMS).
     Reads: ``base`` (the base cell) and ``cells`` (every other cell; each file names its own
-    learning rate and feature factor, and the feature factor that strengthens each class).
+    learning rate and feature factor, and the feature factor that strengthens each class);
+    ``seed_choice`` (``best/seed.json``: the seed whose GRADIEND rewrote, named in the plot's title).
     Writes:
       - ``summary``: JSON ``{"<class>": {...}, "<class>_weaken": {...}}`` for both target classes
         (a direction whose feature factor is not in the grid is listed under ``skipped``), each
@@ -143,7 +144,8 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
         ``strengthen``, ``target_class``, ``fallback``, ``reason``, ``id``, ...) plus ``cell`` (the
         workflow's cell name); also ``"base"`` (LMS and probabilities of the unmodified model),
         ``"policy"`` and ``"non_finite_cells"``;
-      - ``plot``: PNG of the probability shifts and LMS over the learning rates.
+      - ``plot``: PNG of the probability shifts and LMS over the learning rates
+        (:func:`gradiend.plots.decoder.plot_probability_shifts`).
     """
     from gradiend.cells import cell_name, rewrite_key
     from gradiend.evaluation.selection import LMSThresholdPolicy, LMSTimesMetricPolicy, summarize_cells
@@ -152,6 +154,7 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
 
     base_cell = read_json(base)
     grid = [read_json(path) for path in cells]
+    seed = read_json(seed_choice)["seed"]
     selection = config["decoder"]["selection"]  # the schema allows these two policies
     policy = (LMSThresholdPolicy(ratio=float(selection["ratio"])) if selection["policy"] == "lms_threshold"
               else LMSTimesMetricPolicy())
@@ -177,7 +180,8 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], summary: str, 
                        "class_feature_factors": base_cell["class_feature_factors"]}}
     write_json(summary, result)
     by_id = {"base": base_cell, **{c["id"]: c for c in grid}}
-    plot_probability_shifts(by_id, chosen, plot, title=f"{config['name']}: decoder probability shifts")
+    plot_probability_shifts(by_id, chosen, plot, experiment=config["name"], seed=seed,
+                            lms_ratio=getattr(policy, "ratio", None))
 
 
 def rewrite_models(config: dict, *, targets: Sequence[str], model: str, decoder_summary: str,

@@ -73,7 +73,8 @@ def _evaluate_seed(config: dict, base, tables, seed: int, model: str, metrics: s
     })
     write_parquet(frame, encoded)
     write_json(metrics, result)
-    plot_encoder_distributions(frame, distributions, correlation=result["correlation"])
+    plot_encoder_distributions(frame, distributions, correlation=result["correlation"], experiment=config["name"],
+                               seed=int(seed))
     logger.info("seed %s: test correlation %.4f, validation correlation %.4f", seed, result["correlation"],
                 result["validation_correlation"])
 

@@ -95,4 +95,4 @@ def train_seed(config: dict, *, seed: int, training: str, mask: str | None, mode
     trainer = _trainer(config, table, training_arguments(config, seed))
     pruned = None if mask is None else _load_pre_prune(mask)
     result = trainer.train_seed(int(seed), output_dir=model, pre_prune_importance=pruned)
-    plot_training_convergence(result.training, convergence, title=f"{config['name']}: seed {seed}")
+    plot_training_convergence(result.training, convergence, experiment=config["name"], seed=int(seed))

@@ -107,6 +107,7 @@ rule select_cell:
     input:
         base=exp_path("decoder", "cells", "base.json"),
         cells=grid_cells,
+        seed_choice=exp_path("best", "seed.json"),
     output:
         summary=exp_path("decoder", "summary.json"),
         plot=report(

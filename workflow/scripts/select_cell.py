@@ -8,6 +8,7 @@ if __name__ == "__main__":
             sm.params.config,
             base=sm.input.base,
             cells=list(sm.input.cells),
+            seed_choice=sm.input.seed_choice,
             summary=sm.output.summary,
             plot=sm.output.plot,
         )
