@@ -221,15 +221,21 @@ def per_example_gradient_dot(
     reduction: str = "rows",
 ) -> torch.Tensor:
     """Reference path for :func:`jvp_directional`: one plain gradient per row, dotted with the
-    tangent (the way the original package encodes, one backward per example)."""
+    tangent (the way the original package encodes, one backward per example). With
+    ``reduction="positions"`` each target's part of a row weighs its share of that target's
+    positions in the batch."""
     check_kind(kind)
     named = dict(model.named_parameters())
     params = {n: named[n] for n in tangents}
-    counts = batch.positions_per_row()
+    parts = [(1.0, "factual"), (-1.0, "alternative")] if kind == "diff" else [(1.0, kind)]
+    shares = {which: batch.positions_per_row(which).double() / len(batch.scored_by(which)) for _, which in parts}
     dots = []
     for row in range(batch.n_rows):
         single = batch.select([row])
-        grads = plain_parameter_gradients(model, params, objective, single, [kind], "rows", dtype=None)[kind]
-        dot = sum(torch.dot(grads[n].reshape(-1), tangents[n].to(grads[n]).reshape(-1)) for n in params)
-        dots.append(dot * (float(counts[row]) / batch.n_positions) if reduction == "positions" else dot)
+        dot = 0.0
+        for sign, which in parts:
+            grads = plain_parameter_gradients(model, params, objective, single, [which], "rows", dtype=None)[which]
+            part = sum(torch.dot(grads[n].reshape(-1), tangents[n].to(grads[n]).reshape(-1)) for n in params)
+            dot = dot + sign * (part * float(shares[which][row]) if reduction == "positions" else part)
+        dots.append(dot)
     return torch.stack(dots)
