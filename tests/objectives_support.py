@@ -41,40 +41,47 @@ def flat(grads: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([g.reshape(-1).double() for g in grads.values()])
 
 
+def _plain_target_loss(model, tokenizer, causal: bool, masked: str, word: str) -> torch.Tensor:
+    """Cross-entropy of ``word`` for the row on the word's own input, from a plain Hugging Face forward.
+
+    Masked LM: one mask widened to the word's ``k`` pieces (scored in order), several masks each scored
+    with the first piece. Causal LM: the word (after a space) continues the text before the mask; the
+    input is that prefix plus the word's first ``k - 1`` pieces, piece ``s`` predicted after piece ``s-1``."""
+    if causal:
+        prefix = tokenizer(masked[: masked.index("[MASK]")].rstrip())["input_ids"]
+        pieces = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+        inputs = {"input_ids": torch.tensor([prefix + pieces[:-1]])}
+        positions = torch.arange(len(prefix) - 1, len(prefix) - 1 + len(pieces))
+        labels = torch.tensor(pieces)
+    else:
+        pieces = tokenizer(word, add_special_tokens=False)["input_ids"]
+        n_masks = masked.count("[MASK]")
+        width = len(pieces) if n_masks == 1 else 1
+        inputs = tokenizer(masked.replace("[MASK]", tokenizer.mask_token * width), return_tensors="pt")
+        positions = (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero().flatten()
+        labels = torch.tensor(pieces[:width] * n_masks)
+    return torch.nn.functional.cross_entropy(model(**inputs).logits[0, positions], labels)
+
+
 def hand_encoded(mwg, masked: str, factual: str, alternative: str, kind: str) -> float:
-    """One row's encoded value computed without the library's objectives or gradient paths: the Hugging
-    Face forward, torch's cross entropy at the mask(s) (the next token after the prefix for a causal LM),
-    one ``torch.autograd.grad``, the dot with the encoder weight row, + bias, through tanh.
+    """One row's encoded value computed without the library's objectives or gradient paths: Hugging
+    Face forwards, torch's cross entropy per target on its own input (:func:`_plain_target_loss`), one
+    ``torch.autograd.grad``, the dot with the encoder weight row, + bias, through tanh.
 
     An independent reference for the fast (JVP) and the plain (per-row backward) encoding paths, which
     share the library's batching and losses."""
     assert mwg.gradiend.activation_encoder == "tanh" and mwg.gradiend.latent_dim == 1
     tokenizer, model = mwg.tokenizer, mwg.base_model
-    if mwg.objective.name == "causal_lm":
-        ids = tokenizer(masked[: masked.index("[MASK]")].rstrip())["input_ids"]
-        inputs = {"input_ids": torch.tensor([ids])}
-        positions = torch.tensor([len(ids) - 1])
-
-        def target(word):
-            return tokenizer(" " + word, add_special_tokens=False)["input_ids"][0]
-    else:
-        inputs = tokenizer(masked.replace("[MASK]", tokenizer.mask_token), return_tensors="pt")
-        positions = (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero().flatten()
-
-        def target(word):
-            [token] = tokenizer(word, add_special_tokens=False)["input_ids"]  # one-token words only
-            return token
-    named = dict(model.named_parameters())
+    causal = mwg.objective.name == "causal_lm"
+    named = dict(model.named_parameters(remove_duplicate=False))
     params = {name: named[name] for name in mwg.gradiend.param_map}
     frozen = [p for p in params.values() if not p.requires_grad]  # e.g. left frozen by another pruning
     try:
         for p in frozen:
             p.requires_grad_(True)
         with torch.enable_grad():
-            logits = model(**inputs).logits[0, positions]
-
             def loss(word):
-                return torch.nn.functional.cross_entropy(logits, torch.full((len(positions),), target(word)))
+                return _plain_target_loss(model, tokenizer, causal, masked, word)
             value = {"factual": lambda: loss(factual), "alternative": lambda: loss(alternative),
                      "diff": lambda: loss(factual) - loss(alternative)}[kind]()
             grads = torch.autograd.grad(value, list(params.values()))

@@ -1,4 +1,5 @@
-"""P(class tokens) matches hand computations: casing variants, multi-token targets, several masks, causal LM."""
+"""P(class tokens) matches hand computations: casing variants, multi-token targets, several masks, causal LM
+(a multi-token word by the chain rule)."""
 import math
 
 import pandas as pd
@@ -80,6 +81,25 @@ def test_causal_lm_next_token_with_leading_space():
     space_he = tokenizer(" he", add_special_tokens=False)["input_ids"]
     assert len(space_he) == 1
     assert result["probs_by_dataset"]["he"]["he"] == pytest.approx(float(probs[space_he[0]]), rel=1e-6)
+
+
+def test_causal_lm_multi_token_word_is_the_product_of_its_next_token_probabilities():
+    model, tokenizer = tiny_gpt2()
+    table = rows([("the doctor said that [MASK] was tired .", "he", "zebra", "he", "zebra"),
+                  ("maria went home and [MASK] read a book .", "zebra", "he", "zebra", "he")])
+    scorer = ClassProbabilityScorer(resolve_objective("causal_lm", model, tokenizer), tokenizer, table,
+                                    {"zebra": ["zebra"], "he": ["he"]})
+    result = scorer(model)
+    pieces = tokenizer(" zebra", add_special_tokens=False)["input_ids"]
+    assert len(pieces) > 2
+    for text, dataset in zip(table.masked, ("he", "zebra")):
+        prefix = tokenizer(text[: text.index("[MASK]")].rstrip())["input_ids"]
+        expected = 1.0
+        for s, piece in enumerate(pieces):  # P(piece s | prefix, pieces before s), one forward each
+            with torch.no_grad():
+                logits = model(torch.tensor([prefix + pieces[:s]])).logits[0, -1].double()
+            expected *= float(torch.softmax(logits, -1)[piece])
+        assert result["probs_by_dataset"][dataset]["zebra"] == pytest.approx(expected, rel=1e-6)
 
 
 def test_non_finite_model_gives_nan(bert):

@@ -18,15 +18,20 @@ from tests.objectives_support import flat, masked_rows, random_tangent
 N_ROWS = 16
 
 
-@pytest.fixture(scope="module", params=["masked-float64", "masked-float32", "causal-float64", "causal-float32"])
+# "pieces": every other row's alternative has several sub-tokens, so those rows score it on their own input
+@pytest.fixture(scope="module", params=["masked-float64", "masked-float32", "causal-float64", "causal-float32",
+                                        "masked-pieces-float64", "causal-pieces-float64"])
 def setup(request, tiny_masked_lm_dir, tiny_causal_lm_dir, demo_corpus):
-    family, dtype_name = request.param.split("-")
+    family, *pieces, dtype_name = request.param.split("-")
     dtype = getattr(torch, dtype_name)
     model, tokenizer, objective = load_base_model(
         tiny_masked_lm_dir if family == "masked" else tiny_causal_lm_dir, torch_dtype=dtype
     )
-    rows = masked_rows(demo_corpus, N_ROWS, need_left_context=True)
-    batch = objective.prepare(tokenizer, *rows)
+    masked, factual, alternative = masked_rows(demo_corpus, N_ROWS, need_left_context=True)
+    if pieces:
+        alternative = [("he-she" if family == "masked" else "zxqvj") if i % 2 else a for i, a in enumerate(alternative)]
+    batch = objective.prepare(tokenizer, masked, factual, alternative)
+    assert batch.shared_positions != bool(pieces)
     params = mapped_parameters(model)
     return model, objective, batch, params, dtype
 
@@ -49,11 +54,12 @@ def test_jvp_equals_per_example_gradient_dot(setup, kind):
     _assert_per_example_close(fast, plain, dtype)
 
 
-def test_jvp_positions_shares_sum_to_the_batch_gradient_dot(setup):
+@pytest.mark.parametrize("kind", ["factual", "diff"])
+def test_jvp_positions_shares_sum_to_the_batch_gradient_dot(setup, kind):
     model, objective, batch, params, dtype = setup
     tangent = random_tangent(params, seed=2)
-    losses, shares = jvp_directional(model, tangent, objective, batch, "factual", reduction="positions", return_losses=True)
-    grads = parameter_gradients(model, params, objective, batch, ["factual"], dtype=None)["factual"]
+    losses, shares = jvp_directional(model, tangent, objective, batch, kind, reduction="positions", return_losses=True)
+    grads = parameter_gradients(model, params, objective, batch, [kind], dtype=None)[kind]
     expected = sum((grads[n] * tangent[n]).sum() for n in params)
     torch.testing.assert_close(shares.sum(), expected, rtol=1e-8 if dtype == torch.float64 else 1e-4, atol=0.0)
     assert losses.shape == (N_ROWS,)

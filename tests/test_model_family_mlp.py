@@ -89,6 +89,33 @@ def test_abstract_base_cannot_be_instantiated():
         ModelWithGradiend(SignMLP(), gradiend)
 
 
+class HeadFirst(nn.Module):
+    """A head registered before the body it shares its weight with (as XLM-RoBERTa's ``lm_head``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 4, bias=False)
+        self.body = nn.Linear(4, 4)
+        self.head.weight = self.body.weight
+
+    def forward(self, x):
+        return self.head(torch.tanh(self.body(x)))
+
+
+def test_a_tied_parameter_is_selected_and_rewritten_under_any_of_its_names():
+    model = HeadFirst()
+    assert list(dict(model.named_parameters())) == ["head.weight", "body.bias"]  # the body's name is hidden
+    selected = SignMLPWithGradiend._gradiend_parameters(model, ["body.*"])
+    assert list(selected) == ["body.weight", "body.bias"] and selected["body.weight"] is model.body.weight
+    assert list(SignMLPWithGradiend._gradiend_parameters(model, ["*.weight"])) == ["head.weight"]  # mapped once
+    gradiend = ParamMappedGradiendModel({n: tuple(p.shape) for n, p in selected.items()})
+    mwg = SignMLPWithGradiend(model, gradiend)
+    rewritten = mwg.rewrite_base_model(learning_rate=1.0)
+    update = mwg.update_vector(1.0, "decoder")
+    assert torch.equal(rewritten.body.weight, model.body.weight + update[:16].reshape(4, 4))
+    assert rewritten.head.weight is rewritten.body.weight  # still tied in the copy
+
+
 def test_mlp_family_trains_encodes_rewrites_and_round_trips(mlp_dir, tmp_path):
     torch.manual_seed(0)
     # the default _create_gradiend maps the parameters that `params` patterns name: here both biases,

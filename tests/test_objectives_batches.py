@@ -6,6 +6,7 @@ import torch
 
 from gradiend.model.loading import load_base_model
 from gradiend.objectives import CausalLMObjective, MaskedLMObjective, resolve_objective
+from gradiend.objectives.base import IGNORE_ID
 from tests.objectives_support import masked_rows
 
 CHEF = "The chef tasted the soup, then [MASK] added pepper."
@@ -64,10 +65,28 @@ def test_masked_lm_expands_a_single_mask_for_multi_token_targets(masked_lm):
     assert batch.alternative_ids[:3].tolist() == tokenizer("she-he", add_special_tokens=False)["input_ids"]
 
 
-def test_masked_lm_rejects_targets_with_different_sub_token_counts(masked_lm):
+def test_masked_lm_scores_targets_of_different_sub_token_counts_on_their_own_inputs(masked_lm):
     _, tokenizer, objective = masked_lm
-    with pytest.raises(ValueError, match=r"row 1 .*same mask positions"):
-        objective.prepare(tokenizer, [CHEF, CHEF], ["she", "she"], ["he", "he-she"])
+    batch = objective.prepare(tokenizer, [CHEF, CHEF], ["she", "she"], ["he", "he-she"])
+    pieces = tokenizer("he-she", add_special_tokens=False)["input_ids"]
+    she, he = tokenizer.convert_tokens_to_ids(["she", "he"])
+    # row 0 shares one input; row 1 has its factual on input 1 (one mask), its alternative on input 2 (three)
+    widened = [tokenizer(CHEF.replace("[MASK]", tokenizer.mask_token * k))["input_ids"] for k in (1, 1, 3)]
+    ids = batch.inputs["input_ids"]
+    assert ids.shape[0] == 3 and [ids[r, : len(w)].tolist() for r, w in enumerate(widened)] == widened
+    assert batch.input_rows.tolist() == [0, 1, 2, 2, 2] and batch.row_index.tolist() == [0, 1, 1, 1, 1]
+    assert bool((ids[batch.input_rows, batch.position] == tokenizer.mask_token_id).all())
+    assert batch.factual_ids.tolist() == [she, she, IGNORE_ID, IGNORE_ID, IGNORE_ID]
+    assert batch.alternative_ids.tolist() == [he, IGNORE_ID] + pieces
+    assert not batch.shared_positions
+    assert batch.positions_per_row("factual").tolist() == [1, 1]
+    assert batch.positions_per_row("alternative").tolist() == [1, 3]
+    alone = objective.prepare(tokenizer, [CHEF], ["she"], ["he-she"])
+    sub = batch.select([1])
+    for name in ("row_index", "position", "factual_ids", "alternative_ids", "input_row"):
+        assert torch.equal(getattr(sub, name), getattr(alone, name)), name
+    assert torch.equal(sub.inputs["input_ids"], alone.inputs["input_ids"])
+    assert batch.select([0]).input_row is None  # row 0 alone needs one input
 
 
 def test_rows_without_mask_or_target_are_named(masked_lm):
@@ -126,11 +145,40 @@ def test_causal_rows_are_right_padded_and_scored_at_their_last_prefix_token(caus
     assert bool((ids[batch.inputs["attention_mask"] == 0] == tokenizer.pad_token_id).all())
 
 
-def test_causal_multi_token_target_scores_its_first_sub_token(causal_lm):
+def test_causal_multi_token_target_is_scored_piece_by_piece(causal_lm):
     _, tokenizer, objective = causal_lm
     pieces = tokenizer(" zxqvj", add_special_tokens=False)["input_ids"]
-    assert len(pieces) > 1
-    assert objective.prepare(tokenizer, [CHEF], ["zxqvj"]).factual_ids.tolist() == pieces[:1]
+    he = tokenizer(" he", add_special_tokens=False)["input_ids"]
+    assert len(pieces) > 2 and len(he) == 1
+    prefix = tokenizer("The chef tasted the soup, then")["input_ids"]
+    first = len(prefix) - 1
+    # the factual on prefix + its first pieces; " he" shares its first position
+    batch = objective.prepare(tokenizer, [CHEF], ["zxqvj"], ["he"])
+    assert batch.inputs["input_ids"].tolist() == [prefix + pieces[:-1]] and batch.input_row is None
+    assert batch.position.tolist() == list(range(first, first + len(pieces)))
+    assert batch.factual_ids.tolist() == pieces
+    assert batch.alternative_ids.tolist() == he + [IGNORE_ID] * (len(pieces) - 1)
+    # two multi-piece targets that continue differently: one input each
+    other = tokenizer(" qjxwz", add_special_tokens=False)["input_ids"]
+    assert len(other) > 1 and other[0] != pieces[0]
+    batch = objective.prepare(tokenizer, [CHEF], ["zxqvj"], ["qjxwz"])
+    ids = batch.inputs["input_ids"]
+    assert ids[0, : len(prefix) + len(pieces) - 1].tolist() == prefix + pieces[:-1]
+    assert ids[1, : len(prefix) + len(other) - 1].tolist() == prefix + other[:-1]
+    assert batch.input_rows.tolist() == [0] * len(pieces) + [1] * len(other)
+    assert batch.row_index.tolist() == [0] * (len(pieces) + len(other))
+    assert batch.position.tolist() == list(range(first, first + len(pieces))) + list(range(first, first + len(other)))
+    assert batch.factual_ids.tolist() == pieces + [IGNORE_ID] * len(other)
+    assert batch.alternative_ids.tolist() == [IGNORE_ID] * len(pieces) + other
+
+
+def test_causal_target_longer_than_max_length_is_named(causal_lm):
+    _, tokenizer, objective = causal_lm
+    pieces = tokenizer(" zxqvj", add_special_tokens=False)["input_ids"]
+    batch = objective.prepare(tokenizer, [CHEF], ["zxqvj"], max_length=len(pieces))
+    assert batch.position.tolist() == list(range(len(pieces)))  # the prefix's last token is kept
+    with pytest.raises(ValueError, match=rf"row 0 has a target of {len(pieces)} sub-tokens.*max_length={len(pieces) - 1}"):
+        objective.prepare(tokenizer, [CHEF], ["zxqvj"], max_length=len(pieces) - 1)
 
 
 def test_causal_row_without_left_context_is_named(causal_lm):

@@ -86,3 +86,48 @@ def test_bad_kind_reduction_or_missing_alternative_is_clear(loaded):
     bare = type(batch)(batch.inputs, batch.row_index, batch.position, batch.factual_ids, None, batch.n_rows)
     with pytest.raises(ValueError, match="without alternatives"):
         batch_loss(logits, bare, "diff")
+
+
+@pytest.mark.parametrize("family", ["masked", "causal"])
+def test_targets_of_different_sub_token_counts_are_scored_on_their_own_inputs(family, tiny_masked_lm_dir,
+                                                                              tiny_causal_lm_dir):
+    """Each target's loss is the mean cross-entropy over its pieces on its own input (k masks for k
+    pieces; a causal LM fed the target's first pieces), computed here from plain model calls."""
+    model, tokenizer, objective = load_base_model(tiny_masked_lm_dir if family == "masked" else tiny_causal_lm_dir)
+    model.double()
+    texts = ["The chef tasted the soup, then [MASK] added pepper.", "Later that day [MASK] went home."]
+    factual, alternative = ["she", "he-she" if family == "masked" else "zxqvj"], ["he-she", "she"]
+    batch = objective.prepare(tokenizer, texts, factual, alternative)
+    assert not batch.shared_positions
+    with torch.no_grad():
+        logits = objective.scored_logits(model, batch)
+
+    def plain_loss(text, word):
+        """Mean CE over the word's pieces on its own input, and the number of pieces."""
+        if family == "masked":
+            pieces = tokenizer(word, add_special_tokens=False)["input_ids"]
+            inputs = tokenizer(text.replace("[MASK]", tokenizer.mask_token * len(pieces)), return_tensors="pt")
+            positions = (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero().flatten()
+        else:
+            prefix = tokenizer(text[: text.index("[MASK]")].rstrip())["input_ids"]
+            pieces = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+            inputs = {"input_ids": torch.tensor([prefix + pieces[:-1]])}
+            positions = torch.arange(len(prefix) - 1, len(prefix) - 1 + len(pieces))  # piece s after piece s-1
+        with torch.no_grad():
+            scored = model(**inputs).logits[0, positions]
+        return float(F.cross_entropy(scored, torch.tensor(pieces))), len(pieces)
+
+    f = [plain_loss(t, w) for t, w in zip(texts, factual)]
+    a = [plain_loss(t, w) for t, w in zip(texts, alternative)]
+    rows = {"factual": [loss for loss, _ in f], "alternative": [loss for loss, _ in a]}
+    means = {k: sum(loss * n for loss, n in parts) / sum(n for _, n in parts) for k, parts in (("factual", f), ("alternative", a))}
+    for kind in ("factual", "alternative"):
+        assert row_losses(logits, batch, kind).tolist() == pytest.approx(rows[kind], rel=1e-10)
+        assert float(batch_loss(logits, batch, kind)) == pytest.approx(means[kind], rel=1e-10)
+    diff_rows = [x - y for x, y in zip(rows["factual"], rows["alternative"])]
+    assert row_losses(logits, batch, "diff").tolist() == pytest.approx(diff_rows, rel=1e-10)
+    assert float(batch_loss(logits, batch, "diff")) == pytest.approx(means["factual"] - means["alternative"], rel=1e-10)
+    assert float(row_losses(logits, batch, "diff", "positions").sum()) == pytest.approx(
+        float(batch_loss(logits, batch, "diff")), rel=1e-10)
+    with pytest.raises(ValueError, match="no per-position form"):
+        position_losses(logits, batch, "diff")

@@ -6,11 +6,12 @@ For each row (a masked text of one factual class, the row's *dataset*) and each 
 single token. The dataset score is the mean over its rows.
 
 * Masked LM: a single-mask row is expanded to ``k`` masks for a ``k``-sub-token variant and scored by
-  the product of the sub-token probabilities (docs/design.md §4); a row with several masks
-  (all occurrences masked) scores each mask with the variant's first sub-token and averages them.
-* Causal LM: the next token after the text before the first mask, with the token the model would
-  really predict there (" she" after a space, docs/design.md §5); a multi-token variant counts its first
-  sub-token.
+  the product of the sub-token probabilities at those masks (docs/design.md §4); a row with several
+  masks (all occurrences masked) scores each mask with the variant's first sub-token and averages them.
+* Causal LM: the variant as the continuation of the text before the first mask, with the tokens the
+  model would really predict there (" she" after a space, docs/design.md §5); a ``k``-sub-token variant
+  scores the product of its conditional next-token probabilities (the chain rule: the input is the
+  prefix plus the variant's first ``k - 1`` pieces).
 
 Inputs come from the objective's own ``prepare`` (same tokenization, mask handling and truncation
 checks as training) and are built once; :meth:`ClassProbabilityScorer.__call__` then scores any
@@ -90,7 +91,7 @@ class ClassProbabilityScorer:
         terms = self._terms(tokenizer, list(frame[MASKED]), class_words)
         for dataset in self.datasets:
             members = self.members[dataset]
-            by_layout: dict[int, list[int]] = defaultdict(list)
+            by_layout: dict[tuple, list[int]] = defaultdict(list)
             for i in members:
                 for layout in sorted({t["layout"] for t in terms[i]}):
                     by_layout[layout].append(i)
@@ -99,7 +100,9 @@ class ClassProbabilityScorer:
                     self.chunks.append(self._chunk(tokenizer, frame, terms, chunk_rows, layout, dataset, max_length))
 
     def _terms(self, tokenizer, masked: list[str], class_words) -> list[list[dict]]:
-        """Per row: the scored terms ``{class, ids, layout, own}`` after de-duplication."""
+        """Per row: the scored terms ``{class, ids, layout, variant}`` after de-duplication. Terms of one
+        ``layout`` share one input: a masked LM's with as many masks as pieces, a causal LM's with the
+        same leading pieces after the prefix."""
         contexts = mask_contexts(masked, MASK_PLACEHOLDER)
         variants = [(c, word, variant) for c, words in enumerate(class_words.values())
                     for word in words for variant in casing_variants(word)]
@@ -108,16 +111,17 @@ class ClassProbabilityScorer:
         unknown = getattr(tokenizer, "unk_token_id", None)
         terms = []
         for r, text in enumerate(masked):
-            single_mask = text.count(MASK_PLACEHOLDER) == 1 and not self.causal
+            every_piece = self.causal or text.count(MASK_PLACEHOLDER) == 1
             row_terms, seen = [], set()
             for c, word, variant in variants:
                 ids = variant_ids[variant][r]
                 if not ids or (variant != word and (len(ids) != 1 or ids[0] == unknown)):
                     continue
-                ids = tuple(ids) if single_mask else tuple(ids[:1])
+                ids = tuple(ids) if every_piece else tuple(ids[:1])
                 if (c, ids) not in seen:
                     seen.add((c, ids))
-                    row_terms.append({"class": c, "ids": ids, "layout": len(ids), "variant": variant})
+                    layout = (len(ids), ids[:-1] if self.causal else ())
+                    row_terms.append({"class": c, "ids": ids, "layout": layout, "variant": variant})
             terms.append(row_terms)
         return terms
 
@@ -127,12 +131,13 @@ class ClassProbabilityScorer:
         batch = self.objective.prepare(tokenizer, masked, representative, max_length=max_length)
         counts = batch.positions_per_row().tolist()
         offsets = [sum(counts[:j]) for j in range(len(counts))]
+        length = layout[0]
         positions, tokens, term_row, term_class, weight = [], [], [], [], []
         for j, i in enumerate(chunk_rows):
-            n_masks = counts[j] // layout
+            n_masks = counts[j] // length
             for term in (t for t in terms[i] if t["layout"] == layout):
-                for m in range(n_masks):  # layout 1 with several masks: one term per mask, averaged
-                    positions.append([offsets[j] + m * layout + s for s in range(layout)])
+                for m in range(n_masks):  # one piece with several masks: one term per mask, averaged
+                    positions.append([offsets[j] + m * length + s for s in range(length)])
                     tokens.append(list(term["ids"]))
                     term_row.append(j)
                     term_class.append(term["class"])

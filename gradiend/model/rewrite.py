@@ -12,12 +12,13 @@ from typing import Mapping
 import torch
 
 from gradiend.model.param_mapped import ParamMappedGradiendModel
+from gradiend.util.parameters import parameters_by_name
 
 
 def lookup_parameters(model: torch.nn.Module, param_map: Mapping[str, Mapping]) -> dict:
     """The base-model parameters named in the GRADIEND map (tied aliases included); a missing name or
     a parameter of another shape than the map records is an error."""
-    params = dict(model.named_parameters(remove_duplicate=False))
+    params = parameters_by_name(model)
     missing = [n for n in param_map if n not in params]
     if missing:
         raise ValueError(f"the base model {type(model).__name__} has no parameter(s) {missing[:5]}"

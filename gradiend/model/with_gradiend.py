@@ -26,6 +26,7 @@ from gradiend.model.backbone import select_by_patterns
 from gradiend.model.gradiend_model import UPDATE_PARTS
 from gradiend.model.param_mapped import REPRS, ParamMappedGradiendModel
 from gradiend.objectives.losses import check_kind
+from gradiend.util.parameters import parameters_by_name
 
 
 class ModelWithGradiend(nn.Module, ABC):
@@ -73,8 +74,15 @@ class ModelWithGradiend(nn.Module, ABC):
 
     @classmethod
     def _gradiend_parameters(cls, base_model: nn.Module, params=None) -> dict[str, nn.Parameter]:
-        """The base parameters a fresh GRADIEND maps: all, or those ``params`` (names or ``*`` patterns) match."""
-        return select_by_patterns(dict(base_model.named_parameters()), params, base_model)
+        """The base parameters a fresh GRADIEND maps: all, or those ``params`` (names or ``*`` patterns) match;
+        a tied parameter matches through any of its names and is mapped once, under the first that matches."""
+        if params is None:
+            return dict(base_model.named_parameters())
+        matched = select_by_patterns(parameters_by_name(base_model), params, base_model)
+        first: dict[int, str] = {}
+        for name, param in matched.items():
+            first.setdefault(id(param), name)
+        return {name: matched[name] for name in first.values()}
 
     @classmethod
     def _create_gradiend(cls, base_model: nn.Module, *, params=None, latent_dim: int = 1,

@@ -8,6 +8,7 @@ code above this layer (gradients, encoding, training) sees only :class:`TargetBa
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import cached_property
 from typing import Sequence
 
 import torch
@@ -18,14 +19,24 @@ DEFAULT_MASK = "[MASK]"
 UNBOUNDED = 10**9  # tokenizers without a real limit save a huge ``model_max_length`` (10**30)
 
 
+IGNORE_ID = -100
+"""Target id of a position that does not score that target (Hugging Face's label convention)."""
+
+
 @dataclass
 class TargetBatch:
     """Padded model inputs of a batch of rows and the positions that score its targets.
 
     ``inputs`` are padded to the longest row of *this* batch (right padding, with an attention
     mask). Each of the ``P`` scored positions belongs to one row (``row_index``) and is scored by
-    the logits at ``position`` of that row; a row may own several positions (several masks, or a
-    multi-token target). ``factual_ids`` / ``alternative_ids`` are the token ids expected there.
+    the logits at ``position`` of that row's input; a row may own several positions (several masks,
+    or a multi-token target). ``factual_ids`` / ``alternative_ids`` are the token ids expected there.
+
+    Usually a row's factual and alternative targets are scored at the same positions of one input.
+    When they cannot be (a masked LM's single mask widened to targets of different sub-token counts,
+    a causal LM's multi-token targets that continue differently), the row gets a second input after
+    the ``n_rows`` first ones: ``input_row`` says which input row each position reads (None: input row
+    = ``row_index``), and a position that scores only one target has :data:`IGNORE_ID` as the other's id.
     """
 
     inputs: dict[str, torch.Tensor]
@@ -34,14 +45,34 @@ class TargetBatch:
     factual_ids: torch.LongTensor
     alternative_ids: torch.LongTensor | None
     n_rows: int
+    input_row: torch.LongTensor | None = None
 
     @property
     def n_positions(self) -> int:
         return int(self.row_index.numel())
 
-    def positions_per_row(self) -> torch.Tensor:
-        """How many scored positions each row owns, shape ``(n_rows,)``."""
-        return torch.bincount(self.row_index, minlength=self.n_rows)
+    @property
+    def input_rows(self) -> torch.LongTensor:
+        """The input row each scored position reads, shape ``(P,)``."""
+        return self.row_index if self.input_row is None else self.input_row
+
+    @cached_property
+    def shared_positions(self) -> bool:
+        """Whether every position scores both targets (always true without alternatives)."""
+        return self.alternative_ids is None or not bool(
+            ((self.factual_ids == IGNORE_ID) | (self.alternative_ids == IGNORE_ID)).any())
+
+    def scored_by(self, which: str) -> torch.Tensor:
+        """Indices of the positions that score the ``"factual"`` or ``"alternative"`` target."""
+        ids = self.factual_ids if which == "factual" else self.alternative_ids
+        if ids is None:
+            raise ValueError(f"{which!r} targets are needed, but the batch was prepared without alternatives")
+        return torch.nonzero(ids != IGNORE_ID).flatten()
+
+    def positions_per_row(self, which: str | None = None) -> torch.Tensor:
+        """How many scored positions each row owns (None: all; else those scoring ``which``), ``(n_rows,)``."""
+        rows = self.row_index if which is None else self.row_index[self.scored_by(which)]
+        return torch.bincount(rows, minlength=self.n_rows)
 
     def to(self, device) -> "TargetBatch":
         tensors = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -50,25 +81,34 @@ class TargetBatch:
         return replace(self, inputs=inputs, **moved)
 
     def select(self, rows: Sequence[int]) -> "TargetBatch":
-        """The sub-batch of distinct ``rows`` (in that order), re-padded to its own longest row."""
-        rows_t = torch.as_tensor(list(rows), dtype=torch.long, device=self.row_index.device)
+        """The sub-batch of distinct ``rows`` (in that order), re-padded to its own longest input, laid
+        out as :meth:`Objective.prepare` lays out those rows (second inputs after the first ones)."""
+        device = self.row_index.device
+        rows_t = torch.as_tensor(list(rows), dtype=torch.long, device=device)
         if rows_t.numel() == 0 or rows_t.unique().numel() != rows_t.numel():
             raise ValueError(f"TargetBatch.select needs distinct row indices, got {rows_t.tolist()}")
-        attention = self.inputs["attention_mask"][rows_t]
+        new_row = torch.full((self.n_rows,), -1, dtype=torch.long, device=device)
+        new_row[rows_t] = torch.arange(rows_t.numel(), device=device)
+        keep = torch.nonzero(new_row[self.row_index] >= 0).flatten()
+        input_row = self.input_rows[keep]
+        owner = {i: r for i, r in zip(input_row.tolist(), self.row_index[keep].tolist()) if i >= self.n_rows}
+        second = sorted(owner, key=lambda i: int(new_row[owner[i]]))  # second inputs in row order, as prepare
+        old_inputs = torch.cat([rows_t, torch.tensor(second, dtype=torch.long, device=device)])
+        new_input = torch.full((int(self.inputs["input_ids"].shape[0]),), -1, dtype=torch.long, device=device)
+        new_input[old_inputs] = torch.arange(old_inputs.numel(), device=device)
+        attention = self.inputs["attention_mask"][old_inputs]
         length = int(attention.sum(dim=1).max())
-        inputs = {key: value[rows_t, :length] for key, value in self.inputs.items()}
-        new_of_old = torch.full((self.n_rows,), -1, dtype=torch.long, device=rows_t.device)
-        new_of_old[rows_t] = torch.arange(rows_t.numel(), device=rows_t.device)
-        keep = torch.cat([torch.nonzero(self.row_index == r).flatten() for r in rows_t.tolist()])
         if keep.numel() and int(self.position[keep].max()) >= length:
             raise ValueError("TargetBatch.select: scored positions lie in padding; was the batch left-padded?")
+        order = keep[torch.argsort(new_input[input_row] * length + self.position[keep], stable=True)]
         return TargetBatch(
-            inputs=inputs,
-            row_index=new_of_old[self.row_index[keep]],
-            position=self.position[keep],
-            factual_ids=self.factual_ids[keep],
-            alternative_ids=None if self.alternative_ids is None else self.alternative_ids[keep],
+            inputs={key: value[old_inputs, :length] for key, value in self.inputs.items()},
+            row_index=new_row[self.row_index[order]],
+            position=self.position[order],
+            factual_ids=self.factual_ids[order],
+            alternative_ids=None if self.alternative_ids is None else self.alternative_ids[order],
             n_rows=int(rows_t.numel()),
+            input_row=None if not second else new_input[self.input_rows[order]],
         )
 
 
@@ -117,7 +157,7 @@ class Objective:
         """Logits at the scored positions, shape ``(P, V)`` (the head runs on those positions alone when
         that gives the same numbers, :mod:`gradiend.objectives.heads`)."""
         inputs = {**batch.inputs, **no_cache_kwargs(model)}
-        return scored_hidden_logits(model, inputs, batch.row_index, batch.position)
+        return scored_hidden_logits(model, inputs, batch.input_rows, batch.position)
 
     def max_length_for(self, tokenizer, max_length: int | None) -> int | None:
         """The truncation length: explicit, else min(tokenizer limit, model positions), else None."""

@@ -22,6 +22,7 @@ import torch.autograd.forward_ad as forward_ad
 from gradiend.objectives.base import Objective, TargetBatch
 from gradiend.objectives.heads import scoring_head
 from gradiend.objectives.losses import batch_loss, check_kind, row_losses
+from gradiend.util.parameters import parameters_by_name
 
 Gradients = dict[str, dict[str, torch.Tensor]]
 
@@ -159,10 +160,11 @@ class _Scorer(torch.nn.Module):
 
 def _tangent_primals(model: torch.nn.Module, tangents: Mapping[str, torch.Tensor]) -> dict[str, tuple]:
     """``{"model." + name: (primal, tangent)}``, the tangent on the parameter's device and dtype."""
-    named = dict(model.named_parameters())
+    named = parameters_by_name(model)
     unknown = [n for n in tangents if n not in named]
     if unknown:
-        raise KeyError(f"tangent names no parameter of the model: {unknown[0]!r} (names as in model.named_parameters())")
+        raise KeyError(f"tangent names no parameter of the model: {unknown[0]!r} (names as in model.named_parameters(), "
+                       "tied aliases included)")
     pairs = {}
     for name, value in tangents.items():
         param = named[name]
@@ -183,7 +185,8 @@ def jvp_directional(
 ):
     """Per-row directional derivatives ``d/dt L_row(θ + t·v)`` at ``t = 0``, shape ``(B,)``.
 
-    ``tangents``: parameter name (as in ``model.named_parameters()``) → direction ``v``; unnamed
+    ``tangents``: parameter name (any name of it in ``model.named_parameters(remove_duplicate=False)``)
+    → direction ``v``; unnamed
     parameters are constants. For ``v = w`` laid out on the mapped parameters this is each row's
     ``w · ∇θ L_row``, the encoder's pre-activation without its bias. ``reduction`` as in
     :func:`~gradiend.objectives.losses.row_losses`. With ``return_losses``: ``(losses, derivatives)``.
@@ -221,15 +224,21 @@ def per_example_gradient_dot(
     reduction: str = "rows",
 ) -> torch.Tensor:
     """Reference path for :func:`jvp_directional`: one plain gradient per row, dotted with the
-    tangent (the way the original package encodes, one backward per example)."""
+    tangent (the way the original package encodes, one backward per example). With
+    ``reduction="positions"`` each target's part of a row weighs its share of that target's
+    positions in the batch."""
     check_kind(kind)
-    named = dict(model.named_parameters())
+    named = parameters_by_name(model)
     params = {n: named[n] for n in tangents}
-    counts = batch.positions_per_row()
+    parts = [(1.0, "factual"), (-1.0, "alternative")] if kind == "diff" else [(1.0, kind)]
+    shares = {which: batch.positions_per_row(which).double() / len(batch.scored_by(which)) for _, which in parts}
     dots = []
     for row in range(batch.n_rows):
         single = batch.select([row])
-        grads = plain_parameter_gradients(model, params, objective, single, [kind], "rows", dtype=None)[kind]
-        dot = sum(torch.dot(grads[n].reshape(-1), tangents[n].to(grads[n]).reshape(-1)) for n in params)
-        dots.append(dot * (float(counts[row]) / batch.n_positions) if reduction == "positions" else dot)
+        dot = 0.0
+        for sign, which in parts:
+            grads = plain_parameter_gradients(model, params, objective, single, [which], "rows", dtype=None)[which]
+            part = sum(torch.dot(grads[n].reshape(-1), tangents[n].to(grads[n]).reshape(-1)) for n in params)
+            dot = dot + sign * (part * float(shares[which][row]) if reduction == "positions" else part)
+        dots.append(dot)
     return torch.stack(dots)

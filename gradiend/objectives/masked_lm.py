@@ -4,12 +4,12 @@ Rules (they match the original package's labelling, docs/design.md §4):
 - the placeholder (``"[MASK]"`` by default) becomes ``tokenizer.mask_token``; every mask of a row is
   scored, all with the target's token id;
 - a row with exactly one mask and a target of ``k > 1`` sub-tokens gets ``k`` consecutive masks,
-  scored by the ``k`` sub-tokens in order; a row with several masks scores each with the first
-  sub-token;
-- the factual and alternative targets share one input, so they must be scored at the same
-  positions: a single-mask row whose factual and alternative tokens have different sub-token counts
-  is a ValueError (prepare such rows separately, once with ``factual`` and once with the
-  alternative as ``factual``, and compute the two losses on their own inputs);
+  scored by the ``k`` sub-tokens in order (the target's probability is the product of theirs); a
+  row with several masks scores each with the first sub-token;
+- the factual and alternative targets share one input when they need the same number of masks;
+  otherwise (a single mask, ``k_f != k_a`` sub-tokens) the row gets a second input: the factual
+  target is scored on the text with ``k_f`` masks, the alternative on the text with ``k_a`` masks,
+  as the original package prepares the two separately (:class:`~gradiend.objectives.base.TargetBatch`);
 - target ids are the tokens the target adds after its left context (:mod:`.tokens`), so byte-level
   BPE masked LMs (RoBERTa) score " she", not "she";
 - truncation (to ``max_length``, by default min(tokenizer limit, model positions)) that would cut a
@@ -22,7 +22,14 @@ from typing import Sequence
 
 import torch
 
-from gradiend.objectives.base import Objective, TargetBatch, row_error
+from gradiend.objectives.base import IGNORE_ID, Objective, TargetBatch, row_error
+
+
+def _masked_input(text: str, mask: str, mask_token: str, ids: list[int], n_masks: int) -> tuple[str, list[int]]:
+    """The text with each placeholder widened for ``ids`` (all of them for a single mask, else the
+    first) and the ids its masks score, in order."""
+    width = len(ids) if n_masks == 1 else 1
+    return text.replace(mask, mask_token * width), ids[:width] * n_masks
 
 
 @dataclass
@@ -37,27 +44,24 @@ class MaskedLMObjective(Objective):
             )
 
     def _batch(self, tokenizer, masked, contexts, targets, ids, limit, mask) -> TargetBatch:
-        texts, expected, labels_f, labels_a = [], [], [], []
+        with_alternative = ids["alternative"] is not None
+        inputs, second = [], []  # (text, factual ids, alternative ids, row) per input row
         for i, text in enumerate(masked):
             n_masks = text.count(mask)
-            f_ids = ids["factual"][i]
-            a_ids = None if ids["alternative"] is None else ids["alternative"][i]
-            # masks per placeholder: a single mask widens to a multi-token target, several score its first
-            width = max(len(f_ids), len(a_ids or [])) if n_masks == 1 else 1
-            if width > 1 and a_ids is not None and len(a_ids) != len(f_ids):
-                raise row_error(
-                    i, text,
-                    f"has factual {targets['factual'][i]!r} ({len(f_ids)} sub-tokens) and alternative "
-                    f"{targets['alternative'][i]!r} ({len(a_ids)} sub-tokens): both must be scored at "
-                    "the same mask positions; prepare the two targets as separate batches",
-                )
-            texts.append(text.replace(mask, tokenizer.mask_token * width))
-            expected.append(width * n_masks)
-            labels_f.extend(f_ids[:width] * n_masks)
-            labels_a.extend(a_ids[:width] * n_masks if a_ids is not None else [])
+            f_text, f_ids = _masked_input(text, mask, tokenizer.mask_token, ids["factual"][i], n_masks)
+            if not with_alternative:
+                inputs.append((f_text, f_ids, [], i))
+                continue
+            a_text, a_ids = _masked_input(text, mask, tokenizer.mask_token, ids["alternative"][i], n_masks)
+            if len(a_ids) == len(f_ids):
+                inputs.append((f_text, f_ids, a_ids, i))
+            else:  # different sub-token counts: each target on its own input
+                inputs.append((f_text, f_ids, [IGNORE_ID] * len(f_ids), i))
+                second.append((a_text, [IGNORE_ID] * len(a_ids), a_ids, i))
+        inputs += second
 
         encoded = tokenizer(
-            texts,
+            [text for text, *_ in inputs],
             padding="longest",
             padding_side="right",
             truncation=limit is not None,
@@ -65,36 +69,39 @@ class MaskedLMObjective(Objective):
             return_tensors="pt",
         )
         is_mask = encoded["input_ids"] == tokenizer.mask_token_id
-        _check_mask_counts(is_mask, expected, masked, limit, mask)
-        row_index, position = torch.nonzero(is_mask, as_tuple=True)
+        owners = [row for *_, row in inputs]
+        _check_mask_counts(is_mask, [len(f) for _, f, _, _ in inputs], [masked[r] for r in owners], owners, limit, mask)
+        input_row, position = torch.nonzero(is_mask, as_tuple=True)  # row-major: the masks of each input in order
         return TargetBatch(
             inputs=dict(encoded),
-            row_index=row_index,
+            row_index=torch.tensor(owners, dtype=torch.long)[input_row],
             position=position,
-            factual_ids=torch.tensor(labels_f, dtype=torch.long),
-            alternative_ids=None if ids["alternative"] is None else torch.tensor(labels_a, dtype=torch.long),
+            factual_ids=torch.tensor([t for _, f, _, _ in inputs for t in f], dtype=torch.long),
+            alternative_ids=torch.tensor([t for _, _, a, _ in inputs for t in a], dtype=torch.long) if with_alternative else None,
             n_rows=len(masked),
+            input_row=input_row if second else None,
         )
 
 
-def _check_mask_counts(is_mask, expected, masked, limit, mask) -> None:
-    """Every expected mask must survive tokenization and truncation, and no unexpected one appear."""
+def _check_mask_counts(is_mask, expected, texts, owners, limit, mask) -> None:
+    """Every expected mask of each input (``texts[i]``, the text of row ``owners[i]``) must survive
+    tokenization and truncation, and no unexpected one appear."""
     expected = torch.tensor(expected)
     found = is_mask.sum(dim=1)
     cut = torch.nonzero(found < expected).flatten().tolist()
     if cut:
         i = cut[0]
         raise row_error(
-            i, masked[i],
+            owners[i], texts[i],
             f"loses {int(expected[i] - found[i])} of its {int(expected[i])} mask(s) to truncation at "
             f"max_length={limit} tokens; shorten the text or raise max_length",
-            len(cut) - 1,
+            len({owners[j] for j in cut}) - 1,
         )
     extra = torch.nonzero(found > expected).flatten().tolist()
     if extra:
         i = extra[0]
         raise row_error(
-            i, masked[i],
+            owners[i], texts[i],
             f"has {int(found[i])} mask tokens after tokenization but {int(expected[i])} {mask!r} "
             "placeholder(s): the text must not contain the tokenizer's own mask token",
         )
