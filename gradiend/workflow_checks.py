@@ -190,12 +190,11 @@ def _check_experiment(name: str, exp: dict, cfg: dict) -> list[str]:
     if isinstance(source, dict) and "path" in source and not Path(source["path"]).expanduser().is_file():
         problems.append(f"config key `{key}.data.source.path`: file not found: {source['path']}")
     elif isinstance(source, dict) and "path" in source:
-        from gradiend.data.base_loader import SUPPORTED_SUFFIXES
+        from gradiend.data.base_loader import unknown_format_message
 
-        suffix = Path(source["path"]).suffix.lower()
-        if suffix not in SUPPORTED_SUFFIXES:
-            problems.append(f"config key `{key}.data.source.path`: {source['path']} has the suffix {suffix!r}, which "
-                            f"names no supported format ({', '.join(SUPPORTED_SUFFIXES)}); rename or convert the file")
+        message = unknown_format_message(source["path"])
+        if message:
+            problems.append(f"config key `{key}.data.source.path`: {message}; rename or convert the file")
     problems += _check_base_model(key, exp["base_model"], cfg)
     demo = exp["base_model"][len(DEMO_PREFIX):] if exp["base_model"].startswith(DEMO_PREFIX) else None
     if demo in cfg["demo"]["models"] and cfg["demo"]["models"][demo]["kind"] == "causal":
