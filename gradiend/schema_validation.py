@@ -143,7 +143,7 @@ def validate_with_defaults(instance: dict, schema: dict) -> dict:
     validator = _default_filling_validator(schema)
     errors = sorted(validator.iter_errors(filled), key=lambda e: [str(p) for p in e.absolute_path])
     errors = [e for e in errors if not (isinstance(e.instance, float) and not math.isfinite(e.instance))]
-    problems = non_finite + [line for error in errors for line in describe_error(error)]
+    problems = non_finite + [line for error in errors for line in describe_error(error, schema)]
     if problems:
         raise ConfigError(problems)
     return filled
@@ -157,9 +157,19 @@ def _number_hint(value: Any) -> str:
     return ""
 
 
-def _suggest(name: str, allowed: list[str]) -> str:
+def _suggest(name: str, path: list, properties: dict, schema: dict | None) -> str:
+    """A close key of this mapping, else the key of a mapping inside it (``demo.n_sentences`` ->
+    ``demo.corpus.n_sentences``), else the keys allowed here."""
+    allowed = sorted(properties)
     close = difflib.get_close_matches(name, allowed, n=1)
-    return f"did you mean `{close[0]}`?" if close else f"allowed here: {', '.join(allowed)}"
+    if close:
+        return f"did you mean `{close[0]}`?"
+    for parent, sub in properties.items():
+        if sub.get("$ref", "").startswith("#/$defs/") and schema is not None:
+            sub = schema["$defs"][sub["$ref"].rsplit("/", 1)[1]]
+        if name in sub.get("properties", {}):
+            return f"did you mean `{key_path(path + [parent, name])}`?"
+    return f"allowed here: {', '.join(allowed)}"
 
 
 def _is_branch_mismatch(error) -> bool:
@@ -168,8 +178,9 @@ def _is_branch_mismatch(error) -> bool:
                                                                   "anyOf", "oneOf")
 
 
-def describe_error(error) -> list[str]:
-    """One or more readable lines for a jsonschema ``ValidationError``."""
+def describe_error(error, schema: dict | None = None) -> list[str]:
+    """One or more readable lines for a jsonschema ``ValidationError`` (``schema``: the whole schema,
+    for the suggestions that look into a ``$ref``)."""
     path = list(error.absolute_path)
     where = key_path(path)
     value = error.instance
@@ -179,15 +190,15 @@ def describe_error(error) -> list[str]:
     if "propertyNames" in error.schema_path:
         return [f"config key `{where}`: the name {value!r} is not allowed: {hint or error.message}"]
     if kind == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        return [f"unknown config key `{key_path(path + [name])}` ({_suggest(name, allowed)})"
-                for name in sorted(set(value) - set(allowed))]
+        properties = error.schema.get("properties", {})
+        return [f"unknown config key `{key_path(path + [name])}` ({_suggest(name, path, properties, schema)})"
+                for name in sorted(set(value) - set(properties))]
     if kind in ("anyOf", "oneOf"):
         deeper = [e for e in error.context if not _is_branch_mismatch(e)]
         if hint and all(len(e.relative_path) == 0 for e in error.context):
             deeper = []  # a scalar that fits no branch: the hint says what fits
         if deeper:
-            return [line for e in deeper for line in describe_error(e)]
+            return [line for e in deeper for line in describe_error(e, schema)]
         return [f"config key `{where}` must be {hint or 'of another form'}; got {value!r}{_number_hint(value)}"]
     if kind == "type":
         types = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from gradiend.cells import WEAKEN_SUFFIX, class_feature_factor, split_rewrite_target
 from gradiend.util.io import written_as_path
+from gradiend.util.remote_code import remote_code_message
 from gradiend.util.tokenizer_files import missing_tokenizer_message
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -190,13 +191,12 @@ def _check_experiment(name: str, exp: dict, cfg: dict) -> list[str]:
     if isinstance(source, dict) and "path" in source and not Path(source["path"]).expanduser().is_file():
         problems.append(f"config key `{key}.data.source.path`: file not found: {source['path']}")
     elif isinstance(source, dict) and "path" in source:
-        from gradiend.data.base_loader import SUPPORTED_SUFFIXES
+        from gradiend.data.base_loader import unknown_format_message
 
-        suffix = Path(source["path"]).suffix.lower()
-        if suffix not in SUPPORTED_SUFFIXES:
-            problems.append(f"config key `{key}.data.source.path`: {source['path']} has the suffix {suffix!r}, which "
-                            f"names no supported format ({', '.join(SUPPORTED_SUFFIXES)}); rename or convert the file")
-    problems += _check_base_model(key, exp["base_model"], cfg)
+        message = unknown_format_message(source["path"])
+        if message:
+            problems.append(f"config key `{key}.data.source.path`: {message}; rename or convert the file")
+    problems += _check_base_model(key, exp["base_model"], cfg, exp["trust_remote_code"])
     demo = exp["base_model"][len(DEMO_PREFIX):] if exp["base_model"].startswith(DEMO_PREFIX) else None
     if demo in cfg["demo"]["models"] and cfg["demo"]["models"][demo]["kind"] == "causal":
         without = [t["id"] for t in data["feature_targets"]
@@ -217,7 +217,7 @@ def _check_experiment(name: str, exp: dict, cfg: dict) -> list[str]:
     return problems
 
 
-def _check_base_model(key: str, value: str, cfg: dict) -> list[str]:
+def _check_base_model(key: str, value: str, cfg: dict, trust_remote_code: bool = False) -> list[str]:
     if value.startswith(DEMO_PREFIX):
         demo = value[len(DEMO_PREFIX):]
         known = sorted(cfg["demo"]["models"])
@@ -228,7 +228,9 @@ def _check_base_model(key: str, value: str, cfg: dict) -> list[str]:
         return [f"config key `{key}.base_model`: local model folder not found: {value} "
                 f"(a Hugging Face id must not start with '/', './', '../' or '~')"]
     if written_as_path(value) or Path(value).is_dir():
-        message = missing_tokenizer_message(Path(value).expanduser(), value)
+        folder = Path(value).expanduser()
+        message = missing_tokenizer_message(folder, value) or (
+            None if trust_remote_code else remote_code_message(folder, value, f"`{key}.trust_remote_code: true`"))
         if message:
             return [f"config key `{key}.base_model`: {message}"]
     return []

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from gradiend.cells import class_feature_factor, default_learning_rates, grid_cells
+from gradiend.config_files import check_config_files
 from gradiend.schema_validation import ConfigError, load_yaml, validate_with_defaults
 # the semantic checks live in gradiend.workflow_checks; SAFE_NAME stays importable here for the workflow
 from gradiend.workflow_checks import DEMO_PREFIX, SAFE_NAME, config_problems  # noqa: F401
@@ -88,8 +89,10 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def load_config_file(path: str | Path, schema_path: str | Path | None = None) -> dict:
-    """Read a YAML config file and return it validated and resolved (see :func:`load_and_validate`)."""
-    return load_and_validate(load_yaml(path) or {}, schema_path)
+    """Read a YAML config file and return it validated and resolved (see :func:`load_and_validate`);
+    the file itself is checked first (:func:`gradiend.config_files.check_config_files`)."""
+    check_config_files([path], load_yaml(schema_path or SCHEMA_PATH))
+    return load_and_validate(load_yaml(path), schema_path)
 
 
 def load_and_validate(config: Mapping[str, Any], schema_path: str | Path | None = None) -> dict:
@@ -207,3 +210,25 @@ def raw_texts_path(cfg: Mapping, experiment: Mapping[str, Any]) -> str | None:
     if isinstance(source, Mapping) and "path" in source:
         return os.path.expanduser(source["path"])
     return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gradiend.workflow_config FILE...``: the checks ``snakemake -n --configfile FILE...``
+    makes of the files (one file is validated in full). Snakemake refuses a ``--configfile`` that holds
+    no mapping before it reads the workflow, with a message that names no file; this names it."""
+    import sys
+
+    paths = sys.argv[1:] if argv is None else argv
+    try:
+        check_config_files(paths, load_yaml(SCHEMA_PATH))
+        if len(paths) == 1:
+            load_config_file(paths[0])
+    except (ConfigError, OSError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"{', '.join(paths)}: no problem found")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

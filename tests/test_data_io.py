@@ -101,7 +101,7 @@ def test_dataframe_and_text_column():
 
 def test_unknown_format_missing_file_and_empty_data_are_clear_errors(tmp_path):
     (tmp_path / "base.xlsx").write_text("x")
-    with pytest.raises(ValueError, match=r"base.xlsx: unknown file format '.xlsx'"):
+    with pytest.raises(ValueError, match=r"base.xlsx has the suffix '.xlsx', which names no supported format"):
         resolve_base_data(tmp_path / "base.xlsx")
     with pytest.raises(FileNotFoundError, match="absent.csv"):
         resolve_base_data(str(tmp_path / "absent.csv"))

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1] / "gradiend"
 
 # lowest first; a module may import its own layer and the layers below it
 LAYERS = [
-    {"_version", "util", "cells", "schema_validation"},
+    {"_version", "util", "cells", "schema_validation", "config_files"},
     {"objectives"},
     {"model", "data"},
     {"plots", "demo"},

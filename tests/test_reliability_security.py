@@ -10,6 +10,7 @@ import ast
 import copy
 import importlib
 import inspect
+import json
 import pkgutil
 import shutil
 import subprocess
@@ -128,6 +129,94 @@ def test_trust_remote_code_is_off_in_the_schema_and_only_the_config_turns_it_on(
         assert experiment["trust_remote_code"] is expected
         models.load_base(wfc.stage_config(experiment, "train_seed"))
     assert calls == [False, True]
+
+
+CUSTOM_CLASSES = {"AutoConfig": "configuration_custom.CustomBertConfig",
+                  "AutoModelForMaskedLM": "modeling_custom.CustomBertForMaskedLM"}
+
+
+def custom_code_folder(base: Path, folder: Path, model_type: str) -> Path:
+    """A copy of a tiny BERT whose config.json asks (``auto_map``) for classes defined by code in the
+    folder. With ``model_type: bert`` transformers knows the type and, without trust, would silently
+    load its own BertForMaskedLM instead; with a type it does not know, it would refuse on its own."""
+    shutil.copytree(base, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type=model_type, auto_map=CUSTOM_CLASSES)
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "configuration_custom.py").write_text(
+        "from transformers import BertConfig\n\n\nclass CustomBertConfig(BertConfig):\n"
+        f"    model_type = {model_type!r}\n")
+    (folder / "modeling_custom.py").write_text(
+        "from transformers import BertForMaskedLM\n\nfrom .configuration_custom import CustomBertConfig\n\n\n"
+        "class CustomBertForMaskedLM(BertForMaskedLM):\n    config_class = CustomBertConfig\n")
+    return folder
+
+
+ASKED = ("asks for code of its own (`auto_map`: AutoConfig -> configuration_custom.CustomBertConfig, "
+         "AutoModelForMaskedLM -> modeling_custom.CustomBertForMaskedLM), which runs only with ")
+
+
+@pytest.mark.parametrize("model_type", ["bert", "custom-bert"])
+def test_a_model_folder_asking_for_its_own_code_is_refused_at_start_up(tiny_masked_lm_dir, tmp_path, model_type):
+    folder = custom_code_folder(tiny_masked_lm_dir, tmp_path / "custom", model_type)
+    (tmp_path / "corpus.txt").write_text("She ran.\n")
+    config = {"results_dir": str(tmp_path / "results"), "experiments": {"e": {"base_model": str(folder), "data": {
+        "source": {"path": str(tmp_path / "corpus.txt")},
+        "feature_targets": [{"id": "F", "targets": ["she"]}, {"id": "M", "targets": ["he"]}]}}}}
+    with pytest.raises(ConfigError) as caught:
+        wfc.load_and_validate(config)
+    assert caught.value.problems == [f"config key `experiments.e.base_model`: model folder {str(folder)!r} {ASKED}"
+                                     f"`experiments.e.trust_remote_code: true`; set it only if you trust that code "
+                                     f"(without it transformers would refuse the folder, or load its own class in "
+                                     f"place of the one asked for)"]
+    config["experiments"]["e"]["trust_remote_code"] = True
+    assert wfc.load_and_validate(config)["experiments"]["e"]["trust_remote_code"] is True
+    assert not (tmp_path / "results").exists()
+
+
+def test_snakemake_dry_run_refuses_a_model_folder_asking_for_its_own_code(tiny_masked_lm_dir, tmp_path):
+    folder = custom_code_folder(tiny_masked_lm_dir, tmp_path / "custom", "bert")
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    experiment = {**default["experiments"]["gender_tiny_bert"], "base_model": str(folder)}
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump({**default, "experiments": {"e": experiment}}))
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(config_file), "--config",
+                           f"results_dir={tmp_path / 'results'}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert f"config key `experiments.e.base_model`: model folder {str(folder)!r} {ASKED}" in done.stdout + done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("model_type", ["bert", "custom-bert"])
+def test_the_loader_refuses_a_folder_asking_for_its_own_code_before_any_weights_load(tiny_masked_lm_dir, tmp_path,
+                                                                                     model_type):
+    from gradiend.model.loading import load_base_model, load_tokenizer_and_objective
+
+    folder = custom_code_folder(tiny_masked_lm_dir, tmp_path / "custom", model_type)
+    (folder / "model.safetensors").write_bytes(b"never read")  # a load that reached the weights would fail on this
+    for load in (load_base_model, load_tokenizer_and_objective):
+        with pytest.raises(ValueError) as caught:
+            load(folder)
+        assert str(caught.value).startswith(f"model folder {str(folder)!r} {ASKED}`trust_remote_code=True`")
+
+
+def test_trusted_code_of_a_model_folder_is_what_loads(tiny_masked_lm_dir, tmp_path, monkeypatch):
+    """`trust_remote_code: true` in the config reaches from_pretrained: the folder's own class loads."""
+    from gradiend.stages import models
+
+    monkeypatch.setattr("transformers.dynamic_module_utils.HF_MODULES_CACHE", str(tmp_path / "modules"))
+    monkeypatch.setattr(sys, "path", list(sys.path))  # transformers adds its module cache to sys.path
+    folder = custom_code_folder(tiny_masked_lm_dir, tmp_path / "custom", "custom-bert")
+    (tmp_path / "corpus.txt").write_text("She ran.\n")
+    config = {"results_dir": str(tmp_path / "results"), "experiments": {"e": {
+        "base_model": str(folder), "trust_remote_code": True, "data": {
+            "source": {"path": str(tmp_path / "corpus.txt")},
+            "feature_targets": [{"id": "F", "targets": ["she"]}, {"id": "M", "targets": ["he"]}]}}}}
+    experiment = wfc.load_and_validate(config)["experiments"]["e"]
+    base = models.load_base(wfc.stage_config(experiment, "train_seed"))
+    assert type(base.model).__name__ == "CustomBertForMaskedLM"
+    assert type(base.model).__module__.endswith(".modeling_custom")  # the folder's code, copied by transformers
+    assert base.objective.name == "masked_lm"
 
 
 def test_a_pickled_base_model_is_not_loaded(tiny_masked_lm_dir, tmp_path):

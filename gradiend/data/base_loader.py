@@ -1,11 +1,15 @@
-"""Raw texts from a list, a DataFrame, a text/CSV/Parquet/JSONL file (format by suffix; an unknown one
-is an error), a local dataset folder or a Hugging Face dataset id; stripped, shuffled with a seed, capped.
+"""Raw texts from a list, a DataFrame, a text/CSV/Parquet/JSONL file (format by suffix; text, CSV and
+JSON(L) also compressed, ``corpus.txt.gz``; an unknown one is an error), a local dataset folder or a
+Hugging Face dataset id; stripped, shuffled with a seed, capped.
 
 A dataset id or data-file folder read with a cap (``max_size``) is *streamed* through a seeded
 shuffle buffer and reading stops at ``max_size`` texts, so a 20 GB dump is never downloaded whole.
 """
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import math
 import os
 import random
@@ -22,44 +26,107 @@ logger = get_logger(__name__)
 TEXT_FILE_SUFFIXES = (".txt", ".text")
 TABLE_FILE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".json")
 SUPPORTED_SUFFIXES = TEXT_FILE_SUFFIXES + TABLE_FILE_SUFFIXES
+# Compressions a text, CSV/TSV or JSON(L) file may carry (``corpus.txt.gz``): suffix -> name (pandas'
+# too). Parquet compresses inside the file.
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
+DECOMPRESSION_ERRORS = (OSError, EOFError, lzma.LZMAError)  # not gzip, truncated, damaged
+PARQUET_SUFFIXES = (".parquet", ".pq")
 DEFAULT_STREAM_BUFFER_SIZE = 10_000
+
+
+def file_format(path) -> tuple[str, Optional[str]]:
+    """``(format suffix, compression)`` of a data file by its name: ``corpus.txt.gz`` -> ``(".txt", "gzip")``,
+    ``texts.csv`` -> ``(".csv", None)``."""
+    suffixes = [suffix.lower() for suffix in Path(path).suffixes]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        return (suffixes[-2] if len(suffixes) > 1 else ""), COMPRESSIONS[suffixes[-1]]
+    return (suffixes[-1] if suffixes else ""), None
+
+
+def unknown_format_message(path) -> Optional[str]:
+    """Why the name of the data file ``path`` names no format it can be read as (None: it names one)."""
+    suffix, compression = file_format(path)
+    if suffix in PARQUET_SUFFIXES and compression:
+        return f"{path} is a compressed Parquet file: Parquet compresses inside the file, so give it uncompressed"
+    if suffix not in SUPPORTED_SUFFIXES:
+        written = "".join(Path(path).suffixes[-2 if compression else -1:]) or "(none)"
+        return (f"{path} has the suffix {written!r}, which names no supported format ({', '.join(SUPPORTED_SUFFIXES)}; "
+                f"all but Parquet also compressed as {', '.join(COMPRESSIONS)}, e.g. corpus.txt.gz)")
+    return None
 
 
 def not_utf8_error(path: Path, error: UnicodeDecodeError) -> ValueError:
     byte = error.object[error.start:error.start + 1]
+    suffix, compression = file_format(path)
+    convert = (f"`iconv -f latin1 -t utf-8 {path.name} > fixed{suffix}`" if compression is None else
+               f"decompress it, convert it with `iconv -f latin1 -t utf-8` and compress it again")
     return ValueError(
-        f"{path} is not UTF-8 text (byte 0x{byte.hex()} at offset {error.start} is invalid in {error.encoding}); "
-        f"texts are read as UTF-8: convert the file, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed.{path.suffix.lstrip('.')}`")
+        f"{path} is not UTF-8 text (byte 0x{byte.hex()} at offset {error.start} is invalid in {error.encoding}"
+        f"{', after decompressing' if compression else ''}); texts are read as UTF-8: convert the file, e.g. {convert}")
+
+
+def _unreadable(path: Path, error: BaseException) -> ValueError:
+    suffix, compression = file_format(path)
+    what = f"{compression}-compressed {suffix.lstrip('.')}" if compression else suffix.lstrip(".")
+    return ValueError(f"{path} is not a readable {what} file "
+                      f"({type(error).__name__}: {' '.join(str(error).split())[:200]})")
+
+
+def _open_binary(path: Path, compression: Optional[str]):
+    return {None: open, "gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}[compression](path, "rb")
+
+
+def _is_empty(path: Path, compression: Optional[str]) -> bool:
+    """True for a file of 0 bytes, or a compressed one that holds 0 bytes."""
+    if compression is None:
+        return path.stat().st_size == 0
+    try:
+        with _open_binary(path, compression) as handle:
+            return not handle.read(1)
+    except DECOMPRESSION_ERRORS as error:
+        raise _unreadable(path, error) from None
+
+
+def read_text_file(path: Path) -> list[str]:
+    """The lines of a (possibly compressed) UTF-8 text file; not UTF-8 or not decompressible: an error naming it."""
+    try:
+        with _open_binary(path, file_format(path)[1]) as handle:
+            return handle.read().decode("utf-8").split("\n")
+    except UnicodeDecodeError as error:
+        raise not_utf8_error(path, error) from None
+    except DECOMPRESSION_ERRORS as error:
+        raise _unreadable(path, error) from None
 
 
 def read_table_file(path: Path):
-    """A DataFrame from a CSV/TSV/Parquet/JSON(L) file, chosen by suffix. An empty file, a table with a
-    header but no rows, text that is not UTF-8, or an unreadable file is one error naming the file."""
+    """A DataFrame from a CSV/TSV/Parquet/JSON(L) file (CSV/TSV/JSON(L) possibly compressed), chosen by
+    suffix. An empty file, a table with a header but no rows, text that is not UTF-8, or an unreadable
+    file is one error naming the file."""
     import pandas as pd
     from pandas.errors import EmptyDataError, ParserError
 
-    if path.is_file() and path.stat().st_size == 0:
-        raise ValueError(f"{path} is empty (0 bytes): it holds no texts")
-    suffix = path.suffix.lower()
-    if suffix not in TABLE_FILE_SUFFIXES:
-        raise ValueError(f"{path}: unknown file format {suffix!r}; "
-                         f"supported: {', '.join(TABLE_FILE_SUFFIXES)}")
+    suffix, compression = file_format(path)
+    if suffix not in TABLE_FILE_SUFFIXES or (compression and suffix in PARQUET_SUFFIXES):
+        raise ValueError(unknown_format_message(path) or f"{path} is not a table file "
+                         f"({', '.join(TABLE_FILE_SUFFIXES)})")
+    if path.is_file() and _is_empty(path, compression):
+        raise ValueError(f"{path} is empty (0 bytes{' after decompressing' if compression else ''}): it holds no texts")
     try:
         if suffix in (".csv", ".tsv"):
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False)
-        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", keep_default_na=False,
+                                compression=compression)
+        elif suffix in PARQUET_SUFFIXES:
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_json(path, lines=suffix == ".jsonl")
+            frame = pd.read_json(path, lines=suffix == ".jsonl", compression=compression)
     except UnicodeDecodeError as error:
         raise not_utf8_error(path, error) from None
     except EmptyDataError:
         raise ValueError(f"{path} holds no header and no rows") from None
-    except (ParserError, ValueError, OSError) as error:
+    except (ParserError, ValueError, *DECOMPRESSION_ERRORS) as error:
         if str(path) in str(error):
             raise
-        raise ValueError(f"{path} is not a readable {path.suffix.lstrip('.')} file "
-                         f"({type(error).__name__}: {' '.join(str(error).split())[:200]})") from error
+        raise _unreadable(path, error) from error
     if len(frame) == 0:
         raise ValueError(f"{path} has a header ({list(frame.columns)}) but no rows: it holds no texts")
     return frame
@@ -67,7 +134,7 @@ def read_table_file(path: Path):
 
 def looks_like_path(value: str) -> bool:
     """True for strings that name a file rather than a hub id (known suffix or explicit path prefix)."""
-    return Path(value).suffix.lower() in SUPPORTED_SUFFIXES or written_as_path(value)
+    return file_format(value)[0] in SUPPORTED_SUFFIXES or written_as_path(value)
 
 
 def is_saved_dataset_dir(path: Path) -> bool:
@@ -154,14 +221,11 @@ def _raw_texts(base_data: Any, text_column: str, hf_config: Optional[str], split
     if isinstance(base_data, (str, os.PathLike)):
         source = str(base_data)
         path = Path(source).expanduser()
-        if path.is_file() and path.suffix.lower() in TEXT_FILE_SUFFIXES:
-            try:
-                return path.read_text(encoding="utf-8").split("\n"), source
-            except UnicodeDecodeError as error:
-                raise not_utf8_error(path, error) from None
-        if path.is_file() and path.suffix.lower() not in TABLE_FILE_SUFFIXES:
-            raise ValueError(f"{path}: unknown file format {path.suffix!r}; "
-                             f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
+        unknown = unknown_format_message(path) if path.is_file() else None
+        if unknown:
+            raise ValueError(unknown)
+        if path.is_file() and file_format(path)[0] in TEXT_FILE_SUFFIXES:
+            return read_text_file(path), source
         if not path.is_file() and not path.is_dir() and looks_like_path(source):
             raise FileNotFoundError(f"base data file not found: {path}")
         table = read_table_file(path) if path.is_file() else load_hf_dataset(source, hf_config, split)

@@ -3,8 +3,9 @@
 Choices (docs/design.md §2, §3):
 - eager attention by default: fused attention (SDPA) has no forward-mode derivative on the CPU,
   which the batched JVP encoding needs; eager is also the deterministic choice;
-- safetensors weights only, ``trust_remote_code`` off unless asked for, no hub: a missing local
-  folder or an id that is not cached is one :class:`BaseModelNotAvailableError` naming it;
+- safetensors weights only, ``trust_remote_code`` off unless asked for (a local folder whose
+  ``auto_map`` asks for its own classes is refused without it), no hub: a missing local folder or an
+  id that is not cached is one :class:`BaseModelNotAvailableError` naming it;
 - the objective picks the class (masked LM / causal LM); decoder-only tokenizers get
   ``pad_token = eos_token``; the model comes in eval mode (dropout off: gradients must not be random);
 - a model folder without tokenizer files, and a target word the tokenizer maps to its unknown token
@@ -18,6 +19,7 @@ from gradiend.objectives.base import resolve_objective
 from gradiend.objectives.tokens import continuation_ids, ensure_pad_token
 from gradiend.util.dtypes import resolve_dtype
 from gradiend.util.io import rebuild_hint, written_as_path
+from gradiend.util.remote_code import remote_code_message
 from gradiend.util.tokenizer_files import missing_tokenizer_message
 from gradiend.util.logging import get_logger
 
@@ -48,9 +50,10 @@ def _read(name: str, path: Path, what: str, load):
             f"{str(error).splitlines()[0] if str(error) else ''})") from error
 
 
-def _model_source(name_or_path) -> tuple[str, Path, str]:
-    """``(name, local path, what from_pretrained reads)``; a missing local path or a folder without
-    tokenizer files is refused before transformers sees it."""
+def _model_source(name_or_path, trust_remote_code: bool = False) -> tuple[str, Path, str]:
+    """``(name, local path, what from_pretrained reads)``; a missing local path, a folder without
+    tokenizer files, and one asking for its own code while ``trust_remote_code`` is off are refused
+    before transformers sees them."""
     name = str(name_or_path)
     path = Path(name).expanduser()
     if written_as_path(name) and not path.exists():
@@ -58,6 +61,9 @@ def _model_source(name_or_path) -> tuple[str, Path, str]:
     message = missing_tokenizer_message(path, name)
     if message:
         raise BaseModelNotAvailableError(message)
+    remote = None if trust_remote_code else remote_code_message(path, name, "`trust_remote_code=True`")
+    if remote:
+        raise ValueError(remote)
     return name, path, str(path) if path.exists() else name
 
 
@@ -66,7 +72,7 @@ def _config_and_tokenizer(name_or_path,
     """``(name, local path, source, config, tokenizer)``, checked, without loading the weights."""
     from transformers import AutoConfig, AutoTokenizer
 
-    name, path, source = _model_source(name_or_path)
+    name, path, source = _model_source(name_or_path, trust_remote_code)
     config, tokenizer = _read(name, path, "config or tokenizer", lambda: (
         AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code),
         AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)))

@@ -8,16 +8,11 @@ from snakemake.exceptions import WorkflowError
 from gradiend import __version__ as GRADIEND_VERSION
 from gradiend import workflow_config as wfc
 from gradiend import cells
-from gradiend.schema_validation import ConfigError, check_yaml_file
+from gradiend.schema_validation import ConfigError
 
 try:
-    # Snakemake's own YAML reader keeps the last of two equal keys without a word; read the config
-    # files again and refuse that before anything runs.
-    # The shipped profiles are YAML files a user edits too (partitions, accounts).
-    _profiles = sorted((Path(workflow.current_basedir).parent / "profiles").glob("*/config.yaml"))
-    for _configfile in [*workflow.configfiles, *_profiles]:
-        check_yaml_file(_configfile)
-    CFG = wfc.load_and_validate(config, Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml")
+    # The config files themselves were checked by the Snakefile, before Snakemake read the default.
+    CFG = wfc.load_and_validate(config, SCHEMA_FILE)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
