@@ -17,6 +17,14 @@ Parts, each printed as a table row and collected in ``--json``:
    ``--tiny``) in ``--dtype``: ``w·∇L`` of every row of one batch from one forward-mode pass against
    one backward per row; the two must agree (relative to the largest value; bf16 is coarse).
 3. **Peak memory** of one GRADIEND training step and of the JVP batch on that model.
+4. **A base model split over two devices**: the tiny BERT with its embeddings, first layer and head on
+   one device and its second layer on another, the GRADIEND on the last device, in float32. One training
+   step, and with the same GRADIEND a batch's gradients, the batched encoding and one rewrite, must give
+   the numbers of the same model on one device (bit for bit where both devices are one).
+   With two GPUs the split is ``training.device_map`` over cuda:0 and cuda:1 (what a config does); with
+   one GPU it is cuda:0 and the CPU, placed with accelerate's hooks (a device map that names ``cpu``
+   beside a GPU would offload, which GRADIEND refuses); on the CPU (the smoke test) it is the CPU twice,
+   through the same hooks.
 
 Exit status 1 when a check fails. The numbers measured on a GPU go into ``benchmarks/README.md``.
 """
@@ -202,6 +210,103 @@ def check_encoder_and_memory(kind: str, device: torch.device, dtype: str, workdi
     return out
 
 
+# --- 4. a base model split over two devices ---------------------------------------------------------
+
+SPLIT = ("bert.embeddings", "bert.encoder.layer.0", "cls")  # on the first device; the rest on the second
+
+
+def split_devices() -> tuple[str, str]:
+    """cuda:0 and cuda:1 with two GPUs, cuda:0 and the CPU with one, else the CPU twice."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return ("cuda:0", "cuda:1") if count >= 2 else ("cuda:0", "cpu") if count == 1 else ("cpu", "cpu")
+
+
+def _split_base(folder: Path, first: str, second: str):
+    """``(model, tokenizer, objective)`` with :data:`SPLIT` on ``first`` and the second layer on ``second``."""
+    from accelerate import dispatch_model
+
+    from gradiend.model.loading import load_base_model
+
+    device_map = {**{name: first for name in SPLIT}, "bert.encoder.layer.1": second}
+    if first.startswith("cuda") and second.startswith("cuda"):
+        return load_base_model(str(folder), device_map=device_map)
+    model, tokenizer, objective = load_base_model(str(folder))
+    # main_device "cpu": modules mapped to the CPU run there instead of being offloaded
+    dispatch_model(model, device_map, main_device="cpu", force_hooks=True)
+    return model, tokenizer, objective
+
+
+def _trained(base, gradiend_device: str, table):
+    """The GRADIEND after one training step (the library's loop) over ``base``, on ``gradiend_device``."""
+    from gradiend.model.with_gradiend import ModelWithGradiend
+    from gradiend.training.arguments import TrainingArguments
+    from gradiend.training.trainer import TextPredictionTrainer
+
+    model, tokenizer, objective = base
+    shell = ModelWithGradiend.from_pretrained(model, tokenizer=tokenizer, objective=objective,
+                                              gradiend_device=gradiend_device)
+    args = TrainingArguments(train_batch_size=8, max_steps=1, eval_steps=1, learning_rate=1e-2, max_seeds=1,
+                             gradiend_device=gradiend_device)
+    trainer = TextPredictionTrainer(shell, data=table, args=args, target_classes=["she", "he"], progress=False)
+    return trainer.train().model_with_gradiend
+
+
+def _numbers(mwg, rows) -> dict:
+    """What the placement must not change, on the CPU in float64: a batch's source and target gradients
+    (gathered onto the GRADIEND's device), the batched encoding, one rewrite's weights and logits."""
+    from gradiend.util.devices import input_device
+
+    batch = mwg.prepare(rows["masked"].tolist(), rows["factual"].tolist(), rows["alternative"].tolist())
+    source, target = mwg.source_and_target_gradients(batch)
+    rewritten = mwg.rewrite_base_model(1.0, 1.0)
+    with torch.no_grad():
+        logits = mwg.objective.scored_logits(rewritten, batch.to(input_device(rewritten)))
+    as_cpu = lambda t: t.detach().to("cpu", torch.float64)  # noqa: E731
+    return {"gradients": {"source": as_cpu(source), "target": as_cpu(target), "device": str(source.device)},
+            "encoded": as_cpu(mwg.encode_batch(batch)),
+            "rewritten": {n: as_cpu(p) for n, p in rewritten.named_parameters() if n in mwg.gradiend.param_map},
+            "logits": as_cpu(logits), "devices": sorted({str(p.device) for p in rewritten.parameters()})}
+
+
+def _max_relative(a, b) -> float:
+    if isinstance(a, dict):
+        return max(_max_relative(a[k], b[k]) for k in a if isinstance(a[k], (dict, torch.Tensor)))
+    return float((a - b).abs().max()) / (float(b.abs().max()) or 1.0)
+
+
+def check_split(workdir: Path) -> list[dict]:
+    """Part 4: the tiny BERT split over two devices (GRADIEND on the second) against one device: one
+    training step each, then the single device's GRADIEND over both for gradients, encoding and a rewrite."""
+    from gradiend.data.demo_corpus import generate_demo_corpus
+    from gradiend.model.loading import load_base_model
+    from tests.training_support import she_he_table
+
+    first, second = split_devices()
+    folder = _model_dir("tiny", workdir)
+    table = she_he_table(generate_demo_corpus(600, seed=1))
+    rows = table[table["split"] == "test"].head(16)
+    started = time.perf_counter()
+    single = _trained(load_base_model(str(folder), device=first), first, table)
+    split = _trained(_split_base(folder, first, second), second, table)
+    trained = {"gradiend": (_max_relative({k: v.double().cpu() for k, v in split.gradiend.state_dict().items()},
+                                          {k: v.double().cpu() for k, v in single.gradiend.state_dict().items()}))}
+    split.gradiend.load_state_dict(single.gradiend.state_dict())  # the same GRADIEND over both placements
+    got, want = _numbers(split, rows), _numbers(single, rows)
+    seconds = time.perf_counter() - started
+    exact = first == second  # the same kernels on one device: bit for bit
+    # Adam's first step is lr·g/(|g| + eps): where g is rounding noise, another device's kernels move it
+    tolerances = {"gradiend": 0.0 if exact else 1e-3, **{k: 0.0 if exact else 1e-4 for k in
+                                                          ("gradients", "encoded", "rewritten", "logits")}}
+    errors = {**trained, **{k: _max_relative(got[k], want[k]) for k in ("gradients", "encoded", "rewritten", "logits")}}
+    placed = (str(split.gradiend.device) == str(torch.device(second)) == got["gradients"]["device"]
+              and len(got["devices"]) == len({first, second}))
+    return [{"part": "split", "name": f"{first} + {second}: {key}", "seconds": round(seconds, 3), "peak_mb": None,
+             "ok": errors[key] <= tolerances[key] and placed,
+             "note": f"max rel. difference {errors[key]:.1e} (tolerance {tolerances[key]:.0e}); base model on "
+                     f"{', '.join(got['devices'])}, GRADIEND on {split.gradiend.device}"}
+            for key in tolerances]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -219,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         rows += check_stages(device, dtype, workdir)
         rows += check_encoder_and_memory(kind, device, dtype, workdir, options.rows)
+        rows += check_split(workdir)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device {device} ({name}), base-model dtype {dtype}, torch {torch.__version__}")
     print(f"{'part':<8} {'name':<44} {'s':>8} {'peak MB':>9}  ok  note")

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from gradiend.cells import WEAKEN_SUFFIX, class_feature_factor, split_rewrite_target
+from gradiend.util import devices
+from gradiend.util.devices import placement_problems
 from gradiend.util.io import written_as_path
 from gradiend.util.remote_code import remote_code_message
 from gradiend.util.tokenizer_files import missing_tokenizer_message
@@ -41,6 +43,24 @@ def config_problems(resolved: Mapping[str, Any]) -> list[str]:
         problems += _check_experiment(name, experiment, resolved)
         problems += _check_benchmarks(f"experiments.{name}.benchmarks", experiment["benchmarks"])
     problems += _check_comparisons(resolved)
+    return problems
+
+
+def device_problems(resolved: Mapping[str, Any]) -> list[str]:
+    """What this machine cannot run of each experiment's ``training.{device_map, gradiend_device,
+    torch_dtype}``: an absent device, a dtype its devices cannot compute in, a map without accelerate
+    (:func:`gradiend.util.devices.device_problems`). For the machine that runs the jobs: the workflow
+    calls it when it runs them here, and on a cluster each job checks its own node before loading weights.
+    An experiment that names no device and keeps float32 is skipped, so the default needs no torch here."""
+    problems = []
+    for name, experiment in resolved["experiments"].items():
+        training = experiment["training"]
+        settings = {"device_map": training["device_map"], "gradiend_device": training["gradiend_device"],
+                    "torch_dtype": training["torch_dtype"]}
+        if settings == {"device_map": None, "gradiend_device": None, "torch_dtype": "float32"}:
+            continue
+        problems += [f"config key `experiments.{name}.training.{field}`: {why}"
+                     for field, why in devices.device_problems(**settings)]
     return problems
 
 
@@ -179,6 +199,8 @@ def _check_experiment(name: str, exp: dict, cfg: dict) -> list[str]:
         problems.append(f"config key `{key}.data.preprocess.min_chars` ({preprocess['min_chars']}) is larger than "
                         f"`max_chars` ({preprocess['max_chars']}): every text would be dropped")
     training = exp["training"]
+    problems += [f"config key `{key}.training.{field}`: {why}" for field, why in placement_problems(
+        device_map=training["device_map"], gradiend_device=training["gradiend_device"])]
     if training["normalize_gradiend"] and training["activation_encoder"] not in ODD_ACTIVATIONS:
         problems.append(f"config key `{key}.training.activation_encoder`: {training['activation_encoder']!r} cannot be "
                         f"used with `normalize_gradiend: true`, which flips the encoding and needs an odd activation "

@@ -22,11 +22,13 @@ from gradiend.cells import class_feature_factor, default_learning_rates, grid_ce
 from gradiend.config_files import check_config_files
 from gradiend.schema_validation import ConfigError, load_yaml, validate_with_defaults
 # the semantic checks live in gradiend.workflow_checks; SAFE_NAME stays importable here for the workflow
-from gradiend.workflow_checks import DEMO_PREFIX, SAFE_NAME, config_problems  # noqa: F401
+from gradiend.workflow_checks import DEMO_PREFIX, SAFE_NAME, config_problems, device_problems  # noqa: F401
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 BUILTIN_RESOURCES = {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1}
 
+# Where a stage that loads the base model and a GRADIEND puts them (gradiend.util.devices).
+PLACEMENT = ("training.device_map", "training.gradiend_device")
 # Dotted keys of an experiment that each stage reads ("*" = the whole experiment except its
 # scheduling ``resources``). ``name`` is always included. Keep in step with the docstrings of gradiend.stages.
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
@@ -43,7 +45,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "pre_prune": (  # `pre_prune.seed` is resolved (null = the first seed), so adding a seed keeps the mask
         "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "pre_prune",
         "training.params", "training.torch_dtype", "training.max_length",
-        "training.train_max_size",
+        "training.train_max_size", "training.device_map",
     ),
     "train_seed": (  # every `training` key but those only seed selection and evaluation read
         "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "post_prune",
@@ -52,13 +54,13 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
             "max_steps", "weight_decay", "adam_epsilon", "optim", "max_length", "add_identity_for_other_classes",
             "eval_steps", "eval_batch_size", "encoder_eval_max_size", "params", "latent_dim",
             "activation_encoder", "activation_decoder", "bias_decoder", "normalize_gradiend", "torch_dtype",
-            "convergent_score_threshold", "convergent_mean_by_class_threshold")),
+            "device_map", "gradiend_device", "convergent_score_threshold", "convergent_mean_by_class_threshold")),
     ),
     "evaluate_encoders": (
         "base_model", "base_model_path", "trust_remote_code", "data.target_classes",
         "data.neutral.additional_excluded_words", "training.eval_batch_size",
         "training.encoder_eval_max_size", "training.seed_selection_eval_max_size",
-        "training.torch_dtype", "training.max_length",
+        "training.torch_dtype", "training.max_length", *PLACEMENT,
     ),
     "select_seed": (
         "seeds", "training.min_convergent_seeds", "training.convergent_score_threshold",
@@ -67,23 +69,24 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "decoder_grid": (
         "base_model", "base_model_path", "trust_remote_code", "data.target_classes",
         "data.neutral.additional_excluded_words", "training.source", "training.eval_batch_size",
-        "training.torch_dtype", "training.max_length", "decoder.max_size_training_like",
+        "training.torch_dtype", "training.max_length", *PLACEMENT, "decoder.max_size_training_like",
         "decoder.max_size_neutral", "decoder.lms_max_samples",
     ),
     "select_cell": ("data.target_classes", "decoder.selection"),
     "rewrite_models": (
         "base_model", "base_model_path", "demo_model", "trust_remote_code", "data.target_classes", "training.torch_dtype",
-        "training.max_length",
+        "training.max_length", *PLACEMENT,
     ),
     "report": ("*",),
     "provenance": ("*",),
     "summary": ("base_model", "data.target_classes", "data.feature_targets", "seeds"),
-    "benchmark_model": ("base_model", "base_model_path", "trust_remote_code", "training.torch_dtype", "benchmarks"),
+    "benchmark_model": ("base_model", "base_model_path", "trust_remote_code", "training.torch_dtype",
+                        "training.device_map", "benchmarks"),
     "benchmark_table": ("base_model",),
     "comparison_topk": ("base_model",),
     "comparison_cross_encoding": (
         "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "training.torch_dtype",
-        "training.max_length",
+        "training.max_length", *PLACEMENT,
     ),
 }
 

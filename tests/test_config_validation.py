@@ -212,7 +212,8 @@ def test_stage_config_holds_only_what_the_stage_reads(raw):
     exp = bert(wfc.load_and_validate(raw))
     cell = wfc.stage_config(exp, "decoder_grid")
     assert "selection" not in cell["decoder"] and "learning_rates" not in cell["decoder"]
-    assert set(cell["training"]) == {"source", "eval_batch_size", "torch_dtype", "max_length"}
+    assert set(cell["training"]) == {"source", "eval_batch_size", "torch_dtype", "max_length", "device_map",
+                                    "gradiend_device"}
     chosen = wfc.stage_config(exp, "select_cell")
     assert chosen["decoder"]["selection"]["ratio"] == 0.99 and "base_model_path" not in chosen
     whole = wfc.stage_config(exp, "report")

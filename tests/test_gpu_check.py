@@ -1,5 +1,6 @@
 """benchmarks/gpu_check.py runs on the CPU as a smoke test (tiny model): every stage, the JVP encoder
-against one backward per example, a short training run; all checks pass."""
+against one backward per example, a short training run, a model split by accelerate's hooks; all
+checks pass."""
 import importlib.util
 import json
 from pathlib import Path
@@ -16,5 +17,6 @@ def test_gpu_check_smoke_on_cpu(tmp_path):
     result = json.loads(out.read_text())
     names = [row["name"] for row in result["rows"]]
     assert {"train_seed", "evaluate_encoder", "decoder_base", "decoder_cells", "rewrite_model"} <= set(names)
+    assert {f"cpu + cpu: {key}" for key in ("gradiend", "gradients", "encoded", "rewritten", "logits")} <= set(names)
     assert all(row["ok"] for row in result["rows"]), result["rows"]
     assert result["dtype"] == "float32" and result["device"] == "cpu"

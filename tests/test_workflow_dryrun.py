@@ -59,6 +59,7 @@ def test_default_config_dry_run(tmp_path):
     ("bert_gender_en", 3, 4, False, True),
     ("gpt2_gender_en", 3, 2, False, True),
     ("german_articles", 5, 2, True, False),
+    ("llama_1b_gender", 3, 2, True, True),
 ])
 def test_paper_config_dry_run(tmp_path, name, seeds, rewrites, pre_prune, benchmarks):
     counts, _ = dry_run(tmp_path, "--configfile", str(EXPERIMENTS / f"{name}.yaml"))
@@ -70,7 +71,7 @@ def test_paper_config_dry_run(tmp_path, name, seeds, rewrites, pre_prune, benchm
 
 
 def test_every_experiment_config_is_dry_run_tested():
-    tested = {"bert_gender_en", "gpt2_gender_en", "german_articles"}
+    tested = {"bert_gender_en", "gpt2_gender_en", "german_articles", "llama_1b_gender"}
     assert {p.stem for p in EXPERIMENTS.glob("*.yaml")} == tested
 
 

@@ -6,10 +6,12 @@ from typing import Iterator, Sequence
 import torch
 
 from gradiend.objectives.base import length_limit, model_max_positions
+from gradiend.util.devices import input_device
 
 
 def model_device(model) -> torch.device:
-    return next(model.parameters()).device
+    """Where a model's inputs go (its first device when it is split over several)."""
+    return input_device(model)
 
 
 def max_input_length(model, tokenizer) -> int:

@@ -9,7 +9,10 @@ Choices (docs/design.md §2, §3):
 - the objective picks the class (masked LM / causal LM); decoder-only tokenizers get
   ``pad_token = eos_token``; the model comes in eval mode (dropout off: gradients must not be random);
 - a model folder without tokenizer files, and a target word the tokenizer maps to its unknown token
-  (:func:`check_target_words`), are errors: either way every such word would become unknown.
+  (:func:`check_target_words`), are errors: either way every such word would become unknown;
+- ``device`` puts the model on one device, ``device_map`` (needs ``accelerate``) splits it over several;
+  an absent device, an offloading map or a dtype the devices cannot run is refused before anything is
+  read (:mod:`gradiend.util.devices`), and so is a map that left a weight offloaded after all.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from gradiend.objectives.base import resolve_objective
 from gradiend.objectives.tokens import continuation_ids, ensure_pad_token
+from gradiend.util.devices import check_devices
 from gradiend.util.dtypes import resolve_dtype
 from gradiend.util.io import rebuild_hint, written_as_path
 from gradiend.util.remote_code import remote_code_message
@@ -115,6 +119,28 @@ def check_target_words(tokenizer, words_by_class: dict, where: str = "the traini
             f"whose vocabulary holds these words, or change `data.feature_targets`")
 
 
+def _accelerate_map(device_map):
+    """``device_map`` as accelerate reads it: in a module map a CUDA device is its index (``"cuda:1"`` → 1)."""
+    if not isinstance(device_map, dict):
+        return device_map
+    return {module: int(value.partition(":")[2] or 0) if isinstance(value, str) and value.startswith("cuda")
+            else value for module, value in device_map.items()}
+
+
+def _check_not_offloaded(model, name: str, device_map) -> None:
+    """A map such as ``"auto"`` offloads to the CPU or disk what the GPUs cannot hold; an offloaded weight
+    has no gradient, so that is an error naming how much went where."""
+    placed = getattr(model, "hf_device_map", None) or {}
+    offloaded = sorted({str(d) for d in placed.values() if str(d) in ("cpu", "disk")})
+    meta = [n for n, p in model.named_parameters() if p.device.type == "meta"]
+    if meta or (offloaded and any(str(d) not in ("cpu", "disk") for d in placed.values())):
+        raise ValueError(
+            f"device_map {device_map!r} offloaded part of base model {name!r} to {offloaded or ['meta']} "
+            f"({len(meta)} parameter tensors not in memory): the GPUs cannot hold it, and an offloaded weight has "
+            f"no gradient. Use more or larger GPUs or torch_dtype bfloat16: the whole base model must fit in GPU "
+            f"memory (pre-pruning shrinks only the GRADIEND)")
+
+
 def load_base_model(
     name_or_path,
     objective="auto",
@@ -122,15 +148,18 @@ def load_base_model(
     trust_remote_code: bool = False,
     attn_implementation: str = "eager",
     device=None,
+    device_map=None,
 ):
     """Return ``(model, tokenizer, objective)`` for a local folder or a cached Hugging Face id.
 
     ``objective``: ``"auto"`` (masked LM when the tokenizer has a mask token and the config is a
     masked LM, else causal LM), ``"masked_lm"``, ``"causal_lm"`` or an :class:`Objective`.
+    ``device_map``: ``"auto"``, a device, or ``{module name: device}``, as ``from_pretrained`` takes it.
     """
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
+    check_devices("load_base_model", device=device, device_map=device_map, torch_dtype=torch_dtype)
     name, path, source, config, tokenizer = _config_and_tokenizer(name_or_path, trust_remote_code)
     chosen = resolve_objective(objective, model=config, tokenizer=tokenizer)
     auto_class = AutoModelForMaskedLM if chosen.name == "masked_lm" else AutoModelForCausalLM
@@ -141,6 +170,7 @@ def load_base_model(
             attn_implementation=attn_implementation,
             use_safetensors=True,
             trust_remote_code=trust_remote_code,
+            **({} if device_map is None else {"device_map": _accelerate_map(device_map)}),
         )
     except SafetensorError as error:  # a truncated or damaged weights file (not an OSError)
         raise _unreadable_folder(path, "safetensors weights", error) from error
@@ -149,6 +179,7 @@ def load_base_model(
             f"cannot load the weights of base model {name!r} as safetensors (only safetensors weights "
             f"are loaded, and nothing is downloaded here): {str(error).splitlines()[0] if str(error) else error!r}"
         ) from error
+    _check_not_offloaded(model, name, device_map)
     if chosen.name == "causal_lm":
         ensure_pad_token(tokenizer)
     model.eval()

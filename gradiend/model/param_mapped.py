@@ -186,7 +186,8 @@ class ParamMappedGradiendModel(GradiendModel):
             if tuple(grad.shape) != spec["shape"]:
                 raise ValueError(f"gradient of {name!r} has shape {tuple(grad.shape)}, expected {spec['shape']}")
             flat, selected = grad.reshape(-1), spec_indices(spec)
-            parts.append(flat if selected is None else flat.index_select(0, selected.to(flat.device)))
+            part = flat if selected is None else flat.index_select(0, selected.to(flat.device))
+            parts.append(part.to(self.device))  # a split base model's gradients lie on several devices
         return torch.cat(parts)
 
     def unflatten(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:

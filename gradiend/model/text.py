@@ -35,7 +35,7 @@ class TextModelWithGradiend(ModelWithGradiend):
     _from_pretrained_kwargs = frozenset({
         "tokenizer", "params", "torch_dtype", "trust_remote_code", "latent_dim", "activation_encoder",
         "activation_decoder", "bias_decoder", "gradiend_dtype", "objective", "lazy_gradiend",
-        "attn_implementation", "max_length"})
+        "attn_implementation", "max_length", "device_map"})
     _init_only_kwargs = ("max_length",)
 
     def __init__(self, base_model: nn.Module, gradiend: ParamMappedGradiendModel, tokenizer=None,
@@ -65,8 +65,9 @@ class TextModelWithGradiend(ModelWithGradiend):
     @classmethod
     def _load_model(cls, load_directory, base_model_id=None, gradiend_kwargs=None, *, tokenizer=None,
                     objective="auto", torch_dtype=None, trust_remote_code: bool = False,
-                    attn_implementation: str = "eager", device_config=None, **_) -> tuple:
-        """``(base model, tokenizer, objective)``; a loaded ``nn.Module`` is used as is (pass ``tokenizer``)."""
+                    attn_implementation: str = "eager", device_config=None, device_map=None, **_) -> tuple:
+        """``(base model, tokenizer, objective)``; a loaded ``nn.Module`` is used as is (pass ``tokenizer``);
+        ``device_map`` splits a loaded one over devices (:func:`~gradiend.model.loading.load_base_model`)."""
         from gradiend.model.loading import load_base_model
 
         reference = base_model_id if base_model_id is not None else load_directory
@@ -78,7 +79,8 @@ class TextModelWithGradiend(ModelWithGradiend):
             objective = saved  # the saved objective fits the recorded base model
         model, loaded_tokenizer, objective = load_base_model(
             reference, objective=objective, torch_dtype=torch_dtype, trust_remote_code=trust_remote_code,
-            attn_implementation=attn_implementation, device=(device_config or {}).get("base_model"))
+            attn_implementation=attn_implementation, device=(device_config or {}).get("base_model"),
+            device_map=device_map)
         return model, tokenizer if tokenizer is not None else loaded_tokenizer, objective
 
     @classmethod
@@ -117,8 +119,9 @@ class TextModelWithGradiend(ModelWithGradiend):
             if buffer is None or buffer.shape != (gradiend.input_dim,) or buffer.device != gradiend.device:
                 buffers[kind] = buffer = torch.empty(gradiend.input_dim, dtype=torch.float32, device=gradiend.device)
             out[kind] = buffer
-        return flat_parameter_gradients(self.base_model, self.mapped_parameters(), self.objective, batch, out,
-                                        self._flat_segments())
+        params = self.mapped_parameters()
+        return flat_parameter_gradients(self.base_model, params, self.objective, batch, out,
+                                        self._flat_segments(params))
 
     def create_gradients(self, masked, factual, alternative=None, kind: str | None = None) -> torch.Tensor:
         """Flattened GRADIEND-input gradient of the batch loss (mean over scored positions).

@@ -26,6 +26,7 @@ from gradiend.model.backbone import select_by_patterns
 from gradiend.model.gradiend_model import UPDATE_PARTS
 from gradiend.model.param_mapped import REPRS, ParamMappedGradiendModel
 from gradiend.objectives.losses import check_kind
+from gradiend.util.devices import input_device
 from gradiend.util.parameters import parameters_by_name
 
 
@@ -165,19 +166,21 @@ class ModelWithGradiend(nn.Module, ABC):
                 f"latent_dim={self.gradiend.latent_dim}, source={self.source!r}, target={self.target!r})")
 
     def _base_device(self) -> torch.device:
-        return next(self.base_model.parameters()).device
+        """Where inputs go: the device of the base model's input embeddings (its first, when it is split)."""
+        return input_device(self.base_model)
 
-    def _flat_segments(self) -> list:
-        """``(name, start, stop, selected flat indices or None)`` on the base device, rebuilt only when the
-        map (pruning) or the device changes."""
-        param_map, device = self.gradiend.param_map, self._base_device()
+    def _flat_segments(self, params: Mapping[str, nn.Parameter]) -> list:
+        """``(name, start, stop, selected flat indices or None)`` of the mapped ``params``, each index on its
+        parameter's device (a split base model has several), rebuilt only when the map (pruning) or a
+        device changes."""
+        param_map, devices = self.gradiend.param_map, tuple(p.device for p in params.values())
         cached = self._segments_cache
-        if cached is None or cached[0] is not param_map or cached[1] != device:
+        if cached is None or cached[0] is not param_map or cached[1] != devices:
             segments = []
             for name, start, stop in self.gradiend.segments():
                 selected = self.gradiend.selected_flat_indices(name)
-                segments.append((name, start, stop, None if selected is None else selected.to(device)))
-            self._segments_cache = cached = (param_map, device, segments)
+                segments.append((name, start, stop, None if selected is None else selected.to(params[name].device)))
+            self._segments_cache = cached = (param_map, devices, segments)
         return cached[2]
 
     # ----------------------------------------------------------------- feature classes

@@ -19,6 +19,7 @@ from gradiend.model.checkpoint import TRAINING_FILE, is_checkpoint, read_config
 from gradiend.model.feature_definition import directions_from_definition
 from gradiend.model.param_mapped import ParamMappedGradiendModel
 from gradiend.model.rewrite import lookup_parameters
+from gradiend.util.devices import check_devices, device_name, input_device
 from gradiend.util.io import read_json, write_json
 from gradiend.util.logging import get_logger
 
@@ -105,7 +106,8 @@ def _merge_directions(saved, explicit, definition) -> dict[str, int] | None:
 
 def load_model_with_gradiend(cls, load_directory=None, *, base_model=None, gradiend_model=None,
                              require_gradiend_model: bool = False, feature_definition=None, source: str | None = None,
-                             target: str | None = None, feature_class_encoding_direction=None, device=None, **kwargs):
+                             target: str | None = None, feature_class_encoding_direction=None, device=None,
+                             gradiend_device=None, **kwargs):
     """Build ``cls`` (a concrete :class:`ModelWithGradiend`) from a checkpoint and/or a base model.
 
     - ``gradiend_model`` (or a checkpoint ``load_directory``): that GRADIEND; the base model is
@@ -116,12 +118,15 @@ def load_model_with_gradiend(cls, load_directory=None, *, base_model=None, gradi
     ``**kwargs`` go to ``cls._load_model`` and ``cls._create_gradiend`` (and those named in
     ``cls._init_only_kwargs`` to the constructor). Source, target and directions come from
     ``gradiend_context.json`` unless given; ``feature_definition`` sets the directions.
+    ``device`` puts base model and GRADIEND there; ``gradiend_device`` puts the GRADIEND elsewhere. By
+    default the GRADIEND goes where the base model's inputs go (its first device when it is split).
     """
     allowed = cls._from_pretrained_kwargs
     unknown = sorted(set(kwargs) - set(allowed)) if allowed is not None else []
     if unknown:
         raise TypeError(f"{cls.__name__}.from_pretrained got unexpected keyword argument(s) {unknown}")
     init_kwargs = {k: kwargs.pop(k) for k in cls._init_only_kwargs if k in kwargs}
+    check_devices("from_pretrained", device=device, gradiend_device=gradiend_device)
     checkpoint, base_ref = _resolve_forms(load_directory, base_model, gradiend_model, require_gradiend_model)
     devices = cls._get_device_config(device=device, **kwargs)
     context: dict[str, Any] = {}
@@ -149,8 +154,9 @@ def load_model_with_gradiend(cls, load_directory=None, *, base_model=None, gradi
             lookup_parameters(base, gradiend.param_map)  # every mapped name, with its recorded shape
         except ValueError as err:
             raise ValueError(f"GRADIEND checkpoint {checkpoint} does not fit base model {base_id!r}: {err}") from err
-    if devices.get("encoder") is not None and gradiend.device.type != "meta":
-        gradiend.to(devices["encoder"])
+    if gradiend.device.type != "meta":
+        placed = devices.get("encoder") if gradiend_device is None else device_name(gradiend_device)
+        gradiend.to(input_device(base) if placed is None else placed)
 
     for key, value in {"source": source, "target": target}.items():
         saved = context.get(key)

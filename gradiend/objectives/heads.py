@@ -16,6 +16,8 @@ import weakref
 
 import torch
 
+from gradiend.util.devices import input_device
+
 HEAD_ATTRIBUTES = ("cls", "lm_head")
 
 _HEADS: "weakref.WeakKeyDictionary[torch.nn.Module, torch.nn.Module | None]" = weakref.WeakKeyDictionary()
@@ -55,11 +57,11 @@ def _verify_head(model: torch.nn.Module) -> torch.nn.Module | None:
     head = candidates[0]
     vocab = int(model.config.vocab_size)
     param = next(model.parameters())
-    ids = (torch.arange(2, 8, device=param.device) % vocab).reshape(1, -1)
+    ids = (torch.arange(2, 8, device=input_device(model)) % vocab).reshape(1, -1)
     extra = no_cache_kwargs(model)
     try:
         full = model(input_ids=ids, **extra).logits
-        fast = head(backbone(input_ids=ids, **extra)[0])
+        fast = head(backbone(input_ids=ids, **extra)[0]).to(full.device)  # a split model's head may sit elsewhere
     except Exception:  # a model whose parts cannot be called this way: use the full forward
         return None
     if full.shape != fast.shape:
@@ -72,9 +74,11 @@ def _verify_head(model: torch.nn.Module) -> torch.nn.Module | None:
 def scored_hidden_logits(
     model: torch.nn.Module, inputs: dict, row_index: torch.Tensor, position: torch.Tensor
 ) -> torch.Tensor:
-    """Logits ``(P, V)`` at ``(row_index[p], position[p])`` for every scored position ``p``."""
+    """Logits ``(P, V)`` at ``(row_index[p], position[p])`` for every scored position ``p``, on the device of
+    ``row_index`` (the inputs' device: the last layers of a model split over devices may sit elsewhere)."""
     head = scoring_head(model)
     if head is None:
-        return model(**inputs).logits[row_index, position]
+        logits = model(**inputs).logits
+        return logits[row_index.to(logits.device), position.to(logits.device)].to(row_index.device)
     hidden = backbone_module(model)(**inputs)[0]
-    return head(hidden[row_index, position])
+    return head(hidden[row_index.to(hidden.device), position.to(hidden.device)]).to(row_index.device)

@@ -44,7 +44,7 @@ def benchmark_model(config: dict, *, model_name: str, model_dir: str | None, out
                     seat: Sequence[str] | None = None) -> None:
     """Score one model on the experiment's bias benchmarks.
 
-    Config: ``base_model, base_model_path, trust_remote_code, training.torch_dtype, benchmarks``
+    Config: ``base_model, base_model_path, trust_remote_code, training.{torch_dtype, device_map}, benchmarks``
     (``benchmarks.{stereoset, crows_pairs, seat, bias_types, bootstrap, seed, batch_size}``).
     Reads: the benchmark files (``stereoset`` / ``crows_pairs``: local paths, ``seat``: a list of
     SEAT test files, overriding the config's; otherwise the config's ``path``/``paths`` or
@@ -62,13 +62,14 @@ def benchmark_model(config: dict, *, model_name: str, model_dir: str | None, out
     from gradiend.evaluation.bias.formats import _describe, load_benchmarks
     from gradiend.evaluation.bias.scores import CONFIDENCE, run_benchmarks
     from gradiend.model.loading import load_base_model
+    from gradiend.stages.models import placement
     from gradiend.util.io import write_json
 
     block = _sources(config, stereoset, crows_pairs, seat)
     benchmarks = load_benchmarks(block)  # every file checked before any model is loaded
     reference = model_dir or config["base_model_path"]
     model, tokenizer, _ = load_base_model(reference, torch_dtype=config["training"]["torch_dtype"],
-                                          trust_remote_code=bool(config["trust_remote_code"]))
+                                          trust_remote_code=bool(config["trust_remote_code"]), **placement(config))
     scores = run_benchmarks(model, tokenizer, benchmarks, bootstrap=block["bootstrap"], seed=block["seed"],
                             batch_size=block["batch_size"],
                             seat_permutations=(block.get("seat") or {}).get("permutations", 10000))

@@ -49,8 +49,8 @@ def comparison_cross_encoding(config: dict, *, name: str, experiments: Sequence[
 
     Config: ``{"comparison": {experiments, max_size, batch_size, ...}, "experiments": {experiment:
     {name, base_model, base_model_path, trust_remote_code, data.target_classes,
-    training.torch_dtype, training.max_length}}}``; the base model is loaded once, with the first
-    experiment's settings.
+    training.{torch_dtype, max_length, device_map, gradiend_device}}}}``; the base model is loaded once,
+    with the first experiment's settings.
     Reads: ``models`` (each ``best/model``) and ``trainings`` (each ``data/training.parquet``), in
     ``experiments`` order; per experiment at most ``max_size`` test rows per transition (seeded).
     Writes ``csv`` (``cross_encoding.csv``, :data:`CROSS_COLUMNS` = ``encoder_experiment,

@@ -45,7 +45,8 @@ def decoder_grid(config: dict, *, model: str | None, training: str, neutral: str
     recompute everything.
     Config: ``base_model, base_model_path, trust_remote_code, data.target_classes,
     data.neutral.additional_excluded_words, training.{source, eval_batch_size, torch_dtype,
-    max_length}, decoder.{max_size_training_like, max_size_neutral, lms_max_samples}``.
+    max_length, device_map, gradiend_device}, decoder.{max_size_training_like, max_size_neutral,
+    lms_max_samples}``.
     Reads: ``model`` (best checkpoint; None for ``base`` alone), ``training`` (``test`` split),
     ``neutral`` (LMS texts).
     Writes each of ``cells``: JSON, the cell of ``DecoderEvaluator.evaluate_cell`` / ``evaluate_base``:
@@ -192,8 +193,8 @@ def rewrite_models(config: dict, *, targets: Sequence[str], model: str, decoder_
 
     A target is a class id (strengthen) or ``<class>_weaken`` (weaken).
     Config: ``base_model, base_model_path, demo_model, trust_remote_code, data.target_classes,
-    training.{torch_dtype, max_length}`` (``demo_model``: the name when the base model is a demo model
-    this pipeline built, which the card then says).
+    training.{torch_dtype, max_length, device_map, gradiend_device}`` (``demo_model``: the name when the
+    base model is a demo model this pipeline built, which the card then says).
     Reads: ``model`` (best GRADIEND checkpoint), ``decoder_summary`` (the entry of each target).
     Writes each of ``output_dirs``: a Hugging Face model folder (config, safetensors weights, tokenizer)
     plus ``README.md`` (model card: base model, target, learning rate, feature factor, LMS before/after)

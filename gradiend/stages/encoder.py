@@ -20,7 +20,7 @@ def evaluate_encoders(config: dict, *, seeds: Sequence[int], models: Sequence[st
 
     Config: ``base_model, base_model_path, trust_remote_code, data.target_classes,
     data.neutral.additional_excluded_words, training.{eval_batch_size, encoder_eval_max_size,
-    seed_selection_eval_max_size, torch_dtype, max_length}``.
+    seed_selection_eval_max_size, torch_dtype, max_length, device_map, gradiend_device}``.
     Reads: ``models[i]`` (the checkpoint of ``seeds[i]`` from :func:`train_seed`), ``training``
     (``test`` and ``validation`` splits), ``neutral``. Rows are sampled with a fixed seed, so every
     seed sees the same rows.

@@ -26,27 +26,37 @@ def target_classes(config: Mapping) -> list[str]:
     return [str(c) for c in config["data"]["target_classes"]]
 
 
-def load_base(config: Mapping) -> Base:
-    """The experiment's base model (``base_model_path``) in ``training.torch_dtype``, in eval mode."""
-    from gradiend.model.loading import load_base_model
-
+def placement(config: Mapping) -> dict:
+    """``device`` / ``device_map`` of :func:`~gradiend.model.loading.load_base_model`: ``training.device_map``
+    when set, else the GPU whenever one is visible (as the trainer)."""
     import torch
+
+    device_map = config["training"]["device_map"]
+    if device_map is not None:
+        return {"device": None, "device_map": device_map}
+    return {"device": "cuda" if torch.cuda.is_available() else None, "device_map": None}
+
+
+def load_base(config: Mapping) -> Base:
+    """The experiment's base model (``base_model_path``) in ``training.torch_dtype``, in eval mode, placed
+    by :func:`placement`."""
+    from gradiend.model.loading import load_base_model
 
     reference = config["base_model_path"]
     model, tokenizer, objective = load_base_model(
         reference, torch_dtype=config["training"]["torch_dtype"],
-        trust_remote_code=bool(config["trust_remote_code"]),
-        device="cuda" if torch.cuda.is_available() else None)  # as the trainer: the GPU whenever one is visible
+        trust_remote_code=bool(config["trust_remote_code"]), **placement(config))
     return Base(model, tokenizer, objective, reference)
 
 
 def with_checkpoint(config: Mapping, base: Base, checkpoint: str):
-    """A :class:`ModelWithGradiend` of the GRADIEND checkpoint folder over the loaded ``base``."""
+    """A :class:`ModelWithGradiend` of the GRADIEND checkpoint folder over the loaded ``base``, the GRADIEND
+    on ``training.gradiend_device`` (null: the base model's first device)."""
     from gradiend.model.with_gradiend import ModelWithGradiend
 
     mwg = ModelWithGradiend.from_pretrained(
         base_model=base.model, gradiend_model=checkpoint, tokenizer=base.tokenizer, objective=base.objective,
-        max_length=config["training"]["max_length"], device=next(base.model.parameters()).device)
+        max_length=config["training"]["max_length"], gradiend_device=config["training"]["gradiend_device"])
     mwg.base_model_id = base.reference
     return mwg
 

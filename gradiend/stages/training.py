@@ -21,7 +21,7 @@ def pre_prune(config: dict, *, training: str, importance: str, mask: str, summar
 
     Config: ``base_model, base_model_path, trust_remote_code, data.target_classes, pre_prune.{n_samples,
     topk, threshold, source, batch_size, seed}`` (the config resolves ``seed: null`` to the first seed),
-    ``training.{params, torch_dtype, max_length, train_max_size}``.
+    ``training.{params, torch_dtype, max_length, train_max_size, device_map}``.
     Reads: ``training`` (rows of the ``train`` split of the two target classes).
     Writes:
       - ``importance``: safetensors, one float32 tensor per mapped base parameter (its shape);
@@ -37,6 +37,7 @@ def pre_prune(config: dict, *, training: str, importance: str, mask: str, summar
     args = TrainingArguments(
         params=training_config["params"], torch_dtype=training_config["torch_dtype"],
         max_length=training_config["max_length"], train_max_size=training_config["train_max_size"],
+        device_map=training_config["device_map"],
         seed=settings["seed"], trust_remote_code=bool(config["trust_remote_code"]),
         pre_prune_config=PrePruneConfig(**settings))
     table, _ = read_tables_for_model(config, training)

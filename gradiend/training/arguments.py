@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from gradiend.util.devices import device_name, placement_problems
 from gradiend.util.dtypes import dtype_name
 
 GRADIENT_KINDS = ("factual", "alternative", "diff")
@@ -201,6 +202,8 @@ class TrainingArguments:
     normalize_gradiend: bool = True
     torch_dtype: Any = None
     device: str | None = None
+    device_map: str | int | dict | None = None  # split the base model (transformers + accelerate)
+    gradiend_device: str | None = None  # None: the base model's first device (its input embeddings)
     trust_remote_code: bool = False
     # seeds and convergence
     seed: int = 0
@@ -248,6 +251,11 @@ class TrainingArguments:
             _fail(owner, "params", self.params, "a non-empty list of parameter-name patterns or None")
         if self.torch_dtype is not None and dtype_name(self.torch_dtype) not in TORCH_DTYPES:
             _fail(owner, "torch_dtype", self.torch_dtype, f"None or one of {list(TORCH_DTYPES)}")
+        placement = placement_problems(self.device, self.device_map, self.gradiend_device)
+        if placement:
+            raise ValueError("; ".join(f"{owner}.{name}: {problem}" for name, problem in placement))
+        if self.gradiend_device is not None:
+            self.gradiend_device = device_name(self.gradiend_device)  # a GPU index 1 is "cuda:1"
         self.pre_prune_config = _as_config(self.pre_prune_config, PrePruneConfig, "pre_prune_config")
         self.post_prune_config = _as_config(self.post_prune_config, PostPruneConfig, "post_prune_config")
 

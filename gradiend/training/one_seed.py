@@ -18,6 +18,7 @@ from gradiend.training.history import TIMING_FILE
 from gradiend.training.pruning import PrePruneResult
 from gradiend.training.scheduler import BatchScheduler
 from gradiend.training.training_loop import TrainingRun
+from gradiend.util.devices import input_device
 from gradiend.util.io import atomic_dir, write_json
 from gradiend.util.logging import get_logger
 from gradiend.util.seed import set_seed
@@ -50,7 +51,7 @@ class TrainResult:
 def build_model_with_gradiend(base, params: dict, args: TrainingArguments, target_classes, all_classes,
                               seed: int, pre_prune: PrePruneResult | None = None):
     """A fresh GRADIEND for ``seed`` over ``base`` = ``(model, tokenizer, objective, base id)`` and its
-    mapped ``params``."""
+    mapped ``params``, on ``args.gradiend_device`` (None: the device the base model's inputs go to)."""
     from gradiend.model.param_mapped import ParamMappedGradiendModel, spec_from_indices
     from gradiend.model.text import TextModelWithGradiend
 
@@ -66,7 +67,7 @@ def build_model_with_gradiend(base, params: dict, args: TrainingArguments, targe
     gradiend = ParamMappedGradiendModel(
         param_map, latent_dim=args.latent_dim, activation_encoder=args.activation_encoder,
         activation_decoder=args.activation_decoder, bias_decoder=args.bias_decoder, torch_dtype=torch.float32,
-        device=next(model.parameters()).device, base_layout=shapes)
+        device=input_device(model) if args.gradiend_device is None else args.gradiend_device, base_layout=shapes)
     c0, c1 = target_classes
     gradiend.metadata = {"target_classes": [c0, c1], "seed": seed, "gradiend_version": __version__}
     directions = {**{str(c): 0 for c in all_classes or ()}, c0: 1, c1: -1}

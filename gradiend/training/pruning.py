@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from gradiend.model.topk import keep_mask
+from gradiend.util.devices import input_device
 from gradiend.util.eval_mode import eval_mode
 from gradiend.util.io import load_safetensors, save_safetensors, write_json
 from gradiend.util.logging import get_logger
@@ -109,7 +110,7 @@ def mean_source_gradient(model, tokenizer, objective, params, rows, kind: str, b
         chunk = rows.iloc[start:start + batch_size]
         batch = objective.prepare(tokenizer, chunk["masked"].tolist(), chunk["factual"].tolist(),
                                   chunk["alternative"].tolist(), max_length=max_length)
-        batch = batch.to(next(model.parameters()).device)
+        batch = batch.to(input_device(model))
         grads = parameter_gradients(model, params, objective, batch, [kind], reduction="rows")[kind]
         weight = len(chunk) / total
         for name, grad in grads.items():

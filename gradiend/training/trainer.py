@@ -2,7 +2,8 @@
 
 It reads the data and loads the base model once, shares the pre-pruning mask between seeds, and
 hands a seed to :mod:`.one_seed` and several to :func:`.seeds.train_seeds`. Every data problem is
-reported before the model is loaded.
+reported before the model is loaded, and an absent device or a dtype the devices cannot run when the
+trainer is made.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from gradiend.training.history import load_training_stats
 from gradiend.training.one_seed import TrainResult, build_model_with_gradiend, train_one_seed
 from gradiend.training.pruning import PrePruneResult, compute_pre_prune_mask
 from gradiend.training.seeds import SeedRun, check_enough_convergent, train_seeds
+from gradiend.util.devices import check_devices
 
 __all__ = ["TextPredictionTrainer", "TrainResult", "check_class_rows"]
 
@@ -42,6 +44,8 @@ class TextPredictionTrainer:
         self.args = args or training_args or TrainingArguments()
         if not isinstance(self.args, TrainingArguments):
             raise TypeError(f"args must be a TrainingArguments, got {type(self.args).__name__}")
+        check_devices("TrainingArguments", device=self.args.device, device_map=self.args.device_map,
+                      gradiend_device=self.args.gradiend_device, torch_dtype=self.args.torch_dtype)
         overrides = {k: v for k, v in {"data": data, "eval_neutral_data": eval_neutral_data,
                                        "target_classes": target_classes, **config_kwargs}.items() if v is not None}
         if config is None:
@@ -94,7 +98,10 @@ class TextPredictionTrainer:
         return load_eval_neutral_data(self.config)
 
     @property
-    def device(self) -> torch.device:
+    def device(self) -> torch.device | None:
+        """Where the base model goes: ``args.device``, else the GPU if any; None when ``args.device_map`` places it."""
+        if self.args.device_map is not None:
+            return None
         return torch.device(self.args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     def base(self):
@@ -109,6 +116,7 @@ class TextPredictionTrainer:
                 from gradiend.model.loading import load_base_model
 
                 self._base = (*load_base_model(self.model, torch_dtype=self.args.torch_dtype, device=self.device,
+                                               device_map=self.args.device_map,
                                                trust_remote_code=self.args.trust_remote_code), str(self.model))
         return self._base
 
@@ -226,7 +234,8 @@ class TextPredictionTrainer:
 
         model, tokenizer, objective, base_id = self.base()
         mwg = ModelWithGradiend.from_pretrained(base_model=model, gradiend_model=model_dir, tokenizer=tokenizer,
-                                                objective=objective, max_length=self.args.max_length)
+                                                objective=objective, max_length=self.args.max_length,
+                                                gradiend_device=self.args.gradiend_device)
         mwg.base_model_id = base_id
         return mwg
 

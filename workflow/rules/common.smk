@@ -21,10 +21,16 @@ RESULTS = CFG["results_dir"]
 # is one job per experiment (one start-up of Python, torch and transformers instead of many). A
 # remote executor (SLURM) needs --jobs, which on one machine Snakemake turns into --cores; a job it
 # submits parses this file again in remote mode, and must see the same rules.
+ON_CLUSTER = bool(workflow.resource_settings.nodes or workflow.remote_exec)
 JOB_LAYOUT = CFG["job_layout"]
 if JOB_LAYOUT == "auto":
-    on_cluster = workflow.resource_settings.nodes or workflow.remote_exec
-    JOB_LAYOUT = "fan_out" if on_cluster else "per_experiment"
+    JOB_LAYOUT = "fan_out" if ON_CLUSTER else "per_experiment"
+# Jobs that run on this machine need the devices and dtypes the config names here (checked before any
+# job starts); on a cluster each job checks its own node before it loads weights (gradiend.util.devices).
+if not ON_CLUSTER:
+    _device_problems = wfc.device_problems(CFG)
+    if _device_problems:
+        raise WorkflowError(str(ConfigError(_device_problems)))
 EXPERIMENTS = CFG["experiments"]
 DEMO_DIR = os.path.join(RESULTS, "_demo")
 CONDA_ENV = "../envs/gradiend.yaml"
