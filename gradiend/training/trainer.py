@@ -133,16 +133,16 @@ class TextPredictionTrainer:
             raise ValueError("compute_pre_prune_mask needs TrainingArguments.pre_prune_config")
         rows = self.train_rows(config.seed)
         model, tokenizer, objective, _ = self._training_base()
-        self._pre_prune = compute_pre_prune_mask(model, tokenizer, objective, self._mapped_parameters(),
-                                                 rows.frame, config, seed=self.args.seed,
-                                                 max_length=self.args.max_length)
-        return self._pre_prune
+        result = compute_pre_prune_mask(model, tokenizer, objective, self._mapped_parameters(), rows.frame,
+                                        config, seed=self.args.seed, max_length=self.args.max_length)
+        self._pre_prune = result.without_importance()  # training needs the kept entries, not the importance
+        return result
 
     def _resolve_pre_prune(self, given) -> PrePruneResult | None:
         if isinstance(given, PrePruneResult):
             return given
         if given is not None:
-            return PrePruneResult.load(given)
+            return PrePruneResult.load(given, importance=False)
         if self.args.pre_prune_config is None:
             return None
         return self._pre_prune or self.compute_pre_prune_mask()
