@@ -50,3 +50,30 @@ def test_optimizer_steps_agree_with_the_autograd_path():
         opt_plain.step()
     for (name, a), b in zip(fused.state_dict().items(), plain.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("latent, bias", [(1, True), (1, False), (3, True)])
+def test_consumed_inputs_become_the_same_gradients(latent, bias):
+    """With ``consume=True`` the source and target vectors are turned into gradients in place; every
+    number equals the separate-tensor path bit for bit."""
+    torch.manual_seed(2)
+    separate = GradiendModel(input_dim=400, latent_dim=latent, bias_decoder=bias)
+    consumed = GradiendModel(input_dim=400, latent_dim=latent, bias_decoder=bias)
+    consumed.load_state_dict(separate.state_dict())
+    plain, reusing = ReconstructionLoss(), ReconstructionLoss()
+    for _ in range(2):
+        source, target = torch.randn(400), torch.randn(400)
+        expected_loss = plain(separate, source, target)
+        held_source, held_target = source.clone(), target.clone()
+        loss = reusing(consumed, held_source, held_target, consume=True)
+        assert torch.equal(loss, expected_loss)
+        for (name, param), other in zip(consumed.named_parameters(), separate.parameters()):
+            assert torch.equal(param.grad, other.grad), name
+        if bias:
+            assert consumed.decoder.bias.grad.data_ptr() == held_target.data_ptr()
+        if latent == 1:
+            assert consumed.encoder.weight.grad.data_ptr() == held_source.data_ptr()
+    same = torch.randn(400)  # one tensor as source and target (equal kinds) is left intact
+    kept = same.clone()
+    reusing(consumed, same, same, consume=True)
+    assert torch.equal(same, kept)

@@ -14,6 +14,12 @@ Write-out of the maths, with ``x`` = source, ``t`` = target, ``N`` = input_dim::
 
 Models this does not cover (a decoder activation other than identity, a dtype other than the
 gradients') fall back to autograd.
+
+A training step owns its source and target vectors (reused buffers, rewritten by the next step), so
+with ``consume=True`` they become two of the gradients: the target turns into ``r`` and then ``g``,
+the decoder bias's gradient, and the source into ``(∂loss/∂pre) x``, the encoder weight's gradient
+(latent size 1). Of the three input-sized gradients only the decoder weight's is then held on its
+own; its storage first holds ``W_d h + b_d``, so the numbers are those of the separate tensors.
 """
 from __future__ import annotations
 
@@ -42,13 +48,16 @@ class ReconstructionLoss:
             self._residual = held = torch.empty_like(target)
         return held
 
-    def _grad_of(self, param: nn.Parameter) -> torch.Tensor:
-        if param.grad is None or param.grad.shape != param.shape:
-            param.grad = torch.empty_like(param)
-        return param.grad
+    def _grad_of(self, param: nn.Parameter, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """``param.grad``, made a tensor of its own when missing, misshaped or an input kept by ``consume``."""
+        grad = param.grad
+        if grad is None or grad.shape != param.shape or any(grad.data_ptr() == x.data_ptr() for x in inputs):
+            param.grad = grad = torch.empty_like(param)
+        return grad
 
-    def __call__(self, gradiend, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The loss of ``gradiend`` (a detached scalar) after writing its gradients; autograd when not fusable."""
+    def __call__(self, gradiend, source: torch.Tensor, target: torch.Tensor, consume: bool = False) -> torch.Tensor:
+        """The loss of ``gradiend`` (a detached scalar) after writing its gradients; autograd when not fusable.
+        ``consume``: ``source`` and ``target`` may be overwritten and kept as gradients (module docstring)."""
         if not _fusable(gradiend, source, target):
             loss = nn.functional.mse_loss(gradiend.reconstruct(source), target.to(gradiend.encoder.weight.dtype))
             for param in gradiend.parameters():
@@ -56,26 +65,38 @@ class ReconstructionLoss:
             loss.backward()
             return loss.detach()
         encoder, decoder = gradiend.encoder, gradiend.decoder
-        n = source.numel()
+        n, inputs = source.numel(), (source, target)
+        reuse = consume and source.data_ptr() != target.data_ptr()  # one kind for both: one tensor, kept intact
         with torch.no_grad():
             pre = torch.addmv(encoder.bias, encoder.weight, source)
         with torch.enable_grad():
             pre.requires_grad_(True)
             h = gradiend.encoder_activation(pre)
         with torch.no_grad():
-            if decoder.bias is not None:
-                residual = self._grad_of(decoder.bias)  # r, then scaled to g = ∂loss/∂b_d in place
-                torch.addmv(decoder.bias, decoder.weight, h.detach(), out=residual)
+            weight_grad = self._grad_of(decoder.weight, inputs)
+            if reuse:
+                residual, decoded = target, weight_grad.view(-1)[:n]  # decoded: scratch until ∂loss/∂W_d
+            elif decoder.bias is not None:
+                residual = decoded = self._grad_of(decoder.bias, inputs)  # r, scaled to g = ∂loss/∂b_d in place
             else:
-                residual = self._scratch_like(target)
-                torch.mv(decoder.weight, h.detach(), out=residual)
-            residual.sub_(target)
+                residual = decoded = self._scratch_like(target)
+            if decoder.bias is not None:
+                torch.addmv(decoder.bias, decoder.weight, h.detach(), out=decoded)
+            else:
+                torch.mv(decoder.weight, h.detach(), out=decoded)
+            torch.sub(decoded, target, out=residual)
+            if reuse and decoder.bias is not None:
+                decoder.bias.grad = residual
             loss = torch.dot(residual, residual) / n
             residual.mul_(2.0 / n)
-            torch.outer(residual, h.detach(), out=self._grad_of(decoder.weight))
+            torch.outer(residual, h.detach(), out=weight_grad)
             grad_h = torch.mv(decoder.weight.t(), residual)
         (grad_pre,) = torch.autograd.grad(h, pre, grad_h)
         with torch.no_grad():
-            self._grad_of(encoder.bias).copy_(grad_pre)
-            torch.outer(grad_pre, source, out=self._grad_of(encoder.weight))
+            self._grad_of(encoder.bias, inputs).copy_(grad_pre)
+            if reuse and gradiend.latent_dim == 1:
+                torch.mul(source, grad_pre[0], out=source)
+                encoder.weight.grad = source.view(1, n)
+            else:
+                torch.outer(grad_pre, source, out=self._grad_of(encoder.weight, inputs))
         return loss
