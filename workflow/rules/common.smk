@@ -17,7 +17,10 @@ try:
     _profiles = sorted((Path(workflow.current_basedir).parent / "profiles").glob("*/config.yaml"))
     for _configfile in [*workflow.configfiles, *_profiles]:
         check_yaml_file(_configfile)
-    CFG = wfc.load_and_validate(config, Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml")
+    # a job a cluster runs parses this file again: its memory was planned at submission and is planned
+    # again by the job itself before it loads weights
+    CFG = wfc.load_and_validate(config, Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml",
+                                memory_plans=not workflow.remote_exec)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
