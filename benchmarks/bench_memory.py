@@ -101,8 +101,10 @@ def floors(model_dir: Path, dtype: str, kept: int | None) -> dict:
     return {"pre_prune": weights + mapped * size, "train": weights + mapped * size + 9 * k * 4, "mapped": mapped}
 
 
-def child(stage: str, model_dir: Path, dtype: str, keep: float | None, steps: int, mask_dir: Path, out: Path) -> dict:
-    """One stage, measured: ``pre_prune`` writes the mask folder, ``train`` trains ``steps`` steps on it."""
+def child(stage: str, model_dir: Path, dtype: str, keep: float | None, steps: int, batch: int, eval_rows: int,
+          mask_dir: Path, out: Path) -> dict:
+    """One stage, measured: ``pre_prune`` writes the mask folder, ``train`` trains ``steps`` steps on it
+    (``batch`` rows each; the encoder evaluated on ``eval_rows`` rows at step 0 and at the end)."""
     from gradiend.data.demo_corpus import generate_demo_corpus
     from gradiend.training.arguments import PrePruneConfig, TrainingArguments
     from gradiend.training.pruning import PrePruneResult
@@ -111,9 +113,9 @@ def child(stage: str, model_dir: Path, dtype: str, keep: float | None, steps: in
     corpus = generate_demo_corpus(2000, seed=0)
     table = _table(corpus)
     baseline = status("VmRSS")
-    pre = PrePruneConfig(keep_top_k=keep) if keep is not None else None
-    args = TrainingArguments(torch_dtype=dtype, train_batch_size=8, eval_batch_size=8, max_steps=steps,
-                             eval_steps=steps, encoder_eval_max_size=16, max_seeds=1, learning_rate=1e-4,
+    pre = PrePruneConfig(keep_top_k=keep, n_samples=batch, batch_size=batch) if keep is not None else None
+    args = TrainingArguments(torch_dtype=dtype, train_batch_size=batch, eval_batch_size=batch, max_steps=steps,
+                             eval_steps=steps, encoder_eval_max_size=eval_rows, max_seeds=1, learning_rate=1e-4,
                              pre_prune_config=pre if stage == "pre_prune" else None)
     trainer = TextPredictionTrainer(str(model_dir), data=table, args=args, target_classes=["she", "he"],
                                     progress=False)
@@ -124,7 +126,7 @@ def child(stage: str, model_dir: Path, dtype: str, keep: float | None, steps: in
     else:
         result = trainer.train_seed(0, output_dir=out, pre_prune_importance=mask_dir if keep is not None else None)
         kept = result.model_with_gradiend.unpruned_length if keep is None else result.training["input_dim"]["trained"]
-    plan = trainer.memory_plan.stage(stage).total
+    plan = trainer.memory_plan.stage(stage).total if getattr(trainer, "memory_plan", None) else float("nan")
     return {"stage": stage, "peak": status("VmHWM"), "baseline": baseline, "plan": plan, "kept": kept,
             "seconds": time.perf_counter() - start}
 
@@ -136,6 +138,8 @@ def main() -> None:
     parser.add_argument("--stages", nargs="+", choices=("pre_prune", "train"), default=["train"])
     parser.add_argument("--keep", type=float, default=None, help="pre-pruning keep_top_k (None: train unpruned)")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=8, help="rows per training step and per pre-pruning backward")
+    parser.add_argument("--eval-rows", type=int, default=16, help="encoder evaluation rows (step 0 and the end)")
     parser.add_argument("--vocab", type=int, default=None, help="llama-1b: a smaller vocabulary")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/gradiend-bench-memory"))
     parser.add_argument("--child", choices=("pre_prune", "train", "build"), default=None, help=argparse.SUPPRESS)
@@ -146,11 +150,11 @@ def main() -> None:
         build(options.model, model_dir, options.dtype, options.vocab)
         return
     if options.child is not None:
-        print(json.dumps(child(options.child, model_dir, options.dtype, options.keep, options.steps, mask_dir,
-                               options.workdir / f"{name}-trained")))
+        print(json.dumps(child(options.child, model_dir, options.dtype, options.keep, options.steps, options.batch,
+                               options.eval_rows, mask_dir, options.workdir / f"{name}-trained")))
         return
     forwarded = ["--model", options.model, "--dtype", options.dtype, "--steps", str(options.steps),
-                 "--workdir", str(options.workdir)]
+                 "--batch", str(options.batch), "--eval-rows", str(options.eval_rows), "--workdir", str(options.workdir)]
     forwarded += [*(["--keep", str(options.keep)] if options.keep is not None else []),
                   *(["--vocab", str(options.vocab)] if options.vocab else [])]
     if not model_dir.exists():

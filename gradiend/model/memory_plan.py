@@ -12,8 +12,9 @@ weights always):
   chunks are summed in float32), and either the backward's own memory (autograd's temporaries — the
   largest mapped parameter once more — and one chunk's activations) or the masks it is saved with
   (``n`` bytes), whichever is larger;
-- ``train``: the GRADIEND in float32 — weights, AdamW's two states, the decoder-weight gradient and
-  the source / target vectors (which double as the other two gradients) — plus, while a step runs,
+- ``train``: the GRADIEND in float32 — weights, AdamW's two states and the source / target vectors
+  (which hold its gradients too at latent size 1; two more input-sized gradients per latent unit
+  otherwise) — plus, while a step runs,
   one gradient of the mapped parameters (``n·b``) with autograd's temporaries and the batch's
   activations, or, while the encoder is evaluated, the forward-mode tangent (``n·b``);
 - ``score`` (encoder evaluation, decoder grid, rewrites): the GRADIEND weights and the tangent.
@@ -186,9 +187,9 @@ def plan_memory(base, *, dtype=None, params=None, pre_prune=None, n_kept: int | 
     gradiend = (2 * latent_dim + 1) * k * FLOAT32
     step = max(n * value_bytes + largest + _activations(config, train_batch_size, tokens, value_bytes),
                n * value_bytes + _activations(config, eval_batch_size, tokens, value_bytes) // 3)
+    vectors = 2 if latent_dim == 1 else 2 + 2 * latent_dim  # source, target (+ weight gradients)
     stages.append(StagePlan("train", {**fixed, "GRADIEND + AdamW": 3 * gradiend,
-                                      "GRADIEND gradients": (latent_dim + 2) * k * FLOAT32,
-                                      "gradient or tangent": step}))
+                                      "GRADIEND gradients": vectors * k * FLOAT32, "gradient or tangent": step}))
     stages.append(StagePlan("score", {**fixed, "GRADIEND": gradiend, "tangent": n * value_bytes,
                                       "activations": _activations(config, eval_batch_size, tokens, value_bytes) // 3}))
     name = label or str(getattr(config, "name_or_path", "") or type(base).__name__)

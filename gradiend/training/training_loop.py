@@ -5,9 +5,10 @@ A step fits the GRADIEND to reconstruct the target gradient from the source grad
 schedule, no clipping. The encoder is evaluated at step 0, every ``eval_steps`` and at the last
 step; a reversed encoding is flipped, and the best evaluation after step 0 is restored at the end.
 
-Memory: the GRADIEND, its AdamW states and gradients (the step's source and target vectors become
-two of them), nothing else of input size. The best checkpoint waits in a temporary safetensors
-file (under ``TMPDIR``), not in memory, and comes back after the optimiser is released.
+Memory: the GRADIEND, its AdamW states and the step's source and target vectors, which hold its
+gradients too (:mod:`~gradiend.training.reconstruction`); nothing else of input size. The best
+checkpoint waits in a temporary safetensors file (under ``TMPDIR``), not in memory, and comes back
+after the optimiser is released.
 """
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ class TrainingRun:
         if not math.isfinite(loss):  # the target is the residual now: non-finite where the target was
             _check_finite(target, f"target ({self.mwg.target})", step, self.mwg)
             raise NonFiniteGradientError(f"step {step}: the GRADIEND loss is {loss}; lower the learning rate")
-        optimizer.step()
+        self._reconstruction.step(optimizer)
         return loss
 
     def evaluate(self, step: int, optimizer: torch.optim.Optimizer) -> EvalRecord:
