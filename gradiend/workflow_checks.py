@@ -7,6 +7,7 @@ resolved) and returns one line per problem, each naming the offending key:
 from __future__ import annotations
 
 import re
+import sys
 from functools import partial
 from itertools import combinations
 from pathlib import Path
@@ -29,8 +30,9 @@ RESERVED_CLASS_IDS = ("base", "policy", "skipped", "non_finite_cells")
 ODD_ACTIVATIONS = ("tanh", "smht", "id")
 
 
-def config_problems(resolved: Mapping[str, Any]) -> list[str]:
-    """Every problem of a schema-validated configuration, one line each (empty: none)."""
+def config_problems(resolved: Mapping[str, Any], memory_plans: bool = True) -> list[str]:
+    """Every problem of a schema-validated configuration, one line each (empty: none); with
+    ``memory_plans`` also each readable base model's memory plan (:func:`memory_problems`)."""
     problems = []
     results_dir = Path(resolved["results_dir"]).expanduser()
     if results_dir.exists() and not results_dir.is_dir():
@@ -43,6 +45,58 @@ def config_problems(resolved: Mapping[str, Any]) -> list[str]:
         problems += _check_experiment(name, experiment, resolved)
         problems += _check_benchmarks(f"experiments.{name}.benchmarks", experiment["benchmarks"])
     problems += _check_comparisons(resolved)
+    if memory_plans and not problems:
+        problems += memory_problems(resolved)
+    return problems
+
+
+def _readable_model(cfg: Mapping[str, Any], spec: str) -> str | None:
+    """The folder or cached hub id whose ``config.json`` can be read now (None: not yet, e.g. a
+    demo model the workflow builds, or a hub id that is not in the local cache)."""
+    if spec.startswith(DEMO_PREFIX):
+        folder = Path(cfg["results_dir"]).expanduser() / "_demo" / "models" / spec[len(DEMO_PREFIX):]
+        return str(folder) if (folder / "config.json").is_file() else None
+    if written_as_path(spec) or Path(spec).expanduser().is_dir():
+        folder = Path(spec).expanduser()
+        return str(folder) if (folder / "config.json").is_file() else None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    cached = try_to_load_from_cache(spec, "config.json")
+    return spec if isinstance(cached, str) else None
+
+
+def memory_problems(cfg: Mapping[str, Any], out=None) -> list[str]:
+    """Each experiment's memory plan (:mod:`gradiend.model.memory_plan`), printed to ``out``; a plan
+    above `max_memory` (else the memory available now) and a `training.params` pattern that matches
+    no parameter are problems. Experiments whose base model is not readable yet are planned by their
+    jobs. Reads only the models' config files (torch is imported only when one is readable)."""
+    readable = {name: _readable_model(cfg, exp["base_model"]) for name, exp in cfg["experiments"].items()}
+    if not any(readable.values()):
+        return []
+    from gradiend.model.backbone import UnmatchedPatternError
+    from gradiend.model.loading import load_meta_model
+    from gradiend.model.memory_plan import MemoryPlanError, ensure_fits
+
+    out, problems = out or sys.stderr, []
+    for name, source in readable.items():
+        if source is None:
+            print(f"memory plan for experiment {name!r}: when its base model exists (its jobs plan it)", file=out)
+            continue
+        exp, training = cfg["experiments"][name], cfg["experiments"][name]["training"]
+        try:
+            meta = load_meta_model(source, torch_dtype=training["torch_dtype"],
+                                   trust_remote_code=bool(exp["trust_remote_code"]))[0]
+            ensure_fits(meta, max_memory=cfg["max_memory"], running_here=False, label=f"experiment {name!r}",
+                        report=lambda lines: print("\n".join(lines), file=out), params=training["params"],
+                        pre_prune=exp["pre_prune"], latent_dim=training["latent_dim"],
+                        train_batch_size=training["train_batch_size"], eval_batch_size=training["eval_batch_size"],
+                        tokens=training["max_length"])
+        except UnmatchedPatternError as error:
+            problems.append(f"config key `experiments.{name}.training.params`: {error}")
+        except MemoryPlanError as error:
+            problems.append(f"config key `max_memory` / experiment {name!r}: " + str(error).replace("\n", "\n    "))
     return problems
 
 

@@ -217,7 +217,7 @@ def test_stratified_sample():
 def test_pre_prune_result_round_trip(tmp_path):
     importance = {"b.weight": torch.rand(2, 3), "a.bias": torch.rand(4)}
     mask = {n: keep_mask(t.flatten(), t.numel(), topk=2).reshape(t.shape) for n, t in importance.items()}
-    result = PrePruneResult(importance, mask)
+    result = PrePruneResult.from_masks(mask, importance)
     result.save(tmp_path)
     loaded = PrePruneResult.load(tmp_path).ordered_as(["b.weight", "a.bias"])
     assert list(loaded.mask) == ["b.weight", "a.bias"]

@@ -29,16 +29,20 @@ def _pattern_regex(pattern: str) -> re.Pattern:
     return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
 
 
+class UnmatchedPatternError(ValueError):
+    """A ``params`` pattern that matches no parameter of the model."""
+
+
 def select_by_patterns(named: dict, params: Sequence[str] | str | None, model: torch.nn.Module,
                        what: str = "parameter") -> dict:
     """``named`` narrowed to the names some pattern of ``params`` matches (``*`` wildcards, full
-    match); None keeps all. A pattern that matches no name is a ValueError naming it."""
+    match); None keeps all. A pattern that matches no name is an :class:`UnmatchedPatternError` naming it."""
     if params is None:
         return named
     regexes = [(p, _pattern_regex(p)) for p in ([params] if isinstance(params, str) else params)]
     unmatched = [p for p, rx in regexes if not any(rx.fullmatch(n) for n in named)]
     if unmatched:
-        raise ValueError(f"parameter pattern {unmatched[0]!r} matches no {what} of {type(model).__name__} "
+        raise UnmatchedPatternError(f"parameter pattern {unmatched[0]!r} matches no {what} of {type(model).__name__} "
                          f"(patterns match full names, e.g. {', '.join(list(named)[:3])})")
     return {n: p for n, p in named.items() if any(rx.fullmatch(n) for _, rx in regexes)}
 

@@ -95,6 +95,22 @@ def load_tokenizer_and_objective(name_or_path, trust_remote_code: bool = False):
     return tokenizer, resolve_objective("auto", model=config, tokenizer=tokenizer)
 
 
+def load_meta_model(name_or_path, objective="auto", torch_dtype=None, trust_remote_code: bool = False):
+    """``(model, tokenizer, objective)`` as :func:`load_base_model` would return them, with the model
+    built on the meta device from its config alone: every parameter's name, shape and dtype (and the
+    tied weights), no weights read. What memory plans and early ``params`` checks look at."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    _, _, _, config, tokenizer = _config_and_tokenizer(name_or_path, trust_remote_code)
+    chosen = resolve_objective(objective, model=config, tokenizer=tokenizer)
+    auto_class = AutoModelForMaskedLM if chosen.name == "masked_lm" else AutoModelForCausalLM
+    dtype = resolve_dtype(torch_dtype, default=None) or getattr(config, "dtype", None) or torch.float32
+    with torch.device("meta"):
+        model = auto_class.from_config(config, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code)
+    return model, tokenizer, chosen
+
+
 def unknown_words(tokenizer, words) -> list[str]:
     """The words among ``words`` that the tokenizer turns (in part) into its unknown token, as they
     are read after a word of context (the form the objectives tokenize)."""

@@ -183,8 +183,11 @@ class TextModelWithGradiend(ModelWithGradiend):
         gradiend = self.gradiend
         if plain:
             encoded = self._encode_rows(batch, kind)
-        else:  # tangent j: encoder weight row j laid out on the mapped parameters (zeros elsewhere)
-            dots = [jvp_directional(self.base_model, gradiend.unflatten(gradiend.encoder_weight[j].detach()),
+        else:  # tangent j: encoder weight row j laid out on the mapped parameters (zeros elsewhere), built
+            # in the parameters' dtype (the JVP casts it to that anyway): no float32 copy of a bf16 model
+            dtypes = {p.dtype for p in self.mapped_parameters().values()}
+            dtype = dtypes.pop() if len(dtypes) == 1 else gradiend.dtype
+            dots = [jvp_directional(self.base_model, gradiend.unflatten(gradiend.encoder_weight[j].detach().to(dtype)),
                                     self.objective, batch, kind, "rows")
                     for j in range(gradiend.latent_dim)]
             pre = torch.stack(dots, dim=-1).to(device=gradiend.device, dtype=gradiend.dtype) + gradiend.encoder_bias

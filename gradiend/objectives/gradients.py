@@ -56,9 +56,10 @@ def _backward_per_kind(model, params: Mapping[str, torch.nn.Parameter], objectiv
         logits = objective.scored_logits(model, batch)
         for i, kind in enumerate(kinds):
             loss = batch_loss(logits, batch, kind, reduction)
-            grads = torch.autograd.grad(loss, tensors, retain_graph=i < len(kinds) - 1, allow_unused=True,
-                                        materialize_grads=materialize)
-            yield kind, list(grads)
+            # one list shared with the consumer: an entry it drops is freed before the next kind's backward
+            grads = list(torch.autograd.grad(loss, tensors, retain_graph=i < len(kinds) - 1, allow_unused=True,
+                                             materialize_grads=materialize))
+            yield kind, grads
 
 
 def parameter_gradients(

@@ -24,7 +24,9 @@ def pre_prune(config: dict, *, training: str, importance: str, mask: str, summar
     ``training.{params, torch_dtype, max_length, train_max_size, device_map}``.
     Reads: ``training`` (rows of the ``train`` split of the two target classes).
     Writes:
-      - ``importance``: safetensors, one float32 tensor per mapped base parameter (its shape);
+      - ``importance``: safetensors, one tensor per mapped base parameter (its shape): float32, or the
+        base model's bfloat16 / float16 when one backward covers every sampled row (``batch_size >=
+        n_samples``), where that dtype holds the value exactly (:func:`gradiend.training.pruning.accumulator_dtype`);
       - ``mask``: safetensors, one bool tensor per mapped base parameter (True = kept);
       - ``summary``: JSON ``{"input_dim": n, "kept": k, "topk": ..., "threshold": ..., "source": ...,
         "n_samples": ..., "batch_size": ..., "seed": ..., "per_parameter": {name: kept}}``.
@@ -43,11 +45,10 @@ def pre_prune(config: dict, *, training: str, importance: str, mask: str, summar
     table, _ = read_tables_for_model(config, training)
     result = _trainer(config, table, args).compute_pre_prune_mask()
     save_safetensors(result.importance, importance)
+    result = result.without_importance()  # the masks are built after the importance is released
     save_safetensors(result.mask, mask)
-    write_json(summary, {
-        "input_dim": result.n_total, "kept": result.n_kept, **settings,
-        "per_parameter": {name: int(m.sum()) for name, m in result.mask.items()},
-    })
+    write_json(summary, {"input_dim": result.n_total, "kept": result.n_kept, **settings,
+                         "per_parameter": result.kept_per_parameter()})
 
 
 def _load_pre_prune(mask: str):
@@ -59,7 +60,7 @@ def _load_pre_prune(mask: str):
     if path.name != MASK_FILE or not (path.parent / IMPORTANCE_FILE).is_file():
         raise FileNotFoundError(f"pre-pruning mask {mask}: expected {MASK_FILE} with {IMPORTANCE_FILE} beside it "
                                 f"(the folder the pre_prune stage writes)")
-    return PrePruneResult.load(path.parent)
+    return PrePruneResult.load(path.parent, importance=False)  # training reads the kept entries only
 
 
 def training_arguments(config: Mapping, seed: int):

@@ -59,9 +59,8 @@ def build_model_with_gradiend(base, params: dict, args: TrainingArguments, targe
     shapes = {name: tuple(p.shape) for name, p in params.items()}
     param_map: dict[str, Any] = dict(shapes)
     if pre_prune is not None:  # a parameter without kept entries is left out
-        mask = pre_prune.ordered_as(list(params)).mask
-        specs = {name: spec_from_indices(shape, mask[name].reshape(-1).nonzero().reshape(-1))
-                 for name, shape in shapes.items()}
+        kept = pre_prune.ordered_as(list(params)).kept
+        specs = {name: spec_from_indices(shape, kept[name]) for name, shape in shapes.items()}
         param_map = {name: spec for name, spec in specs.items() if spec is not None}
     set_seed(seed)
     gradiend = ParamMappedGradiendModel(

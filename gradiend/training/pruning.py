@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
-from gradiend.model.topk import keep_mask
+from gradiend.model.topk import keep_indices
 from gradiend.util.devices import input_device
 from gradiend.util.eval_mode import eval_mode
-from gradiend.util.io import load_safetensors, save_safetensors, write_json
+from gradiend.util.io import iter_safetensors, load_safetensors, save_safetensors, write_json
 from gradiend.util.logging import get_logger
 
 logger = get_logger(__name__)
@@ -44,50 +45,87 @@ def stratified_sample(feature_class_ids: Sequence[int], n_samples: int, seed: in
 
 @dataclass
 class PrePruneResult:
-    """Importance and kept entries per mapped base parameter (each shaped like the parameter)."""
+    """Kept entries per mapped base parameter (sorted flat indices; ``shapes`` holds each parameter's
+    shape) and, while it is held, the importance (each tensor shaped like its parameter).
 
-    importance: dict[str, torch.Tensor]
-    mask: dict[str, torch.Tensor]
+    Training needs only the kept indices (a few per cent of the base model); the importance and the
+    boolean masks are base-model sized, so :meth:`without_importance` drops the one and :attr:`mask`
+    builds the other on demand.
+    """
+
+    kept: dict[str, torch.Tensor]
+    shapes: dict[str, tuple[int, ...]]
+    importance: dict[str, torch.Tensor] | None = None
+
+    @classmethod
+    def from_masks(cls, mask: dict[str, torch.Tensor], importance: dict[str, torch.Tensor] | None = None):
+        """From boolean masks shaped like the parameters."""
+        return cls({n: m.reshape(-1).nonzero().reshape(-1) for n, m in mask.items()},
+                   {n: tuple(m.shape) for n, m in mask.items()}, importance)
+
+    @property
+    def mask(self) -> dict[str, torch.Tensor]:
+        """Boolean masks shaped like the parameters (True = kept), built now (one byte per entry)."""
+        masks = {}
+        for name, kept in self.kept.items():
+            mask = torch.zeros(math.prod(self.shapes[name]), dtype=torch.bool)
+            mask[kept] = True
+            masks[name] = mask.reshape(self.shapes[name])
+        return masks
 
     @property
     def n_total(self) -> int:
-        return sum(m.numel() for m in self.mask.values())
+        return sum(math.prod(shape) for shape in self.shapes.values())
 
     @property
     def n_kept(self) -> int:
-        return int(sum(int(m.sum()) for m in self.mask.values()))
+        return sum(int(k.numel()) for k in self.kept.values())
+
+    def kept_per_parameter(self) -> dict[str, int]:
+        return {name: int(k.numel()) for name, k in self.kept.items()}
 
     def flat_mask(self) -> torch.Tensor:
         return torch.cat([m.reshape(-1) for m in self.mask.values()])
 
+    def without_importance(self) -> "PrePruneResult":
+        """The same kept entries without the (base-model sized) importance."""
+        return PrePruneResult(self.kept, self.shapes)
+
     def save(self, folder: str | Path) -> Path:
-        """``importance.safetensors``, ``mask.safetensors`` and ``summary.json`` in ``folder``."""
+        """``importance.safetensors`` (when held), ``mask.safetensors`` and ``summary.json`` in ``folder``."""
         folder = Path(folder)
-        save_safetensors(self.importance, folder / IMPORTANCE_FILE)
+        if self.importance is not None:
+            save_safetensors(self.importance, folder / IMPORTANCE_FILE)
         save_safetensors(self.mask, folder / MASK_FILE)
-        per_param = {name: int(m.sum()) for name, m in self.mask.items()}
         write_json(folder / SUMMARY_FILE, {"n_total": self.n_total, "n_kept": self.n_kept,
-                                           "kept_per_parameter": per_param})
+                                           "kept_per_parameter": self.kept_per_parameter()})
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> "PrePruneResult":
+    def load(cls, folder: str | Path, importance: bool = True) -> "PrePruneResult":
+        """Read a folder written by :meth:`save` (or the ``pre_prune`` stage); ``importance=False`` reads
+        only the mask, one parameter at a time (what training needs)."""
         folder = Path(folder)
-        importance = load_safetensors(folder / IMPORTANCE_FILE)
-        mask = load_safetensors(folder / MASK_FILE)
-        if list(importance) != list(mask):
+        kept, shapes = {}, {}
+        for name, mask in iter_safetensors(folder / MASK_FILE):
+            kept[name], shapes[name] = mask.reshape(-1).nonzero().reshape(-1), tuple(mask.shape)
+        if not importance:
+            return cls(kept, shapes)
+        values = load_safetensors(folder / IMPORTANCE_FILE)
+        if list(values) != list(kept):
             # safetensors stores keys sorted; both files hold the same names
             raise ValueError(f"{folder}: importance and mask name different parameters")
-        return cls(importance=importance, mask={k: v.bool() for k, v in mask.items()})
+        return cls(kept, shapes, values)
 
     def ordered_as(self, names: Sequence[str]) -> "PrePruneResult":
         """Same result with parameters in ``names`` order (the GRADIEND's input order)."""
-        missing = [n for n in names if n not in self.mask]
-        extra = [n for n in self.mask if n not in set(names)]
+        missing = [n for n in names if n not in self.kept]
+        extra = [n for n in self.kept if n not in set(names)]
         if missing or extra:
             raise ValueError(f"pre-prune mask does not match the model's parameters: missing {missing[:5]}, "
                              f"unknown {extra[:5]}")
-        return PrePruneResult({n: self.importance[n] for n in names}, {n: self.mask[n] for n in names})
+        importance = None if self.importance is None else {n: self.importance[n] for n in names}
+        return PrePruneResult({n: self.kept[n] for n in names}, {n: self.shapes[n] for n in names}, importance)
 
 
 def split_flat(flat: torch.Tensor, shapes: dict[str, torch.Size]) -> dict[str, torch.Tensor]:
@@ -98,45 +136,103 @@ def split_flat(flat: torch.Tensor, shapes: dict[str, torch.Size]) -> dict[str, t
     return {name: part.reshape(shape) for (name, shape), part in zip(shapes.items(), flat.split(sizes))}
 
 
+def accumulator_dtype(dtype: torch.dtype, n_chunks: int) -> torch.dtype:
+    """The dtype the mean gradient of a parameter of ``dtype`` is summed in: float32 (the exact sum of
+    the float32-cast per-chunk gradients), except for one chunk of a float32 / bfloat16 / float16
+    parameter, whose gradient in its own dtype already is that value exactly."""
+    return dtype if n_chunks == 1 and dtype in (torch.float32, torch.bfloat16, torch.float16) else torch.float32
+
+
+@contextmanager
+def _gradients_reach_only(model: torch.nn.Module, params: Mapping[str, torch.nn.Parameter]):
+    """Autograd computes gradients for ``params`` alone (no ``.grad`` anywhere else); the model's
+    ``requires_grad`` flags and existing ``.grad`` tensors come back afterwards."""
+    mapped = {id(p) for p in params.values()}
+    saved = [(p, p.requires_grad, p.grad) for p in model.parameters()]
+    try:
+        for param, _, _ in saved:
+            param.grad = None
+            param.requires_grad_(id(param) in mapped)
+        yield
+    finally:
+        for param, flag, grad in saved:
+            param.grad = grad
+            param.requires_grad_(flag)
+
+
 def mean_source_gradient(model, tokenizer, objective, params, rows, kind: str, batch_size: int,
                          max_length: int | None = None) -> dict[str, torch.Tensor]:
     """Mean over ``rows`` of the per-row gradients of loss ``kind``, per mapped parameter: the
-    gradient of the mean per-row loss, one backward per ``batch_size`` rows."""
-    from gradiend.objectives.gradients import parameter_gradients
+    gradient of the mean per-row loss, one backward per ``batch_size`` rows.
+
+    Streamed: each parameter's gradient is added to its running sum (:func:`accumulator_dtype`, in
+    place) as soon as the backward pass produces it and released, so memory holds the sums, the
+    activations and the gradients still in flight, never a second base-model sized copy. The
+    numbers are those of summing ``parameter_gradients(...) * weight`` per chunk."""
+    from gradiend.objectives.losses import batch_loss
 
     total = len(rows)
+    n_chunks = math.ceil(total / batch_size)
+    names: dict[int, list[str]] = {}
+    for name, param in params.items():
+        names.setdefault(id(param), []).append(name)
     sums: dict[str, torch.Tensor] = {}
-    for start in range(0, total, batch_size):
-        chunk = rows.iloc[start:start + batch_size]
-        batch = objective.prepare(tokenizer, chunk["masked"].tolist(), chunk["factual"].tolist(),
-                                  chunk["alternative"].tolist(), max_length=max_length)
-        batch = batch.to(input_device(model))
-        grads = parameter_gradients(model, params, objective, batch, [kind], reduction="rows")[kind]
-        weight = len(chunk) / total
-        for name, grad in grads.items():
-            scaled = grad * weight
-            sums[name] = scaled if name not in sums else sums[name] + scaled
-    return sums
+    weight = 1.0
+
+    def consume(param: torch.Tensor) -> None:
+        grad, param.grad = param.grad, None
+        for i, name in enumerate(names[id(param)]):  # one tensor under two names: two sums
+            value = grad.to(accumulator_dtype(param.dtype, n_chunks))
+            value = value if weight == 1.0 else value * weight
+            if name in sums:
+                sums[name].add_(value)
+            else:
+                sums[name] = value if i == 0 else value.clone()
+
+    unique = {id(p): p for p in params.values()}.values()
+    hooks = [param.register_post_accumulate_grad_hook(consume) for param in unique]
+    try:
+        with _gradients_reach_only(model, params), torch.enable_grad():
+            for start in range(0, total, batch_size):
+                chunk = rows.iloc[start:start + batch_size]
+                batch = objective.prepare(tokenizer, chunk["masked"].tolist(), chunk["factual"].tolist(),
+                                          chunk["alternative"].tolist(), max_length=max_length)
+                batch = batch.to(input_device(model))
+                weight = len(chunk) / total
+                batch_loss(objective.scored_logits(model, batch), batch, kind, "rows").backward()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for name, param in params.items():  # a parameter the loss does not reach has a zero gradient
+        if name not in sums:
+            sums[name] = torch.zeros(param.shape, dtype=accumulator_dtype(param.dtype, n_chunks), device=param.device)
+    return {name: sums[name] for name in params}
 
 
 def compute_pre_prune_mask(model, tokenizer, objective, params, rows, config, seed: int,
                            max_length: int | None = None) -> PrePruneResult:
     """Importance ``|mean source gradient|`` over a stratified sample of training ``rows`` and the
-    entries kept over all mapped ``params`` (GRADIEND input order) together."""
+    entries kept over all mapped ``params`` (GRADIEND input order) together.
+
+    Memory: the base model, one running sum per parameter (turned into the importance in place) and
+    the kept indices; the top-k over all entries streams over the parameters
+    (:func:`gradiend.model.topk.keep_indices`), so no flat copy of the base model is made."""
     sample_seed = config.seed if config.seed is not None else seed
     picked = stratified_sample(rows["feature_class_id"].tolist(), config.n_samples, sample_seed)
     sample = rows.iloc[picked]
     with eval_mode(model):
-        mean = mean_source_gradient(model, tokenizer, objective, params, sample, config.source,
-                                    config.batch_size, max_length)
-    importance = {name: mean[name].abs().float().cpu() for name in params}
-    flat = torch.cat([t.reshape(-1) for t in importance.values()])
+        importance = mean_source_gradient(model, tokenizer, objective, params, sample, config.source,
+                                          config.batch_size, max_length)
+    for name, values in importance.items():
+        importance[name] = values.abs_().cpu()
+    parts = list(importance.values())
     try:  # the keep-set rule of post-pruning; a non-finite importance is never kept
-        keep = keep_mask(flat, flat.numel(), config.topk, config.threshold, mask=torch.isfinite(flat))
+        kept = keep_indices(parts, config.topk, config.threshold, finite_only=True)
     except ValueError as error:
         raise ValueError(f"pre-pruning keeps no entry (topk={config.topk}, "
                          f"threshold={config.threshold})") from error
-    mask = {n: m.clone() for n, m in split_flat(keep, {n: t.shape for n, t in importance.items()}).items()}
-    logger.info("pre-pruning kept %d of %d entries (%d rows, source %s)", int(keep.sum()), keep.numel(),
+    result = PrePruneResult(dict(zip(importance, kept)), {n: tuple(t.shape) for n, t in importance.items()},
+                            importance)
+    logger.info("pre-pruning kept %d of %d entries (%d rows, source %s)", result.n_kept, result.n_total,
                 len(sample), config.source)
-    return PrePruneResult(importance=importance, mask=mask)
+    return result

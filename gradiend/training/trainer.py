@@ -32,11 +32,16 @@ class TextPredictionTrainer:
     ``model``: a base-model folder or id (loaded offline), or a :class:`ModelWithGradiend` whose
     base model, tokenizer and objective are reused. ``data`` and every other
     :class:`TextPredictionConfig` field can be given as keywords or as a full ``config``.
+
+    Before a base model is loaded, its memory plan (:mod:`gradiend.model.memory_plan`: pre-pruning,
+    training and scoring peaks from the model's config) is printed (stderr with ``progress``, else
+    the log), and a run that would not fit ``max_memory`` GiB (None: the memory available now)
+    stops with the numbers and the ways out (:class:`~gradiend.model.memory_plan.MemoryPlanError`).
     """
 
     def __init__(self, model, data=None, eval_neutral_data=None, args: TrainingArguments | None = None,
                  config=None, target_classes=None, *, training_args: TrainingArguments | None = None,
-                 progress: bool = True, **config_kwargs):
+                 progress: bool = True, max_memory: float | None = None, **config_kwargs):
         from gradiend.data.ingest import TextPredictionConfig
 
         if args is not None and training_args is not None:
@@ -55,11 +60,14 @@ class TextPredictionTrainer:
         self.config = config
         self.model = model
         self.progress = progress
+        self.max_memory = max_memory
+        self.memory_plan = None
         self.model_with_gradiend = None
         self.training_stats: dict | None = None
         self.seed_report: dict | None = None
         self._base = None
         self._pre_prune: PrePruneResult | None = None
+        self._given_pre_prune: PrePruneResult | None = None  # a mask handed to train_seed (the plan's size)
 
     @cached_property
     def training_table(self):
@@ -115,10 +123,40 @@ class TextPredictionTrainer:
             else:
                 from gradiend.model.loading import load_base_model
 
+                self.memory_plan = self._check_memory()
                 self._base = (*load_base_model(self.model, torch_dtype=self.args.torch_dtype, device=self.device,
                                                device_map=self.args.device_map,
                                                trust_remote_code=self.args.trust_remote_code), str(self.model))
         return self._base
+
+    def _check_memory(self):
+        """The memory plan of this run, from the model's config alone (module docstring of
+        :mod:`gradiend.model.memory_plan`); refuses a run that would not fit, and a ``params``
+        pattern that matches nothing, before any weight is read."""
+        import sys
+
+        from gradiend.model.loading import load_meta_model
+        from gradiend.model.memory_plan import ensure_fits
+        from gradiend.util.logging import get_logger
+
+        args = self.args
+        meta, tokenizer, _ = load_meta_model(self.model, torch_dtype=args.torch_dtype,
+                                             trust_remote_code=args.trust_remote_code)
+        known = self._pre_prune or self._given_pre_prune
+        has_data = self.config.data is not None or self.config.hf_dataset is not None
+        longest = max(self.training_table["masked"].astype(str), key=len, default="") if has_data else None
+
+        def report(lines):
+            if self.progress:
+                print("\n".join(lines), file=sys.stderr)
+            else:
+                get_logger(__name__).info("\n".join(lines))
+
+        return ensure_fits(meta, max_memory=self.max_memory, running_here=True, report=report, label=str(self.model),
+                           params=args.params, pre_prune=None if known else args.pre_prune_config,
+                           n_kept=known.n_kept if known else None, latent_dim=args.latent_dim,
+                           train_batch_size=args.train_batch_size, eval_batch_size=args.eval_batch_size,
+                           tokens=None if longest is None else len(tokenizer(longest)["input_ids"]) + 2)
 
     def _training_base(self):
         """``base()``, refusing by name a target word its tokenizer cannot represent (nothing to learn)."""
@@ -141,19 +179,23 @@ class TextPredictionTrainer:
             raise ValueError("compute_pre_prune_mask needs TrainingArguments.pre_prune_config")
         rows = self.train_rows(config.seed)
         model, tokenizer, objective, _ = self._training_base()
-        self._pre_prune = compute_pre_prune_mask(model, tokenizer, objective, self._mapped_parameters(),
-                                                 rows.frame, config, seed=self.args.seed,
-                                                 max_length=self.args.max_length)
-        return self._pre_prune
+        result = compute_pre_prune_mask(model, tokenizer, objective, self._mapped_parameters(), rows.frame,
+                                        config, seed=self.args.seed, max_length=self.args.max_length)
+        self._pre_prune = result.without_importance()  # training needs the kept entries, not the importance
+        return result
 
     def _resolve_pre_prune(self, given) -> PrePruneResult | None:
         if isinstance(given, PrePruneResult):
+            self._given_pre_prune = given
             return given
         if given is not None:
-            return PrePruneResult.load(given)
+            self._given_pre_prune = PrePruneResult.load(given, importance=False)
+            return self._given_pre_prune
         if self.args.pre_prune_config is None:
             return None
-        return self._pre_prune or self.compute_pre_prune_mask()
+        if self._pre_prune is None:
+            self.compute_pre_prune_mask()  # keeps the kept entries; the importance is released here
+        return self._pre_prune
 
     def create_model_with_gradiend(self, seed: int, pre_prune: PrePruneResult | None = None):
         """A fresh GRADIEND for ``seed`` over the loaded base model, built at the pre-pruned size."""

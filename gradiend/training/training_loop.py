@@ -4,11 +4,18 @@ A step fits the GRADIEND to reconstruct the target gradient from the source grad
 (:class:`~gradiend.training.reconstruction.ReconstructionLoss`) and takes one AdamW step; no
 schedule, no clipping. The encoder is evaluated at step 0, every ``eval_steps`` and at the last
 step; a reversed encoding is flipped, and the best evaluation after step 0 is restored at the end.
+
+Memory: the GRADIEND, its AdamW states and the step's source and target vectors, which hold its
+gradients too (:mod:`~gradiend.training.reconstruction`); nothing else of input size. The best
+checkpoint waits in a temporary safetensors file (under ``TMPDIR``), not in memory, and comes back
+after the optimiser is released.
 """
 from __future__ import annotations
 
 import math
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -20,6 +27,7 @@ from gradiend.training.history import EvalRecord, TrainingHistory
 from gradiend.training.reconstruction import ReconstructionLoss
 from gradiend.data.rows import Rows
 from gradiend.training.scheduler import BatchScheduler
+from gradiend.util.io import iter_safetensors, save_safetensors
 from gradiend.util.logging import get_logger
 
 logger = get_logger(__name__)
@@ -75,7 +83,7 @@ class TrainingRun:
         self.total_steps = args.total_steps(scheduler.batches_per_epoch)
         self.history = TrainingHistory(target_classes)
         self.best = BestCheckpoint()
-        self._best_state: dict[str, torch.Tensor] | None = None
+        self._best_folder: tempfile.TemporaryDirectory | None = None  # holds the best checkpoint's state
         self._batches: dict = {}
         self._gradient_buffers: dict[str, torch.Tensor] = {}  # input-space gradients, reused every step
         self._reconstruction = ReconstructionLoss()
@@ -99,11 +107,11 @@ class TrainingRun:
         # An infinite source can vanish behind a saturated encoder activation, so it is checked
         # itself; a non-finite target always makes the loss non-finite and is looked at only then.
         _check_finite(source, f"source ({self.mwg.source})", step, self.mwg)
-        loss = float(self._reconstruction(self.mwg.gradiend, source, target))
-        if not math.isfinite(loss):
+        loss = float(self._reconstruction(self.mwg.gradiend, source, target, consume=True))
+        if not math.isfinite(loss):  # the target is the residual now: non-finite where the target was
             _check_finite(target, f"target ({self.mwg.target})", step, self.mwg)
             raise NonFiniteGradientError(f"step {step}: the GRADIEND loss is {loss}; lower the learning rate")
-        optimizer.step()
+        self._reconstruction.step(optimizer)
         return loss
 
     def evaluate(self, step: int, optimizer: torch.optim.Optimizer) -> EvalRecord:
@@ -121,7 +129,9 @@ class TrainingRun:
             logger.info("step %d: correlation %.3f < -0.6, encoding inverted", step, -record.correlation)
         self.history.evaluations.append(record)
         if self.best.update(step, record.correlation):
-            self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in gradiend.state_dict().items()}
+            if self._best_folder is None:
+                self._best_folder = tempfile.TemporaryDirectory(prefix="gradiend-best-")
+            save_safetensors(gradiend.state_dict(), self._best_file())
         self.timing["eval_s"] += time.perf_counter() - start
         means = ", ".join(f"{c}={m:+.3f}" for c, m in record.mean_by_class.items())
         logger.info("step %d: correlation %+.4f, mean encoded %s", step, record.correlation, means)
@@ -132,7 +142,21 @@ class TrainingRun:
         ``timing`` hold the rest)."""
         if not self._batches:
             self.prepare_batches()
-        optimizer = make_optimizer(self.mwg.gradiend.parameters(), self.args)
+        try:
+            evaluated = self._train(make_optimizer(self.mwg.gradiend.parameters(), self.args))
+            self._gradient_buffers.clear()  # the optimiser, its states and the buffers are released
+            for param in self.mwg.gradiend.parameters():
+                param.grad = None
+            if self._best_folder is not None:
+                self._restore_best()
+        finally:
+            if self._best_folder is not None:
+                self._best_folder.cleanup()
+                self._best_folder = None
+        return self._convergence(evaluated)
+
+    def _train(self, optimizer: torch.optim.Optimizer) -> bool:
+        """Every step with its evaluations; returns whether the encoder was evaluated."""
         self.mwg.base_model.eval()
         evaluating = self.probe is not None and self.args.do_eval
         if evaluating:
@@ -147,9 +171,17 @@ class TrainingRun:
                 bar.set_postfix(loss=f"{loss:.3g}", corr=f"{record.correlation:+.3f}")
         self.timing["train_s"] = time.perf_counter() - start - (self.timing["eval_s"] - eval_before)
         bar.close()
-        if self._best_state is not None:
-            self.mwg.gradiend.load_state_dict(self._best_state)
-        return self._convergence(evaluating)
+        return evaluating
+
+    def _best_file(self) -> Path:
+        return Path(self._best_folder.name) / "best.safetensors"
+
+    @torch.no_grad()
+    def _restore_best(self) -> None:
+        """The best checkpoint's state back into the GRADIEND, one tensor at a time."""
+        state = self.mwg.gradiend.state_dict()
+        for name, value in iter_safetensors(self._best_file()):
+            state[name].copy_(value)
 
     def _convergence(self, evaluated: bool) -> ConvergenceInfo:
         args = self.args

@@ -224,3 +224,19 @@ def load_safetensors(path: PathLike, device: str = "cpu") -> dict:
         return load_file(str(path), device=device)
     except (SafetensorError, OSError, ValueError) as err:
         raise corrupt_file_error(path, "safetensors", err) from err
+
+
+def iter_safetensors(path: PathLike, device: str = "cpu") -> Iterator[tuple[str, Any]]:
+    """``(name, tensor)`` of a safetensors file one at a time (only one tensor in memory), with the
+    errors of :func:`load_safetensors`."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"safetensors file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt", device=device) as handle:
+            for name in handle.keys():
+                yield name, handle.get_tensor(name)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise corrupt_file_error(path, "safetensors", err) from err

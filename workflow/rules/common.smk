@@ -12,7 +12,9 @@ from gradiend.schema_validation import ConfigError
 
 try:
     # The config files themselves were checked by the Snakefile, before Snakemake read the default.
-    CFG = wfc.load_and_validate(config, SCHEMA_FILE)
+    # A job a cluster runs parses this file again: its memory was planned at submission and is planned
+    # again by the job itself before it loads weights.
+    CFG = wfc.load_and_validate(config, SCHEMA_FILE, memory_plans=not workflow.remote_exec)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
