@@ -8,6 +8,8 @@ if __name__ == "__main__":
             sm.params.config,
             base=sm.input.base,
             cells=list(sm.input.cells),
+            search=sm.input.get("search"),
             summary=sm.output.summary,
             plot=sm.output.plot,
+            tradeoff=sm.output.tradeoff,
         )
