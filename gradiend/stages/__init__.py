@@ -20,6 +20,7 @@ target is a class id (strengthen it) or ``<class>_weaken`` (weaken it).
 The modules and their jobs: docs/internals.md.
 """
 from gradiend.stages.bias import benchmark_model, benchmark_table
+from gradiend.stages.capability import capability_model
 from gradiend.stages.comparison import comparison_cross_encoding, comparison_topk
 from gradiend.stages.context import rule_context
 from gradiend.stages.data import create_neutral_data, create_training_data, demo_corpus, demo_model
