@@ -184,3 +184,23 @@ def test_lm_eval_hand_off_on_a_local_task(tmp_path, tiny_causal_lm_dir, monkeypa
             right += int(np.argmax(scores) == doc["label"])
     assert result["results"]["tiny_pronoun"]["acc,none"] == pytest.approx(right / len(DOCS))
     assert result["tasks"] == ["tiny_pronoun"] and "<output_path>" in result["command"]
+
+
+def test_report_section_puts_the_models_side_by_side(tmp_path):
+    from gradiend.stages.capability import capability_report_section
+
+    def result(model, value, low, high, acc):
+        path = tmp_path / f"{model}.json"
+        path.write_text(json.dumps({
+            "model": model, "text": {"path": "/data/held_out.txt"},
+            "heldout": {"measure": "perplexity", "perplexity": value, "ci": [low, high], "n_texts": 6, "n_tokens": 90,
+                        "bootstrap": 50, "confidence": 0.95},
+            "lm_eval": {"tasks": ["tiny"], "results": {"tiny": {"acc,none": acc, "acc_stderr,none": 0.1}}}}))
+        return str(path)
+
+    files = [result("base", 20.5, 19.0, 22.0, 0.5), result("F", 21.25, 20.0, 23.5, 0.75)]
+    lines = capability_report_section(files, lambda path: Path(path).name)
+    text = "\n".join(lines)
+    assert "| model | perplexity | tiny acc,none |" in text
+    assert "| [base](base.json) | 20.5 [19, 22] | 0.5 |" in text and "| [F](F.json) | 21.25 [20, 23.5] | 0.75 |" in text
+    assert "held_out.txt" in text and capability_report_section([], str) == []

@@ -178,3 +178,28 @@ def test_a_bound_that_no_cell_meets_names_the_least_damaging_cell(run):
     assert "strengthen class 'F'" in message and "kl <= 1e-12" in message
     assert f"the least damaging is {least['id']} (lms {least['lms']:.4g}, kl {least['kl']:.4g}" in message
     assert "decoder.adaptive.trials" in message
+
+
+def test_the_report_shows_base_vs_rewritten_damage_with_intervals_and_the_tradeoff(run):
+    from gradiend.stages.report import fmt
+
+    run.decoder_search()
+    run.select_cell()
+    for target in run.experiment["rewrite"]:
+        run.rewrite(target)
+    run.provenance()
+    run.report()
+    text = Path(run.path("report.md")).read_text(encoding="utf-8")
+    summary = read(run, "decoder", "summary.json")
+    entry, base = summary["F"], summary["base"]
+    ci = entry["damage"]["ci"]
+    expected = (f"| `F` ({entry['cell']}) | {fmt(entry['lms'])} [{fmt(ci['lms'][0])}, {fmt(ci['lms'][1])}] | "
+                f"{fmt(entry['kl'])} [{fmt(ci['kl'][0])}, {fmt(ci['kl'][1])}] | "
+                f"{fmt(entry['perplexity'])} [{fmt(ci['perplexity'][0])}, {fmt(ci['perplexity'][1])}] |")
+    assert expected in text
+    assert f"| base | {fmt(base['lms'])} [" in text and "| 0 [0, 0] |" in text  # the base model's own KL
+    assert f"{fmt(entry['base_value'])} → {fmt(entry['value'])} [{fmt(entry['value_ci'][0])}," in text
+    assert "chosen on the validation rows, every metric below on the test rows" in text
+    assert "![trade-off](decoder/tradeoff.png)" in text
+    facts = json.loads(Path(run.path("rewritten", "F", "gradiend_rewrite.json")).read_text())
+    assert facts["kl_to_base"] == entry["kl"] and facts["perplexity_after"] == entry["perplexity"]
