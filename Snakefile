@@ -50,6 +50,7 @@ include: "workflow/rules/decoder.smk"
 include: "workflow/rules/records.smk"
 include: "workflow/rules/analysis_common.smk"
 include: "workflow/rules/bias.smk"
+include: "workflow/rules/capability.smk"
 include: "workflow/rules/comparison.smk"
 
 

@@ -44,6 +44,8 @@ def config_problems(resolved: Mapping[str, Any], memory_plans: bool = True) -> l
     for name, experiment in resolved["experiments"].items():
         problems += _check_experiment(name, experiment, resolved)
         problems += _check_benchmarks(f"experiments.{name}.benchmarks", experiment["benchmarks"])
+        problems += _check_search(f"experiments.{name}.decoder", experiment["decoder"])
+        problems += _check_capability(f"experiments.{name}.capability", experiment["capability"])
     problems += _check_comparisons(resolved)
     if memory_plans and not problems:
         problems += memory_problems(resolved)
@@ -145,6 +147,36 @@ def _check_benchmarks(key: str, benchmarks: Mapping | None) -> list[str]:
             read()
         except BenchmarkFormatError as error:
             problems.append(f"config key `{key}.{where}`: {error}")
+    return problems
+
+
+def _check_search(key: str, decoder: Mapping) -> list[str]:
+    """A damage bound (``max_kl``) and the adaptive search both need the threshold policy, the one
+    that maximises the metric under a bound."""
+    if decoder["selection"]["policy"] == "lms_threshold":
+        return []
+    uses = [what for what, used in ((f"`{key}.selection.max_kl`", decoder["selection"]["max_kl"] is not None),
+                                    (f"`{key}.search: adaptive`", decoder["search"] == "adaptive")) if used]
+    return [f"config key `{key}.selection.policy`: {decoder['selection']['policy']!r} has no damage bound, but "
+            f"{' and '.join(uses)} need one; use `policy: lms_threshold`"] if uses else []
+
+
+def _check_capability(key: str, capability: Mapping | None) -> list[str]:
+    """The held-out text file exists, and lm-evaluation-harness is installed when tasks are named."""
+    if capability is None:
+        return []
+    import importlib.util
+
+    problems = []
+    if not Path(capability["text"]).expanduser().is_file():
+        problems.append(f"config key `{key}.text`: file not found: {capability['text']}")
+    lm_eval = capability["lm_eval"]
+    if lm_eval is not None and importlib.util.find_spec("lm_eval") is None:
+        problems.append(f"config key `{key}.lm_eval` names tasks {lm_eval['tasks']}, but lm-evaluation-harness is not "
+                        f"installed (pip install lm-eval), or remove the block")
+    if lm_eval is not None and lm_eval["include_path"] is not None \
+            and not Path(lm_eval["include_path"]).expanduser().is_dir():
+        problems.append(f"config key `{key}.lm_eval.include_path`: folder not found: {lm_eval['include_path']}")
     return problems
 
 

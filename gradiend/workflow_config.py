@@ -29,6 +29,15 @@ BUILTIN_RESOURCES = {"gpu": 0, "mem_mb": 4000, "runtime": 60, "threads": 1}
 
 # Where a stage that loads the base model and a GRADIEND puts them (gradiend.util.devices).
 PLACEMENT = ("training.device_map", "training.gradiend_device")
+
+# What a decoder cell depends on: the keys of decoder_grid, and of decoder_search's trial cells.
+_DECODER_CELL_KEYS = (
+    "base_model", "base_model_path", "trust_remote_code", "data.target_classes",
+    "data.neutral.additional_excluded_words", "training.source", "training.eval_batch_size",
+    "training.torch_dtype", "training.max_length", *PLACEMENT, "decoder.max_size_training_like",
+    "decoder.max_size_neutral", "decoder.lms_max_samples", "decoder.search",
+)
+
 # Dotted keys of an experiment that each stage reads ("*" = the whole experiment except its
 # scheduling ``resources``). ``name`` is always included. Keep in step with the docstrings of gradiend.stages.
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
@@ -66,13 +75,10 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
         "seeds", "training.min_convergent_seeds", "training.convergent_score_threshold",
         "training.convergent_mean_by_class_threshold", "training.fail_on_non_convergence",
     ),
-    "decoder_grid": (
-        "base_model", "base_model_path", "trust_remote_code", "data.target_classes",
-        "data.neutral.additional_excluded_words", "training.source", "training.eval_batch_size",
-        "training.torch_dtype", "training.max_length", *PLACEMENT, "decoder.max_size_training_like",
-        "decoder.max_size_neutral", "decoder.lms_max_samples",
-    ),
-    "select_cell": ("data.target_classes", "decoder.selection"),
+    "decoder_grid": _DECODER_CELL_KEYS,
+    # what a trial cell depends on (the grid's keys) plus the search's own
+    "decoder_search": (*_DECODER_CELL_KEYS, "decoder.adaptive", "decoder.selection"),
+    "select_cell": ("data.target_classes", "decoder.selection", "decoder.search"),
     "rewrite_models": (
         "base_model", "base_model_path", "demo_model", "trust_remote_code", "data.target_classes", "training.torch_dtype",
         "training.max_length", *PLACEMENT,
@@ -83,6 +89,8 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "benchmark_model": ("base_model", "base_model_path", "trust_remote_code", "training.torch_dtype",
                         "training.device_map", "benchmarks"),
     "benchmark_table": ("base_model",),
+    "capability_model": ("base_model", "base_model_path", "trust_remote_code", "training.torch_dtype",
+                         "training.device_map", "capability"),
     "comparison_topk": ("base_model",),
     "comparison_cross_encoding": (
         "base_model", "base_model_path", "trust_remote_code", "data.target_classes", "training.torch_dtype",
@@ -124,6 +132,13 @@ def comparison_experiments(cfg: Mapping) -> dict[str, list[str]]:
 def benchmarked_models(experiment: Mapping[str, Any]) -> list[str]:
     """Models an experiment's benchmarks score: ``base`` and every rewrite target; none without the block."""
     if experiment.get("benchmarks") is None:
+        return []
+    return ["base", *experiment["rewrite"]]
+
+
+def capability_models(experiment: Mapping[str, Any]) -> list[str]:
+    """Models an experiment's capability checks score: ``base`` and every rewrite target; none without the block."""
+    if experiment.get("capability") is None:
         return []
     return ["base", *experiment["rewrite"]]
 

@@ -109,11 +109,26 @@ class StageRun:
             stages.decoder_grid(self.cut("decoder_grid"), model=self.path("best", "model"),
                                 cells=[cells[n] for n in names], **data)
 
+    @property
+    def adaptive(self) -> bool:
+        return self.experiment["decoder"]["search"] == "adaptive"
+
+    def decoder_search(self) -> None:
+        cells = self.cells()
+        stages.decoder_search(self.cut("decoder_search"), model=self.path("best", "model"),
+                              training=self.path("data", "training.parquet"),
+                              neutral=self.path("data", "neutral.parquet"), base=cells.pop("base"),
+                              cells=list(cells.values()), trials=self.path("decoder", "trials"),
+                              search=self.path("decoder", "search.json"))
+
     def select_cell(self) -> None:
         cells = self.cells()
         stages.select_cell(self.cut("select_cell"), base=cells.pop("base"), cells=list(cells.values()),
-                           seed_choice=self.path("best", "seed.json"), summary=self.path("decoder", "summary.json"),
-                           plot=self.path("decoder", "probability_shifts.png"))
+                           seed_choice=self.path("best", "seed.json"),
+                           search=self.path("decoder", "search.json") if self.adaptive else None,
+                           summary=self.path("decoder", "summary.json"),
+                           plot=self.path("decoder", "probability_shifts.png"),
+                           tradeoff=self.path("decoder", "tradeoff.png"))
 
     def rewrite(self, target: str) -> None:
         stages.rewrite_models(self.cut("rewrite_models"), targets=[target], model=self.path("best", "model"),
@@ -136,6 +151,7 @@ class StageRun:
                       distribution_plots=per_seed("encoder", "distributions.png"),
                       seed_choice=self.path("best", "seed.json"), decoder_summary=self.path("decoder", "summary.json"),
                       probability_shifts=self.path("decoder", "probability_shifts.png"),
+                      tradeoff=self.path("decoder", "tradeoff.png"),
                       rewritten=[self.path("rewritten", t) for t in self.experiment["rewrite"]],
                       report_file=self.path("report.md"))
 
@@ -149,6 +165,8 @@ class StageRun:
             self.evaluate(seed)
         self.select_seed()
         self.decoder_grid()
+        if self.adaptive:
+            self.decoder_search()
         self.select_cell()
         for target in self.experiment["rewrite"]:
             self.rewrite(target)

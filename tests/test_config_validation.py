@@ -39,7 +39,7 @@ def test_default_config_resolves_with_defaults(raw):
     assert exp["training"]["weight_decay"] == 0.01           # schema default
     assert exp["training"]["max_length"] is None             # default behind a $ref
     assert exp["decoder"]["feature_factors"] == [1.0, -1.0]  # derived: source alternative
-    assert exp["decoder"]["selection"] == {"policy": "lms_threshold", "ratio": 0.99}
+    assert exp["decoder"]["selection"] == {"policy": "lms_threshold", "ratio": 0.99, "max_kl": None}
     assert cfg["demo"]["models"]["tiny-gpt2"]["steps"] is None
     assert "name" not in bert(raw)                           # input left untouched
 

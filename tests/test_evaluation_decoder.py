@@ -49,11 +49,11 @@ def test_cell_restores_base_model_bitwise_and_is_order_independent(parts, evalua
 def test_base_is_scored_once(evaluator, monkeypatch):
     evaluator.evaluate_base()
     calls = []
-    original = type(evaluator.lms).__call__
-    monkeypatch.setattr(type(evaluator.lms), "__call__", lambda self, m: calls.append(1) or original(self, m))
+    original = type(evaluator.damage).__call__
+    monkeypatch.setattr(type(evaluator.damage), "__call__", lambda self, m: calls.append(1) or original(self, m))
     evaluator.evaluate_base()
     evaluator.evaluate_decoder(lrs=LRS, target_class="she")
-    assert len(calls) == len(LRS)  # one LMS per cell, none for the (cached) base
+    assert len(calls) == len(LRS)  # one LMS (with KL and perplexity) per cell, none for the (cached) base
 
 
 def test_strengthen_only_scores_the_needed_cells_and_datasets(evaluator):

@@ -20,8 +20,9 @@ from tests.workflow_support import planned_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = {"base_model", "base_model_path", "trust_remote_code"}  # who loads the base model
-LOADERS = {"pre_prune", "train_seed", "evaluate_encoders", "decoder_grid", "rewrite_models", "benchmark_model",
-           "comparison_cross_encoding"}
+LOADERS = {"pre_prune", "train_seed", "evaluate_encoders", "decoder_grid", "decoder_search", "rewrite_models",
+           "benchmark_model", "capability_model", "comparison_cross_encoding"}
+CELL = {"decoder_grid", "decoder_search"}  # what a decoder cell depends on: the grid's cells and the search's trials
 TRAINING_ONLY = {"train_seed"}
 BOTH_DATA = {"create_training_data", "create_neutral_data"}
 
@@ -44,25 +45,25 @@ EXPECTED: dict[str, set[str]] = {
     "data.split_ratios.validation": {"create_training_data"},
     "data.split_ratios.test": {"create_training_data"},
     "data.max_counterfactuals_per_sentence": {"create_training_data"},
-    "data.target_classes": {"create_training_data", "pre_prune", "train_seed", "evaluate_encoders", "decoder_grid",
+    "data.target_classes": {"create_training_data", "pre_prune", "train_seed", "evaluate_encoders", *CELL,
                             "select_cell", "rewrite_models", "comparison_cross_encoding", "summary"},
     "data.neutral.max_size": {"create_neutral_data"},
     "data.neutral.excluded_spacy_tags": {"create_neutral_data"},
-    "data.neutral.additional_excluded_words": {"create_neutral_data", "evaluate_encoders", "decoder_grid"},
+    "data.neutral.additional_excluded_words": {"create_neutral_data", "evaluate_encoders", *CELL},
     # training: a seed's job reads what shapes its run; seed selection and evaluation read their own keys
     **{f"training.{key}": TRAINING_ONLY for key in (
         "train_batch_size", "max_steps", "eval_steps", "learning_rate", "num_train_epochs", "weight_decay",
         "adam_epsilon", "optim", "target", "latent_dim", "activation_encoder", "activation_decoder",
         "bias_decoder", "normalize_gradiend", "add_identity_for_other_classes")},
-    "training.source": {"train_seed", "decoder_grid"},
+    "training.source": {"train_seed", *CELL},
     "training.params": {"pre_prune", "train_seed"},
     "training.train_max_size": {"pre_prune", "train_seed"},
-    "training.eval_batch_size": {"train_seed", "evaluate_encoders", "decoder_grid"},
+    "training.eval_batch_size": {"train_seed", "evaluate_encoders", *CELL},
     "training.encoder_eval_max_size": {"train_seed", "evaluate_encoders"},
     "training.torch_dtype": LOADERS,
     "training.device_map": LOADERS,
     "training.gradiend_device": LOADERS - {"pre_prune", "benchmark_model"},  # the stages that load a GRADIEND
-    "training.max_length": LOADERS - {"benchmark_model"},
+    "training.max_length": LOADERS - {"benchmark_model", "capability_model"},
     "training.convergent_score_threshold": {"train_seed", "select_seed"},
     "training.convergent_mean_by_class_threshold": {"train_seed", "select_seed"},
     "training.seed_selection_eval_max_size": {"evaluate_encoders"},
@@ -73,13 +74,19 @@ EXPECTED: dict[str, set[str]] = {
     "post_prune": {"train_seed"},
     "decoder.learning_rates": set(),  # a learning rate is a job wildcard
     "decoder.feature_factors": set(),  # the cell files of a learning-rate job
-    "decoder.max_size_training_like": {"decoder_grid"},
-    "decoder.max_size_neutral": {"decoder_grid"},
-    "decoder.lms_max_samples": {"decoder_grid"},
-    "decoder.selection.policy": {"select_cell"},
-    "decoder.selection.ratio": {"select_cell"},
+    "decoder.max_size_training_like": CELL,
+    "decoder.max_size_neutral": CELL,
+    "decoder.lms_max_samples": CELL,
+    "decoder.search": CELL | {"select_cell"},  # adaptive cells also score the validation rows
+    # the bound steers the search and the choice, but no cell: a new bound or budget rescores nothing
+    "decoder.selection.policy": {"select_cell", "decoder_search"},
+    "decoder.selection.ratio": {"select_cell", "decoder_search"},
+    "decoder.selection.max_kl": {"select_cell", "decoder_search"},
+    "decoder.adaptive.trials": {"decoder_search"},
+    "decoder.adaptive.feature_factor_scales": {"decoder_search"},
     "rewrite": set(),  # a target is a job wildcard
     "benchmarks": {"benchmark_model"},
+    "capability": {"capability_model"},
     "demo_model": {"rewrite_models"},  # the card says the pipeline built the base model; the demo_model rule has its own params
 }
 EVERYTHING = {stage for stage, keys in wfc.STAGE_KEYS.items() if keys == ("*",)}

@@ -1,8 +1,10 @@
 """Decoder evaluation: score rewrites ``θ + lr·dec(ff)`` on a grid and choose one per class.
 
 A *cell* is one (learning rate, feature factor) rewrite, scored by P(class tokens) on each class's
-held-out rows (:mod:`.probabilities`) and by the LMS on neutral text (:mod:`.lms`). The ``base``
-cell is the unmodified model, scored once. One loaded model scores every cell: the update is
+held-out test rows (:mod:`.probabilities`; with ``validation`` also on the validation rows, which an
+adaptive search selects on) and by its damage on neutral text (:mod:`.damage`: the LMS of
+:mod:`.lms`, the KL divergence to the base model and the (pseudo-)perplexity, each with a bootstrap
+interval). The ``base`` cell is the unmodified model, scored once. One loaded model scores every cell: the update is
 applied in place and restored bitwise afterwards (:mod:`gradiend.model.rewrite`), so cells
 do not depend on their order and nothing is reloaded (docs/design.md §2.4).
 
@@ -22,6 +24,7 @@ from tqdm.auto import tqdm
 
 from gradiend.data.tables import FACTUAL_CLASS, MASKED
 from gradiend.evaluation.context import EvaluationParts, sample_at_most
+from gradiend.evaluation.damage import DEFAULT_BOOTSTRAP, DamageScorer
 from gradiend.evaluation.lms import lms_scorer
 from gradiend.evaluation.probabilities import ClassProbabilityScorer, class_target_words
 from gradiend.cells import BASE, cell_name, default_learning_rates
@@ -39,13 +42,19 @@ DIRECTIONS = {True: ("strengthen",), False: ("weaken",), None: ("strengthen", "w
 
 
 class DecoderEvaluator:
-    """Scores decoder cells for one model; inputs and the base LMS are prepared once and reused."""
+    """Scores decoder cells for one model; inputs and the base model's references are prepared once.
 
-    def __init__(self, parts: EvaluationParts, part: str = "decoder"):
+    ``validation``: every cell also scores the class probabilities on the validation rows (its
+    ``"validation"`` block), the split an adaptive search selects on.
+    """
+
+    def __init__(self, parts: EvaluationParts, part: str = "decoder", validation: bool = False):
         self.parts = parts
         self.part = part
-        self._probabilities: ClassProbabilityScorer | None = None
+        self.validation = validation
+        self._probabilities: dict[str, ClassProbabilityScorer] = {}
         self._lms = None
+        self._damage: DamageScorer | None = None
         self._base: dict | None = None
         self._grid_state: dict | None = None
 
@@ -73,22 +82,29 @@ class DecoderEvaluator:
         return {c: self.model.feature_factor(c, strengthen=True) for c in self.target_classes}
 
     # ------------------------------------------------------------------ scorers (built once)
-    def test_rows(self) -> pd.DataFrame:
-        """Pair rows of the test split, one per masked text, capped per class with the seed."""
-        rows = select_rows(self.parts.data, self.target_classes, "test", self.model.source, seed=self.parts.seed).frame
+    def split_rows(self, split: str) -> pd.DataFrame:
+        """Pair rows of ``split``, one per masked text, capped per class with the seed."""
+        rows = select_rows(self.parts.data, self.target_classes, split, self.model.source, seed=self.parts.seed).frame
         rows = rows.drop_duplicates([MASKED, FACTUAL_CLASS])
         cap = self.parts.decoder_max_size_training_like
         parts = [g.iloc[sample_at_most(list(range(len(g))), cap, self.parts.seed)] for _, g in rows.groupby(FACTUAL_CLASS)]
         return pd.concat(parts).sort_index()
 
+    def test_rows(self) -> pd.DataFrame:
+        return self.split_rows("test")
+
+    def probabilities_on(self, split: str) -> ClassProbabilityScorer:
+        """The class-probability scorer of one split's rows (built once)."""
+        if split not in self._probabilities:
+            words = class_target_words(self.parts.data, self.target_classes)
+            self._probabilities[split] = ClassProbabilityScorer(
+                self.model.objective, self.model.tokenizer, self.split_rows(split), words,
+                batch_size=self.parts.batch_size, max_length=self.model.max_length)
+        return self._probabilities[split]
+
     @property
     def probabilities(self) -> ClassProbabilityScorer:
-        if self._probabilities is None:
-            words = class_target_words(self.parts.data, self.target_classes)
-            self._probabilities = ClassProbabilityScorer(
-                self.model.objective, self.model.tokenizer, self.test_rows(), words,
-                batch_size=self.parts.batch_size, max_length=self.model.max_length)
-        return self._probabilities
+        return self.probabilities_on("test")
 
     def lms_texts(self) -> tuple[list[str], set[str]]:
         """Neutral texts and words to skip; without neutral data, the un-masked test rows with every
@@ -110,12 +126,27 @@ class DecoderEvaluator:
                                    batch_size=self.parts.batch_size, seed=self.parts.seed)
         return self._lms
 
+    @property
+    def damage(self) -> DamageScorer:
+        """LMS, KL and (pseudo-)perplexity (see :meth:`_reference_scorer`)."""
+        return self._reference_scorer()
+
+    def _reference_scorer(self) -> DamageScorer:
+        """The damage scorer, built on first use from the model as it is then, whose logits are the KL
+        reference: :meth:`grid_session` builds it before any update is applied."""
+        if self._damage is None:
+            self._damage = DamageScorer(self.lms, self.model.base_model, seed=self.parts.seed)
+        return self._damage
+
     # ------------------------------------------------------------------ cells
     def _score(self, datasets: Sequence[str] | None) -> dict:
         model = self.model.base_model
-        scored = self.probabilities(model, datasets)
-        lms = self.lms(model)
-        return {**scored, "lms": lms["lms"], "lms_details": lms}
+        seed = self.parts.seed
+        scored = self.probabilities(model, datasets, bootstrap=DEFAULT_BOOTSTRAP, seed=seed)
+        if self.validation:
+            scored["validation"] = self.probabilities_on("validation")(model, datasets, bootstrap=DEFAULT_BOOTSTRAP,
+                                                                       seed=seed)
+        return {**scored, **self.damage(model)}
 
     def _finish(self, cell: dict) -> dict:
         cell["class_feature_factors"] = self.class_feature_factors()
@@ -157,7 +188,9 @@ class DecoderEvaluator:
 
     @contextlib.contextmanager
     def grid_session(self):
-        """Inside it, cells share one saved copy of the mapped parameters, the copy they are restored from."""
+        """Inside it, cells share one saved copy of the mapped parameters, the copy they are restored from
+        (the damage scorer takes its reference from the unmodified model first)."""
+        self._reference_scorer()
         gradiend = self.model.gradiend
         params = rewrite.lookup_parameters(self.model.base_model, gradiend.param_map)
         self._grid_state = {"params": params, "saved": rewrite.snapshot(params, gradiend), "vector": None,

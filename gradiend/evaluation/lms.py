@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import torch
 
@@ -97,8 +97,9 @@ class MaskedLMS:
             ids[position] = self.mask_id
         return ids
 
-    def __call__(self, model) -> dict:
-        correct = 0
+    def correct_per_text(self, model) -> list[int] | None:
+        """Correct predictions per text (in the order of ``rows``); None when a score is not finite."""
+        correct = [0] * len(self.rows)
         vocab = len(self.canonical)
         with eval_mode(model):
             for batch in chunks(length_order(self.rows), self.batch_size):
@@ -108,13 +109,23 @@ class MaskedLMS:
                 originals = torch.tensor([self.rows[i][p] for i in batch for p in self.positions[i]])
                 scores = masked_position_logits(model, ids, attention, row_index, col_index)
                 if not torch.isfinite(scores).all():
-                    return {"lms": math.nan, "accuracy": math.nan, "n_masked": self.n_masked}
+                    return None
                 predicted = scores.argmax(dim=-1)
                 in_vocab = predicted < vocab
                 same = self.canonical[predicted.clamp(max=vocab - 1)] == self.canonical[originals]
-                correct += int((same & in_vocab).sum())
-        accuracy = correct / self.n_masked
+                for r, hit in zip(row_index.tolist(), (same & in_vocab).tolist()):
+                    correct[batch[r]] += int(hit)
+        return correct
+
+    def summary(self, correct: Sequence[int] | None) -> dict:
+        """The LMS of :meth:`correct_per_text`'s counts."""
+        if correct is None:
+            return {"lms": math.nan, "accuracy": math.nan, "n_masked": self.n_masked}
+        accuracy = sum(correct) / self.n_masked
         return {"lms": accuracy, "accuracy": accuracy, "n_masked": self.n_masked}
+
+    def __call__(self, model) -> dict:
+        return self.summary(self.correct_per_text(model))
 
 
 class CausalLMS:
@@ -129,27 +140,45 @@ class CausalLMS:
         if not self.rows:
             raise ValueError("no neutral text has two or more tokens for the causal LMS")
 
-    def __call__(self, model) -> dict:
-        total_nll, count = 0.0, 0
+    def batches(self, model) -> Iterator[tuple[Sequence[int], torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per batch: the text indices, the float32 logits that predict tokens 1 …, those tokens, and
+        which of them are scored (not padding, not ignored)."""
         with eval_mode(model):
             for batch in chunks(length_order(self.rows), self.batch_size):
                 ids, attention = pad_right([self.rows[i] for i in batch], self.pad_id)
                 logits = forward_logits(model, ids, attention).cpu()
-                predicted_from = logits[:, :-1]
                 targets = ids[:, 1:]
                 scored = attention[:, 1:].bool()
                 if len(self.ignored):
                     scored &= ~torch.isin(targets, self.ignored)
-                if not scored.any():
-                    continue
-                nll = torch.nn.functional.cross_entropy(predicted_from[scored], targets[scored], reduction="sum")
-                total_nll += float(nll)
-                count += int(scored.sum())
+                yield batch, logits[:, :-1], targets, scored
+
+    @staticmethod
+    def token_nll(predicted_from: torch.Tensor, targets: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
+        """``(B, L-1)`` float64 next-token NLL, 0 where a token is not scored."""
+        nll = torch.nn.functional.cross_entropy(predicted_from.transpose(1, 2), targets, reduction="none")
+        return torch.where(scored, nll.double(), torch.zeros((), dtype=torch.float64))
+
+    def nll_per_text(self, model) -> tuple[list[float], list[int]]:
+        """Summed next-token NLL and the number of scored tokens, per text (in the order of ``rows``)."""
+        sums, counts = [0.0] * len(self.rows), [0] * len(self.rows)
+        for batch, predicted_from, targets, scored in self.batches(model):
+            nll = self.token_nll(predicted_from, targets, scored).sum(dim=1)
+            for r, i in enumerate(batch):
+                sums[i], counts[i] = float(nll[r]), int(scored[r].sum())
+        return sums, counts
+
+    def summary(self, nll_sums: Sequence[float], counts: Sequence[int]) -> dict:
+        """The LMS of :meth:`nll_per_text`'s sums."""
+        count = sum(counts)
         if count == 0:
             raise ValueError("every neutral token is in the LMS ignore list; nothing to score")
-        mean_nll = total_nll / count
+        mean_nll = math.fsum(nll_sums) / count
         lms = 1.0 / (1.0 + mean_nll) if math.isfinite(mean_nll) else math.nan
         return {"lms": lms, "mean_nll": mean_nll, "n_tokens": count}
+
+    def __call__(self, model) -> dict:
+        return self.summary(*self.nll_per_text(model))
 
 
 def lms_scorer(model, tokenizer, texts: Iterable[str], *, kind: str | None = None, ignore_token_ids: Iterable[int] = (),

@@ -171,10 +171,21 @@ class ClassProbabilityScorer:
         probs[~touched] = float("nan")
         return probs
 
-    def __call__(self, model, datasets: Sequence[str] | None = None) -> dict:
-        """``{"probs_by_dataset": {dataset: {class: mean P}}, "n_rows_by_dataset": {dataset: n}}``."""
+    def __call__(self, model, datasets: Sequence[str] | None = None, bootstrap: int = 0, seed: int = 0) -> dict:
+        """``{"probs_by_dataset": {dataset: {class: mean P}}, "n_rows_by_dataset": {dataset: n}}``; with
+        ``bootstrap`` > 0 also ``"probs_ci_by_dataset"`` (``{dataset: {class: [low, high]}}``, the
+        percentile interval over that many resamples of the dataset's rows, seeded)."""
+        from gradiend.evaluation.bias.scores import bootstrap_ci
+
         probs = self.row_probabilities(model, datasets)
         members = {d: torch.tensor(self.members[d]) for d in (self.datasets if datasets is None else sorted(datasets))}
-        return {"probs_by_dataset": {d: {cls: float(probs[rows, c].mean()) for c, cls in enumerate(self.classes)}
-                                     for d, rows in members.items()},
-                "n_rows_by_dataset": {d: len(rows) for d, rows in members.items()}}
+        result = {"probs_by_dataset": {d: {cls: float(probs[rows, c].mean()) for c, cls in enumerate(self.classes)}
+                                       for d, rows in members.items()},
+                  "n_rows_by_dataset": {d: len(rows) for d, rows in members.items()}}
+        if bootstrap > 0:
+            result["probs_ci_by_dataset"] = {
+                d: {cls: bootstrap_ci(lambda idx, v=probs[rows, c].numpy(): v[idx].mean(axis=-1), len(rows), bootstrap,
+                                      seed) if bool(torch.isfinite(probs[rows, c]).all()) else None
+                    for c, cls in enumerate(self.classes)}
+                for d, rows in members.items()}
+        return result

@@ -20,10 +20,11 @@ target is a class id (strengthen it) or ``<class>_weaken`` (weaken it).
 The modules and their jobs: docs/internals.md.
 """
 from gradiend.stages.bias import benchmark_model, benchmark_table
+from gradiend.stages.capability import capability_model
 from gradiend.stages.comparison import comparison_cross_encoding, comparison_topk
 from gradiend.stages.context import rule_context
 from gradiend.stages.data import create_neutral_data, create_training_data, demo_corpus, demo_model
-from gradiend.stages.decoder import decoder_grid, rewrite_models, select_cell
+from gradiend.stages.decoder import decoder_grid, decoder_search, rewrite_models, select_cell
 from gradiend.stages.encoder import evaluate_encoders, select_seed
 from gradiend.stages.provenance import provenance
 from gradiend.stages.report import report
@@ -32,7 +33,7 @@ from gradiend.stages.training import pre_prune, train_seed
 
 __all__ = [
     "rule_context", "demo_corpus", "demo_model", "create_training_data", "create_neutral_data", "pre_prune",
-    "train_seed", "evaluate_encoders", "select_seed", "decoder_grid", "select_cell", "rewrite_models",
-    "provenance", "report", "summary", "benchmark_model", "benchmark_table", "comparison_topk",
+    "train_seed", "evaluate_encoders", "select_seed", "decoder_grid", "decoder_search", "select_cell",
+    "rewrite_models", "provenance", "report", "summary", "benchmark_model", "benchmark_table", "comparison_topk",
     "comparison_cross_encoding",
 ]

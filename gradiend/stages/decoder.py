@@ -1,7 +1,9 @@
-"""Decoder stages: score grid cells (with a cache), choose the cells, write the rewritten models."""
+"""Decoder stages: score grid cells (with a cache), refine them by an adaptive search (optional),
+choose the cells, write the rewritten models."""
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -11,9 +13,25 @@ from gradiend.util.logging import get_logger
 
 logger = get_logger("gradiend.stages")
 
+# What a cell file holds; part of every cache fingerprint, so cells of an older layout are scored again.
+CELL_FORMAT = 2
+# Keys of `decoder` that the search and the choice read but no cell depends on.
+SEARCH_ONLY_KEYS = ("adaptive", "selection")
+
+
+def _adaptive(config: Mapping) -> bool:
+    return config["decoder"]["search"] == "adaptive"
+
+
+def _cell_config(config: Mapping) -> dict:
+    """The part of a stage's config that a cell depends on (the ``decoder_grid`` cut)."""
+    decoder = {k: v for k, v in config["decoder"].items() if k not in SEARCH_ONLY_KEYS}
+    return {**config, "decoder": decoder}
+
 
 def _evaluator(config: dict, model: str | None, training: str, neutral: str):
-    """A :class:`DecoderEvaluator` over the loaded base model (with the checkpoint ``model``, if given)."""
+    """A :class:`DecoderEvaluator` over the loaded base model (with the checkpoint ``model``, if given);
+    with ``decoder.search: adaptive`` its cells also score the validation rows."""
     from gradiend.evaluation.decoder import DecoderEvaluator
 
     table, neutral_table = read_tables(training, neutral)
@@ -25,7 +43,7 @@ def _evaluator(config: dict, model: str | None, training: str, neutral: str):
     parts = evaluation_parts(config, mwg, table, neutral_table,
                              decoder_max_size_training_like=decoder["max_size_training_like"],
                              decoder_max_size_neutral=min(caps) if caps else None)
-    return DecoderEvaluator(parts)
+    return DecoderEvaluator(parts, validation=_adaptive(config))
 
 
 def decoder_grid(config: dict, *, model: str | None, training: str, neutral: str, cells: Sequence[str],
@@ -46,13 +64,16 @@ def decoder_grid(config: dict, *, model: str | None, training: str, neutral: str
     Config: ``base_model, base_model_path, trust_remote_code, data.target_classes,
     data.neutral.additional_excluded_words, training.{source, eval_batch_size, torch_dtype,
     max_length, device_map, gradiend_device}, decoder.{max_size_training_like, max_size_neutral,
-    lms_max_samples}``.
-    Reads: ``model`` (best checkpoint; None for ``base`` alone), ``training`` (``test`` split),
-    ``neutral`` (LMS texts).
+    lms_max_samples, search}``.
+    Reads: ``model`` (best checkpoint; None for ``base`` alone), ``training`` (``test`` split; with
+    ``decoder.search: adaptive`` also ``validation``), ``neutral`` (LMS texts).
     Writes each of ``cells``: JSON, the cell of ``DecoderEvaluator.evaluate_cell`` / ``evaluate_base``:
     ``{"id", "is_base", "learning_rate", "feature_factor", "probs_by_dataset": {dataset class:
-    {class: mean P}}, "n_rows_by_dataset", "lms", "lms_details", "class_feature_factors",
-    "finite", "part"}``; ``"id"`` is the cell's name.
+    {class: mean P}}, "probs_ci_by_dataset", "n_rows_by_dataset", "lms", "lms_details", "kl",
+    "perplexity", "damage": {perplexity_kind, n_texts, n_kl_positions, n_perplexity_tokens,
+    bootstrap, confidence, ci: {lms, kl, perplexity}}, "class_feature_factors", "finite", "part"}``
+    (adaptive: also ``"validation": {"probs_by_dataset", "probs_ci_by_dataset", "n_rows_by_dataset"}``);
+    ``"id"`` is the cell's name.
     """
     from gradiend.cells import BASE, parse_cell_name
     from gradiend.util.io import write_json
@@ -123,66 +144,228 @@ def _fingerprint(config: Mapping, name: str, inputs: Mapping, with_checkpoint: b
     from gradiend import __version__
     from gradiend.util.io import to_json_text
 
-    facts = {"version": __version__, "config": config, "cell": name,
+    facts = {"version": __version__, "cell_format": CELL_FORMAT, "config": config, "cell": name,
              "inputs": {k: v for k, v in inputs.items() if with_checkpoint or k != "checkpoint"}}
     return hashlib.sha256(to_json_text(facts).encode()).hexdigest()
 
 
-def select_cell(config: dict, *, base: str, cells: Sequence[str], seed_choice: str, summary: str, plot: str) -> None:
-    """Choose, per target class and direction, the grid cell to rewrite with.
+def _policy(config: Mapping):
+    """The selection policy of ``decoder.selection``; with a KL bound or an adaptive search a bound
+    that no cell meets is an error (``BoundNotMet``), never a fallback."""
+    from gradiend.evaluation.selection import LMSThresholdPolicy, LMSTimesMetricPolicy
 
-    Config: ``data.target_classes, decoder.selection.{policy, ratio}`` (``lms_threshold``: best
-    metric among cells with LMS >= ratio·base LMS, else the smallest learning rate;
-    ``lms_times_metric``: best metric·LMS).
-    Reads: ``base`` (the base cell) and ``cells`` (every other cell; each file names its own
-    learning rate and feature factor, and the feature factor that strengthens each class);
-    ``seed_choice`` (``best/seed.json``: the seed whose GRADIEND rewrote, named in the plot's title).
+    selection = config["decoder"]["selection"]  # the schema allows these two policies
+    if selection["policy"] == "lms_times_metric":
+        return LMSTimesMetricPolicy()
+    return LMSThresholdPolicy(ratio=float(selection["ratio"]), max_kl=selection["max_kl"], strict=_adaptive(config))
+
+
+def _directions(config: Mapping, factors: Mapping[str, float], feature_factors) -> tuple[list, list[str]]:
+    """``([(class, direction)], skipped keys)``: the directions whose feature factor is in ``feature_factors``."""
+    from gradiend.cells import rewrite_key
+    from gradiend.evaluation.selection import objective
+
+    served, skipped = [], []
+    for cls in target_classes(config):
+        for direction in ("strengthen", "weaken"):
+            needed, _ = objective(cls, direction, factors)
+            if {float(f) for f in needed} & {float(f) for f in feature_factors}:
+                served.append((cls, direction))
+            else:
+                skipped.append(rewrite_key(cls, weaken=direction == "weaken"))
+    return served, skipped
+
+
+def decoder_search(config: dict, *, model: str, training: str, neutral: str, base: str, cells: Sequence[str],
+                   trials: str, search: str) -> None:
+    """Refine the grid: per target class and direction, trials around the best grid cell that look for
+    the strongest rewrite within the damage bound (:mod:`gradiend.evaluation.search`).
+
+    The metric is read on the validation rows; the bound is ``lms >= ratio · base LMS`` and, when
+    set, ``kl <= max_kl``. Every trial is a cell file in ``trials`` named by its cell and stored with
+    the fingerprint of what it depends on (as ``decoder_grid``'s cache): a rerun with more trials, or
+    another direction that proposes the same cell, copies it instead of scoring it again. The model
+    is loaded only when some trial is not in ``trials`` yet.
+    Config: the keys of ``decoder_grid`` plus ``decoder.{adaptive.{trials, feature_factor_scales},
+    selection.{policy, ratio, max_kl}}``.
+    Reads: ``base`` and ``cells`` (the grid, scored with validation rows), and for new trials
+    ``model`` (best checkpoint), ``training`` (validation and test splits), ``neutral``.
+    Writes: ``trials/<cell>.json`` (``{"fingerprint", "cell"}``) and ``search``: JSON ``{"settings":
+    {trials, feature_factor_scales, ratio, max_kl, relative_tolerance}, "targets": {key: {"trials":
+    [cell ids in the order run], "n_scored": new ones, "n_reused": copied ones}}, "cells": {id:
+    cell}}`` (every trial cell; ``key`` as in ``decoder/summary.json``).
+    """
+    from gradiend.cells import cell_name, rewrite_key
+    from gradiend.evaluation.search import RELATIVE_TOLERANCE, search as run_search
+    from gradiend.evaluation.selection import as_candidate, is_finite_cell, objective, on_split
+    from gradiend.util.io import read_json, write_json
+
+    if not _adaptive(config):
+        raise ValueError(f"decoder_search: experiment {config['name']!r} has `decoder.search: grid`; nothing to search")
+    base_cell, grid = read_json(base), [read_json(path) for path in cells]
+    adaptive, policy = config["decoder"]["adaptive"], _policy(config)
+    base_lms = float(base_cell["lms"])
+    cell_config = _cell_config(config)
+    inputs = _input_digests(config, model, training, neutral)
+    scored: dict[str, dict] = {}
+    counts = {"scored": 0, "reused": 0}
+
+    with contextlib.ExitStack() as stack:
+        evaluator = []  # loaded on the first trial that is not stored yet
+
+        def score(learning_rate: float, feature_factor: float) -> dict:
+            name = cell_name(learning_rate, feature_factor)
+            if name in scored:
+                counts["reused"] += 1
+                return scored[name]
+            stored = Path(trials) / f"{name}.json"
+            fingerprint = _fingerprint(cell_config, name, inputs, with_checkpoint=True)
+            entry = _cached(stored)
+            if entry is not None and entry.get("fingerprint") == fingerprint:
+                cell = entry["cell"]
+                counts["reused"] += 1
+                logger.info("trial %s: unchanged inputs, copied from %s", name, stored)
+            else:
+                if not evaluator:
+                    evaluator.append(_evaluator(config, model, training, neutral))
+                    stack.enter_context(evaluator[0].grid_session())
+                cell = evaluator[0].evaluate_cell(learning_rate, feature_factor)
+                write_json(stored, {"fingerprint": fingerprint, "cell": cell})
+                counts["scored"] += 1
+                logger.info("trial %s: lms %.4f, kl %.4g, probabilities %s", name, cell["lms"], cell["kl"],
+                            cell["validation"]["probs_by_dataset"])
+            scored[name] = cell
+            return cell
+
+        factors = base_cell["class_feature_factors"]
+        served, _ = _directions(config, factors, {float(c["feature_factor"]) for c in grid})
+        targets = {}
+        for cls, direction in served:
+            (sign, *_), metric = objective(cls, direction, factors)
+            admits = lambda cell, m=metric: is_finite_cell(cell) and policy.admits(  # noqa: E731
+                as_candidate(cell, lambda c: m(on_split(c, "validation"))), base_lms)
+            before = dict(counts)
+            run = run_search([c for c in grid if float(c["feature_factor"]) == float(sign)], sign=sign,
+                             scales=adaptive["feature_factor_scales"], trials=adaptive["trials"], admits=admits,
+                             metric=lambda cell, m=metric: m(on_split(cell, "validation")), score=score)
+            key = rewrite_key(cls, weaken=direction == "weaken")
+            targets[key] = {"trials": [c["id"] for c in run], "n_scored": counts["scored"] - before["scored"],
+                            "n_reused": counts["reused"] - before["reused"]}
+            logger.info("search %s: %d trial(s) %s", key, len(run), targets[key]["trials"])
+    settings = {"trials": adaptive["trials"], "feature_factor_scales": list(adaptive["feature_factor_scales"]),
+                "ratio": getattr(policy, "ratio", None), "max_kl": getattr(policy, "max_kl", None),
+                "relative_tolerance": RELATIVE_TOLERANCE}
+    write_json(search, {"settings": settings, "targets": targets, "cells": scored})
+
+
+def select_cell(config: dict, *, base: str, cells: Sequence[str], seed_choice: str, summary: str, plot: str,
+                tradeoff: str | None = None, search: str | None = None) -> None:
+    """Choose, per target class and direction, the cell to rewrite with.
+
+    Config: ``data.target_classes, decoder.{search, selection.{policy, ratio, max_kl}}``
+    (``lms_threshold``: best metric among cells with LMS >= ratio·base LMS and, with ``max_kl``,
+    KL <= max_kl; no such cell: the smallest learning rate, or an error naming the least damaging
+    cell when ``max_kl`` is set or the search is adaptive; ``lms_times_metric``: best metric·LMS).
+    ``grid``: the grid cells, the metric on the test rows (as the grid has always chosen);
+    ``adaptive``: the grid cells and the search's trials, the metric on the validation rows, while
+    every reported ``value`` is the test rows'.
+    Reads: ``base`` (the base cell), ``cells`` (every other grid cell; each file names its own
+    learning rate and feature factor, and the feature factor that strengthens each class) and, for
+    ``adaptive``, ``search`` (``decoder/search.json`` of :func:`decoder_search`); ``seed_choice``
+    (``best/seed.json``: the seed whose GRADIEND rewrote, named in the figures' titles).
     Writes:
       - ``summary``: JSON ``{"<class>": {...}, "<class>_weaken": {...}}`` for both target classes
         (a direction whose feature factor is not in the grid is listed under ``skipped``), each
-        entry from ``gradiend.evaluation.selection.summarize_cells`` (``value``,
-        ``base_value``, ``learning_rate``, ``feature_factor``, ``lms``, ``base_lms``,
-        ``strengthen``, ``target_class``, ``fallback``, ``reason``, ``id``, ...) plus ``cell`` (the
-        workflow's cell name); also ``"base"`` (LMS and probabilities of the unmodified model),
-        ``"policy"`` and ``"non_finite_cells"``;
-      - ``plot``: PNG of the probability shifts and LMS over the learning rates
-        (:func:`gradiend.plots.decoder.plot_probability_shifts`).
+        entry from ``gradiend.evaluation.selection.summarize_cells`` (``value`` and ``value_ci`` on
+        the test rows, ``base_value``, ``selection_split``, ``selection_value``, ``learning_rate``,
+        ``feature_factor``, ``lms``, ``base_lms``, ``kl``, ``perplexity``, ``base_perplexity``,
+        ``damage`` (with the bootstrap intervals), ``strengthen``, ``target_class``, ``fallback``,
+        ``reason``, ``id``, ...) plus ``cell`` (the cell's name) and ``trial`` (whether a search
+        trial); also ``"base"`` (LMS, KL, perplexity, damage and probabilities of the unmodified
+        model), ``"policy"``, ``"search"`` (``mode``, ``selection_split``, ``n_grid_cells``,
+        ``trials`` per key) and ``"non_finite_cells"``;
+      - ``plot``: PNG of the probability shifts and LMS over the learning rates (grid and trials);
+      - ``tradeoff`` (if given): PNG of the metric against KL and LMS for every cell and trial, the
+        chosen point marked (:func:`gradiend.plots.tradeoff.plot_tradeoff`).
     """
-    from gradiend.cells import cell_name, rewrite_key
-    from gradiend.evaluation.selection import LMSThresholdPolicy, LMSTimesMetricPolicy, summarize_cells
+    from gradiend.cells import cell_name
+    from gradiend.evaluation.selection import BoundNotMet, summarize_cells
     from gradiend.plots.decoder import plot_probability_shifts
     from gradiend.util.io import read_json, write_json
 
     base_cell = read_json(base)
     grid = [read_json(path) for path in cells]
     seed = read_json(seed_choice)["seed"]
-    selection = config["decoder"]["selection"]  # the schema allows these two policies
-    policy = (LMSThresholdPolicy(ratio=float(selection["ratio"])) if selection["policy"] == "lms_threshold"
-              else LMSTimesMetricPolicy())
+    adaptive = _adaptive(config)
+    if adaptive and search is None:
+        raise ValueError(f"select_cell: experiment {config['name']!r} has `decoder.search: adaptive` but no "
+                         f"search results were given (decoder/search.json of decoder_search)")
+    searched = read_json(search) if adaptive else {"targets": {}, "cells": {}}
+    grid_ids = {c["id"] for c in grid}
+    trials = [c for name, c in searched["cells"].items() if name not in grid_ids]
+    split = "validation" if adaptive else "test"
+    policy = _policy(config)
     factors = base_cell["class_feature_factors"]
-    in_grid = {float(cell["feature_factor"]) for cell in grid}
+    served, skipped = _directions(config, factors, {float(c["feature_factor"]) for c in grid + trials})
     chosen: dict = {}
-    skipped = []
-    for cls in target_classes(config):
-        for direction, needed in (("strengthen", [factors[cls]]),
-                                  ("weaken", [f for other, f in factors.items() if other != cls])):
-            if not in_grid & {float(f) for f in needed}:
-                skipped.append(rewrite_key(cls, weaken=direction == "weaken"))
-                continue
-            chosen.update(summarize_cells(grid, base_cell, factors, [cls], (direction,), policy))
+    try:
+        for cls, direction in served:
+            chosen.update(summarize_cells(grid + trials, base_cell, factors, [cls], (direction,), policy, split))
+    except BoundNotMet as error:
+        advice = ("give the search more `decoder.adaptive.trials` or smaller learning rates, or loosen "
+                  if adaptive else "add smaller `decoder.learning_rates` or loosen ")
+        raise BoundNotMet(f"experiment {config['name']!r}: {error}; {advice}`decoder.selection.ratio` / "
+                          f"`decoder.selection.max_kl`") from None
+    trial_ids = {c["id"] for c in trials}
     for entry in chosen.values():
         if isinstance(entry, dict):
             entry["cell"] = cell_name(entry["learning_rate"], entry["feature_factor"])
+            entry["trial"] = entry["id"] in trial_ids
             if entry.get("fallback"):
                 logger.warning("select_cell %s: %s", entry["id"], entry["reason"])
+    selection = config["decoder"]["selection"]
     result = {**chosen, "policy": {"name": policy.name, **selection},
+              "search": {"mode": config["decoder"]["search"], "selection_split": split, "n_grid_cells": len(grid),
+                         "trials": {key: t["trials"] for key, t in searched["targets"].items()}},
               "skipped": skipped,
-              "base": {"lms": base_cell["lms"], "probs_by_dataset": base_cell["probs_by_dataset"],
-                       "class_feature_factors": base_cell["class_feature_factors"]}}
+              "base": {key: base_cell.get(key) for key in ("lms", "kl", "perplexity", "damage", "probs_by_dataset",
+                                                             "probs_ci_by_dataset", "class_feature_factors")}}
     write_json(summary, result)
-    by_id = {"base": base_cell, **{c["id"]: c for c in grid}}
+    by_id = {"base": base_cell, **{c["id"]: c for c in grid + trials}}
     plot_probability_shifts(by_id, chosen, plot, experiment=config["name"], seed=seed,
                             lms_ratio=getattr(policy, "ratio", None))
+    if tradeoff is not None:
+        _plot_tradeoff(config, seed, base_cell, grid, trials, chosen, policy, split, tradeoff)
+
+
+def _plot_tradeoff(config, seed, base_cell, grid, trials, chosen, policy, split, path) -> None:
+    """The trade-off figure: per chosen key, every cell of its factors as (KL, LMS ratio, metric)."""
+    from gradiend.evaluation.selection import as_candidate, is_finite_cell, objective, on_split
+    from gradiend.plots.tradeoff import plot_tradeoff
+
+    base_lms = float(base_cell["lms"])
+    panels = {}
+    for key, entry in chosen.items():
+        if not isinstance(entry, dict) or "learning_rate" not in entry:
+            continue
+        direction = "strengthen" if entry["strengthen"] else "weaken"
+        needed, metric = objective(entry["target_class"], direction, base_cell["class_feature_factors"])
+        points = []
+        for kind, group in (("grid", grid), ("trial", trials)):
+            for cell in group:
+                if float(cell["feature_factor"]) in {float(f) for f in needed} and is_finite_cell(cell):
+                    value = metric(on_split(cell, split))
+                    admissible = (policy.admits(as_candidate(cell, lambda c, v=value: v), base_lms)
+                                  if hasattr(policy, "admits") else True)
+                    points.append({"id": cell["id"], "kind": kind, "kl": cell.get("kl"),
+                                   "lms_ratio": float(cell["lms"]) / base_lms if base_lms > 0 else math.nan,
+                                   "metric": value,
+                                   "admissible": admissible})
+        label = f"P({entry['target_class']})" if entry["strengthen"] else f"1 − P({entry['target_class']})"
+        panels[key] = {"points": points, "chosen": entry["id"], "base_metric": metric(on_split(base_cell, split)),
+                       "metric_label": f"{label} ({split} rows)"}
+    plot_tradeoff(panels, path, lms_ratio=getattr(policy, "ratio", None), max_kl=getattr(policy, "max_kl", None),
+                  title=f"{config['name']}, seed {seed}: target shift against damage")
 
 
 def rewrite_models(config: dict, *, targets: Sequence[str], model: str, decoder_summary: str,

@@ -95,8 +95,35 @@ def _encoder_section(chosen: int, metrics: dict) -> list[str]:
             table(["rows", "mean encoded value"], rows), ""]
 
 
-def _decoder_section(summary: dict, shifts: str, link) -> list[str]:
+def _interval_text(value, ci) -> str:
+    """``0.52 [0.46, 0.58]`` (the value alone without an interval)."""
+    return fmt(value) if not ci else f"{fmt(value)} [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
+def _damage_section(summary: dict) -> list[str]:
+    """Base vs every chosen rewrite on each damage measure, with the bootstrap intervals."""
     base = summary["base"]
+    if not base.get("damage"):
+        return []
+    entries = [(key, e) for key, e in summary.items() if isinstance(e, dict) and "learning_rate" in e]
+    damage = base["damage"]
+
+    def row(name, values, damage_block):
+        ci = (damage_block or {}).get("ci") or {}
+        return [name, *(_interval_text(values.get(m), ci.get(m)) for m in ("lms", "kl", "perplexity"))]
+
+    rows = [row("base", base, damage)] + [row(f"`{key}` ({e['cell']})", e, e.get("damage")) for key, e in entries]
+    return [f"Damage on {damage['n_texts']} neutral texts: LMS, mean KL(base ‖ rewritten) of the "
+            f"{'masked-token' if damage['perplexity_kind'] == 'pseudo-perplexity' else 'next-token'} distribution at "
+            f"{damage['n_kl_positions']} positions, and {damage['perplexity_kind']} over "
+            f"{damage['n_perplexity_tokens']} tokens; brackets: bootstrap {int(damage['confidence'] * 100)} % "
+            f"intervals over {damage['bootstrap']} resamples of the texts.", "",
+            table(["model", "LMS", "KL", damage["perplexity_kind"]], rows), ""]
+
+
+def _decoder_section(summary: dict, shifts: str, tradeoff: str | None, link) -> list[str]:
+    base = summary["base"]
+    search = summary.get("search") or {"mode": "grid", "selection_split": "test"}
     rows = []
     for key, entry in summary.items():
         if not isinstance(entry, dict) or "learning_rate" not in entry:
@@ -104,15 +131,25 @@ def _decoder_section(summary: dict, shifts: str, link) -> list[str]:
         direction = "strengthen" if entry["strengthen"] else "weaken"
         metric = f"P({entry['target_class']})" if entry["strengthen"] else f"1 − P({entry['target_class']})"
         rows.append([f"`{key}`", direction, metric, fmt(entry["learning_rate"]), fmt(entry["feature_factor"]),
-                     f"{fmt(entry['base_value'])} → {fmt(entry['value'])}",
-                     f"{fmt(entry['base_lms'])} → {fmt(entry['lms'])}", fmt(entry["fallback"]), entry["cell"]])
+                     f"{fmt(entry['base_value'])} → {_interval_text(entry['value'], entry.get('value_ci'))}",
+                     f"{fmt(entry['base_lms'])} → {fmt(entry['lms'])}", fmt(entry["fallback"]),
+                     entry["cell"] + (" (trial)" if entry.get("trial") else "")])
     policy = summary.get("policy", {})
+    bound = ""
+    if policy.get("name") == "lms_threshold":
+        bound = f" (ratio {policy['ratio']}" + (f", KL ≤ {policy['max_kl']}" if policy.get("max_kl") else "") + ")"
+    if search["mode"] == "adaptive":
+        n_trials = len({name for names in search["trials"].values() for name in names})  # directions share trials
+        how = (f"Adaptive search: {search['n_grid_cells']} grid cells and {n_trials} trials; chosen on the "
+               f"validation rows, every metric below on the test rows.")
+    else:
+        how = "Chosen among the grid cells on the test rows."
+    figures = [link.image("probability shifts", shifts)] + ([link.image("trade-off", tradeoff)] if tradeoff else [])
     return ["## Decoder", "",
-            f"Base model LMS {fmt(base['lms'])}. Policy `{policy.get('name')}`"
-            + (f" (ratio {policy['ratio']})" if policy.get("name") == "lms_threshold" else "") + ".", "",
+            f"Base model LMS {fmt(base['lms'])}. Policy `{policy.get('name')}`{bound}. {how}", "",
             table(["target", "direction", "metric", "learning rate", "feature factor", "metric before → after",
                    "LMS before → after", "fallback", "cell"], rows), "",
-            link.image("probability shifts", shifts), ""]
+            *_damage_section(summary), *figures, ""]
 
 
 def _rewritten_section(rewritten: Sequence[str], link) -> list[str]:
@@ -144,20 +181,24 @@ def report(config: dict, *, provenance_file: str, data_summary: str, prune_summa
            seeds: Sequence[int], convergence_plots: Sequence[str], encoder_metrics: Sequence[str],
            distribution_plots: Sequence[str], seed_choice: str, decoder_summary: str,
            probability_shifts: str, rewritten: Sequence[str], report_file: str,
-           benchmark_results: Sequence[str] = ()) -> None:
+           benchmark_results: Sequence[str] = (), tradeoff: str | None = None,
+           capability_results: Sequence[str] = ()) -> None:
     """Write the experiment's Markdown report.
 
     Config: the whole resolved experiment (without ``resources``).
     Reads every listed file (per-seed lists in the order of ``seeds``; ``prune_summary`` is ``None``
     without pre-pruning; ``rewritten`` holds one folder per ``rewrite`` target, each with its
-    ``gradiend_rewrite.json``; ``benchmark_results``: the experiment's ``benchmarks/<model>.json``
-    files, ``base`` first, empty without a ``benchmarks`` block).
+    ``gradiend_rewrite.json``; ``benchmark_results`` / ``capability_results``: the experiment's
+    ``benchmarks/<model>.json`` / ``capability/<model>.json`` files, ``base`` first, empty without a
+    ``benchmarks`` / ``capability`` block; ``tradeoff``: ``decoder/tradeoff.png``, if drawn).
     Writes ``report_file`` (``results/<experiment>/report.md``): data sizes, pre-pruning, per-seed
     convergence and encoder metrics with the chosen seed, the decoder choice per target (metric and
-    LMS before → after), the rewritten models, the bias benchmarks (if any), provenance, and the figures linked by paths relative
-    to the report.
+    LMS before → after), base vs rewritten on every damage measure with bootstrap intervals, the
+    trade-off figure, the rewritten models, the bias benchmarks and capability checks (if any),
+    provenance, and the figures linked by paths relative to the report.
     """
     from gradiend.stages.bias import benchmark_report_section
+    from gradiend.stages.capability import capability_report_section
     from gradiend.util.io import atomic_path, read_json
 
     link = _Links(report_file)
@@ -173,9 +214,10 @@ def report(config: dict, *, provenance_file: str, data_summary: str, prune_summa
     lines += _prune_section(None if prune_summary is None else read_json(prune_summary))
     lines += _seed_section(seeds, choice, metrics, convergence_plots, distribution_plots, link)
     lines += _encoder_section(choice["seed"], chosen_metrics)
-    lines += _decoder_section(read_json(decoder_summary), probability_shifts, link)
+    lines += _decoder_section(read_json(decoder_summary), probability_shifts, tradeoff, link)
     lines += _rewritten_section(rewritten, link)
     lines += benchmark_report_section(benchmark_results, link)  # nothing without benchmark results
+    lines += capability_report_section(capability_results, link)  # nothing without capability results
     lines += _provenance_section(read_json(provenance_file), provenance_file, link)
     with atomic_path(report_file) as tmp:
         tmp.write_text("\n".join(lines), encoding="utf-8")

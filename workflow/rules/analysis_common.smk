@@ -1,5 +1,5 @@
-"""Paths, inputs and params of the analysis rules: bias benchmarks (bias.smk) and feature
-comparisons (comparison.smk). Included after common.smk."""
+"""Paths, inputs and params of the analysis rules: bias benchmarks (bias.smk), capability checks
+(capability.smk) and feature comparisons (comparison.smk). Included after common.smk."""
 
 # --- bias benchmarks -------------------------------------------------------------------------------
 
@@ -29,6 +29,28 @@ def benchmark_model_input(wildcards):
         raise WorkflowError(f"model {wildcards.model!r} of experiment {wildcards.experiment!r} is not benchmarked "
                             f"(`base` and the `rewrite` targets of an experiment with a `benchmarks` block)")
     files = dict(wfc.benchmark_paths(exp))
+    if wildcards.model == "base":
+        files.update(base_model_input(wildcards))
+    else:
+        files["model"] = exp_file(wildcards, "rewritten", wildcards.model)
+    return files
+
+
+# --- capability checks -----------------------------------------------------------------------------
+
+
+def capability_results(wildcards):
+    """This experiment's capability result files (`base` first); empty without a `capability` block."""
+    exp = experiment_of(wildcards)
+    return [exp_file(wildcards, "capability", f"{model}.json") for model in wfc.capability_models(exp)]
+
+
+def capability_model_input(wildcards):
+    exp = experiment_of(wildcards)
+    if wildcards.model not in wfc.capability_models(exp):
+        raise WorkflowError(f"model {wildcards.model!r} of experiment {wildcards.experiment!r} is not checked "
+                            f"(`base` and the `rewrite` targets of an experiment with a `capability` block)")
+    files = {"text": os.path.expanduser(exp["capability"]["text"])}
     if wildcards.model == "base":
         files.update(base_model_input(wildcards))
     else:

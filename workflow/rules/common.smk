@@ -156,6 +156,13 @@ def decoder_lr_input(wildcards):
     return {**decoder_data_input(wildcards), "model": exp_file(wildcards, "best", "model")}
 
 
+def decoder_search_input(wildcards):
+    """The adaptive search's results, for an experiment with `decoder.search: adaptive` (else nothing)."""
+    if experiment_of(wildcards)["decoder"]["search"] != "adaptive":
+        return {}
+    return {"search": exp_file(wildcards, "decoder", "search.json")}
+
+
 def experiments_by(key):
     """`key(experiment)` -> the experiments with that key. A rule's outputs are fixed patterns, so a
     rule whose outputs depend on a list from the config (seeds, cells, targets) is written once per

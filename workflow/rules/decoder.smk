@@ -1,5 +1,7 @@
-"""Decoder grid (one file per cell), cell choice, rewrites. On one machine one job per experiment
-scores the grid and one writes the rewrites; on a cluster they fan out (`job_layout`)."""
+"""Decoder grid (one file per cell), the adaptive search (`decoder.search: adaptive`), cell choice,
+rewrites. On one machine one job per experiment scores the grid and one writes the rewrites; on a
+cluster they fan out (`job_layout`). The search is one job per experiment either way: each trial
+depends on the ones before it."""
 
 
 if JOB_LAYOUT == "per_experiment":
@@ -103,8 +105,36 @@ else:
                 "../scripts/decoder_grid.py"
 
 
+rule decoder_search:
+    input:
+        unpack(decoder_lr_input),
+        base=exp_path("decoder", "cells", "base.json"),
+        cells=grid_cells,
+    output:
+        search=exp_path("decoder", "search.json"),
+    log:
+        exp_path("logs", "decoder_search.log"),
+    benchmark:
+        exp_path("benchmarks", "decoder_search.tsv")
+    params:
+        version=GRADIEND_VERSION,
+        config=stage_params("decoder_search"),
+        # one cached cell file per trial, reused by a rerun (not an output: their number depends on the results)
+        trials=lambda wildcards: exp_file(wildcards, "decoder", "trials"),
+    threads: resource("decoder_search", "threads")
+    resources:
+        gpu=resource("decoder_search", "gpu"),
+        mem_mb=resource("decoder_search", "mem_mb"),
+        runtime=resource("decoder_search", "runtime"),
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/decoder_search.py"
+
+
 rule select_cell:
     input:
+        unpack(decoder_search_input),
         base=exp_path("decoder", "cells", "base.json"),
         cells=grid_cells,
         seed_choice=exp_path("best", "seed.json"),
@@ -116,6 +146,13 @@ rule select_cell:
             category="{experiment}",
             subcategory="Decoder",
             labels={"figure": "probability shifts"},
+        ),
+        tradeoff=report(
+            exp_path("decoder", "tradeoff.png"),
+            caption="../report/tradeoff.rst",
+            category="{experiment}",
+            subcategory="Decoder",
+            labels={"figure": "trade-off"},
         ),
     log:
         exp_path("logs", "select_cell.log"),

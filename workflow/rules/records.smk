@@ -33,8 +33,10 @@ rule report:
         seed_choice=exp_path("best", "seed.json"),
         decoder_summary=exp_path("decoder", "summary.json"),
         probability_shifts=exp_path("decoder", "probability_shifts.png"),
+        tradeoff=exp_path("decoder", "tradeoff.png"),
         rewritten=rewritten_dirs,
         benchmarks=lambda wildcards: benchmark_results(wildcards),
+        capability=lambda wildcards: capability_results(wildcards),
     output:
         report=exp_path("report.md"),
     log:

@@ -16,7 +16,9 @@ if __name__ == "__main__":
             seed_choice=sm.input.seed_choice,
             decoder_summary=sm.input.decoder_summary,
             probability_shifts=sm.input.probability_shifts,
+            tradeoff=sm.input.tradeoff,
             rewritten=list(sm.input.rewritten),
             benchmark_results=list(sm.input.benchmarks),
+            capability_results=list(sm.input.capability),
             report_file=sm.output.report,
         )

@@ -9,6 +9,8 @@ if __name__ == "__main__":
             base=sm.input.base,
             cells=list(sm.input.cells),
             seed_choice=sm.input.seed_choice,
+            search=sm.input.get("search"),
             summary=sm.output.summary,
             plot=sm.output.plot,
+            tradeoff=sm.output.tradeoff,
         )
