@@ -78,7 +78,7 @@ def test_the_lm_eval_command_hands_over_the_folder_and_the_tasks(tmp_path):
 
 def _config(model_dir, text, lm_eval=None):
     return {"name": "exp", "base_model": str(model_dir), "base_model_path": str(model_dir), "trust_remote_code": False,
-            "training": {"torch_dtype": "float32"},
+            "training": {"torch_dtype": "float32", "device_map": None},
             "capability": {"text": str(text), "max_texts": None, "batch_size": 8, "bootstrap": 50, "seed": 0,
                            "lm_eval": lm_eval}}
 

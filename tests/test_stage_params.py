@@ -62,7 +62,7 @@ EXPECTED: dict[str, set[str]] = {
     "training.encoder_eval_max_size": {"train_seed", "evaluate_encoders"},
     "training.torch_dtype": LOADERS,
     "training.device_map": LOADERS,
-    "training.gradiend_device": LOADERS - {"pre_prune", "benchmark_model"},  # the stages that load a GRADIEND
+    "training.gradiend_device": LOADERS - {"pre_prune", "benchmark_model", "capability_model"},  # the stages that load a GRADIEND
     "training.max_length": LOADERS - {"benchmark_model", "capability_model"},
     "training.convergent_score_threshold": {"train_seed", "select_seed"},
     "training.convergent_mean_by_class_threshold": {"train_seed", "select_seed"},

@@ -11,11 +11,12 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from gradiend.plots.figures import save_figure, subplots
+from gradiend.plots.figures import save_figure, styled, subplots
 
 _MARKERS = {"grid": "o", "trial": "^"}
 
 
+@styled
 def plot_tradeoff(panels: Mapping[str, Mapping], output_path: str | Path | None = None, *,
                   lms_ratio: float | None = None, max_kl: float | None = None, title: str | None = None,
                   dpi: int = 150) -> Any:
@@ -40,11 +41,11 @@ def plot_tradeoff(panels: Mapping[str, Mapping], output_path: str | Path | None 
                     kl_axis.plot([kl], [point["metric"]], **star)
                 lms_axis.plot([point["lms_ratio"]], [point["metric"]], **star)
                 lms_axis.annotate(point["id"], (point["lms_ratio"], point["metric"]), textcoords="offset points",
-                                  xytext=(6, -10), fontsize="x-small")
+                                  xytext=(6, -10))
         for ax in row:
             ax.axhline(panel["base_metric"], color="0.5", ls="--", lw=0.8, label="base model")
             ax.set_ylabel(panel["metric_label"])
-            ax.set_title(f"`{key}`", fontsize="small")
+            ax.set_title(f"`{key}`")
         kl_axis.set_xscale("log")
         kl_axis.set_xlabel("KL(base ‖ rewritten) on neutral text (nats)")
         lms_axis.set_xlabel("LMS / base LMS")
@@ -54,6 +55,6 @@ def plot_tradeoff(panels: Mapping[str, Mapping], output_path: str | Path | None 
             lms_axis.axvline(lms_ratio, color="C3", ls=":", lw=1, label=f"LMS bound {lms_ratio:g}")
         for kind, colour in (("grid", "C0"), ("trial", "C1")):
             lms_axis.plot([], [], marker=_MARKERS[kind], ls="none", color=colour, label=f"{kind} cell")
-        lms_axis.legend(fontsize="x-small")
+        lms_axis.legend()
     fig.suptitle(title or "Target shift against damage")
     return save_figure(fig, output_path, dpi)
