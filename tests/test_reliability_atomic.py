@@ -2,8 +2,10 @@
 of an output written but not yet renamed onto its final name, leaves no output that looks complete
 but is not, and a finished output from before survives whole or is gone (never half replaced).
 
-The stage runs in a child process whose ``os.replace`` announces itself and then waits to be
-killed, so the kill lands exactly between writing the temporary file and renaming it.
+The stage runs in a child process whose ``os.replace`` onto a path under the test's folder announces
+itself and then waits to be killed, so the kill lands exactly between writing the temporary file and
+renaming it. Renames elsewhere (the training loop keeps its best state in a temporary folder of the
+system's) go through.
 """
 import json
 import os
@@ -22,8 +24,11 @@ CHILD = textwrap.dedent("""
     from gradiend import stages
     stage, kwargs = sys.argv[1], json.loads(sys.argv[2])
     config = json.loads(open(kwargs.pop("config_file")).read())
+    watched, replace = kwargs.pop("watched"), os.replace
 
     def replace_then_wait(source, target):
+        if not str(target).startswith(watched):
+            return replace(source, target)
         print("REPLACING", target, flush=True)
         time.sleep(120)
 
@@ -43,7 +48,7 @@ def kill_at_rename(stage: str, config: dict, tmp_path, **kwargs) -> str:
     """Run ``stage`` in a child, SIGKILL it at its first rename; returns the path it was renaming onto."""
     config_file = tmp_path / f"{stage}.config.json"
     config_file.write_text(json.dumps(config))
-    child = subprocess.Popen([sys.executable, "-c", CHILD, stage, json.dumps({**kwargs, "config_file": str(config_file)})],
+    child = subprocess.Popen([sys.executable, "-c", CHILD, stage, json.dumps({**kwargs, "config_file": str(config_file), "watched": str(tmp_path)})],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         line = child.stdout.readline()
