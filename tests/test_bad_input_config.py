@@ -4,7 +4,6 @@ already by ``snakemake -n`` (common.smk calls them before any rule exists)."""
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -12,25 +11,9 @@ import yaml
 from gradiend import workflow_config as wfc
 from gradiend.schema_validation import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO / "config" / "config.yaml"
-EXP = "experiments.gender_tiny_bert"
+from tests.config_support import DEFAULT_CONFIG, EXP, REPO, bert, only_problem, raw  # noqa: F401 (raw is a fixture)
 
 
-@pytest.fixture
-def raw():
-    return yaml.safe_load(DEFAULT_CONFIG.read_text())
-
-
-def bert(config):
-    return config["experiments"]["gender_tiny_bert"]
-
-
-def only_problem(config) -> str:
-    with pytest.raises(ConfigError) as caught:
-        wfc.load_and_validate(config)
-    assert len(caught.value.problems) == 1, caught.value.problems
-    return caught.value.problems[0]
 
 
 def problems_of_file(path) -> list[str]:

@@ -1,32 +1,15 @@
 """The config keys of the adaptive search, the damage bound and the capability block: defaults, what
 each stage sees, and bad values refused at start-up with the key named."""
 import importlib.util
-from pathlib import Path
 
 import pytest
 import yaml
 
 from gradiend import workflow_config as wfc
-from gradiend.schema_validation import ConfigError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
-EXP = "experiments.gender_tiny_bert"
+from tests.config_support import EXP, bert, only_problem, raw  # noqa: F401 (raw is a fixture)
 
 
-@pytest.fixture
-def raw():
-    return yaml.safe_load(DEFAULT_CONFIG.read_text())
-
-
-def bert(config):
-    return config["experiments"]["gender_tiny_bert"]
-
-
-def only_problem(config) -> str:
-    with pytest.raises(ConfigError) as caught:
-        wfc.load_and_validate(config)
-    assert len(caught.value.problems) == 1, caught.value.problems
-    return caught.value.problems[0]
 
 
 def test_defaults_keep_the_grid_and_no_kl_bound(raw):
