@@ -89,22 +89,23 @@ def keep_indices(parts: Sequence[torch.Tensor], topk=None, threshold=None,
     ``finite_only`` drops infinite values too. Keeping nothing is an error. Memory: the result plus
     one chunk's temporaries."""
     masks = list(masks) if masks is not None else [None] * len(parts)
+    high_counts = _digit_histogram(parts, masks, threshold, finite_only, None)
+    available = int(high_counts.sum())
+    k = available if topk is None else resolve_topk(topk, available) if available else 0
+    if k == 0:
+        raise ValueError("pruning would keep no input dimension")
     cut, ties = None, 0  # keep survivors with key > cut, plus the first `ties` with key == cut
-    if topk is not None:
-        high_counts = _digit_histogram(parts, masks, threshold, finite_only, None)
-        available = int(high_counts.sum())
-        k = resolve_topk(topk, available) if available else 0
-        if 0 < k < available:
-            high, above = _kth_digit(high_counts, k)
-            # a bfloat16 value's lower key half is fixed by its sign (0 from + 0.0, all ones from the flip)
-            low = 0 if high >= _DIGITS // 2 else _DIGITS - 1
-            if any(part.dtype != torch.bfloat16 for part in parts):
-                low, above_low = _kth_digit(_digit_histogram(parts, masks, threshold, finite_only, high), k - above)
-                above += above_low
-            cut, ties = (high - _DIGITS // 2) * _DIGITS + low, k - above
-        elif k == 0:
-            raise ValueError("pruning would keep no input dimension")
-    kept: list[list[torch.Tensor]] = [[] for _ in parts]
+    if k < available:
+        high, above = _kth_digit(high_counts, k)
+        # a bfloat16 value's lower key half is fixed by its sign (0 from + 0.0, all ones from the flip)
+        low = 0 if high >= _DIGITS // 2 else _DIGITS - 1
+        if any(part.dtype != torch.bfloat16 for part in parts):
+            low, above_low = _kth_digit(_digit_histogram(parts, masks, threshold, finite_only, high), k - above)
+            above += above_low
+        cut, ties = (high - _DIGITS // 2) * _DIGITS + low, k - above
+    # one output allocated up front: no long-lived piece lands between the chunks' temporaries, which
+    # would keep the allocator from reusing their memory
+    kept, filled, bounds = torch.empty(k, dtype=torch.long), 0, [0] * (len(parts) + 1)
     for i, start, values, survivors in _chunks(parts, masks, threshold, finite_only):
         if cut is not None:
             keys = _keys(values)
@@ -112,11 +113,13 @@ def keep_indices(parts: Sequence[torch.Tensor], topk=None, threshold=None,
             ties -= tied.numel()
             survivors &= keys > cut
             survivors[tied] = True
-        kept[i].append(survivors.nonzero().reshape(-1).cpu() + start)
-    result = [torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.long) for chunks in kept]
-    if not any(r.numel() for r in result):
-        raise ValueError("pruning would keep no input dimension")
-    return result
+        chosen = survivors.nonzero().reshape(-1)
+        kept[filled:filled + chosen.numel()] = chosen.cpu() + start
+        filled += chosen.numel()
+        bounds[i + 1] = filled
+    for i in range(1, len(bounds)):  # a part without chunks (no entries) ends where the previous one did
+        bounds[i] = max(bounds[i], bounds[i - 1])
+    return [kept[bounds[i]:bounds[i + 1]] for i in range(len(parts))]
 
 
 def keep_mask(importance, size: int, topk=None, threshold=None, mask=None) -> torch.Tensor:

@@ -167,8 +167,11 @@ def mean_source_gradient(model, tokenizer, objective, params, rows, kind: str, b
 
     Streamed: each parameter's gradient is added to its running sum (:func:`accumulator_dtype`, in
     place) as soon as the backward pass produces it and released, so memory holds the sums, the
-    activations and the gradients still in flight, never a second base-model sized copy. The
-    numbers are those of summing ``parameter_gradients(...) * weight`` per chunk."""
+    activations and the gradients still in flight, never a second base-model sized copy. The sums
+    are allocated before the first backward, so the backward's short-lived tensors never sit below
+    a long-lived one (the allocator keeps freed memory it cannot return: 1.9 GiB on a 1B model in
+    bfloat16). The numbers are those of summing ``parameter_gradients(...) * weight`` per chunk
+    (``0 + x`` is ``x`` exactly)."""
     from gradiend.objectives.losses import batch_loss
 
     total = len(rows)
@@ -176,18 +179,16 @@ def mean_source_gradient(model, tokenizer, objective, params, rows, kind: str, b
     names: dict[int, list[str]] = {}
     for name, param in params.items():
         names.setdefault(id(param), []).append(name)
-    sums: dict[str, torch.Tensor] = {}
+    # a parameter the loss does not reach keeps a zero gradient
+    sums = {name: torch.zeros(p.shape, dtype=accumulator_dtype(p.dtype, n_chunks), device=p.device)
+            for name, p in params.items()}
     weight = 1.0
 
     def consume(param: torch.Tensor) -> None:
         grad, param.grad = param.grad, None
-        for i, name in enumerate(names[id(param)]):  # one tensor under two names: two sums
-            value = grad.to(accumulator_dtype(param.dtype, n_chunks))
-            value = value if weight == 1.0 else value * weight
-            if name in sums:
-                sums[name].add_(value)
-            else:
-                sums[name] = value if i == 0 else value.clone()
+        for name in names[id(param)]:
+            value = grad.to(sums[name].dtype)
+            sums[name].add_(value if weight == 1.0 else value * weight)
 
     unique = {id(p): p for p in params.values()}.values()
     hooks = [param.register_post_accumulate_grad_hook(consume) for param in unique]
@@ -203,10 +204,7 @@ def mean_source_gradient(model, tokenizer, objective, params, rows, kind: str, b
     finally:
         for hook in hooks:
             hook.remove()
-    for name, param in params.items():  # a parameter the loss does not reach has a zero gradient
-        if name not in sums:
-            sums[name] = torch.zeros(param.shape, dtype=accumulator_dtype(param.dtype, n_chunks), device=param.device)
-    return {name: sums[name] for name in params}
+    return sums
 
 
 def compute_pre_prune_mask(model, tokenizer, objective, params, rows, config, seed: int,
