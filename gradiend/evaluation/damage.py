@@ -16,9 +16,9 @@ Causal LM: ``perplexity`` is over every next-token position the LMS scores; ``kl
 next-token distributions at a seeded 15 % of them (the same share as the masked LM's; storing the
 base distribution at every position would cost positions × vocabulary floats).
 
-The base model's logits at the KL positions are computed once, when the scorer is built from the
-unmodified model, and kept on the CPU (positions × vocabulary float32 values); every later model is
-compared against them.
+The base model is scored once, when the scorer is built from the unmodified model: that one pass
+gives its own measures (:attr:`DamageScorer.base`, KL 0) and keeps its logits at the KL positions on
+the CPU (positions × vocabulary float32 values); every later model is compared against them.
 """
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ class DamageScorer:
     """LMS, KL to the base model and (pseudo-)perplexity of any model on the LMS scorer's texts.
 
     ``lms`` is a prepared :class:`~.lms.MaskedLMS` or :class:`~.lms.CausalLMS`; ``base_model`` must be
-    the unmodified model when the scorer is built (its logits are the KL reference).
+    the unmodified model when the scorer is built (its logits are the KL reference, and :attr:`base`
+    holds its own measures).
     """
 
     def __init__(self, lms: MaskedLMS | CausalLMS, base_model, *, seed: int = DEFAULT_SEED,
@@ -79,7 +80,8 @@ class DamageScorer:
             ignored = set(lms.ignored.tolist())
             self.kl_positions = sampled_positions([sum(t not in ignored for t in row[1:]) for row in lms.rows],
                                                   kl_ratio, seed)
-        self.base_logits = self._reference_logits(base_model)
+        self.base_logits: torch.Tensor | None = None  # filled by the first pass, over the base model
+        self.base = self(base_model)
 
     # ------------------------------------------------------------------ passes
     def _masked_pass(self, model, visit: Callable[[list, torch.Tensor], None]) -> None:
@@ -93,16 +95,6 @@ class DamageScorer:
                                                 torch.tensor([p for _, p in batch]))
                 visit(batch, logits)
 
-    def _reference_logits(self, model) -> torch.Tensor:
-        """The base model's logits at every KL position, in the order the passes visit them."""
-        parts: list[torch.Tensor] = []
-        if self.kind == MASKED:
-            self._masked_pass(model, lambda batch, logits: parts.append(logits))
-        else:
-            for batch, predicted_from, _, scored in self.lms.batches(model):
-                parts += [self._at_kl_positions(predicted_from[r], scored[r], i) for r, i in enumerate(batch)]
-        return torch.cat(parts) if parts else torch.zeros(0)
-
     def _at_kl_positions(self, logits: torch.Tensor, scored: torch.Tensor, text: int) -> torch.Tensor:
         """A causal text's logits at its sampled KL positions (indices into its scored positions)."""
         return logits[scored.nonzero().flatten()[self.kl_positions[text]]]
@@ -113,7 +105,17 @@ class DamageScorer:
         LMS's own numbers), ``nll``/``nll_count`` (the perplexity's), ``kl``/``kl_count``."""
         n = self.n_texts
         out = {k: np.zeros(n) for k in ("nll", "nll_count", "kl", "kl_count")}
-        offset = 0
+        offset, reference = 0, []
+
+        def kl_to_base(logits: torch.Tensor) -> torch.Tensor:
+            """KL of the next KL positions' logits to the base's; the base's own pass keeps them (KL 0)."""
+            nonlocal offset
+            if self.base_logits is None:
+                reference.append(logits)
+                return torch.zeros(len(logits), dtype=torch.float64)
+            kl = kl_divergence(self.base_logits[offset: offset + len(logits)], logits)
+            offset += len(logits)
+            return kl
 
         def add(texts, nll, kl):
             np.add.at(out["nll"], texts, nll)
@@ -127,25 +129,22 @@ class DamageScorer:
             out["lms_den"] = np.array([len(p) for p in self.lms.positions], dtype=float)
 
             def visit(batch, logits):
-                nonlocal offset
                 originals = torch.tensor([self.lms.rows[i][p] for i, p in batch])
                 nll = -torch.log_softmax(logits.double(), dim=-1)[torch.arange(len(batch)), originals]
-                kl = kl_divergence(self.base_logits[offset: offset + len(batch)], logits)
-                offset += len(batch)
-                add([i for i, _ in batch], nll.numpy(), kl.numpy())
+                add([i for i, _ in batch], nll.numpy(), kl_to_base(logits).numpy())
 
             self._masked_pass(model, visit)
-            return out
-        out["lms_num"], out["lms_den"] = np.zeros(n), np.zeros(n)
-        for batch, predicted_from, targets, scored in self.lms.batches(model):
-            nll = self.lms.token_nll(predicted_from, targets, scored)
-            for r, i in enumerate(batch):
-                out["lms_num"][i], out["lms_den"][i] = float(nll[r].sum()), float(scored[r].sum())
-                logits = self._at_kl_positions(predicted_from[r], scored[r], i)
-                kl = kl_divergence(self.base_logits[offset: offset + len(logits)], logits)
-                offset += len(logits)
-                out["kl"][i], out["kl_count"][i] = float(kl.sum()), len(logits)
-        out["nll"], out["nll_count"] = out["lms_num"].copy(), out["lms_den"].copy()
+        else:
+            out["lms_num"], out["lms_den"] = np.zeros(n), np.zeros(n)
+            for batch, predicted_from, targets, scored in self.lms.batches(model):
+                nll = self.lms.token_nll(predicted_from, targets, scored)
+                for r, i in enumerate(batch):
+                    out["lms_num"][i], out["lms_den"][i] = float(nll[r].sum()), float(scored[r].sum())
+                    kl = kl_to_base(self._at_kl_positions(predicted_from[r], scored[r], i))
+                    out["kl"][i], out["kl_count"][i] = float(kl.sum()), len(kl)
+            out["nll"], out["nll_count"] = out["lms_num"].copy(), out["lms_den"].copy()
+        if self.base_logits is None:
+            self.base_logits = torch.cat(reference) if reference else torch.zeros(0)
         return out
 
     # ------------------------------------------------------------------ statistics

@@ -90,9 +90,6 @@ class DecoderEvaluator:
         parts = [g.iloc[sample_at_most(list(range(len(g))), cap, self.parts.seed)] for _, g in rows.groupby(FACTUAL_CLASS)]
         return pd.concat(parts).sort_index()
 
-    def test_rows(self) -> pd.DataFrame:
-        return self.split_rows("test")
-
     def probabilities_on(self, split: str) -> ClassProbabilityScorer:
         """The class-probability scorer of one split's rows (built once)."""
         if split not in self._probabilities:
@@ -128,25 +125,22 @@ class DecoderEvaluator:
 
     @property
     def damage(self) -> DamageScorer:
-        """LMS, KL and (pseudo-)perplexity (see :meth:`_reference_scorer`)."""
-        return self._reference_scorer()
-
-    def _reference_scorer(self) -> DamageScorer:
-        """The damage scorer, built on first use from the model as it is then, whose logits are the KL
-        reference: :meth:`grid_session` builds it before any update is applied."""
+        """LMS, KL and (pseudo-)perplexity: the scorer is built on first use from the model as it is
+        then, whose logits are the KL reference (:meth:`grid_session` builds it before any update)."""
         if self._damage is None:
             self._damage = DamageScorer(self.lms, self.model.base_model, seed=self.parts.seed)
         return self._damage
 
     # ------------------------------------------------------------------ cells
-    def _score(self, datasets: Sequence[str] | None) -> dict:
+    def _score(self, datasets: Sequence[str] | None, base: bool = False) -> dict:
+        """Class probabilities (test rows with bootstrap intervals; with ``validation`` also the
+        validation rows, which only selection reads) and the damage; ``base``: the damage scorer's own
+        pass over the unmodified model, not a second one."""
         model = self.model.base_model
-        seed = self.parts.seed
-        scored = self.probabilities(model, datasets, bootstrap=DEFAULT_BOOTSTRAP, seed=seed)
+        scored = self.probabilities(model, datasets, bootstrap=DEFAULT_BOOTSTRAP, seed=self.parts.seed)
         if self.validation:
-            scored["validation"] = self.probabilities_on("validation")(model, datasets, bootstrap=DEFAULT_BOOTSTRAP,
-                                                                       seed=seed)
-        return {**scored, **self.damage(model)}
+            scored["validation"] = self.probabilities_on("validation")(model, datasets)
+        return {**scored, **(self.damage.base if base else self.damage(model))}
 
     def _finish(self, cell: dict) -> dict:
         cell["class_feature_factors"] = self.class_feature_factors()
@@ -160,7 +154,8 @@ class DecoderEvaluator:
     def evaluate_base(self) -> dict:
         """The unmodified model on every dataset (computed once per evaluator)."""
         if self._base is None:
-            cell = {"id": BASE, "is_base": True, "learning_rate": 0.0, "feature_factor": 0.0, **self._score(None)}
+            cell = {"id": BASE, "is_base": True, "learning_rate": 0.0, "feature_factor": 0.0,
+                    **self._score(None, base=True)}
             self._base = self._finish(cell)
         return self._base
 
@@ -190,7 +185,7 @@ class DecoderEvaluator:
     def grid_session(self):
         """Inside it, cells share one saved copy of the mapped parameters, the copy they are restored from
         (the damage scorer takes its reference from the unmodified model first)."""
-        self._reference_scorer()
+        self.damage  # noqa: B018 (built from the unmodified model before any update)
         gradiend = self.model.gradiend
         params = rewrite.lookup_parameters(self.model.base_model, gradiend.param_map)
         self._grid_state = {"params": params, "saved": rewrite.snapshot(params, gradiend), "vector": None,
