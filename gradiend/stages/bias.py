@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from gradiend.stages.report import fmt, table
+from gradiend.stages.report import table, with_interval
 from gradiend.util.logging import get_logger
 
 logger = get_logger("gradiend.stages")
@@ -105,12 +105,6 @@ def benchmark_row(result: Mapping) -> dict:
         row[f"seat_{name}_effect_size"] = test["effect_size"]
         row[f"seat_{name}_p_value"] = test["p_value"]
     return row
-
-
-def with_interval(value, low, high, digits: int = 3) -> str:
-    """``52.1 [48.3, 56.0]`` (the value alone without an interval; ``n/a`` without a value)."""
-    text = fmt(value, digits)
-    return text if value is None or low is None else f"{text} [{fmt(low, digits)}, {fmt(high, digits)}]"
 
 
 def benchmark_cells(row: Mapping) -> list[str]:

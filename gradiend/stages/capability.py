@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from gradiend.stages.report import fmt, table
+from gradiend.stages.report import fmt, table, with_interval
 from gradiend.util.logging import get_logger
 
 logger = get_logger("gradiend.stages")
@@ -96,7 +96,6 @@ def capability_model(config: dict, *, model_name: str, model_dir: str | None, te
 
 def capability_report_section(results: Sequence[str], link) -> list[str]:
     """The report's "Capability" section for one experiment's result files (empty without any)."""
-    from gradiend.stages.bias import with_interval
     from gradiend.util.io import read_json
 
     if not results:

@@ -24,6 +24,12 @@ def fmt(value, digits: int = 4) -> str:
         return str(value)
 
 
+def with_interval(value, low, high, digits: int = 3) -> str:
+    """``52.1 [48.3, 56.0]`` (the value alone without an interval; ``n/a`` without a value)."""
+    text = fmt(value, digits)
+    return text if value is None or low is None else f"{text} [{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     """A Markdown table; ``|`` inside cells is escaped."""
     def line(cells):
@@ -95,11 +101,6 @@ def _encoder_section(chosen: int, metrics: dict) -> list[str]:
             table(["rows", "mean encoded value"], rows), ""]
 
 
-def _interval_text(value, ci) -> str:
-    """``0.52 [0.46, 0.58]`` (the value alone without an interval)."""
-    return fmt(value) if not ci else f"{fmt(value)} [{fmt(ci[0])}, {fmt(ci[1])}]"
-
-
 def _damage_section(summary: dict) -> list[str]:
     """Base vs every chosen rewrite on each damage measure, with the bootstrap intervals."""
     base = summary["base"]
@@ -110,7 +111,8 @@ def _damage_section(summary: dict) -> list[str]:
 
     def row(name, values, damage_block):
         ci = (damage_block or {}).get("ci") or {}
-        return [name, *(_interval_text(values.get(m), ci.get(m)) for m in ("lms", "kl", "perplexity"))]
+        return [name, *(with_interval(values.get(m), *(ci.get(m) or (None, None)), digits=4)
+                        for m in ("lms", "kl", "perplexity"))]
 
     rows = [row("base", base, damage)] + [row(f"`{key}` ({e['cell']})", e, e.get("damage")) for key, e in entries]
     return [f"Damage on {damage['n_texts']} neutral texts: LMS, mean KL(base ‖ rewritten) of the "
@@ -131,7 +133,8 @@ def _decoder_section(summary: dict, shifts: str, tradeoff: str | None, link) -> 
         direction = "strengthen" if entry["strengthen"] else "weaken"
         metric = f"P({entry['target_class']})" if entry["strengthen"] else f"1 − P({entry['target_class']})"
         rows.append([f"`{key}`", direction, metric, fmt(entry["learning_rate"]), fmt(entry["feature_factor"]),
-                     f"{fmt(entry['base_value'])} → {_interval_text(entry['value'], entry.get('value_ci'))}",
+                     f"{fmt(entry['base_value'])} → "
+                     f"{with_interval(entry['value'], *(entry.get('value_ci') or (None, None)), digits=4)}",
                      f"{fmt(entry['base_lms'])} → {fmt(entry['lms'])}", fmt(entry["fallback"]),
                      entry["cell"] + (" (trial)" if entry.get("trial") else "")])
     policy = summary.get("policy", {})
