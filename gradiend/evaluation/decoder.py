@@ -28,7 +28,7 @@ from gradiend.evaluation.damage import DEFAULT_BOOTSTRAP, DamageScorer
 from gradiend.evaluation.lms import lms_scorer
 from gradiend.evaluation.probabilities import ClassProbabilityScorer, class_target_words
 from gradiend.cells import BASE, cell_name, default_learning_rates
-from gradiend.evaluation.selection import SelectionPolicy, is_finite_cell, summarize_cells
+from gradiend.evaluation.selection import LMSThresholdPolicy, SelectionPolicy, is_finite_cell, summarize_cells
 from gradiend.evaluation.tokens import ignore_token_ids
 from gradiend.model import rewrite
 from gradiend.data.rows import select_rows
@@ -249,6 +249,7 @@ class DecoderEvaluator:
         if explicit:
             needed = {float(ff): needed.get(float(ff)) if not plot else None for ff in explicit}
         grid = self.evaluate_grid(lrs, list(needed), needed)
+        selector = selector or LMSThresholdPolicy()
         summary = self.summarize(grid, grid[BASE], targets, increase_target_probabilities, selector)
         result = {**summary, "grid": grid}
         if output_dir is not None:
@@ -257,7 +258,7 @@ class DecoderEvaluator:
             from gradiend.plots.decoder import plot_probability_shifts
 
             path = None if output_dir is None else Path(output_dir) / f"{PLOT_FILE}.{self.parts.img_format}"
-            plot_probability_shifts(grid, summary, path)
+            plot_probability_shifts(grid, summary, path, lms_ratio=getattr(selector, "ratio", None))
             if path is not None:
                 result["plot_path"] = str(path)
         return result

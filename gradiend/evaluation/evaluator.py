@@ -16,6 +16,7 @@ from gradiend.evaluation.decoder import DecoderEvaluator
 from gradiend.evaluation.encoder import EncoderEvaluator
 from gradiend.evaluation.model_card import save_rewritten_model
 from gradiend.evaluation.selection import SelectionPolicy, summary_entry
+from gradiend.model.base_source import describe_base_model
 
 
 class Evaluator:
@@ -113,10 +114,11 @@ class Evaluator:
                       for e in entries]
             return models[0] if isinstance(target_class, str) else models
         output_dir = Path(output_dir)
+        base = describe_base_model(str(mwg.base_model_id))  # its weights are hashed once for every card
         if isinstance(target_class, str):
-            return save_rewritten_model(mwg, entries[0], output_dir, feature_description)
+            return save_rewritten_model(mwg, entries[0], output_dir, feature_description, base=base)
         weaken = not increase_target_probabilities
-        return [save_rewritten_model(mwg, e, output_dir / rewrite_key(c, weaken), feature_description)
+        return [save_rewritten_model(mwg, e, output_dir / rewrite_key(c, weaken), feature_description, base=base)
                 for c, e in zip(classes, entries)]
 
     # ------------------------------------------------------------------ plots
