@@ -97,12 +97,8 @@ def keep_indices(parts: Sequence[torch.Tensor], topk=None, threshold=None,
     cut, ties = None, 0  # keep survivors with key > cut, plus the first `ties` with key == cut
     if k < available:
         high, above = _kth_digit(high_counts, k)
-        # a bfloat16 value's lower key half is fixed by its sign (0 from + 0.0, all ones from the flip)
-        low = 0 if high >= _DIGITS // 2 else _DIGITS - 1
-        if any(part.dtype != torch.bfloat16 for part in parts):
-            low, above_low = _kth_digit(_digit_histogram(parts, masks, threshold, finite_only, high), k - above)
-            above += above_low
-        cut, ties = (high - _DIGITS // 2) * _DIGITS + low, k - above
+        low, above_low = _kth_digit(_digit_histogram(parts, masks, threshold, finite_only, high), k - above)
+        cut, ties = (high - _DIGITS // 2) * _DIGITS + low, k - above - above_low
     # one output allocated up front: no long-lived piece lands between the chunks' temporaries, which
     # would keep the allocator from reusing their memory
     kept, filled, bounds = torch.empty(k, dtype=torch.long), 0, [0] * (len(parts) + 1)
