@@ -154,3 +154,19 @@ def test_snakemake_dry_run_prints_the_plan_and_stops(tiny_masked_lm_dir, tmp_pat
     assert done.returncode != 0, output
     assert "memory plan for experiment 'local_bert'" in output and "stopped before loading any weights" in output
     assert not (tmp_path / "results").exists()
+
+
+def test_meta_model_and_real_load_take_the_same_dtype(tiny_masked_lm_dir, tmp_path):
+    """Without a torch_dtype both load the checkpoint's own dtype (the plan is made for what loads)."""
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from gradiend.model.loading import load_base_model
+
+    folder = tmp_path / "bf16"
+    AutoModelForMaskedLM.from_pretrained(tiny_masked_lm_dir).to(torch.bfloat16).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_masked_lm_dir).save_pretrained(folder)
+    for torch_dtype, expected in ((None, torch.bfloat16), ("float32", torch.float32)):
+        meta = load_meta_model(folder, torch_dtype=torch_dtype)[0]
+        real = load_base_model(folder, torch_dtype=torch_dtype)[0]
+        assert {p.dtype for p in meta.parameters()} == {p.dtype for p in real.parameters()} == {expected}

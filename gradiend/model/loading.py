@@ -95,19 +95,32 @@ def load_tokenizer_and_objective(name_or_path, trust_remote_code: bool = False):
     return tokenizer, resolve_objective("auto", model=config, tokenizer=tokenizer)
 
 
+def _class_and_dtype(objective, config, tokenizer, torch_dtype):
+    """``(objective, Auto class, dtype)`` of a load: the dtype is ``torch_dtype``, or for None /
+    ``"auto"`` the checkpoint's own (``config.dtype``, float32 when it names none). The real load and
+    the meta model both take it, so a memory plan is made for the dtype that loads (transformers 4
+    reads ``dtype=None`` as float32, transformers 5 as the checkpoint's)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    chosen = resolve_objective(objective, model=config, tokenizer=tokenizer)
+    auto_class = AutoModelForMaskedLM if chosen.name == "masked_lm" else AutoModelForCausalLM
+    saved = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    dtype = (None if torch_dtype in (None, "auto") else resolve_dtype(torch_dtype)) \
+        or resolve_dtype(saved, default=None) or torch.float32
+    return chosen, auto_class, dtype
+
+
 def load_meta_model(name_or_path, objective="auto", torch_dtype=None, trust_remote_code: bool = False):
     """``(model, tokenizer, objective)`` as :func:`load_base_model` would return them, with the model
     built on the meta device from its config alone: every parameter's name, shape and dtype (and the
     tied weights), no weights read. What memory plans and early ``params`` checks look at."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
     _, _, _, config, tokenizer = _config_and_tokenizer(name_or_path, trust_remote_code)
-    chosen = resolve_objective(objective, model=config, tokenizer=tokenizer)
-    auto_class = AutoModelForMaskedLM if chosen.name == "masked_lm" else AutoModelForCausalLM
-    dtype = resolve_dtype(torch_dtype, default=None) or getattr(config, "dtype", None) or torch.float32
+    chosen, auto_class, dtype = _class_and_dtype(objective, config, tokenizer, torch_dtype)
     with torch.device("meta"):
-        model = auto_class.from_config(config, dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code)
+        model = auto_class.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
     return model, tokenizer, chosen
 
 
@@ -173,16 +186,14 @@ def load_base_model(
     ``device_map``: ``"auto"``, a device, or ``{module name: device}``, as ``from_pretrained`` takes it.
     """
     from safetensors import SafetensorError
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
     check_devices("load_base_model", device=device, device_map=device_map, torch_dtype=torch_dtype)
     name, path, source, config, tokenizer = _config_and_tokenizer(name_or_path, trust_remote_code)
-    chosen = resolve_objective(objective, model=config, tokenizer=tokenizer)
-    auto_class = AutoModelForMaskedLM if chosen.name == "masked_lm" else AutoModelForCausalLM
+    chosen, auto_class, dtype = _class_and_dtype(objective, config, tokenizer, torch_dtype)
     try:
         model = auto_class.from_pretrained(
             source,
-            dtype=resolve_dtype(torch_dtype, default=None, allow_auto=True),
+            dtype=dtype,
             attn_implementation=attn_implementation,
             use_safetensors=True,
             trust_remote_code=trust_remote_code,

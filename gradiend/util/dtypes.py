@@ -9,17 +9,15 @@ def dtype_name(dtype: Any) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def resolve_dtype(dtype: Any, default: Any = "float32", allow_auto: bool = False):
-    """The ``torch.dtype`` of a dtype or its name; None gives ``default`` (None stays None);
-    ``"auto"`` passes through when ``allow_auto`` (for ``from_pretrained``)."""
+def resolve_dtype(dtype: Any, default: Any = "float32"):
+    """The ``torch.dtype`` of a dtype or its name; None gives ``default`` (None stays None)."""
     import torch
 
     if dtype is None:
         return None if default is None else resolve_dtype(default)
-    if isinstance(dtype, torch.dtype) or (allow_auto and dtype == "auto"):
+    if isinstance(dtype, torch.dtype):
         return dtype
     value = getattr(torch, dtype_name(dtype), None)
     if not isinstance(value, torch.dtype):
-        raise ValueError(f"unknown torch_dtype {dtype!r}; use e.g. 'float32', 'bfloat16'"
-                         f"{' or ' + repr('auto') if allow_auto else ''}")
+        raise ValueError(f"unknown torch_dtype {dtype!r}; use e.g. 'float32', 'bfloat16'")
     return value
