@@ -55,6 +55,8 @@ class Selection:
 class SelectionPolicy(Protocol):
     name: str
 
+    def admits(self, candidate: Candidate, base_lms: float) -> bool: ...
+
     def select(self, candidates: Sequence[Candidate], base_lms: float) -> Selection: ...
 
 
@@ -119,6 +121,10 @@ class LMSTimesMetricPolicy:
 
     name: str = "lms_times_metric"
 
+    def admits(self, candidate: Candidate, base_lms: float) -> bool:
+        """Every cell: this policy trades metric against LMS and has no bound."""
+        return True
+
     def select(self, candidates: Sequence[Candidate], base_lms: float) -> Selection:
         best = max(_by_learning_rate(candidates), key=lambda c: c.metric * c.lms)
         return Selection(best, reason="largest metric * lms")
@@ -169,6 +175,11 @@ def as_candidate(cell: Mapping, metric) -> Candidate:
     """A cell as a candidate, its metric read by ``metric(cell)``."""
     return Candidate(_cell_id(cell), float(cell["learning_rate"]), float(cell["feature_factor"]), float(cell["lms"]),
                      float(metric(cell)), None if cell.get("kl") is None else float(cell["kl"]))
+
+
+def admissible(policy: SelectionPolicy, cell: Mapping, metric, base_lms: float) -> bool:
+    """Whether a cell is finite and keeps the policy's damage bound, its metric read by ``metric(cell)``."""
+    return is_finite_cell(cell) and policy.admits(as_candidate(cell, metric), base_lms)
 
 
 def objective(target: str, direction: str, class_feature_factors: Mapping[str, float]):

@@ -197,7 +197,7 @@ def decoder_search(config: dict, *, model: str, training: str, neutral: str, bas
     """
     from gradiend.cells import cell_name, rewrite_key
     from gradiend.evaluation.search import RELATIVE_TOLERANCE, search as run_search
-    from gradiend.evaluation.selection import as_candidate, is_finite_cell, objective, on_split
+    from gradiend.evaluation.selection import admissible, objective, on_split
     from gradiend.util.io import read_json, write_json
 
     if not _adaptive(config):
@@ -242,12 +242,12 @@ def decoder_search(config: dict, *, model: str, training: str, neutral: str, bas
         targets = {}
         for cls, direction in served:
             (sign, *_), metric = objective(cls, direction, factors)
-            admits = lambda cell, m=metric: is_finite_cell(cell) and policy.admits(  # noqa: E731
-                as_candidate(cell, lambda c: m(on_split(c, "validation"))), base_lms)
+            on_validation = lambda cell, m=metric: m(on_split(cell, "validation"))  # noqa: E731
             before = dict(counts)
             run = run_search([c for c in grid if float(c["feature_factor"]) == float(sign)], sign=sign,
-                             scales=adaptive["feature_factor_scales"], trials=adaptive["trials"], admits=admits,
-                             metric=lambda cell, m=metric: m(on_split(cell, "validation")), score=score)
+                             scales=adaptive["feature_factor_scales"], trials=adaptive["trials"],
+                             admits=lambda cell, m=on_validation: admissible(policy, cell, m, base_lms),
+                             metric=on_validation, score=score)
             key = rewrite_key(cls, weaken=direction == "weaken")
             targets[key] = {"trials": [c["id"] for c in run], "n_scored": counts["scored"] - before["scored"],
                             "n_reused": counts["reused"] - before["reused"]}
@@ -340,7 +340,7 @@ def select_cell(config: dict, *, base: str, cells: Sequence[str], seed_choice: s
 
 def _plot_tradeoff(config, seed, base_cell, grid, trials, chosen, policy, split, path) -> None:
     """The trade-off figure: per chosen key, every cell of its factors as (KL, LMS ratio, metric)."""
-    from gradiend.evaluation.selection import as_candidate, is_finite_cell, objective, on_split
+    from gradiend.evaluation.selection import admissible, is_finite_cell, objective, on_split
     from gradiend.plots.tradeoff import plot_tradeoff
 
     base_lms = float(base_cell["lms"])
@@ -354,13 +354,11 @@ def _plot_tradeoff(config, seed, base_cell, grid, trials, chosen, policy, split,
         for kind, group in (("grid", grid), ("trial", trials)):
             for cell in group:
                 if float(cell["feature_factor"]) in {float(f) for f in needed} and is_finite_cell(cell):
-                    value = metric(on_split(cell, split))
-                    admissible = (policy.admits(as_candidate(cell, lambda c, v=value: v), base_lms)
-                                  if hasattr(policy, "admits") else True)
+                    on_split_metric = lambda c, m=metric: m(on_split(c, split))  # noqa: E731
                     points.append({"id": cell["id"], "kind": kind, "kl": cell.get("kl"),
                                    "lms_ratio": float(cell["lms"]) / base_lms if base_lms > 0 else math.nan,
-                                   "metric": value,
-                                   "admissible": admissible})
+                                   "metric": on_split_metric(cell),
+                                   "admissible": admissible(policy, cell, on_split_metric, base_lms)})
         label = f"P({entry['target_class']})" if entry["strengthen"] else f"1 − P({entry['target_class']})"
         panels[key] = {"points": points, "chosen": entry["id"], "base_metric": metric(on_split(base_cell, split)),
                        "metric_label": f"{label} ({split} rows)"}
