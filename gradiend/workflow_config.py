@@ -129,16 +129,10 @@ def comparison_experiments(cfg: Mapping) -> dict[str, list[str]]:
     return {name: list(c["experiments"]) for name, c in cfg["comparisons"].items()}
 
 
-def benchmarked_models(experiment: Mapping[str, Any]) -> list[str]:
-    """Models an experiment's benchmarks score: ``base`` and every rewrite target; none without the block."""
-    if experiment.get("benchmarks") is None:
-        return []
-    return ["base", *experiment["rewrite"]]
-
-
-def capability_models(experiment: Mapping[str, Any]) -> list[str]:
-    """Models an experiment's capability checks score: ``base`` and every rewrite target; none without the block."""
-    if experiment.get("capability") is None:
+def evaluated_models(experiment: Mapping[str, Any], block: str) -> list[str]:
+    """Models an experiment's optional evaluation ``block`` (``benchmarks``, ``capability``) scores:
+    ``base`` and every rewrite target; none without the block."""
+    if experiment.get(block) is None:
         return []
     return ["base", *experiment["rewrite"]]
 

@@ -34,7 +34,7 @@ def files(tmp_path):
 
 def test_benchmark_model_table_and_report(files, tiny_masked_lm_dir, tiny_causal_lm_dir):
     exp = experiment(tiny_masked_lm_dir, files)
-    assert wfc.benchmarked_models(exp) == ["base", "F"]
+    assert wfc.evaluated_models(exp, "benchmarks") == ["base", "F"]
     cut = wfc.stage_config(exp, "benchmark_model")
     out = files / "results" / "exp" / "benchmarks"
     stages.benchmark_model(cut, model_name="base", model_dir=None, output=str(out / "base.json"),

@@ -74,7 +74,7 @@ def test_capability_block(raw, tmp_path):
     exp = bert(wfc.load_and_validate(raw))
     assert exp["capability"] == {"text": str(tmp_path / "held_out.txt"), "max_texts": None, "batch_size": 32,
                                  "bootstrap": 1000, "seed": 0, "lm_eval": None}
-    assert wfc.capability_models(exp) == ["base", "F", "F_weaken"]
+    assert wfc.evaluated_models(exp, "capability") == ["base", "F", "F_weaken"]
     assert wfc.stage_config(exp, "capability_model")["capability"] == exp["capability"]
 
 

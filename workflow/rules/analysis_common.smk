@@ -14,48 +14,40 @@ def bias_targets():
 
 def benchmark_results_all():
     return [os.path.join(RESULTS, name, "benchmarks", f"{model}.json")
-            for name, exp in EXPERIMENTS.items() for model in wfc.benchmarked_models(exp)]
+            for name, exp in EXPERIMENTS.items() for model in wfc.evaluated_models(exp, "benchmarks")]
 
 
-def benchmark_results(wildcards):
-    """This experiment's benchmark result files (`base` first); empty without a `benchmarks` block."""
+def evaluated_results(wildcards, block):
+    """This experiment's result files of an evaluation `block` (`base` first); empty without the block."""
     exp = experiment_of(wildcards)
-    return [exp_file(wildcards, "benchmarks", f"{model}.json") for model in wfc.benchmarked_models(exp)]
+    return [exp_file(wildcards, block, f"{model}.json") for model in wfc.evaluated_models(exp, block)]
 
 
-def benchmark_model_input(wildcards):
+def evaluated_model_input(wildcards, block, block_files):
+    """One model's input of an evaluation `block`: `block_files(experiment)`, plus the base model or the
+    rewritten folder."""
     exp = experiment_of(wildcards)
-    if wildcards.model not in wfc.benchmarked_models(exp):
-        raise WorkflowError(f"model {wildcards.model!r} of experiment {wildcards.experiment!r} is not benchmarked "
-                            f"(`base` and the `rewrite` targets of an experiment with a `benchmarks` block)")
-    files = dict(wfc.benchmark_paths(exp))
+    if wildcards.model not in wfc.evaluated_models(exp, block):
+        raise WorkflowError(f"model {wildcards.model!r} of experiment {wildcards.experiment!r} is not scored by "
+                            f"`{block}` (`base` and the `rewrite` targets of an experiment with a `{block}` block)")
+    files = dict(block_files(exp))
     if wildcards.model == "base":
         files.update(base_model_input(wildcards))
     else:
         files["model"] = exp_file(wildcards, "rewritten", wildcards.model)
     return files
+
+
+def benchmark_model_input(wildcards):
+    return evaluated_model_input(wildcards, "benchmarks", wfc.benchmark_paths)
 
 
 # --- capability checks -----------------------------------------------------------------------------
 
 
-def capability_results(wildcards):
-    """This experiment's capability result files (`base` first); empty without a `capability` block."""
-    exp = experiment_of(wildcards)
-    return [exp_file(wildcards, "capability", f"{model}.json") for model in wfc.capability_models(exp)]
-
-
 def capability_model_input(wildcards):
-    exp = experiment_of(wildcards)
-    if wildcards.model not in wfc.capability_models(exp):
-        raise WorkflowError(f"model {wildcards.model!r} of experiment {wildcards.experiment!r} is not checked "
-                            f"(`base` and the `rewrite` targets of an experiment with a `capability` block)")
-    files = {"text": os.path.expanduser(exp["capability"]["text"])}
-    if wildcards.model == "base":
-        files.update(base_model_input(wildcards))
-    else:
-        files["model"] = exp_file(wildcards, "rewritten", wildcards.model)
-    return files
+    return evaluated_model_input(wildcards, "capability",
+                                 lambda exp: {"text": os.path.expanduser(exp["capability"]["text"])})
 
 
 # --- feature comparisons ---------------------------------------------------------------------------

@@ -41,7 +41,7 @@ rule benchmark_table:
     params:
         version=GRADIEND_VERSION,
         config={name: wfc.stage_config(exp, "benchmark_table") for name, exp in EXPERIMENTS.items()
-                if wfc.benchmarked_models(exp)},
+                if wfc.evaluated_models(exp, "benchmarks")},
     threads: resource("benchmark_table", "threads")
     resources:
         gpu=resource("benchmark_table", "gpu"),

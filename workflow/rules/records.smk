@@ -35,8 +35,8 @@ rule report:
         probability_shifts=exp_path("decoder", "probability_shifts.png"),
         tradeoff=exp_path("decoder", "tradeoff.png"),
         rewritten=rewritten_dirs,
-        benchmarks=lambda wildcards: benchmark_results(wildcards),
-        capability=lambda wildcards: capability_results(wildcards),
+        benchmarks=lambda wildcards: evaluated_results(wildcards, "benchmarks"),
+        capability=lambda wildcards: evaluated_results(wildcards, "capability"),
     output:
         report=exp_path("report.md"),
     log:
