@@ -107,17 +107,11 @@ def device_problems(resolved: Mapping[str, Any]) -> list[str]:
     torch_dtype}``: an absent device, a dtype its devices cannot compute in, a map without accelerate
     (:func:`gradiend.util.devices.device_problems`). For the machine that runs the jobs: the workflow
     calls it when it runs them here, and on a cluster each job checks its own node before loading weights.
-    An experiment that names no device and keeps float32 is skipped, so the default needs no torch here."""
-    problems = []
-    for name, experiment in resolved["experiments"].items():
-        training = experiment["training"]
-        settings = {"device_map": training["device_map"], "gradiend_device": training["gradiend_device"],
-                    "torch_dtype": training["torch_dtype"]}
-        if settings == {"device_map": None, "gradiend_device": None, "torch_dtype": "float32"}:
-            continue
-        problems += [f"config key `experiments.{name}.training.{field}`: {why}"
-                     for field, why in devices.device_problems(**settings)]
-    return problems
+    An experiment that names no device and keeps float32 imports no torch (the default start-up stays fast)."""
+    return [f"config key `experiments.{name}.training.{field}`: {why}"
+            for name, experiment in resolved["experiments"].items()
+            for field, why in devices.device_problems(**{key: experiment["training"][key] for key in
+                                                        ("device_map", "gradiend_device", "torch_dtype")})]
 
 
 def _check_benchmarks(key: str, benchmarks: Mapping | None) -> list[str]:

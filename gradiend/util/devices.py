@@ -169,9 +169,9 @@ def device_problems(device: Any = None, device_map: Any = None, gradiend_device:
         why = _absent(name)
         if why:
             problems.append(("device_map", f"{device_map!r} names {name}: {why}"))
-    if problems or torch_dtype in (None, "auto"):
+    label = None if torch_dtype in (None, "auto") else dtype_name(torch_dtype)
+    if problems or label in (None, "float32"):  # float32 runs everywhere: no probe, no torch import
         return problems
-    label = dtype_name(torch_dtype)
     for name in run_devices(device, device_map):
         why = dtype_problem(label, name)
         if why:
