@@ -83,7 +83,7 @@ def test_decoder_probability_of_a_two_piece_word_is_the_product_over_its_pieces(
     assert len(tokenizer.tokenize("she")) == 2 and len(tokenizer.tokenize("he")) == 1
     factor = model.feature_factor("she")
     results = trainer.evaluate_decoder(lrs=[LEARNING_RATE], feature_factors=[factor], target_class="she", plot=True)
-    rows = trainer.evaluator.decoder.test_rows()
+    rows = trainer.evaluator.decoder.split_rows("test")
     base = _plain_class_probabilities(model.base_model, tokenizer, rows)
     rewritten = _plain_class_probabilities(model.rewrite_base_model(LEARNING_RATE, factor), tokenizer, rows)
     cells = results["grid"]
