@@ -189,3 +189,25 @@ def test_no_collapse_without_a_base_keeps_every_cell(tmp_path):
     grid = {k: v for k, v in decoder_grid().items() if k != "base"}
     fig = plot_probability_shifts(grid, None, tmp_path / "shifts.png")
     assert fig.axes[0].get_xlim()[1] > 100.0 and not [a for a in fig.axes[0].texts if a.arrow_patch is not None]
+
+
+def test_tradeoff_keeps_collapsed_cells_off_the_lms_axis_and_the_star_label_inside(tmp_path):
+    from gradiend.plots.tradeoff import plot_tradeoff
+
+    points = [{"id": f"lr~{lr}_ff~1", "kind": "grid", "kl": kl, "lms_ratio": ratio, "metric": metric,
+               "admissible": ratio >= 0.99}
+              for lr, kl, ratio, metric in ((0.01, 0.01, 1.0, 0.2), (0.03, 0.05, 0.995, 0.5), (0.1, 0.5, 0.9, 0.9),
+                                            (100, 500.0, 0.0, 1.0))]
+    fig = plot_tradeoff({"F": {"points": points, "chosen": "lr~0.03_ff~1", "base_metric": 0.02,
+                               "metric_label": "P(F) (test rows)"}}, tmp_path / "tradeoff.png", lms_ratio=0.99)
+    lms_axis = fig.axes[1]
+    plotted = [x for line in lms_axis.get_lines() for x in line.get_xdata() if line.get_marker() in ("o", "*")]
+    assert sorted(set(plotted)) == [0.9, 0.995, 1.0]  # the collapsed lr=100 cell (LMS 0) is not drawn
+    assert any("1 collapsed cell(s) off-scale" in t.get_text() for t in lms_axis.texts)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box = lms_axis.get_window_extent(renderer)
+    label = next(t for t in lms_axis.texts if t.get_text() == "lr~0.03_ff~1")
+    extent = label.get_window_extent(renderer)
+    assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1

@@ -3,7 +3,9 @@
 One row per chosen rewrite target, two panels: the metric against the KL divergence to the base
 model (log axis; the base model, at KL 0, is the dashed line) and against LMS / base LMS. Grid
 cells are circles, search trials triangles; cells outside the damage bound are hollow; the bound
-is drawn as dotted lines and the chosen point as a star.
+is drawn as dotted lines and the chosen point as a star, its label inside the panel. Collapsed
+cells (LMS below :data:`~gradiend.plots.decoder.COLLAPSE_FRACTION` of the base LMS) stay off the
+LMS axis, which would otherwise squeeze the useful range, and the panel says how many.
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from gradiend.plots.figures import save_figure, styled, subplots
+from gradiend.plots.decoder import COLLAPSE_FRACTION
+from gradiend.plots.figures import COLUMN_WIDTH, save_figure, styled, subplots
 
 _MARKERS = {"grid": "o", "trial": "^"}
 
@@ -19,29 +22,36 @@ _MARKERS = {"grid": "o", "trial": "^"}
 @styled
 def plot_tradeoff(panels: Mapping[str, Mapping], output_path: str | Path | None = None, *,
                   lms_ratio: float | None = None, max_kl: float | None = None, title: str | None = None,
-                  dpi: int = 150) -> Any:
+                  dpi: int | None = None) -> Any:
     """Draw ``{key: {"points": [{id, kind, kl, lms_ratio, metric, admissible}], "chosen": id,
     "base_metric", "metric_label"}}``; ``lms_ratio`` / ``max_kl``: the bound's lines (None: none)."""
     if not panels:
         raise ValueError("no chosen rewrite to plot the trade-off of")
-    fig, axes = subplots(output_path, len(panels), 2, figsize=(9.0, 3.4 * len(panels)), squeeze=False)
+    fig, axes = subplots(output_path, len(panels), 2, figsize=(2 * COLUMN_WIDTH, 2.8 * len(panels)), squeeze=False)
     for row, (key, panel) in zip(axes, panels.items()):
         kl_axis, lms_axis = row
-        for point in panel["points"]:
+        shown = [p for p in panel["points"] if p["lms_ratio"] >= COLLAPSE_FRACTION]
+        for point in shown:
             colour = "C1" if point["kind"] == "trial" else "C0"
             style = dict(marker=_MARKERS[point["kind"]], ms=5, ls="none", color=colour,
                          markerfacecolor=colour if point["admissible"] else "none")
             kl = point["kl"]
-            if kl is not None and math.isfinite(kl) and kl > 0:
+            on_log_axis = kl is not None and math.isfinite(kl) and kl > 0
+            if on_log_axis:
                 kl_axis.plot([kl], [point["metric"]], **style)
             lms_axis.plot([point["lms_ratio"]], [point["metric"]], **style)
             if point["id"] == panel["chosen"]:
-                star = dict(marker="*", ms=16, color="gold", markeredgecolor="black", zorder=5, ls="none")
-                if kl is not None and math.isfinite(kl) and kl > 0:
+                star = dict(marker="*", ms=12, color="gold", markeredgecolor="black", zorder=5, ls="none")
+                if on_log_axis:
                     kl_axis.plot([kl], [point["metric"]], **star)
                 lms_axis.plot([point["lms_ratio"]], [point["metric"]], **star)
+                # to the star's left: chosen cells sit near LMS / base LMS = 1, the panel's right edge
                 lms_axis.annotate(point["id"], (point["lms_ratio"], point["metric"]), textcoords="offset points",
-                                  xytext=(6, -10))
+                                  xytext=(-8, -4), ha="right", va="top")
+        collapsed = len(panel["points"]) - len(shown)
+        if collapsed:
+            lms_axis.text(0.02, 0.02, f"{collapsed} collapsed cell(s) off-scale\n(LMS < {COLLAPSE_FRACTION:g} · base)",
+                          transform=lms_axis.transAxes, va="bottom")
         for ax in row:
             ax.axhline(panel["base_metric"], color="0.5", ls="--", lw=0.8, label="base model")
             ax.set_ylabel(panel["metric_label"])
