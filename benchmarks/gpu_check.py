@@ -158,6 +158,7 @@ def _model_dir(kind: str, workdir: Path) -> Path:
 
 def check_encoder_and_memory(kind: str, device: torch.device, dtype: str, workdir: Path, rows_n: int) -> list[dict]:
     from gradiend.data.demo_corpus import generate_demo_corpus
+    from gradiend.model.memory_plan import memory_pool
     from gradiend.objectives.gradients import jvp_directional, per_example_gradient_dot
     from gradiend.training.arguments import TrainingArguments
     from gradiend.training.trainer import TextPredictionTrainer
@@ -204,9 +205,12 @@ def check_encoder_and_memory(kind: str, device: torch.device, dtype: str, workdi
     train_s, _ = _timed(device, trainer.train)
     trained = trainer.model_with_gradiend
     gradiend_device = next(trained.gradiend.parameters()).device.type
+    peak = _peak_mb(device)
+    planned = trainer.memory_plan.peaks.get(memory_pool(str(device)), 0) / 2**20
+    versus = f"; planned {planned:.0f} MB on {memory_pool(str(device))}" + (f" ({planned / peak:.2f}x)" if peak else "")
     out.append({"part": "memory", "name": f"{kind} training (2 steps + 2 evaluations)", "seconds": round(train_s, 3),
-                "peak_mb": _peak_mb(device), "ok": gradiend_device == device.type,
-                "note": f"GRADIEND input {trained.gradiend.input_dim:,} entries; GRADIEND on {gradiend_device}"})
+                "peak_mb": peak, "ok": gradiend_device == device.type,
+                "note": f"GRADIEND input {trained.gradiend.input_dim:,} entries; GRADIEND on {gradiend_device}{versus}"})
     return out
 
 

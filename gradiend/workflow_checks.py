@@ -30,9 +30,10 @@ RESERVED_CLASS_IDS = ("base", "policy", "skipped", "non_finite_cells")
 ODD_ACTIVATIONS = ("tanh", "smht", "id")
 
 
-def config_problems(resolved: Mapping[str, Any], memory_plans: bool = True) -> list[str]:
+def config_problems(resolved: Mapping[str, Any], memory_plans: bool = True, measure_memory: bool = True) -> list[str]:
     """Every problem of a schema-validated configuration, one line each (empty: none); with
-    ``memory_plans`` also each readable base model's memory plan (:func:`memory_problems`)."""
+    ``memory_plans`` also each readable base model's memory plan (:func:`memory_problems`), against this
+    machine's memory when ``measure_memory`` (the jobs run here), else against `max_memory` alone."""
     problems = []
     results_dir = Path(resolved["results_dir"]).expanduser()
     if results_dir.exists() and not results_dir.is_dir():
@@ -48,7 +49,7 @@ def config_problems(resolved: Mapping[str, Any], memory_plans: bool = True) -> l
         problems += _check_capability(f"experiments.{name}.capability", experiment["capability"])
     problems += _check_comparisons(resolved)
     if memory_plans and not problems:
-        problems += memory_problems(resolved)
+        problems += memory_problems(resolved, measure=measure_memory)
     return problems
 
 
@@ -69,9 +70,10 @@ def _readable_model(cfg: Mapping[str, Any], spec: str) -> str | None:
     return spec if isinstance(cached, str) else None
 
 
-def memory_problems(cfg: Mapping[str, Any], out=None) -> list[str]:
+def memory_problems(cfg: Mapping[str, Any], out=None, measure: bool = True) -> list[str]:
     """Each experiment's memory plan (:mod:`gradiend.model.memory_plan`), printed to ``out``; a plan
-    above `max_memory` (else the memory available now) and a `training.params` pattern that matches
+    above `max_memory` (else, when ``measure``, the memory this machine's host and GPUs have now: not
+    for a cluster's jobs, which plan again on their nodes) and a `training.params` pattern that matches
     no parameter are problems. Experiments whose base model is not readable yet are planned by their
     jobs. Reads only the models' config files (torch is imported only when one is readable)."""
     readable = {name: _readable_model(cfg, exp["base_model"]) for name, exp in cfg["experiments"].items()}
@@ -90,8 +92,10 @@ def memory_problems(cfg: Mapping[str, Any], out=None) -> list[str]:
         try:
             meta = load_meta_model(source, torch_dtype=training["torch_dtype"],
                                    trust_remote_code=bool(exp["trust_remote_code"]))[0]
-            ensure_fits(meta, max_memory=cfg["max_memory"], running_here=False, label=f"experiment {name!r}",
-                        report=lambda lines: print("\n".join(lines), file=out), params=training["params"],
+            ensure_fits(meta, max_memory=cfg["max_memory"], running_here=False, measure=measure,
+                        label=f"experiment {name!r}", report=lambda lines: print("\n".join(lines), file=out),
+                        device_map=training["device_map"], gradiend_device=training["gradiend_device"],
+                        params=training["params"],
                         pre_prune=exp["pre_prune"], latent_dim=training["latent_dim"],
                         train_batch_size=training["train_batch_size"], eval_batch_size=training["eval_batch_size"],
                         tokens=training["max_length"])

@@ -107,16 +107,17 @@ def load_config_file(path: str | Path, schema_path: str | Path | None = None) ->
 
 
 def load_and_validate(config: Mapping[str, Any], schema_path: str | Path | None = None,
-                      memory_plans: bool = True) -> dict:
+                      memory_plans: bool = True, measure_memory: bool = True) -> dict:
     """Validate ``config`` against the schema, check what a schema cannot, return it resolved.
 
     Raises :class:`~gradiend.schema_validation.ConfigError` (a ``ValueError``) listing every
     problem, one line each, naming the offending key. ``config`` itself is not modified.
-    ``memory_plans``: plan each readable base model's memory (:func:`~gradiend.workflow_checks.memory_problems`).
+    ``memory_plans``: plan each readable base model's memory (:func:`~gradiend.workflow_checks.memory_problems`),
+    against this machine's memory when ``measure_memory`` (its jobs run here), else against `max_memory` alone.
     """
     schema = load_yaml(schema_path or SCHEMA_PATH)
     resolved = validate_with_defaults(dict(config), schema)
-    problems = config_problems(resolved, memory_plans)
+    problems = config_problems(resolved, memory_plans, measure_memory)
     if problems:
         raise ConfigError(problems)
     for name, experiment in resolved["experiments"].items():

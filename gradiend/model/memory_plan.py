@@ -19,13 +19,21 @@ weights always):
   activations, or, while the encoder is evaluated, the forward-mode tangent (``n·b``);
 - ``score`` (encoder evaluation, decoder grid, rewrites): the GRADIEND weights and the tangent.
 
+Each part sits in one memory pool (:class:`Placement`): the process on the host (``"cpu"``), the GRADIEND
+on its device, the base model and what is as large as its mapped entries on the base model's devices (a
+``device_map`` splits them by its modules' sizes; a strategy such as ``"auto"`` is planned as an even
+split over the visible GPUs). Each pool's peak is checked against that pool's limit: ``max_memory``, else
+what the host (inside its cgroup: a SLURM job's ``--mem``) or the GPU has free.
+
 The formulas are checked against peaks measured in subprocesses (``tests/test_memory_plan.py``,
 ``benchmarks/bench_memory.py``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from gradiend.util.memory import HOST, accelerator_free_bytes, host_available_bytes, process_bytes
 
 GIB = 1 << 30
 FLOAT32 = 4
@@ -36,6 +44,12 @@ ACTIVATION_SLACK = 1.5
 WAYS_OUT = ("pre-prune (`pre_prune.topk`, e.g. 0.01: the GRADIEND and its optimiser shrink to the kept entries)",
             "narrow `params` (e.g. a few layers: every stage shrinks with the mapped entries)",
             "load the base model in bfloat16 (`torch_dtype: bfloat16`: weights, gradients and tangents halve)")
+
+
+_ON_HOST = ("process",)
+_ON_GRADIEND_DEVICE = ("GRADIEND + AdamW", "GRADIEND gradients", "GRADIEND")
+_WITH_THE_WEIGHTS = ("base model",)
+"""Every other part is as large as the mapped entries and sits beside them (gradient, tangent, importance)."""
 
 
 class MemoryPlanError(MemoryError):
@@ -54,6 +68,87 @@ class StagePlan:
         return sum(self.parts.values())
 
 
+def memory_pool(device: str) -> str:
+    """The pool a device's memory comes from: ``"cuda:0"`` for ``"cuda"``, the host for the CPU and for
+    Apple's MPS (unified memory)."""
+    kind, _, index = device.partition(":")
+    if kind in (HOST, "mps"):
+        return HOST
+    return f"{kind}:{index or 0}"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run's memory sits: each pool's share of the base model's weights and of its mapped entries,
+    and the GRADIEND's pool (the process is always on the host)."""
+
+    weights: Mapping[str, float]
+    mapped: Mapping[str, float]
+    gradiend: str
+
+    def split(self, stage: StagePlan) -> dict[str, int]:
+        """``stage``'s bytes by pool (the host first)."""
+        by_pool = {HOST: 0.0}
+        for part, size in stage.parts.items():
+            if part in _ON_HOST:
+                shares = {HOST: 1.0}
+            elif part in _ON_GRADIEND_DEVICE:
+                shares = {self.gradiend: 1.0}
+            else:
+                shares = self.weights if part in _WITH_THE_WEIGHTS else self.mapped
+            for pool, share in shares.items():
+                by_pool[pool] = by_pool.get(pool, 0.0) + share * size
+        return {pool: round(size) for pool, size in by_pool.items()}
+
+
+ON_THE_HOST = Placement({HOST: 1.0}, {HOST: 1.0}, HOST)
+
+
+def _module_lookup(device_map: Mapping[str, Any]):
+    """``parameter name -> pool`` for a map of module names to devices (the longest matching module wins;
+    ``""`` is the whole model)."""
+    from gradiend.util.devices import device_name
+
+    pools = {module: memory_pool(device_name(device)) for module, device in device_map.items()}
+    by_length = sorted(pools, key=len, reverse=True)
+
+    def pool_of(name: str) -> str:
+        module = next((m for m in by_length if m == "" or name == m or name.startswith(m + ".")), None)
+        return pools[module] if module is not None else next(iter(pools.values()))
+
+    return pool_of
+
+
+def _shares(sizes) -> dict[str, float]:
+    """``{pool: fraction}`` of ``(pool, size)`` pairs."""
+    totals: dict[str, int] = {}
+    for pool, size in sizes:
+        totals[pool] = totals.get(pool, 0) + size
+    whole = sum(totals.values()) or 1
+    return {pool: size / whole for pool, size in totals.items()}
+
+
+def place(base, mapped: Mapping[str, Any], *, device: Any = None, device_map: Any = None,
+          gradiend_device: Any = None) -> Placement:
+    """Where a run of ``base`` (its ``mapped`` parameters by name) placed by ``device`` / ``device_map``
+    keeps its memory, the GRADIEND on ``gradiend_device`` (None: the pool of the input embeddings)."""
+    from gradiend.util.devices import device_name, run_devices
+
+    if isinstance(device_map, Mapping):
+        pool_of = _module_lookup(device_map)
+        named = list(base.named_parameters())
+        weights = _shares((pool_of(name), p.numel()) for name, p in named)
+        entries = _shares((pool_of(name), p.numel()) for name, p in mapped.items())
+        embedding = getattr(base.get_input_embeddings(), "weight", None)
+        first = pool_of(next((name for name, p in named if p is embedding), named[0][0]))
+    else:
+        pools = list(dict.fromkeys(memory_pool(name) for name in run_devices(device, device_map)))
+        weights = entries = {pool: 1 / len(pools) for pool in pools}
+        first = pools[0]
+    gradiend = first if gradiend_device is None else memory_pool(device_name(gradiend_device))
+    return Placement(weights, entries, gradiend)
+
+
 @dataclass(frozen=True)
 class MemoryPlan:
     """The planned peaks of one configuration (see the module docstring)."""
@@ -64,10 +159,19 @@ class MemoryPlan:
     n_mapped: int
     n_trained: int
     stages: tuple[StagePlan, ...]
+    placement: Placement = field(default=ON_THE_HOST)
+
+    @property
+    def peaks(self) -> dict[str, int]:
+        """Each pool's peak over the stages (bytes)."""
+        splits = [self.placement.split(stage) for stage in self.stages]
+        pools = dict.fromkeys(pool for split in splits for pool in split)
+        return {pool: max(split.get(pool, 0) for split in splits) for pool in pools}
 
     @property
     def peak(self) -> int:
-        return max(stage.total for stage in self.stages)
+        """The largest pool's peak (on one device: the largest stage)."""
+        return max(self.peaks.values())
 
     def stage(self, name: str) -> StagePlan:
         return next(s for s in self.stages if s.name == name)
@@ -79,7 +183,9 @@ class MemoryPlan:
         rows = [head]
         for stage in self.stages:
             parts = ", ".join(f"{name} {_gib(size)}" for name, size in stage.parts.items() if size >= GIB // 100)
-            rows.append(f"  {stage.name:<9} ~{_gib(stage.total)} ({parts})")
+            split = self.placement.split(stage)
+            pools = "" if list(split) == [HOST] else "; " + ", ".join(f"{p} {_gib(b)}" for p, b in split.items())
+            rows.append(f"  {stage.name:<9} ~{_gib(stage.total)} ({parts}){pools}")
         return rows
 
 
@@ -112,44 +218,10 @@ def _activations(config, rows: int, tokens: int, value_bytes: int) -> int:
     return int(ACTIVATION_SLACK * rows * tokens * layers * per_token_layer * value_bytes)
 
 
-def process_bytes() -> int:
-    """Resident memory of this process now (the interpreter with torch and transformers loaded)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        import psutil
-
-        return int(psutil.Process().memory_info().rss)
-    except ImportError:
-        return 0
-
-
-def available_bytes() -> int | None:
-    """Memory the system can give a new allocation now (``MemAvailable``); None when unknown."""
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        pass
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def plan_memory(base, *, dtype=None, params=None, pre_prune=None, n_kept: int | None = None, latent_dim: int = 1,
                 train_batch_size: int = 32, eval_batch_size: int = 32, tokens: int | None = None,
-                baseline: int | None = None, label: str | None = None) -> MemoryPlan:
+                baseline: int | None = None, label: str | None = None, device: Any = None,
+                device_map: Any = None, gradiend_device: Any = None) -> MemoryPlan:
     """The plan for base model ``base`` (on the meta device or loaded) with its parameters in ``dtype``
     (None: as they are).
 
@@ -157,7 +229,9 @@ def plan_memory(base, *, dtype=None, params=None, pre_prune=None, n_kept: int | 
     ``pre_prune``: a :class:`~gradiend.training.arguments.PrePruneConfig` or mapping (``topk``,
     ``n_samples``, ``batch_size``) whose stage is planned too; ``n_kept``: the entries a known mask
     keeps (training only). ``tokens``: the longest row (None: ``DEFAULT_TOKENS``); ``baseline``: the
-    process without the model (None: this process now)."""
+    process without the model (None: this process now); ``device`` / ``device_map`` / ``gradiend_device``:
+    where the run places the base model and the GRADIEND (:func:`place`; all None: one device, the GPU
+    when there is one)."""
     import torch
 
     from gradiend.model.backbone import mapped_parameters
@@ -193,37 +267,65 @@ def plan_memory(base, *, dtype=None, params=None, pre_prune=None, n_kept: int | 
     stages.append(StagePlan("score", {**fixed, "GRADIEND": gradiend, "tangent": n * value_bytes,
                                       "activations": _activations(config, eval_batch_size, tokens, value_bytes) // 3}))
     name = label or str(getattr(config, "name_or_path", "") or type(base).__name__)
-    return MemoryPlan(name, dtype_name(dtype), n_parameters, n, k, tuple(stages))
+    placement = place(base, mapped, device=device, device_map=device_map, gradiend_device=gradiend_device)
+    return MemoryPlan(name, dtype_name(dtype), n_parameters, n, k, tuple(stages), placement)
 
 
-def memory_limit(max_memory_gib: float | None, running_here: bool) -> tuple[int | None, str]:
-    """``(bytes a run may use, where that number comes from)``: ``max_memory`` when set, else what the
-    system has available (plus this process, when the run happens in it); None when unknown."""
-    if max_memory_gib is not None:
-        return int(float(max_memory_gib) * GIB), f"max_memory = {max_memory_gib} GiB"
-    available = available_bytes()
-    if available is None:
-        return None, "available memory unknown"
-    here = process_bytes() if running_here else 0
-    return available + here, f"MemAvailable {_gib(available)}" + (f" + this process {_gib(here)}" if here else "")
+def _given_limit(max_memory: float | Mapping[str, float] | None, pool: str) -> tuple[float, str] | None:
+    """``(GiB, its key)`` that ``max_memory`` sets for ``pool``: a number sets every pool; a mapping names
+    pools (``"cpu"``, ``"cuda:1"``) or kinds (``"cuda"``: every CUDA device), the exact name first."""
+    if max_memory is None:
+        return None
+    if not isinstance(max_memory, Mapping):
+        return float(max_memory), "max_memory"
+    for key in (pool, pool.partition(":")[0]):
+        if key in max_memory:
+            return float(max_memory[key]), f"max_memory.{key}"
+    return None
 
 
-def ensure_fits(base, *, max_memory: float | None = None, running_here: bool = True, report=None,
-                **settings) -> MemoryPlan:
+def memory_limits(pools, max_memory: float | Mapping[str, float] | None = None, *, measure: bool = True,
+                  running_here: bool = True) -> dict[str, tuple[int | None, str]]:
+    """``{pool: (bytes a run may use there, where that number comes from)}``: ``max_memory`` where it sets
+    the pool, else, when ``measure``, what the host has available (inside its cgroup; plus this process
+    when the run happens in it) or the GPU has free; None when unknown or not measured."""
+    limits = {}
+    for pool in pools:
+        given = _given_limit(max_memory, pool)
+        if given is not None:
+            limits[pool] = int(given[0] * GIB), f"{given[1]} = {given[0]:g} GiB"
+        elif not measure:
+            limits[pool] = None, "not measured here: each job plans again on its node"
+        elif pool == HOST:
+            available, here = host_available_bytes(), (process_bytes() if running_here else 0)
+            limits[pool] = (None, "available memory unknown") if available is None else (
+                available + here, f"available {_gib(available)}" + (f" + this process {_gib(here)}" if here else ""))
+        else:
+            free = accelerator_free_bytes(pool, held_here=running_here)
+            limits[pool] = (None, f"{pool} not on this machine") if free is None else (free, f"free on {pool}")
+    return limits
+
+
+def ensure_fits(base, *, max_memory: float | Mapping[str, float] | None = None, running_here: bool = True,
+                measure: bool = True, report=None, **settings) -> MemoryPlan:
     """Plan ``base`` with ``settings`` (:func:`plan_memory`), hand the plan's lines to ``report``, and
-    raise :class:`MemoryPlanError` — the numbers and the three ways out, each planned — when its
-    peak exceeds the limit (:func:`memory_limit`)."""
+    raise :class:`MemoryPlanError` — the numbers and the three ways out, each planned — when a pool's
+    peak exceeds that pool's limit (:func:`memory_limits`)."""
     plan = plan_memory(base, **settings)
     if report is not None:
         report(plan.lines())
-    limit, source = memory_limit(max_memory, running_here)
-    if limit is None or plan.peak <= limit:
+    limits = memory_limits(plan.peaks, max_memory, measure=measure, running_here=running_here)
+    over = [(pool, need) for pool, need in plan.peaks.items() if limits[pool][0] is not None and need > limits[pool][0]]
+    if not over:
         return plan
-    worst = max(plan.stages, key=lambda s: s.total)
+    pool = max(over, key=lambda item: item[1] / limits[item[0]][0])[0]
+
+    def need(variant: MemoryPlan) -> str:
+        return _gib(variant.peaks.get(pool, 0))
+
     ways = []
     if settings.get("pre_prune") is None and settings.get("n_kept") is None:
-        pruned = plan_memory(base, **{**settings, "pre_prune": {"topk": 0.01}})
-        ways.append(f"{WAYS_OUT[0]}: ~{_gib(pruned.peak)}")
+        ways.append(f"{WAYS_OUT[0]}: ~{need(plan_memory(base, **{**settings, 'pre_prune': {'topk': 0.01}}))}")
     else:
         ways.append(f"{WAYS_OUT[0]}: pre-pruned already to {plan.n_trained:,} entries; a smaller `topk` saves little "
                     f"once the base model and one gradient dominate")
@@ -231,10 +333,12 @@ def ensure_fits(base, *, max_memory: float | None = None, running_here: bool = T
     per_tenth = 0.1 * (train.total - train.parts["process"] - train.parts["base model"])
     ways.append(f"{WAYS_OUT[1]}: now {plan.n_mapped:,} entries; every 10 % fewer saves ~{_gib(per_tenth)} in training")
     if plan.dtype not in ("bfloat16", "float16"):
-        ways.append(f"{WAYS_OUT[2]}: ~{_gib(plan_memory(base, **{**settings, 'dtype': 'bfloat16'}).peak)}")
+        ways.append(f"{WAYS_OUT[2]}: ~{need(plan_memory(base, **{**settings, 'dtype': 'bfloat16'}))}")
     else:
         ways.append(f"{WAYS_OUT[2]}: already {plan.dtype}")
+    needs = [f"~{_gib(size)} on {where} in stage "
+             f"{max(plan.stages, key=lambda s: plan.placement.split(s).get(where, 0)).name!r}, but only "
+             f"{_gib(limits[where][0])} may be used there ({limits[where][1]})" for where, size in over]
     raise MemoryPlanError("\n".join([
-        f"{plan.model} would need ~{_gib(worst.total)} in stage {worst.name!r}, but only {_gib(limit)} may be used "
-        f"({source}); stopped before loading any weights.", *plan.lines()[1:], "Ways out:",
-        *(f"  - {way}" for way in ways)]))
+        f"{plan.model} would need " + "; and ".join(needs) + "; stopped before loading any weights.",
+        *plan.lines()[1:], f"Ways out (the need on {pool}):", *(f"  - {way}" for way in ways)]))

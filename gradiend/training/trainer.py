@@ -35,13 +35,14 @@ class TextPredictionTrainer:
 
     Before a base model is loaded, its memory plan (:mod:`gradiend.model.memory_plan`: pre-pruning,
     training and scoring peaks from the model's config) is printed (stderr with ``progress``, else
-    the log), and a run that would not fit ``max_memory`` GiB (None: the memory available now)
+    the log), and a run that would not fit ``max_memory`` GiB (a number for every memory pool, or
+    ``{"cpu": 64, "cuda": 80}``; None: what the host and the GPUs have free now) on its host or on a GPU
     stops with the numbers and the ways out (:class:`~gradiend.model.memory_plan.MemoryPlanError`).
     """
 
     def __init__(self, model, data=None, eval_neutral_data=None, args: TrainingArguments | None = None,
                  config=None, target_classes=None, *, training_args: TrainingArguments | None = None,
-                 progress: bool = True, max_memory: float | None = None, **config_kwargs):
+                 progress: bool = True, max_memory: float | dict[str, float] | None = None, **config_kwargs):
         from gradiend.data.ingest import TextPredictionConfig
 
         if args is not None and training_args is not None:
@@ -153,6 +154,7 @@ class TextPredictionTrainer:
                 get_logger(__name__).info("\n".join(lines))
 
         return ensure_fits(meta, max_memory=self.max_memory, running_here=True, report=report, label=str(self.model),
+                           device=self.device, device_map=args.device_map, gradiend_device=args.gradiend_device,
                            params=args.params, pre_prune=None if known else args.pre_prune_config,
                            n_kept=known.n_kept if known else None, latent_dim=args.latent_dim,
                            train_batch_size=args.train_batch_size, eval_batch_size=args.eval_batch_size,

@@ -10,20 +10,22 @@ from gradiend import workflow_config as wfc
 from gradiend import cells
 from gradiend.schema_validation import ConfigError
 
-try:
-    # The config files themselves were checked by the Snakefile, before Snakemake read the default.
-    # A job a cluster runs parses this file again: its memory was planned at submission and is planned
-    # again by the job itself before it loads weights.
-    CFG = wfc.load_and_validate(config, SCHEMA_FILE, memory_plans=not workflow.remote_exec)
-except ConfigError as error:
-    raise WorkflowError(str(error)) from None
-
-RESULTS = CFG["results_dir"]
 # On a cluster the encoder evaluations, the decoder grid and the rewrites fan out; on one machine each
 # is one job per experiment (one start-up of Python, torch and transformers instead of many). A
 # remote executor (SLURM) needs --jobs, which on one machine Snakemake turns into --cores; a job it
 # submits parses this file again in remote mode, and must see the same rules.
 ON_CLUSTER = bool(workflow.resource_settings.nodes or workflow.remote_exec)
+try:
+    # The config files themselves were checked by the Snakefile, before Snakemake read the default.
+    # Memory is planned at start-up: against this machine when the jobs run here, against `max_memory`
+    # alone when a cluster runs them; a job a cluster runs parses this file again and plans again
+    # itself, on its node, before it loads weights.
+    CFG = wfc.load_and_validate(config, SCHEMA_FILE, memory_plans=not workflow.remote_exec,
+                                measure_memory=not ON_CLUSTER)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+RESULTS = CFG["results_dir"]
 JOB_LAYOUT = CFG["job_layout"]
 if JOB_LAYOUT == "auto":
     JOB_LAYOUT = "fan_out" if ON_CLUSTER else "per_experiment"
