@@ -82,6 +82,21 @@ def test_plan_counts_the_model_from_its_config(tiny_masked_lm_dir):
     assert half.stage("pre_prune").parts["importance"] == n * 2  # one chunk: summed in bfloat16
 
 
+def test_plan_holds_one_gradient_and_one_tangent_of_the_mapped_entries(tiny_masked_lm_dir):
+    """Narrowing ``params`` (the largest mapped tensor kept) shrinks the step's gradient and the scoring
+    tangent by exactly the entries left out, in the model's dtype."""
+    meta = load_meta_model(tiny_masked_lm_dir)[0]
+    layer = "bert.encoder.layer.1"
+    narrow = ["bert.embeddings.*", "bert.encoder.layer.0.*", f"{layer}.intermediate.*", f"{layer}.output.*"]
+    left_out = sum(p.numel() for name, p in mapped_parameters(meta).items() if name.startswith(f"{layer}.attention."))
+    assert left_out > 0
+    for dtype, size in (("float32", 4), ("bfloat16", 2)):
+        whole, part = plan_memory(meta, dtype=dtype, baseline=0), plan_memory(meta, dtype=dtype, baseline=0, params=narrow)
+        assert whole.n_mapped - part.n_mapped == left_out
+        for stage, key in (("train", "gradient or tangent"), ("score", "tangent")):
+            assert whole.stage(stage).parts[key] - part.stage(stage).parts[key] == left_out * size
+
+
 def _no_weights(monkeypatch):
     import gradiend.model.loading as loading
 
