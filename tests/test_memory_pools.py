@@ -142,3 +142,22 @@ def test_max_memory_config_forms(tiny_masked_lm_dir, tmp_path):
     for bad in ({"gpu": 80}, {"cuda": 0}, {}, "lots"):
         with pytest.raises(ConfigError, match="max_memory"):
             wfc.load_and_validate({**config, "max_memory": bad})
+
+
+def test_gpu_memory_is_asked_in_a_child_process(tmp_path, monkeypatch):
+    """At start-up (not ``held_here``) the GPU is asked in a child, so no GPU context stays in Snakemake's
+    process; here the child sees a stand-in torch with two GPUs (123 bytes free, 7 held by its allocator)."""
+    import os
+    import sys
+
+    fake = tmp_path / "fake" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "class cuda:\n"
+        "    is_available = staticmethod(lambda: True)\n"
+        "    device_count = staticmethod(lambda: 2)\n"
+        "    mem_get_info = staticmethod(lambda i: (123 * (i + 1), 1000))\n"
+        "    memory_reserved = staticmethod(lambda i: 7)\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(fake.parent), *sys.path]))
+    assert memory.accelerator_free_bytes("cuda:1") == 2 * 123 + 7  # free + what the child's allocator holds
+    assert memory.accelerator_free_bytes("cuda:2") is None and memory.accelerator_free_bytes("xpu:0") is None

@@ -90,8 +90,20 @@ def host_available_bytes(cgroup: Path | None = None) -> int | None:
 
 
 def accelerator_free_bytes(device: str, held_here: bool = False) -> int | None:
-    """Free memory of a CUDA or XPU ``device`` (``"cuda:1"``), plus what this process's allocator already
-    holds there when ``held_here`` (it can reuse it); None when this machine has no such device."""
+    """Free memory of a CUDA or XPU ``device`` (``"cuda:1"``); None when this machine has no such device.
+
+    ``held_here``: the run happens in this process, so what its allocator already holds there counts as
+    free too. Otherwise the question is asked in a child process: a GPU context opened here would stay
+    for the life of this process (Snakemake's own, for a whole workflow) and hold GPU memory its jobs need."""
+    if not held_here:
+        import subprocess
+        import sys
+
+        asked = subprocess.run([sys.executable, "-c", "import sys; from gradiend.util.memory import "
+                                "accelerator_free_bytes as free; print(free(sys.argv[1], True))", device],
+                               capture_output=True, text=True, timeout=300)
+        answer = asked.stdout.strip().splitlines()[-1:] if asked.returncode == 0 else []
+        return int(answer[0]) if answer and answer[0].isdigit() else None
     import torch
 
     kind, _, index = device.partition(":")
@@ -102,4 +114,4 @@ def accelerator_free_bytes(device: str, held_here: bool = False) -> int | None:
     if number >= backend.device_count():
         return None
     free = int(backend.mem_get_info(number)[0])
-    return free + (int(backend.memory_reserved(number)) if held_here else 0)
+    return free + int(backend.memory_reserved(number))
