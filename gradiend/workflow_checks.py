@@ -15,7 +15,9 @@ from typing import Any, Mapping
 
 from gradiend.cells import WEAKEN_SUFFIX, class_feature_factor, split_rewrite_target
 from gradiend.util import devices
+from gradiend.util.child import call_in_child
 from gradiend.util.devices import placement_problems
+from gradiend.util.dtypes import dtype_name
 from gradiend.util.io import written_as_path
 from gradiend.util.remote_code import remote_code_message
 from gradiend.util.tokenizer_files import missing_tokenizer_message
@@ -111,11 +113,17 @@ def device_problems(resolved: Mapping[str, Any]) -> list[str]:
     torch_dtype}``: an absent device, a dtype its devices cannot compute in, a map without accelerate
     (:func:`gradiend.util.devices.device_problems`). For the machine that runs the jobs: the workflow
     calls it when it runs them here, and on a cluster each job checks its own node before loading weights.
-    An experiment that names no device and keeps float32 imports no torch (the default start-up stays fast)."""
-    return [f"config key `experiments.{name}.training.{field}`: {why}"
-            for name, experiment in resolved["experiments"].items()
-            for field, why in devices.device_problems(**{key: experiment["training"][key] for key in
-                                                        ("device_map", "gradiend_device", "torch_dtype")})]
+    An experiment that names no device and keeps float32 imports no torch (the default start-up stays fast);
+    one in another dtype is probed in a child process, so no GPU context stays in Snakemake's."""
+    problems = []
+    for name, experiment in resolved["experiments"].items():
+        settings = {key: experiment["training"][key] for key in ("device_map", "gradiend_device", "torch_dtype")}
+        if settings["torch_dtype"] in (None, "auto") or dtype_name(settings["torch_dtype"]) == "float32":
+            found = devices.device_problems(**settings)
+        else:  # the dtype probe runs a matmul on the device: in a child, so no GPU context stays here
+            found = call_in_child("gradiend.util.devices.device_problems", **settings)
+        problems += [f"config key `experiments.{name}.training.{field}`: {why}" for field, why in found]
+    return problems
 
 
 def _check_benchmarks(key: str, benchmarks: Mapping | None) -> list[str]:

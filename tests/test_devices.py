@@ -266,3 +266,22 @@ def test_the_workflow_refuses_an_absent_device_before_any_job_and_a_cluster_chec
     # submitting to SLURM from a login node without GPUs: each job checks the node it runs on
     code, output = _dry_run(tmp_path, "--workflow-profile", "workflow/profiles/slurm")
     assert code == 0, output
+
+
+@pytest.mark.skipif(torch.cuda.device_count() > 3, reason="needs a machine without cuda:3")
+def test_the_workflow_probes_other_dtypes_in_a_child_process(monkeypatch):
+    """Start-up probes a bfloat16 run's devices in a child (no GPU context stays in Snakemake's process);
+    a float32 run is checked here (no probe). The parent's own check is disabled to show which ran."""
+    from gradiend import workflow_checks
+
+    def experiments(dtype):
+        return {"experiments": {"e": {"training": {"device_map": "cuda:3", "gradiend_device": None,
+                                                   "torch_dtype": dtype}}}}
+
+    expected = [f"config key `experiments.e.training.device_map`: {why}"
+                for _, why in devices.device_problems(device_map="cuda:3", torch_dtype="bfloat16")]
+    assert len(expected) == 1 and "'cuda:3' names cuda:3" in expected[0]
+    monkeypatch.setattr(devices, "device_problems", lambda **settings: [("device_map", "asked in this process")])
+    assert workflow_checks.device_problems(experiments("bfloat16")) == expected
+    assert workflow_checks.device_problems(experiments("float32")) == [
+        "config key `experiments.e.training.device_map`: asked in this process"]

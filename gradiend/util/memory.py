@@ -96,14 +96,12 @@ def accelerator_free_bytes(device: str, held_here: bool = False) -> int | None:
     free too. Otherwise the question is asked in a child process: a GPU context opened here would stay
     for the life of this process (Snakemake's own, for a whole workflow) and hold GPU memory its jobs need."""
     if not held_here:
-        import subprocess
-        import sys
+        from gradiend.util.child import call_in_child
 
-        asked = subprocess.run([sys.executable, "-c", "import sys; from gradiend.util.memory import "
-                                "accelerator_free_bytes as free; print(free(sys.argv[1], True))", device],
-                               capture_output=True, text=True, timeout=300)
-        answer = asked.stdout.strip().splitlines()[-1:] if asked.returncode == 0 else []
-        return int(answer[0]) if answer and answer[0].isdigit() else None
+        try:
+            return call_in_child("gradiend.util.memory.accelerator_free_bytes", device=device, held_here=True)
+        except RuntimeError:
+            return None
     import torch
 
     kind, _, index = device.partition(":")
