@@ -125,7 +125,7 @@ def test_the_host_limit_is_the_cgroups_room(tmp_path):
 
 
 def test_start_up_on_a_cluster_checks_max_memory_only(tiny_masked_lm_dir, tmp_path, monkeypatch):
-    _fake_machine(monkeypatch, host=1, gpus={})  # a login node with no room at all
+    _fake_machine(monkeypatch, host=0, gpus={})  # a login node with no room at all
     config = _config(tiny_masked_lm_dir, tmp_path / "results")
     with pytest.raises(ConfigError, match=r"on cpu in stage .*\(available 0\.00 GiB\)"):
         wfc.load_and_validate(config)  # the jobs would run here

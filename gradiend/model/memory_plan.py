@@ -318,7 +318,7 @@ def ensure_fits(base, *, max_memory: float | Mapping[str, float] | None = None, 
     over = [(pool, need) for pool, need in plan.peaks.items() if limits[pool][0] is not None and need > limits[pool][0]]
     if not over:
         return plan
-    pool = max(over, key=lambda item: item[1] / limits[item[0]][0])[0]
+    pool = max(over, key=lambda item: item[1] / max(1, limits[item[0]][0]))[0]  # the most over its limit
 
     def need(variant: MemoryPlan) -> str:
         return _gib(variant.peaks.get(pool, 0))
