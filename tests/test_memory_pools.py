@@ -61,12 +61,20 @@ def test_a_device_map_splits_the_plan_by_its_modules_sizes(meta):
 
 def test_a_gpu_run_is_checked_against_the_gpu_not_the_host(meta, monkeypatch):
     one_device = plan_memory(meta, baseline=8 * MIB)
-    needed = one_device.peak - 8 * MIB
-    _fake_machine(monkeypatch, host=9 * MIB, gpus={"cuda:0": needed + MIB})
-    with pytest.raises(MemoryPlanError, match=r"on cpu in stage"):  # on the host the weights do not fit
+    needed, weights = one_device.peak - 8 * MIB, one_device.stage("train").parts["base model"]
+    assert [stage.name for stage in one_device.stages] == ["train", "score"]  # on the host: no load stage
+    _fake_machine(monkeypatch, host=8 * MIB + weights + MIB, gpus={"cuda:0": needed + MIB})
+    with pytest.raises(MemoryPlanError, match=r"on cpu in stage"):  # on the host the run does not fit
         ensure_fits(meta, running_here=False, baseline=8 * MIB, device="cpu")
-    plan = ensure_fits(meta, running_here=False, baseline=8 * MIB, device="cuda:0")  # on the GPU they do
-    assert plan.peaks == {"cpu": 8 * MIB, "cuda:0": needed}
+    plan = ensure_fits(meta, running_here=False, baseline=8 * MIB, device="cuda:0")  # on the GPU it does
+    # the host holds the process and, while from_pretrained reads them before model.to(device), the weights
+    assert plan.peaks == {"cpu": 8 * MIB + weights, "cuda:0": needed}
+    assert plan.stages[0].name == "load" and plan.placement.split(plan.stages[0]) == {"cpu": 8 * MIB + weights}
+    _fake_machine(monkeypatch, host=8 * MIB + weights - MIB, gpus={"cuda:0": needed + MIB})
+    with pytest.raises(MemoryPlanError, match=r"on cpu in stage 'load'"):
+        ensure_fits(meta, running_here=False, baseline=8 * MIB, device="cuda:0")
+    split = plan_memory(meta, baseline=8 * MIB, device_map=SPLIT)  # accelerate reads onto each device directly
+    assert "load" not in [stage.name for stage in split.stages] and split.peaks["cpu"] == 8 * MIB
     _fake_machine(monkeypatch, host=1 << 40, gpus={"cuda:0": needed - MIB})
     with pytest.raises(MemoryPlanError) as caught:
         ensure_fits(meta, running_here=False, baseline=8 * MIB, device="cuda")

@@ -17,7 +17,8 @@ weights always):
   otherwise) — plus, while a step runs,
   one gradient of the mapped parameters (``n·b``) with autograd's temporaries and the batch's
   activations, or, while the encoder is evaluated, the forward-mode tangent (``n·b``);
-- ``score`` (encoder evaluation, decoder grid, rewrites): the GRADIEND weights and the tangent.
+- ``score`` (encoder evaluation, decoder grid, rewrites): the GRADIEND weights and the tangent;
+- ``load``, for a model moved onto one GPU: its weights are read into host memory first.
 
 Each part sits in one memory pool (:class:`Placement`): the process on the host (``"cpu"``), the GRADIEND
 on its device, the base model and what is as large as its mapped entries on the base model's devices (a
@@ -46,7 +47,8 @@ WAYS_OUT = ("pre-prune (`pre_prune.topk`, e.g. 0.01: the GRADIEND and its optimi
             "load the base model in bfloat16 (`torch_dtype: bfloat16`: weights, gradients and tangents halve)")
 
 
-_ON_HOST = ("process",)
+LOADED_ON_THE_HOST = "base model, read on the host"
+_ON_HOST = ("process", LOADED_ON_THE_HOST)
 _ON_GRADIEND_DEVICE = ("GRADIEND + AdamW", "GRADIEND gradients", "GRADIEND")
 _WITH_THE_WEIGHTS = ("base model",)
 """Every other part is as large as the mapped entries and sits beside them (gradient, tangent, importance)."""
@@ -268,6 +270,8 @@ def plan_memory(base, *, dtype=None, params=None, pre_prune=None, n_kept: int | 
                                       "activations": _activations(config, eval_batch_size, tokens, value_bytes) // 3}))
     name = label or str(getattr(config, "name_or_path", "") or type(base).__name__)
     placement = place(base, mapped, device=device, device_map=device_map, gradiend_device=gradiend_device)
+    if device_map is None and HOST not in placement.weights:  # read into host memory, then moved: model.to(device)
+        stages.insert(0, StagePlan("load", {"process": fixed["process"], LOADED_ON_THE_HOST: weights}))
     return MemoryPlan(name, dtype_name(dtype), n_parameters, n, k, tuple(stages), placement)
 
 
