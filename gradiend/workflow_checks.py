@@ -17,7 +17,6 @@ from gradiend.cells import WEAKEN_SUFFIX, class_feature_factor, split_rewrite_ta
 from gradiend.util import devices
 from gradiend.util.child import call_in_child
 from gradiend.util.devices import placement_problems
-from gradiend.util.dtypes import dtype_name
 from gradiend.util.io import written_as_path
 from gradiend.util.remote_code import remote_code_message
 from gradiend.util.tokenizer_files import missing_tokenizer_message
@@ -118,10 +117,10 @@ def device_problems(resolved: Mapping[str, Any]) -> list[str]:
     problems = []
     for name, experiment in resolved["experiments"].items():
         settings = {key: experiment["training"][key] for key in ("device_map", "gradiend_device", "torch_dtype")}
-        if settings["torch_dtype"] in (None, "auto") or dtype_name(settings["torch_dtype"]) == "float32":
+        if devices.probes_dtype(settings["torch_dtype"]):  # a matmul on the device: in a child, so no GPU
+            found = call_in_child("gradiend.util.devices.device_problems", **settings)  # context stays here
+        else:
             found = devices.device_problems(**settings)
-        else:  # the dtype probe runs a matmul on the device: in a child, so no GPU context stays here
-            found = call_in_child("gradiend.util.devices.device_problems", **settings)
         problems += [f"config key `experiments.{name}.training.{field}`: {why}" for field, why in found]
     return problems
 

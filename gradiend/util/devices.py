@@ -147,6 +147,14 @@ def dtype_problem(dtype_label: str, device: str) -> str | None:
     return None
 
 
+def probes_dtype(torch_dtype: Any) -> bool:
+    """Whether checking a base-model dtype runs a probe on the devices: float32 (and None, "auto") runs
+    everywhere, so it needs no probe and no torch import."""
+    from gradiend.util.dtypes import dtype_name
+
+    return torch_dtype not in (None, "auto") and dtype_name(torch_dtype) != "float32"
+
+
 def device_problems(device: Any = None, device_map: Any = None, gradiend_device: Any = None,
                     torch_dtype: Any = None) -> list[tuple[str, str]]:
     """:func:`placement_problems`, then what this machine cannot run: an absent device, a dtype its
@@ -169,9 +177,9 @@ def device_problems(device: Any = None, device_map: Any = None, gradiend_device:
         why = _absent(name)
         if why:
             problems.append(("device_map", f"{device_map!r} names {name}: {why}"))
-    label = None if torch_dtype in (None, "auto") else dtype_name(torch_dtype)
-    if problems or label in (None, "float32"):  # float32 runs everywhere: no probe, no torch import
+    if problems or not probes_dtype(torch_dtype):
         return problems
+    label = dtype_name(torch_dtype)
     for name in run_devices(device, device_map):
         why = dtype_problem(label, name)
         if why:
