@@ -3,6 +3,8 @@
 Each plot function returns its matplotlib Figure; the tests read its lines, legends, texts,
 limits and violin colours.
 """
+import math
+
 import matplotlib
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -13,7 +15,7 @@ from gradiend.cells import cell_name
 from gradiend.plots.convergence import plot_training_convergence
 from gradiend.plots.decoder import plot_probability_shifts
 from gradiend.plots.encoder import plot_encoder_distributions
-from gradiend.plots.figures import NEUTRAL_GREY
+from gradiend.plots.figures import COLUMN_WIDTH, NEUTRAL_GREY, PRINT_DPI
 
 matplotlib.use("Agg")
 
@@ -211,3 +213,18 @@ def test_tradeoff_keeps_collapsed_cells_off_the_lms_axis_and_the_star_label_insi
     label = next(t for t in lms_axis.texts if t.get_text() == "lr~0.03_ff~1")
     extent = label.get_window_extent(renderer)
     assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1
+    from PIL import Image
+
+    with Image.open(tmp_path / "tradeoff.png") as png:  # print resolution, as every figure
+        assert png.size[0] == round(2 * COLUMN_WIDTH * PRINT_DPI)
+
+
+def test_tradeoff_keeps_cells_whose_lms_ratio_is_unknown(tmp_path):
+    """A base LMS of 0 gives NaN ratios: no collapse can be told, so the cells stay on the KL axis."""
+    from gradiend.plots.tradeoff import plot_tradeoff
+
+    points = [{"id": f"lr~{lr}_ff~1", "kind": "grid", "kl": kl, "lms_ratio": math.nan, "metric": metric,
+               "admissible": False} for lr, kl, metric in ((0.01, 0.01, 0.2), (0.1, 0.5, 0.9))]
+    fig = plot_tradeoff({"F": {"points": points, "chosen": None, "base_metric": 0.02, "metric_label": "P(F)"}})
+    drawn = [x for line in fig.axes[0].get_lines() for x in line.get_xdata() if line.get_marker() == "o"]
+    assert drawn == [0.01, 0.5] and not fig.axes[1].texts  # no "collapsed" note either

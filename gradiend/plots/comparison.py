@@ -17,7 +17,7 @@ def _heatmap(matrix: pd.DataFrame, title: str, label: str, output_path, vmin, vm
         ax.text(j, i, f"{value:.{digits}f}", ha="center", va="center")
     fig.colorbar(image, ax=ax, label=label)
     ax.set_title(title)
-    return save_figure(fig, output_path, dpi=300)
+    return save_figure(fig, output_path)
 
 
 @styled

@@ -26,7 +26,7 @@ def _load(training: Mapping | str | Path) -> Mapping:
 
 @styled
 def plot_training_convergence(training: Mapping | str | Path, output_path: str | Path | None = None,
-                              title: str | None = None, dpi: int = 300, *, experiment: str | None = None,
+                              title: str | None = None, dpi: int | None = None, *, experiment: str | None = None,
                               seed: int | None = None) -> Any:
     """Plot a run's ``training.json`` (dict, file or checkpoint folder).
 

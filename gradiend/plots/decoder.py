@@ -29,13 +29,21 @@ def _finite(value) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan
 
 
+def is_collapsed(lms_ratio) -> bool:
+    """Whether LMS / base LMS is below ``COLLAPSE_FRACTION`` (a ratio that is no finite number is no
+    collapse: there is nothing to compare)."""
+    ratio = _finite(lms_ratio)
+    return math.isfinite(ratio) and ratio < COLLAPSE_FRACTION
+
+
 def collapsed_cells(cells: Sequence[Mapping], base: Mapping | None) -> list[Mapping]:
-    """The cells whose LMS is below ``COLLAPSE_FRACTION`` · base LMS (none when every cell is)."""
-    if base is None or not math.isfinite(_finite(base.get("lms"))):
+    """The cells that :func:`is_collapsed` against the base LMS (none when every cell is, or the base LMS
+    is not a positive number)."""
+    base_lms = _finite((base or {}).get("lms"))
+    if not base_lms > 0:
         return []
-    floor = COLLAPSE_FRACTION * float(base["lms"])
-    collapsed = [c for c in cells if _finite(c.get("lms")) < floor]
-    return collapsed if len(collapsed) < len(cells) else []
+    fallen = [c for c in cells if is_collapsed(_finite(c.get("lms")) / base_lms)]
+    return fallen if len(fallen) < len(cells) else []
 
 
 def _class_order(cells: Sequence[Mapping], base: Mapping | None) -> list[str]:
@@ -70,7 +78,7 @@ def _label_stars(ax, stars: Sequence[tuple[str, float, float]]) -> None:
 
 @styled
 def plot_probability_shifts(grid: Mapping | Sequence, summary: Mapping | None = None,
-                            output_path: str | Path | None = None, title: str | None = None, dpi: int = 300, *,
+                            output_path: str | Path | None = None, title: str | None = None, dpi: int | None = None, *,
                             experiment: str | None = None, seed: int | None = None,
                             lms_ratio: float | None = 0.99) -> Any:
     """Plot decoder cells (``{"base": …, key: cell}`` or a list); star the chosen cells of ``summary``.

@@ -39,7 +39,7 @@ def _groups(encoded: pd.DataFrame) -> list[Group]:
 
 @styled
 def plot_encoder_distributions(encoded: pd.DataFrame | str | Path, output_path: str | Path | None = None,
-                               title: str | None = None, correlation: float | None = None, dpi: int = 300, *,
+                               title: str | None = None, correlation: float | None = None, dpi: int | None = None, *,
                                experiment: str | None = None, seed: int | None = None) -> Any:
     """Violin plot of encoded values (table or ``encoded.parquet``); saves to ``output_path`` if given.
 

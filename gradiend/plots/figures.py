@@ -14,6 +14,7 @@ from pathlib import Path
 from gradiend.util.io import PathLike, atomic_path
 
 COLUMN_WIDTH = 3.4  # inches
+PRINT_DPI = 300  # raster figures (PNG) at print resolution
 MIN_FONT_SIZE = 8.0  # points, at the saved size
 LEGEND_HANDLE_LENGTH = 3.0  # font sizes: long enough to show a dash pattern
 STYLE = {
@@ -69,7 +70,8 @@ def subplots(output_path: PathLike | None, *args, **kwargs):
 
 
 def save_figure(fig, output_path: PathLike | None, dpi: int | None = None):
-    """Lay ``fig`` out, write it to ``output_path`` (if given) atomically and close it; return ``fig``."""
+    """Lay ``fig`` out, write it to ``output_path`` (if given) atomically at ``dpi`` (None:
+    :data:`PRINT_DPI`) and close it; return ``fig``."""
     fig.tight_layout()
     if output_path is None:
         return fig
@@ -77,6 +79,6 @@ def save_figure(fig, output_path: PathLike | None, dpi: int | None = None):
 
     output_path = Path(output_path)
     with atomic_path(output_path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=output_path.suffix.lstrip(".") or "png")
+        fig.savefig(tmp, dpi=dpi or PRINT_DPI, format=output_path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return fig

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from gradiend.plots.decoder import COLLAPSE_FRACTION
+from gradiend.plots.decoder import COLLAPSE_FRACTION, is_collapsed
 from gradiend.plots.figures import COLUMN_WIDTH, save_figure, styled, subplots
 
 _MARKERS = {"grid": "o", "trial": "^"}
@@ -30,7 +30,7 @@ def plot_tradeoff(panels: Mapping[str, Mapping], output_path: str | Path | None 
     fig, axes = subplots(output_path, len(panels), 2, figsize=(2 * COLUMN_WIDTH, 2.8 * len(panels)), squeeze=False)
     for row, (key, panel) in zip(axes, panels.items()):
         kl_axis, lms_axis = row
-        shown = [p for p in panel["points"] if p["lms_ratio"] >= COLLAPSE_FRACTION]
+        shown = [p for p in panel["points"] if not is_collapsed(p["lms_ratio"])]
         for point in shown:
             colour = "C1" if point["kind"] == "trial" else "C0"
             style = dict(marker=_MARKERS[point["kind"]], ms=5, ls="none", color=colour,
