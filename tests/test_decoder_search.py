@@ -60,6 +60,16 @@ def test_rays_of_other_feature_factors_take_turns():
     assert scored[:4] == [(0.3162, 1.0), (0.05, 2.0), (0.1778, 1.0), (0.1, 2.0)]
 
 
+def test_a_ray_starts_from_the_grid_cells_at_its_feature_factor():
+    scored = []
+    grid = [synthetic(lr, ff) for ff in (1.0, 2.0) for lr in (0.01, 0.1, 1.0)]
+    search(grid, sign=1.0, scales=(1.0, 2.0), trials=6, admits=lambda cell: cell["kl"] <= BOUNDARY ** 2,
+           metric=lambda cell: cell["metric"], score=lambda lr, ff: scored.append((lr, ff)) or synthetic(lr, ff))
+    assert len(scored) == 6 and not {(c["learning_rate"], c["feature_factor"]) for c in grid} & set(scored)
+    # at ff 2 the grid keeps the bound up to lr 0.1 and breaks it at 1: bisect there, not start at 0.1 / 2
+    assert scored[:2] == [(0.3162, 1.0), (0.3162, 2.0)]
+
+
 # --------------------------------------------------------------------------- the stages
 
 

@@ -13,8 +13,8 @@ and proposes
 * half the smallest learning rate when nothing on the ray is admissible (contract);
 * nothing once the bracket is narrower than :data:`RELATIVE_TOLERANCE` (the ray has converged).
 
-The ray of scale 1 starts from the grid's cells; a ray of another scale starts at
-``best grid learning rate / s`` (the same size of ``w``'s share). Trials go to the rays in turn.
+Each ray starts from the grid's cells at its feature factor (a grid point is never scored again); a
+ray with none starts at ``best learning rate of the scale-1 ray / s`` (the same size of ``w``'s share). Trials go to the rays in turn.
 Every proposal depends only on the trials before it, never on the budget: the first ``n`` trials of
 a budget of ``m > n`` are the ``n`` trials of budget ``n``, so a rerun with more trials reuses them.
 Learning rates are rounded to 4 significant digits (readable cell names, exact reuse).
@@ -72,7 +72,7 @@ def search(grid: Sequence[Mapping], *, sign: float, scales: Sequence[float], tri
            score: Callable[[float, float], Mapping]) -> list[Mapping]:
     """Run at most ``trials`` trials for one target and direction; the trial cells in the order run.
 
-    ``grid``: the grid's cells of feature factor ``sign`` (finite or not); ``admits(cell)``: whether a
+    ``grid``: the grid's cells (finite or not; those at a ray's feature factor seed it); ``admits(cell)``: whether a
     cell keeps the damage bound (a non-finite cell never does); ``metric(cell)``: what to maximise (on
     the selection split); ``score(lr, ff)``: a cell for that rewrite (computed or cached).
     """
@@ -80,10 +80,14 @@ def search(grid: Sequence[Mapping], *, sign: float, scales: Sequence[float], tri
         raise ValueError(f"the trial budget must be at least 1, got {trials}")
     if not scales or any(not s > 0 for s in scales):
         raise ValueError(f"feature-factor scales must be positive, got {list(scales)}")
-    unit = Ray(float(sign), start=1.0,  # the start of an empty grid
-               points={float(c["learning_rate"]): (bool(admits(c)), float(metric(c))) for c in grid})
+    def seeds(feature_factor: float) -> dict[float, tuple[bool, float]]:
+        return {float(c["learning_rate"]): (bool(admits(c)), float(metric(c))) for c in grid
+                if float(c["feature_factor"]) == feature_factor}
+
+    unit = Ray(float(sign), start=1.0, points=seeds(float(sign)))  # start: that of an empty grid
     origin = unit.best() or min(unit.points, default=unit.start)
-    rays = [unit if float(s) == 1.0 else Ray(float(sign) * s, start=origin / s) for s in scales]
+    rays = [unit if float(s) == 1.0 else Ray(float(sign) * s, start=origin / s, points=seeds(float(sign) * s))
+            for s in scales]
     run: list[Mapping] = []
     turn = 0
     while len(run) < trials:

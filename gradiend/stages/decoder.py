@@ -15,18 +15,10 @@ logger = get_logger("gradiend.stages")
 
 # What a cell file holds; part of every cache fingerprint, so cells of an older layout are scored again.
 CELL_FORMAT = 2
-# Keys of `decoder` that the search and the choice read but no cell depends on.
-SEARCH_ONLY_KEYS = ("adaptive", "selection")
 
 
 def _adaptive(config: Mapping) -> bool:
     return config["decoder"]["search"] == "adaptive"
-
-
-def _cell_config(config: Mapping) -> dict:
-    """The part of a stage's config that a cell depends on (the ``decoder_grid`` cut)."""
-    decoder = {k: v for k, v in config["decoder"].items() if k not in SEARCH_ONLY_KEYS}
-    return {**config, "decoder": decoder}
 
 
 def _evaluator(config: dict, model: str | None, training: str, neutral: str):
@@ -199,13 +191,14 @@ def decoder_search(config: dict, *, model: str, training: str, neutral: str, bas
     from gradiend.evaluation.search import RELATIVE_TOLERANCE, search as run_search
     from gradiend.evaluation.selection import admissible, objective, on_split
     from gradiend.util.io import read_json, write_json
+    from gradiend.workflow_config import stage_config
 
     if not _adaptive(config):
         raise ValueError(f"decoder_search: experiment {config['name']!r} has `decoder.search: grid`; nothing to search")
     base_cell, grid = read_json(base), [read_json(path) for path in cells]
     adaptive, policy = config["decoder"]["adaptive"], _policy(config)
     base_lms = float(base_cell["lms"])
-    cell_config = _cell_config(config)
+    cell_config = stage_config(config, "decoder_grid")  # what a cell depends on: the search's keys left out
     inputs = _input_digests(config, model, training, neutral)
     scored: dict[str, dict] = {}
     counts = {"scored": 0, "reused": 0}
@@ -244,7 +237,7 @@ def decoder_search(config: dict, *, model: str, training: str, neutral: str, bas
             (sign, *_), metric = objective(cls, direction, factors)
             on_validation = lambda cell, m=metric: m(on_split(cell, "validation"))  # noqa: E731
             before = dict(counts)
-            run = run_search([c for c in grid if float(c["feature_factor"]) == float(sign)], sign=sign,
+            run = run_search(grid, sign=sign,
                              scales=adaptive["feature_factor_scales"], trials=adaptive["trials"],
                              admits=lambda cell, m=on_validation: admissible(policy, cell, m, base_lms),
                              metric=on_validation, score=score)
