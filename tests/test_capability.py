@@ -64,6 +64,18 @@ def test_read_texts(tmp_path):
         read_texts(tmp_path / "empty.txt")
 
 
+def test_read_texts_reads_compressed_files_and_names_a_file_that_is_not_utf8(tmp_path):
+    import gzip
+
+    packed = tmp_path / "held_out.txt.gz"
+    packed.write_bytes(gzip.compress("one text\n\n  two text  \n".encode("utf-8")))
+    assert read_texts(packed) == ["one text", "two text"]
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin.txt is not UTF-8 text .*iconv"):
+        read_texts(latin)
+
+
 def test_the_lm_eval_command_hands_over_the_folder_and_the_tasks(tmp_path):
     command = lm_eval_command("/models/F", ["tiny_pronoun", "lambada"], tmp_path, include_path="~/tasks",
                               num_fewshot=2, limit=10, batch_size=4, device="cpu", dtype="bfloat16", seed=5)

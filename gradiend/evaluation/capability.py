@@ -27,13 +27,12 @@ from gradiend.evaluation.bias.scores import CONFIDENCE, bootstrap_ci
 
 
 def read_texts(path: str | Path, max_texts: int | None = None) -> list[str]:
-    """The non-empty lines of a UTF-8 text file (stripped), at most ``max_texts`` (the first ones)."""
+    """The non-empty lines of a UTF-8 text file (stripped; ``.gz``, ``.bz2``, ``.xz`` read as the corpora
+    are: :func:`~gradiend.data.base_loader.read_text_file`), at most ``max_texts`` (the first ones)."""
+    from gradiend.data.base_loader import read_text_file
+
     path = Path(path).expanduser()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise ValueError(f"held-out text file {path} is not UTF-8 ({error})") from None
-    texts = [line.strip() for line in lines if line.strip()]
+    texts = [line.strip() for line in read_text_file(path) if line.strip()]
     if not texts:
         raise ValueError(f"held-out text file {path} has no text (one text per line)")
     return texts[:max_texts] if max_texts else texts
