@@ -201,6 +201,11 @@ def test_provenance_is_reproducible(run, tmp_path):
     assert set(facts["inputs"]) == {"texts", "training", "neutral"}
     assert all(re.fullmatch(r"[0-9a-f]{64}", v["sha256"]) for v in facts["inputs"].values())
     assert facts["base_model"]["found"] and "model.safetensors" in facts["base_model"]["files"]
+    import hashlib
+
+    folder = Path(run.experiment["base_model_path"])
+    assert facts["base_model"]["files"] == {name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+                                            for name in ("config.json", "model.safetensors")}
     assert facts["packages"]["torch"] and facts["config"]["seeds"] == run.seeds
     again = tmp_path / "provenance.json"
     stages.provenance(run.cut("provenance"), inputs={"texts": run.corpus, "training": run.path("data", "training.parquet"),

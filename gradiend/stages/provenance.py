@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Mapping
 
-from gradiend.model.base_reference import sha256_file
+from gradiend.model.base_reference import sha256_file, weight_digests
 from gradiend.model.base_source import model_folder
 
 PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "datasets", "numpy", "pandas", "pyarrow",
@@ -55,9 +55,10 @@ def model_hashes(reference: str) -> dict:
     folder = model_folder(reference)
     if folder is None:
         return {"found": False, "files": {}}
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and (p.suffix == ".safetensors" or p.name == "config.json"))
-    return {"found": True, "files": {p.name: sha256_file(p) for p in files}}
+    files = weight_digests(folder)
+    if (folder / "config.json").is_file():
+        files["config.json"] = sha256_file(folder / "config.json")
+    return {"found": True, "files": dict(sorted(files.items()))}
 
 
 def provenance(config: dict, *, inputs: Mapping[str, str | None], provenance_file: str) -> None:
