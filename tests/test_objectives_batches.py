@@ -89,6 +89,15 @@ def test_masked_lm_scores_targets_of_different_sub_token_counts_on_their_own_inp
     assert batch.select([0]).input_row is None  # row 0 alone needs one input
 
 
+def test_a_moved_batch_keeps_whether_its_positions_are_shared(masked_lm):
+    """Decided once, where prepare left the ids: on the meta device (where no value can be read, like a
+    GPU tensor that would make the CPU wait) the moved batch still knows."""
+    _, tokenizer, objective = masked_lm
+    shared = objective.prepare(tokenizer, [CHEF], ["she"], ["he"])
+    unshared = objective.prepare(tokenizer, [CHEF], ["she"], ["he-she"])
+    assert [shared.to("meta").shared_positions, unshared.to("meta").shared_positions] == [True, False]
+
+
 def test_rows_without_mask_or_target_are_named(masked_lm):
     _, tokenizer, objective = masked_lm
     with pytest.raises(ValueError, match=r"row 1 contains no mask placeholder"):

@@ -78,7 +78,10 @@ class TargetBatch:
         tensors = {f.name: getattr(self, f.name) for f in fields(self)}
         moved = {name: value.to(device) for name, value in tensors.items() if isinstance(value, torch.Tensor)}
         inputs = {key: value.to(device) for key, value in self.inputs.items()}
-        return replace(self, inputs=inputs, **moved)
+        batch = replace(self, inputs=inputs, **moved)
+        # decided where the ids are now (the CPU, after prepare): read after the move, it would wait for the GPU
+        batch.__dict__["shared_positions"] = self.shared_positions
+        return batch
 
     def select(self, rows: Sequence[int]) -> "TargetBatch":
         """The sub-batch of distinct ``rows`` (in that order), re-padded to its own longest input, laid
