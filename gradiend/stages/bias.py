@@ -61,16 +61,13 @@ def benchmark_model(config: dict, *, model_name: str, model_dir: str | None, out
     """
     from gradiend.evaluation.bias.formats import _describe, load_benchmarks
     from gradiend.evaluation.bias.scores import CONFIDENCE, run_benchmarks
-    from gradiend.model.loading import load_base_model
-    from gradiend.stages.models import placement
+    from gradiend.stages.models import load_base
     from gradiend.util.io import write_json
 
     block = _sources(config, stereoset, crows_pairs, seat)
     benchmarks = load_benchmarks(block)  # every file checked before any model is loaded
-    reference = model_dir or config["base_model_path"]
-    model, tokenizer, _ = load_base_model(reference, torch_dtype=config["training"]["torch_dtype"],
-                                          trust_remote_code=bool(config["trust_remote_code"]), **placement(config))
-    scores = run_benchmarks(model, tokenizer, benchmarks, bootstrap=block["bootstrap"], seed=block["seed"],
+    base = load_base(config, model_dir)
+    scores = run_benchmarks(base.model, base.tokenizer, benchmarks, bootstrap=block["bootstrap"], seed=block["seed"],
                             batch_size=block["batch_size"],
                             seat_permutations=(block.get("seat") or {}).get("permutations", 10000))
     result = {"experiment": config["name"], "model": model_name, "base_model": config["base_model"],

@@ -70,10 +70,11 @@ def capability_model(config: dict, *, model_name: str, model_dir: str | None, te
     and ``lm_eval`` (None without the block, else ``{tasks, command, results: {task: {metric:
     value}}, versions, n_shot, n_samples, lm_eval_version}``).
     """
+    import torch
+
     from gradiend.evaluation.capability import heldout_perplexity, read_texts
     from gradiend.model.base_reference import sha256_file
-    from gradiend.model.loading import load_base_model
-    from gradiend.stages.models import placement
+    from gradiend.stages.models import load_base
     from gradiend.util.io import write_json
 
     block = config["capability"]
@@ -82,12 +83,13 @@ def capability_model(config: dict, *, model_name: str, model_dir: str | None, te
     reference = model_dir or config["base_model_path"]
     if lm_eval is not None:
         _check_lm_eval(config, reference)
-    model, tokenizer, _ = load_base_model(reference, torch_dtype=config["training"]["torch_dtype"],
-                                          trust_remote_code=bool(config["trust_remote_code"]), **placement(config))
-    heldout = heldout_perplexity(model, tokenizer, texts, batch_size=block["batch_size"], bootstrap=block["bootstrap"],
-                                 seed=block["seed"])
+    base = load_base(config, reference)
+    heldout = heldout_perplexity(base.model, base.tokenizer, texts, batch_size=block["batch_size"],
+                                 bootstrap=block["bootstrap"], seed=block["seed"])
     logger.info("%s on %s: %s %.4g", model_name, text, heldout["measure"], heldout["perplexity"])
-    del model  # lm-eval loads the model again in its own process
+    del base  # lm-eval loads the model again in its own process
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the allocator would keep the freed GPU memory from that process
     result = {"experiment": config["name"], "model": model_name, "base_model": config["base_model"],
               "text": {"path": str(text), "sha256": sha256_file(Path(text).expanduser())}, "heldout": heldout,
               "lm_eval": None if lm_eval is None else _lm_eval(config, lm_eval, reference)}

@@ -37,12 +37,12 @@ def placement(config: Mapping) -> dict:
     return {"device": "cuda" if torch.cuda.is_available() else None, "device_map": None}
 
 
-def load_base(config: Mapping) -> Base:
-    """The experiment's base model (``base_model_path``) in ``training.torch_dtype``, in eval mode, placed
-    by :func:`placement`."""
+def load_base(config: Mapping, reference: str | None = None) -> Base:
+    """The experiment's base model (``base_model_path``), or the model at ``reference`` (a rewrite), in
+    ``training.torch_dtype``, in eval mode, placed by :func:`placement`."""
     from gradiend.model.loading import load_base_model
 
-    reference = config["base_model_path"]
+    reference = reference or config["base_model_path"]
     model, tokenizer, objective = load_base_model(
         reference, torch_dtype=config["training"]["torch_dtype"],
         trust_remote_code=bool(config["trust_remote_code"]), **placement(config))
