@@ -285,3 +285,14 @@ def test_the_workflow_probes_other_dtypes_in_a_child_process(monkeypatch):
     assert workflow_checks.device_problems(experiments("bfloat16")) == expected
     assert workflow_checks.device_problems(experiments("float32")) == [
         "config key `experiments.e.training.device_map`: asked in this process"]
+
+
+def test_the_gpu_is_the_default_whenever_one_is_visible(monkeypatch):
+    from gradiend.stages.models import placement
+
+    no_map = {"training": {"device_map": None}}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert devices.default_device() == "cpu" and placement(no_map) == {"device": "cpu", "device_map": None}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert devices.default_device() == "cuda" and placement(no_map) == {"device": "cuda", "device_map": None}
+    assert placement({"training": {"device_map": "auto"}}) == {"device": None, "device_map": "auto"}

@@ -40,15 +40,14 @@ def _lm_eval(config: Mapping, block: Mapping, reference: str) -> dict:
     """The lm-evaluation-harness hand-off for one model folder (or hub id)."""
     import tempfile
 
-    import torch
-
     from gradiend.evaluation.capability import lm_eval_command, run_lm_eval
+    from gradiend.util.devices import default_device
 
     with tempfile.TemporaryDirectory(prefix="gradiend-lm-eval-") as folder:
         command = lm_eval_command(
             reference, block["tasks"], folder, include_path=block["include_path"], num_fewshot=block["num_fewshot"],
             limit=block["limit"], batch_size=block["batch_size"],
-            device="cuda" if torch.cuda.is_available() else "cpu", dtype=config["training"]["torch_dtype"],
+            device=default_device(), dtype=config["training"]["torch_dtype"],
             trust_remote_code=bool(config["trust_remote_code"]))
         logger.info("lm-evaluation-harness: %s", " ".join(command))
         result = run_lm_eval(command, folder)

@@ -29,12 +29,12 @@ def target_classes(config: Mapping) -> list[str]:
 def placement(config: Mapping) -> dict:
     """``device`` / ``device_map`` of :func:`~gradiend.model.loading.load_base_model`: ``training.device_map``
     when set, else the GPU whenever one is visible (as the trainer)."""
-    import torch
+    from gradiend.util.devices import default_device
 
     device_map = config["training"]["device_map"]
     if device_map is not None:
         return {"device": None, "device_map": device_map}
-    return {"device": "cuda" if torch.cuda.is_available() else None, "device_map": None}
+    return {"device": default_device(), "device_map": None}
 
 
 def load_base(config: Mapping, reference: str | None = None) -> Base:

@@ -21,7 +21,7 @@ from gradiend.training.history import load_training_stats
 from gradiend.training.one_seed import TrainResult, build_model_with_gradiend, train_one_seed
 from gradiend.training.pruning import PrePruneResult, compute_pre_prune_mask
 from gradiend.training.seeds import SeedRun, check_enough_convergent, train_seeds
-from gradiend.util.devices import check_devices
+from gradiend.util.devices import check_devices, default_device
 
 __all__ = ["TextPredictionTrainer", "TrainResult", "check_class_rows"]
 
@@ -111,7 +111,7 @@ class TextPredictionTrainer:
         """Where the base model goes: ``args.device``, else the GPU if any; None when ``args.device_map`` places it."""
         if self.args.device_map is not None:
             return None
-        return torch.device(self.args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return torch.device(self.args.device or default_device())
 
     def base(self):
         """``(base model, tokenizer, objective, base model id)``, loaded once."""

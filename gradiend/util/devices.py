@@ -117,6 +117,13 @@ def _absent(name: str) -> str | None:
     return None
 
 
+def default_device() -> str:
+    """Where a model goes when nothing names a device: the GPU whenever one is visible, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def run_devices(device: Any = None, device_map: Any = None) -> list[str]:
     """The devices a base model placed by ``device`` / ``device_map`` runs on (each named once): a map's
     devices, every visible GPU for a strategy such as ``"auto"``, else ``device``, else the GPU if any."""
