@@ -29,10 +29,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from gradiend.evaluation.batching import chunks, pad_right
 from gradiend.evaluation.bias.scores import CONFIDENCE, bootstrap_ci
 from gradiend.evaluation.lms import DEFAULT_MASK_RATIO, DEFAULT_SEED, CAUSAL, MASKED, CausalLMS, MaskedLMS, \
-    masked_position_logits
+    single_mask_logits
 from gradiend.util.eval_mode import eval_mode
 
 DEFAULT_BOOTSTRAP = 1000
@@ -86,13 +85,10 @@ class DamageScorer:
     # ------------------------------------------------------------------ passes
     def _masked_pass(self, model, visit: Callable[[list, torch.Tensor], None]) -> None:
         """Call ``visit(jobs, logits at the one masked position)`` batch by batch."""
-        rows, mask, pad = self.lms.rows, self.lms.mask_id, self.lms.pad_id
+        lms = self.lms
         with eval_mode(model):
-            for batch in chunks(self.jobs, self.lms.batch_size):
-                inputs = [rows[i][:p] + [mask] + rows[i][p + 1:] for i, p in batch]
-                ids, attention = pad_right(inputs, pad)
-                logits = masked_position_logits(model, ids, attention, torch.arange(len(batch)),
-                                                torch.tensor([p for _, p in batch]))
+            for batch, logits in single_mask_logits(model, lms.rows, self.jobs, lms.mask_id, lms.pad_id,
+                                                    lms.batch_size):
                 visit(batch, logits)
 
     def _at_kl_positions(self, logits: torch.Tensor, scored: torch.Tensor, text: int) -> torch.Tensor:

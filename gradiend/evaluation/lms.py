@@ -61,6 +61,17 @@ def masked_position_logits(model, ids, attention, row_index, col_index) -> torch
     return logits.float().cpu()
 
 
+def single_mask_logits(model, rows: Sequence[Sequence[int]], jobs: Sequence[tuple[int, int]], mask: int, pad: int,
+                       batch_size: int) -> Iterator[tuple[Sequence[tuple[int, int]], torch.Tensor]]:
+    """``(jobs of a batch, logits at their masked positions)``, batch by batch, for ``(row, position)``
+    jobs: each input is row ``rows[row]`` with the one token at ``position`` masked (the pseudo-likelihood
+    pass; jobs sorted by row length keep the padding small)."""
+    for batch in chunks(jobs, batch_size):
+        ids, attention = pad_right([rows[i][:p] + [mask] + rows[i][p + 1:] for i, p in batch], pad)
+        yield batch, masked_position_logits(model, ids, attention, torch.arange(len(batch)),
+                                            torch.tensor([p for _, p in batch]))
+
+
 class MaskedLMS:
     """Accuracy of a masked LM on seeded random masks over the non-special tokens of neutral texts."""
 

@@ -21,7 +21,7 @@ import torch
 
 from gradiend.evaluation.batching import (chunks, forward_logits, length_order, max_input_length, pad_id,
                                           pad_right)
-from gradiend.evaluation.lms import CAUSAL, MASKED, lm_kind, masked_position_logits
+from gradiend.evaluation.lms import CAUSAL, MASKED, lm_kind, single_mask_logits
 from gradiend.evaluation.tokens import mask_id
 from gradiend.util.eval_mode import eval_mode
 
@@ -88,14 +88,10 @@ class SentenceScorer:
         jobs = [(s, p) for s, (_, positions) in enumerate(encoded) for p in positions]
         jobs.sort(key=lambda job: len(encoded[job[0]][0]))
         totals = [0.0] * len(encoded)
-        for batch in chunks(jobs, self.batch_size):
-            originals = [encoded[s][0][p] for s, p in batch]
-            masked = [encoded[s][0][:p] + [mask] + encoded[s][0][p + 1:] for s, p in batch]
-            ids, attention = pad_right(masked, self.pad_id)
-            row_index = torch.arange(len(batch))
-            col_index = torch.tensor([p for _, p in batch])
-            logits = masked_position_logits(self.model, ids, attention, row_index, col_index)
-            logp = torch.log_softmax(logits.double(), dim=-1)[row_index, torch.tensor(originals)]
+        rows = [ids for ids, _ in encoded]
+        for batch, logits in single_mask_logits(self.model, rows, jobs, mask, self.pad_id, self.batch_size):
+            originals = torch.tensor([rows[s][p] for s, p in batch])
+            logp = torch.log_softmax(logits.double(), dim=-1)[torch.arange(len(batch)), originals]
             for (s, _), value in zip(batch, logp.tolist()):
                 totals[s] += value
         return totals
