@@ -10,6 +10,9 @@ library's evaluators and the job entry points all import it.
 """
 from __future__ import annotations
 
+SEARCH_ONLY_KEYS = ("adaptive", "selection")
+"""Keys of ``decoder`` that the adaptive search and the choice read, but no cell depends on."""
+
 BASE = "base"
 WEAKEN_SUFFIX = "_weaken"
 

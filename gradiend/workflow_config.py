@@ -18,7 +18,7 @@ from functools import reduce
 from pathlib import Path
 from typing import Any, Mapping
 
-from gradiend.cells import class_feature_factor, default_learning_rates, grid_cells
+from gradiend.cells import SEARCH_ONLY_KEYS, class_feature_factor, default_learning_rates, grid_cells
 from gradiend.config_files import check_config_files
 from gradiend.schema_validation import ConfigError, load_yaml, validate_with_defaults
 # the semantic checks live in gradiend.workflow_checks; SAFE_NAME stays importable here for the workflow
@@ -77,7 +77,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "decoder_grid": _DECODER_CELL_KEYS,
     # what a trial cell depends on (the grid's keys) plus the search's own
-    "decoder_search": (*_DECODER_CELL_KEYS, "decoder.adaptive", "decoder.selection"),
+    "decoder_search": (*_DECODER_CELL_KEYS, *(f"decoder.{key}" for key in SEARCH_ONLY_KEYS)),
     "select_cell": ("data.target_classes", "decoder.selection", "decoder.search"),
     "rewrite_models": (
         "base_model", "base_model_path", "demo_model", "trust_remote_code", "data.target_classes", "training.torch_dtype",

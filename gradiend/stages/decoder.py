@@ -187,18 +187,17 @@ def decoder_search(config: dict, *, model: str, training: str, neutral: str, bas
     [cell ids in the order run], "n_scored": new ones, "n_reused": copied ones}}, "cells": {id:
     cell}}`` (every trial cell; ``key`` as in ``decoder/summary.json``).
     """
-    from gradiend.cells import cell_name, rewrite_key
+    from gradiend.cells import SEARCH_ONLY_KEYS, cell_name, rewrite_key
     from gradiend.evaluation.search import RELATIVE_TOLERANCE, search as run_search
     from gradiend.evaluation.selection import admissible, objective, on_split
     from gradiend.util.io import read_json, write_json
-    from gradiend.workflow_config import stage_config
 
     if not _adaptive(config):
         raise ValueError(f"decoder_search: experiment {config['name']!r} has `decoder.search: grid`; nothing to search")
     base_cell, grid = read_json(base), [read_json(path) for path in cells]
     adaptive, policy = config["decoder"]["adaptive"], _policy(config)
     base_lms = float(base_cell["lms"])
-    cell_config = stage_config(config, "decoder_grid")  # what a cell depends on: the search's keys left out
+    cell_config = {**config, "decoder": {k: v for k, v in config["decoder"].items() if k not in SEARCH_ONLY_KEYS}}
     inputs = _input_digests(config, model, training, neutral)
     scored: dict[str, dict] = {}
     counts = {"scored": 0, "reused": 0}
